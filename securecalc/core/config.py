@@ -1,0 +1,240 @@
+"""Configuration files, parsed once at the edge into frozen dataclasses.
+
+Relative paths inside a file are resolved against that file's directory, so a study folder
+can be moved as a whole. Every error names the file and the field at fault.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from securecalc.core.analyses import Analysis, analysis_from_mapping, check_analyses
+from securecalc.core.schema import Schema, schema_from_mapping
+from securecalc.errors import ConfigError
+
+ENGINES = ("mpc", "ckks")
+MIN_PARTIES = {"mpc": 3, "ckks": 2}
+DEFAULT_COORDINATORS = ("coordinator",)
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    """A party's identity: the study CA, its certificate and its private key."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    name: str
+    listen: str
+    data_path: Path
+    tls: TlsConfig | None
+    coordinators: tuple[str, ...] = DEFAULT_COORDINATORS
+
+
+@dataclass(frozen=True)
+class ComputeConfig:
+    name: str
+    listen: str
+    tls: TlsConfig | None
+    coordinators: tuple[str, ...] = DEFAULT_COORDINATORS
+
+
+@dataclass(frozen=True)
+class Party:
+    name: str
+    address: str
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    name: str
+    engine: str
+    parties: tuple[Party, ...]
+    schema: Schema
+    analyses: tuple[Analysis, ...]
+    tls: TlsConfig | None
+    compute: Party | None = None
+    timeout_seconds: float = 120.0
+    peer_timeout_seconds: float = 15.0
+
+
+class _Reader:
+    """Typed access to one parsed TOML file, with errors naming file and field."""
+
+    def __init__(self, path: Path, data: Mapping[str, Any]):
+        self.path = path
+        self.data = data
+
+    def error(self, message: str, field: str | None = None) -> ConfigError:
+        return ConfigError(message, path=str(self.path), field=field)
+
+    def table(self, name: str, *, required: bool = True) -> Mapping[str, Any]:
+        value = self.data.get(name)
+        if value is None:
+            if required:
+                raise self.error(f"missing table [{name}]")
+            return {}
+        if not isinstance(value, Mapping):
+            raise self.error("must be a table", name)
+        return value
+
+    def string(self, table: Mapping[str, Any], prefix: str, key: str,
+               default: str | None = None) -> str:
+        value = table.get(key, default)
+        if value is None:
+            raise self.error("is required", f"{prefix}.{key}")
+        if not isinstance(value, str) or not value.strip():
+            raise self.error(f"must be a non-empty string, got {value!r}", f"{prefix}.{key}")
+        return value
+
+    def number(self, table: Mapping[str, Any], prefix: str, key: str, default: float) -> float:
+        value = table.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise self.error(f"must be a positive number, got {value!r}", f"{prefix}.{key}")
+        return float(value)
+
+    def path_of(self, table: Mapping[str, Any], prefix: str, key: str) -> Path:
+        return (self.path.parent / self.string(table, prefix, key)).resolve()
+
+    def names(self, table: Mapping[str, Any], prefix: str, key: str,
+              default: tuple[str, ...]) -> tuple[str, ...]:
+        value = table.get(key, list(default))
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise self.error("must be a list of names", f"{prefix}.{key}")
+        return tuple(value)
+
+    def tls(self, *, insecure: bool) -> TlsConfig | None:
+        if insecure:
+            return None
+        table = self.table("tls")
+        return TlsConfig(*(self.path_of(table, "tls", key) for key in ("ca", "cert", "key")))
+
+    def known_keys(self, table: Mapping[str, Any], prefix: str, allowed: set[str]) -> None:
+        for key in table:
+            if key not in allowed:
+                raise self.error(f"unknown key (allowed: {', '.join(sorted(allowed))})",
+                                 f"{prefix}.{key}")
+
+
+def _read(path: str | Path) -> _Reader:
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError("file not found", path=str(path)) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror}", path=str(path)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", path=str(path)) from None
+    return _Reader(path, data)
+
+
+def check_address(address: str, *, path: str | None = None, field: str | None = None) -> str:
+    """Accept ``host:port`` with a port in 0..65535."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ConfigError(f"address must be host:port, got {address!r}", path=path, field=field)
+    return address
+
+
+def load_node_config(path: str | Path, *, insecure: bool = False) -> NodeConfig:
+    """Parse node.toml: ``[node] name, listen, coordinators``, ``[data] path``, ``[tls]``."""
+    reader = _read(path)
+    node = reader.table("node")
+    reader.known_keys(node, "node", {"name", "listen", "coordinators"})
+    listen = reader.string(node, "node", "listen")
+    check_address(listen, path=str(reader.path), field="node.listen")
+    return NodeConfig(
+        name=reader.string(node, "node", "name"),
+        listen=listen,
+        data_path=reader.path_of(reader.table("data"), "data", "path"),
+        tls=reader.tls(insecure=insecure),
+        coordinators=reader.names(node, "node", "coordinators", DEFAULT_COORDINATORS),
+    )
+
+
+def load_compute_config(path: str | Path, *, insecure: bool = False) -> ComputeConfig:
+    """Parse compute.toml: ``[compute] name, listen, coordinators``, ``[tls]``."""
+    reader = _read(path)
+    compute = reader.table("compute")
+    reader.known_keys(compute, "compute", {"name", "listen", "coordinators"})
+    listen = reader.string(compute, "compute", "listen")
+    check_address(listen, path=str(reader.path), field="compute.listen")
+    return ComputeConfig(
+        name=reader.string(compute, "compute", "name", default="compute"),
+        listen=listen,
+        tls=reader.tls(insecure=insecure),
+        coordinators=reader.names(compute, "compute", "coordinators", DEFAULT_COORDINATORS),
+    )
+
+
+def load_study_config(path: str | Path, *, insecure: bool = False) -> StudyConfig:
+    """Parse study.toml (see the README for every field)."""
+    reader = _read(path)
+    where = str(reader.path)
+    study = reader.table("study")
+    reader.known_keys(study, "study",
+                      {"name", "engine", "timeout_seconds", "peer_timeout_seconds"})
+    engine = reader.string(study, "study", "engine")
+    if engine not in ENGINES:
+        raise reader.error(f"must be one of {', '.join(ENGINES)}, got {engine!r}", "study.engine")
+
+    raw_parties = reader.data.get("party")
+    if not isinstance(raw_parties, list) or not raw_parties:
+        raise reader.error("at least one [[party]] table is required", "party")
+    parties = []
+    for i, raw in enumerate(raw_parties):
+        prefix = f"party[{i}]"
+        if not isinstance(raw, Mapping):
+            raise reader.error("must be a table", prefix)
+        reader.known_keys(raw, prefix, {"name", "address"})
+        address = reader.string(raw, prefix, "address")
+        check_address(address, path=where, field=f"{prefix}.address")
+        parties.append(Party(reader.string(raw, prefix, "name"), address))
+    names = [p.name for p in parties]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise reader.error(f"party names must be unique: {', '.join(duplicates)}", "party")
+    if len(parties) < MIN_PARTIES[engine]:
+        reason = ("MPC with honest majority needs at least 3 parties: with 2, one party's "
+                  "share alone would reveal the other's input" if engine == "mpc" else
+                  "with a single site the coordinator would decrypt that site's aggregates")
+        raise reader.error(f"engine {engine!r} needs at least {MIN_PARTIES[engine]} parties "
+                           f"({reason})", "party")
+
+    compute = None
+    if engine == "ckks":
+        table = reader.table("compute")
+        reader.known_keys(table, "compute", {"name", "address"})
+        address = reader.string(table, "compute", "address")
+        check_address(address, path=where, field="compute.address")
+        compute = Party(reader.string(table, "compute", "name", default="compute"), address)
+
+    schema = schema_from_mapping(reader.table("schema"), path=where)
+    raw_analyses = reader.data.get("analysis")
+    if not isinstance(raw_analyses, list) or not raw_analyses:
+        raise reader.error("at least one [[analysis]] table is required", "analysis")
+    analyses = tuple(analysis_from_mapping(raw, index=i, path=where)
+                     for i, raw in enumerate(raw_analyses))
+    check_analyses(analyses, schema, path=where)
+
+    return StudyConfig(
+        name=reader.string(study, "study", "name"),
+        engine=engine,
+        parties=tuple(parties),
+        schema=schema,
+        analyses=analyses,
+        tls=reader.tls(insecure=insecure),
+        compute=compute,
+        timeout_seconds=reader.number(study, "study", "timeout_seconds", 120.0),
+        peer_timeout_seconds=reader.number(study, "study", "peer_timeout_seconds", 15.0),
+    )

@@ -1,0 +1,92 @@
+from securecalc.transport.proto import study_pb2 as _study_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class MpcJobRequest(_message.Message):
+    __slots__ = ("spec", "peer_timeout_seconds")
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    PEER_TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    spec: _study_pb2.JobSpec
+    peer_timeout_seconds: float
+    def __init__(self, spec: _Optional[_Union[_study_pb2.JobSpec, _Mapping]] = ..., peer_timeout_seconds: _Optional[float] = ...) -> None: ...
+
+class StepOutcome(_message.Message):
+    __slots__ = ("analysis_id", "totals", "seconds", "bytes_sent", "rounds")
+    ANALYSIS_ID_FIELD_NUMBER: _ClassVar[int]
+    TOTALS_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    BYTES_SENT_FIELD_NUMBER: _ClassVar[int]
+    ROUNDS_FIELD_NUMBER: _ClassVar[int]
+    analysis_id: str
+    totals: _containers.RepeatedScalarFieldContainer[str]
+    seconds: float
+    bytes_sent: int
+    rounds: int
+    def __init__(self, analysis_id: _Optional[str] = ..., totals: _Optional[_Iterable[str]] = ..., seconds: _Optional[float] = ..., bytes_sent: _Optional[int] = ..., rounds: _Optional[int] = ...) -> None: ...
+
+class MpcJobReply(_message.Message):
+    __slots__ = ("steps", "local_seconds", "setup_seconds", "bytes_sent", "rounds")
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    SETUP_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    BYTES_SENT_FIELD_NUMBER: _ClassVar[int]
+    ROUNDS_FIELD_NUMBER: _ClassVar[int]
+    steps: _containers.RepeatedCompositeFieldContainer[StepOutcome]
+    local_seconds: float
+    setup_seconds: float
+    bytes_sent: int
+    rounds: int
+    def __init__(self, steps: _Optional[_Iterable[_Union[StepOutcome, _Mapping]]] = ..., local_seconds: _Optional[float] = ..., setup_seconds: _Optional[float] = ..., bytes_sent: _Optional[int] = ..., rounds: _Optional[int] = ...) -> None: ...
+
+class MpcFrame(_message.Message):
+    __slots__ = ("job_id", "data")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    data: bytes
+    def __init__(self, job_id: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class ExchangeAck(_message.Message):
+    __slots__ = ("frames",)
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    frames: int
+    def __init__(self, frames: _Optional[int] = ...) -> None: ...
+
+class CkksJobSpec(_message.Message):
+    __slots__ = ("spec", "compute_address", "compute_name", "params", "n_values")
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    COMPUTE_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    COMPUTE_NAME_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    N_VALUES_FIELD_NUMBER: _ClassVar[int]
+    spec: _study_pb2.JobSpec
+    compute_address: str
+    compute_name: str
+    params: _study_pb2.CkksParams
+    n_values: int
+    def __init__(self, spec: _Optional[_Union[_study_pb2.JobSpec, _Mapping]] = ..., compute_address: _Optional[str] = ..., compute_name: _Optional[str] = ..., params: _Optional[_Union[_study_pb2.CkksParams, _Mapping]] = ..., n_values: _Optional[int] = ...) -> None: ...
+
+class CkksJobChunk(_message.Message):
+    __slots__ = ("spec", "context_chunk")
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_CHUNK_FIELD_NUMBER: _ClassVar[int]
+    spec: CkksJobSpec
+    context_chunk: bytes
+    def __init__(self, spec: _Optional[_Union[CkksJobSpec, _Mapping]] = ..., context_chunk: _Optional[bytes] = ...) -> None: ...
+
+class CkksJobReply(_message.Message):
+    __slots__ = ("bytes_sent", "ciphertexts", "local_seconds", "encrypt_seconds")
+    BYTES_SENT_FIELD_NUMBER: _ClassVar[int]
+    CIPHERTEXTS_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    ENCRYPT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    bytes_sent: int
+    ciphertexts: int
+    local_seconds: float
+    encrypt_seconds: float
+    def __init__(self, bytes_sent: _Optional[int] = ..., ciphertexts: _Optional[int] = ..., local_seconds: _Optional[float] = ..., encrypt_seconds: _Optional[float] = ...) -> None: ...
