@@ -83,6 +83,12 @@ def check_analyses(analyses: Sequence[Analysis], schema: Schema, *,
             raise ConfigError(f"duplicate analysis id {analysis.id!r}", path=path,
                               field=f"{prefix}.id")
         seen.add(analysis.id)
+        if analysis.kind not in KINDS:
+            raise ConfigError(f"unknown kind {analysis.kind!r} (known: {', '.join(KINDS)})",
+                              path=path, field=f"{prefix}.kind")
+        if KINDS[analysis.kind] and analysis.column is None:
+            raise ConfigError(f"kind {analysis.kind!r} needs a column", path=path,
+                              field=f"{prefix}.column")
         if analysis.column is not None:
             if analysis.column not in schema:
                 known = ", ".join(schema.names()) or "none"

@@ -24,8 +24,14 @@ def generate(out_dir: Path) -> list[Path]:
     from grpc_tools import protoc  # development dependency
 
     sources = sorted(str(p.relative_to(PROTO_ROOT)) for p in PROTO_ROOT.rglob("*.proto"))
-    args = ["protoc", f"-I{PROTO_ROOT}", f"--python_out={out_dir}", f"--pyi_out={out_dir}",
-            f"--grpc_python_out={out_dir}", *sources]
+    args = [
+        "protoc",
+        f"-I{PROTO_ROOT}",
+        f"--python_out={out_dir}",
+        f"--pyi_out={out_dir}",
+        f"--grpc_python_out={out_dir}",
+        *sources,
+    ]
     if protoc.main(args) != 0:
         raise RuntimeError("protoc failed")
     files = sorted((out_dir / GENERATED_SUBDIR).glob("*.py*"))
@@ -40,9 +46,7 @@ def stale_files() -> list[str]:
     """Names of generated modules that differ from a fresh generation (empty when current)."""
     with tempfile.TemporaryDirectory() as tmp:
         fresh = generate(Path(tmp))
-        names = {p.name for p in fresh} | {
-            p.name for p in PACKAGE_DIR.glob("*_pb2*.py*")
-        }
+        names = {p.name for p in fresh} | {p.name for p in PACKAGE_DIR.glob("*_pb2*.py*")}
         stale = []
         for name in sorted(names):
             ours, theirs = PACKAGE_DIR / name, Path(tmp) / GENERATED_SUBDIR / name

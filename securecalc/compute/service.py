@@ -1,0 +1,72 @@
+"""gRPC servicer of the compute node: decode, call :class:`ComputeJobs`, encode."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import grpc
+
+from securecalc.compute.jobs import ComputeJobs
+from securecalc.engines.ckks.layout import Layout
+from securecalc.errors import ProtocolError
+from securecalc.transport import chunks
+from securecalc.transport.codec import ckks_params_from_proto
+from securecalc.transport.errors import rpc_boundary
+from securecalc.transport.identity import require_peer
+from securecalc.transport.proto import compute_pb2, compute_pb2_grpc
+
+#: the largest ciphertext accepted (a fresh N=16384 ciphertext is about 1.3 MB)
+MAX_CIPHERTEXT_BYTES = 4 * 1024 * 1024
+MAX_FETCH_WAIT_SECONDS = 300.0
+
+
+class ComputeService(compute_pb2_grpc.ComputeNodeServicer):
+    def __init__(self, jobs: ComputeJobs, *, coordinators: tuple[str, ...], insecure: bool):
+        self.jobs = jobs
+        self.coordinators = coordinators
+        self.insecure = insecure
+
+    @rpc_boundary
+    def OpenJob(self, request: compute_pb2.OpenJobRequest,
+                context: grpc.ServicerContext) -> compute_pb2.OpenJobReply:
+        require_peer(context, self.coordinators, insecure=self.insecure)
+        layout = Layout(n_values=request.n_values, params=ckks_params_from_proto(request.params))
+        self.jobs.open(request.job_id, tuple(request.sites), layout, request.params_context)
+        return compute_pb2.OpenJobReply()
+
+    @rpc_boundary
+    def Submit(self, request_iterator: Iterator[compute_pb2.CiphertextChunk],
+               context: grpc.ServicerContext) -> compute_pb2.SubmitReply:
+        first = next(request_iterator, None)
+        if first is None or not first.job_id:
+            raise ProtocolError("submission without job id")
+        job_id = first.job_id
+        site = require_peer(context, self.jobs.expected_sites(job_id), insecure=self.insecure)
+        n_ciphertexts = self.jobs.layout(job_id).n_ciphertexts
+        parts: list[list[bytes]] = [[] for _ in range(n_ciphertexts)]
+        sizes = [0] * n_ciphertexts
+        for chunk in _chain(first, request_iterator):
+            if chunk.job_id not in ("", job_id) or chunk.index >= n_ciphertexts:
+                raise ProtocolError("chunk outside the job's layout")
+            sizes[chunk.index] += len(chunk.data)
+            if sizes[chunk.index] > MAX_CIPHERTEXT_BYTES:
+                raise ProtocolError("ciphertext too large")
+            parts[chunk.index].append(chunk.data)
+        self.jobs.submit(job_id, site, [b"".join(p) for p in parts])
+        return compute_pb2.SubmitReply(received=n_ciphertexts)
+
+    @rpc_boundary
+    def FetchSum(self, request: compute_pb2.FetchSumRequest,
+                 context: grpc.ServicerContext) -> Iterator[compute_pb2.CiphertextChunk]:
+        require_peer(context, self.coordinators, insecure=self.insecure)
+        wait = min(max(request.wait_seconds, 0.0), MAX_FETCH_WAIT_SECONDS)
+        total = self.jobs.take_sum(request.job_id, wait)
+        for index, ciphertext in enumerate(total):
+            for piece in chunks.split(ciphertext):
+                yield compute_pb2.CiphertextChunk(job_id=request.job_id, index=index, data=piece)
+
+
+def _chain(first: compute_pb2.CiphertextChunk,
+           rest: Iterator[compute_pb2.CiphertextChunk]) -> Iterator[compute_pb2.CiphertextChunk]:
+    yield first
+    yield from rest

@@ -1,0 +1,1 @@
+"""The study coordinator: runs a study against the party nodes and releases its results."""

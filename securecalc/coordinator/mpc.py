@@ -1,0 +1,72 @@
+"""Running a job with the MPC engine: every node computes, only released totals come back."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+from securecalc.core.config import StudyConfig
+from securecalc.core.encoding import mpc_decode
+from securecalc.core.job import Job
+from securecalc.core.results import AnalysisResult, Cost, StudyResult
+from securecalc.core.statistics import finish, layout_of
+from securecalc.coordinator.calls import call_all
+from securecalc.errors import ProtocolError
+from securecalc.transport.channel import create_channel
+from securecalc.transport.codec import job_to_proto
+from securecalc.transport.proto import node_pb2, node_pb2_grpc
+from securecalc.transport.tls import TlsFiles
+
+
+def run_mpc(config: StudyConfig, job: Job, tls: TlsFiles | None) -> StudyResult:
+    started = time.perf_counter()
+    request = node_pb2.MpcJobRequest(spec=job_to_proto(job),
+                                     peer_timeout_seconds=config.peer_timeout_seconds)
+    channels = {p.name: create_channel(p.address, tls=tls, expected_name=p.name,
+                                       own_name="coordinator" if tls is None else None)
+                for p in job.parties}
+    try:
+        calls = {name: (lambda ch=ch: node_pb2_grpc.PartyNodeStub(ch).RunMpc.future(
+                     request, timeout=config.timeout_seconds))
+                 for name, ch in channels.items()}
+        replies: dict[str, node_pb2.MpcJobReply] = call_all(
+            calls, addresses={p.name: p.address for p in job.parties},
+            timeout=config.timeout_seconds)
+    finally:
+        for channel in channels.values():
+            channel.close()
+    secure_done = time.perf_counter()
+    result = _release(config, job, replies, started)
+    finishing = time.perf_counter() - secure_done
+    return replace(result, phases={**result.phases, "finishing": finishing})
+
+
+def _release(config: StudyConfig, job: Job, replies: dict[str, node_pb2.MpcJobReply],
+             started: float) -> StudyResult:
+    reference = next(iter(replies.values()))
+    for name, reply in replies.items():  # every node must have seen the same released totals
+        if [list(s.totals) for s in reply.steps] != [list(s.totals) for s in reference.steps]:
+            raise ProtocolError(f"nodes disagree on the released totals ({name})")
+    if [s.analysis_id for s in reference.steps] != [a.id for a in job.analyses]:
+        raise ProtocolError("nodes returned results for other analyses")
+    results = {}
+    for index, analysis in enumerate(job.analyses):
+        steps = [reply.steps[index] for reply in replies.values()]
+        layout = layout_of(analysis, job.schema)
+        totals = mpc_decode(layout, [int(t) for t in reference.steps[index].totals])
+        column = job.schema[analysis.column] if analysis.column else None
+        value, n = finish(analysis, column, totals)
+        cost = Cost(seconds=max(s.seconds for s in steps),
+                    bytes_sent=sum(s.bytes_sent for s in steps),
+                    rounds=max(s.rounds for s in steps))
+        results[analysis.id] = AnalysisResult(analysis.id, analysis.kind, value, n, cost)
+    replies_list = list(replies.values())
+    total = Cost(seconds=time.perf_counter() - started,
+                 bytes_sent=sum(r.bytes_sent for r in replies_list),
+                 rounds=max(r.rounds for r in replies_list))
+    phases = {"local": max(r.local_seconds for r in replies_list),
+              "setup": max(r.setup_seconds for r in replies_list),
+              "secure": sum(max(r.steps[i].seconds for r in replies_list)
+                            for i in range(len(job.analyses)))}
+    return StudyResult(study=config.name, engine="mpc", job_id=job.job_id, results=results,
+                       cost=total, phases=phases)

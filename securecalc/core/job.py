@@ -1,0 +1,52 @@
+"""A job: one run of a study's analyses, as every party receives it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from securecalc.core.analyses import Analysis, check_analyses
+from securecalc.core.config import MIN_PARTIES, Party
+from securecalc.core.schema import Schema
+from securecalc.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Job:
+    study: str
+    job_id: str
+    parties: tuple[Party, ...]
+    schema: Schema
+    analyses: tuple[Analysis, ...]
+
+    def party_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.parties)
+
+    def index_of(self, name: str) -> int:
+        """Position of ``name`` among the parties (its MPyC party id)."""
+        names = self.party_names()
+        if name not in names:
+            raise ConfigError(f"{name!r} is not a party of job {self.job_id} "
+                              f"(parties: {', '.join(names)})")
+        return names.index(name)
+
+    def columns(self) -> list[str]:
+        """Every column any analysis reads, including those its filter reads."""
+        from securecalc.core.where import parse_where
+
+        needed: set[str] = set()
+        for analysis in self.analyses:
+            needed.update(analysis.columns)
+            needed.update(parse_where(analysis.where, self.schema).columns)
+        return sorted(needed)
+
+    def check(self, engine: str) -> None:
+        """Validate a job received from the wire as carefully as a study file."""
+        names = self.party_names()
+        if len(set(names)) != len(names):
+            raise ConfigError(f"job {self.job_id}: party names are not unique")
+        if len(names) < MIN_PARTIES[engine]:
+            raise ConfigError(f"job {self.job_id}: engine {engine} needs at least "
+                              f"{MIN_PARTIES[engine]} parties")
+        if not self.analyses:
+            raise ConfigError(f"job {self.job_id}: no analyses")
+        check_analyses(self.analyses, self.schema)

@@ -1,0 +1,35 @@
+"""A node's own data file, loaded and validated once per schema."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from securecalc.core.job import Job
+from securecalc.core.schema import Column, Schema
+from securecalc.core.table import Table, load_table
+
+
+class DataStore:
+    """Loads the node's data for the columns a job reads, caching by schema and file state."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._lock = threading.Lock()
+        self._cache: dict[tuple[object, ...], Table] = {}
+
+    def table_for(self, job: Job) -> Table:
+        names = job.columns()
+        columns: tuple[Column, ...] = tuple(job.schema[name] for name in names)
+        try:
+            stat = self.path.stat()
+            state: tuple[object, ...] = (stat.st_mtime_ns, stat.st_size)
+        except OSError:
+            state = ()
+        key = (columns, state)
+        with self._lock:
+            table = self._cache.get(key)
+            if table is None:
+                table = load_table(self.path, Schema({c.name: c for c in columns}), names)
+                self._cache = {key: table}  # keep one: the newest schema asked for
+            return table

@@ -1,0 +1,328 @@
+"""A small private CA for a study: one CA, one certificate per party (node, compute, coordinator).
+
+Run once by whoever sets up the study (``init_pki``); each node then receives ``ca.crt`` plus
+its own ``<name>.crt`` and ``<name>.key``. The CA key is used only here, never by a running
+node. Keys are ECDSA P-256, written 0600. Leaf certificates name the party in both the
+subject CN and a single SAN DNS name, carry serverAuth+clientAuth (a node is server and client
+at once), live at most 90 days, and pass OpenSSL's strict X.509 checks
+(``ssl.VERIFY_X509_STRICT``, the default from Python 3.13 on).
+
+Time is injectable (``now``) so tests can mint expired or not-yet-valid certificates.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from securecalc.errors import ConfigError, CryptoError
+
+if TYPE_CHECKING:
+    from securecalc.transport.tls import TlsFiles
+
+MAX_LEAF_DAYS = 90
+"""Longest validity of a party certificate; longer requests are refused."""
+DEFAULT_CA_DAYS = 5 * 365
+CLOCK_SKEW = timedelta(minutes=5)
+"""Certificates start this much before ``now`` so a peer whose clock lags still accepts them."""
+
+_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_RESERVED = frozenset({"ca"})  # would collide with ca.crt / ca.key
+
+
+@dataclass(frozen=True)
+class PartyFiles:
+    """Certificate and key of one party."""
+
+    cert: Path
+    key: Path
+
+
+@dataclass(frozen=True)
+class PkiFiles:
+    """What ``init_pki`` wrote."""
+
+    directory: Path
+    ca_cert: Path
+    ca_key: Path
+    parties: dict[str, PartyFiles]
+
+    def tls_files(self, name: str) -> TlsFiles:
+        """The ``TlsFiles`` a node called ``name`` runs with (CA cert, own cert, own key)."""
+        from securecalc.transport.tls import TlsFiles
+
+        party = self.parties[name]
+        return TlsFiles(ca=self.ca_cert, cert=party.cert, key=party.key)
+
+
+def validate_name(name: str) -> str:
+    """Return ``name`` if it is a lowercase DNS label usable as a party name, else raise."""
+    if not isinstance(name, str) or not _LABEL.fullmatch(name):
+        raise ConfigError(
+            f"party name {name!r} is not a DNS label: use 1-63 lowercase letters, digits and "
+            "hyphens, not starting or ending with a hyphen (e.g. 'hospital-a')"
+        )
+    if name in _RESERVED:
+        raise ConfigError(f"party name {name!r} is reserved (it would overwrite the CA files)")
+    return name
+
+
+def init_pki(
+    directory: Path,
+    names: Sequence[str],
+    *,
+    days: int = MAX_LEAF_DAYS,
+    now: datetime | None = None,
+    ca_days: int = DEFAULT_CA_DAYS,
+    ca_name: str = "securecalc study CA",
+    force: bool = False,
+) -> PkiFiles:
+    """Create ``ca.crt``/``ca.key`` and ``<name>.crt``/``<name>.key`` for every name.
+
+    Refuses invalid or duplicate names, ``days`` above 90, and existing files unless ``force``.
+    """
+    if isinstance(names, str):
+        raise ConfigError("names must be a sequence of party names, not one string")
+    for name in names:
+        validate_name(name)
+    duplicates = sorted({n for n in names if list(names).count(n) > 1})
+    if duplicates:
+        raise ConfigError(f"duplicate party names: {', '.join(duplicates)}")
+    if not names:
+        raise ConfigError("at least one party name is needed")
+    _check_days(days, MAX_LEAF_DAYS, "days")
+    _check_days(ca_days, None, "ca_days")
+    directory = Path(directory)
+    ca_cert_path, ca_key_path = directory / "ca.crt", directory / "ca.key"
+    targets = [ca_cert_path, ca_key_path]
+    targets += [directory / f"{n}{ext}" for n in names for ext in (".crt", ".key")]
+    if not force:
+        _refuse_existing(targets)
+    directory.mkdir(parents=True, exist_ok=True)
+
+    now = _utc(now)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_cert = _build_ca(ca_key, ca_name, now, ca_days)
+    _write_private(ca_key_path, _key_pem(ca_key), force)
+    _write_public(ca_cert_path, ca_cert.public_bytes(serialization.Encoding.PEM), force)
+    parties = {name: _issue(ca_cert, ca_key, name, directory, days, now, force) for name in names}
+    return PkiFiles(directory, ca_cert_path, ca_key_path, parties)
+
+
+def issue_certificate(
+    ca_cert_path: Path,
+    ca_key_path: Path,
+    name: str,
+    out_dir: Path,
+    days: int = MAX_LEAF_DAYS,
+    now: datetime | None = None,
+    *,
+    force: bool = False,
+) -> PartyFiles:
+    """Issue ``<name>.crt``/``<name>.key`` in ``out_dir`` from an existing CA.
+
+    For adding a party later, renewing (``force=True``), and tests (``now`` in the past gives an
+    expired certificate). The leaf never outlives the CA: its end is clamped to the CA's.
+    """
+    validate_name(name)
+    _check_days(days, MAX_LEAF_DAYS, "days")
+    out_dir = Path(out_dir)
+    if not force:
+        _refuse_existing([out_dir / f"{name}.crt", out_dir / f"{name}.key"])
+    ca_cert, ca_key = load_ca(Path(ca_cert_path), Path(ca_key_path))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return _issue(ca_cert, ca_key, name, out_dir, days, _utc(now), force)
+
+
+def load_ca(
+    ca_cert_path: Path, ca_key_path: Path
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """Load a CA certificate and its key, checking that they belong together."""
+    for path in (ca_cert_path, ca_key_path):
+        if not path.is_file():
+            raise ConfigError(f"CA file not found: {path}")
+    try:
+        cert = x509.load_pem_x509_certificate(ca_cert_path.read_bytes())
+    except ValueError as exc:
+        raise CryptoError(f"{ca_cert_path}: not a PEM certificate ({exc})") from None
+    try:
+        key = serialization.load_pem_private_key(ca_key_path.read_bytes(), password=None)
+    except (ValueError, TypeError) as exc:
+        raise CryptoError(f"{ca_key_path}: not an unencrypted PEM private key ({exc})") from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise CryptoError(f"{ca_key_path}: expected an EC private key")
+    if key.public_key() != cert.public_key():
+        raise CryptoError(f"{ca_key_path} is not the key of {ca_cert_path}")
+    try:
+        bc = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        bc = None
+    if bc is None or not bc.ca:
+        raise CryptoError(f"{ca_cert_path} is not a CA certificate")
+    return cert, key
+
+
+# -- internals -------------------------------------------------------------------------------
+
+
+def _check_days(days: int, maximum: int | None, what: str) -> None:
+    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+        raise ConfigError(f"{what} must be a positive whole number of days, got {days!r}")
+    if maximum is not None and days > maximum:
+        raise ConfigError(
+            f"{what}={days}: party certificates live at most {maximum} days; renew instead"
+        )
+
+
+def _utc(now: datetime | None) -> datetime:
+    if now is None:
+        return datetime.now(UTC)
+    if now.tzinfo is None:
+        raise ConfigError("now must be timezone-aware (e.g. datetime.now(UTC))")
+    return now.astimezone(UTC)
+
+
+def _refuse_existing(paths: Sequence[Path]) -> None:
+    existing = [str(p) for p in paths if p.exists()]
+    if existing:
+        raise ConfigError(
+            f"refusing to overwrite {', '.join(existing)} (pass force=True to replace)"
+        )
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _write_private(path: Path, data: bytes, force: bool) -> None:
+    """Write a key readable by its owner only; the mode is set at creation, never widened."""
+    if force:
+        path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.chmod(path, 0o600)  # in case the umask was stricter than needed, or ignored
+
+
+def _write_public(path: Path, data: bytes, force: bool) -> None:
+    if force:
+        path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
+def _build_ca(
+    key: ec.EllipticCurvePrivateKey, ca_name: str, now: datetime, days: int
+) -> x509.Certificate:
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ca_name)])
+    start = now - CLOCK_SKEW
+    public = key.public_key()
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+
+
+def _issue(
+    ca_cert: x509.Certificate,
+    ca_key: ec.EllipticCurvePrivateKey,
+    name: str,
+    out_dir: Path,
+    days: int,
+    now: datetime,
+    force: bool,
+) -> PartyFiles:
+    key = ec.generate_private_key(ec.SECP256R1())
+    public = key.public_key()
+    start = now - CLOCK_SKEW
+    end = min(start + timedelta(days=days), ca_cert.not_valid_after_utc)
+    ca_ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(ca_cert.subject)
+        .public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=True,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    files = PartyFiles(cert=out_dir / f"{name}.crt", key=out_dir / f"{name}.key")
+    _write_private(files.key, _key_pem(key), force)
+    _write_public(files.cert, cert.public_bytes(serialization.Encoding.PEM), force)
+    return files
+
+
+__all__ = [
+    "MAX_LEAF_DAYS",
+    "PartyFiles",
+    "PkiFiles",
+    "init_pki",
+    "issue_certificate",
+    "load_ca",
+    "validate_name",
+]

@@ -1,0 +1,188 @@
+"""Client channels to another party: mutual TLS bound to the expected party, keepalive, limits."""
+
+from __future__ import annotations
+
+import collections
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+
+from securecalc.errors import ConfigError, PartyError
+from securecalc.pki import validate_name
+from securecalc.transport.server import DEFAULT_MAX_MESSAGE_BYTES, parse_host_port
+from securecalc.transport.tls import TlsFiles, certificate_name
+
+_LOG = logging.getLogger(__name__)
+
+PARTY_HEADER = "x-securecalc-party"
+"""Metadata naming the calling party on insecure (development) channels only."""
+
+
+def channel_options(expected_name: str, max_message_bytes: int) -> list[tuple[str, Any]]:
+    """Channel arguments of every securecalc client channel."""
+    return [
+        # The server's certificate must name the party we mean to reach, whatever the address.
+        ("grpc.ssl_target_name_override", expected_name),
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.max_receive_message_length", max_message_bytes),
+        # Liveness: ping every 5 s, give up on the connection after 5 s without an answer,
+        # also while no call is active and while no data flows (long MPC waits).
+        ("grpc.keepalive_time_ms", 5_000),
+        ("grpc.keepalive_timeout_ms", 5_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
+        # A restarted peer is reconnected within seconds, not after backoff grew to 2 min.
+        ("grpc.initial_reconnect_backoff_ms", 500),
+        ("grpc.max_reconnect_backoff_ms", 5_000),
+    ]
+
+
+class PartyChannel(grpc.Channel):
+    """A ``grpc.Channel`` that remembers which party and address it reaches."""
+
+    def __init__(self, inner: grpc.Channel, *, party: str, address: str):
+        self._inner = inner
+        self.party = party
+        self.address = address
+
+    def subscribe(self, callback: Callable[..., Any], try_to_connect: bool = False) -> None:
+        self._inner.subscribe(callback, try_to_connect=try_to_connect)
+
+    def unsubscribe(self, callback: Callable[..., Any]) -> None:
+        self._inner.unsubscribe(callback)
+
+    def unary_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return self._inner.unary_unary(method, *args, **kwargs)
+
+    def unary_stream(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return self._inner.unary_stream(method, *args, **kwargs)
+
+    def stream_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return self._inner.stream_unary(method, *args, **kwargs)
+
+    def stream_stream(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return self._inner.stream_stream(method, *args, **kwargs)
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def __enter__(self) -> PartyChannel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"PartyChannel(party={self.party!r}, address={self.address!r})"
+
+
+def create_channel(
+    address: str,
+    *,
+    tls: TlsFiles | None,
+    expected_name: str,
+    own_name: str | None = None,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+) -> PartyChannel:
+    """Open a channel to the party ``expected_name`` at ``address`` (``host:port``).
+
+    With TLS the channel presents our certificate and accepts only a server certificate from
+    our CA that names ``expected_name``; if ``own_name`` is given our certificate must name it.
+    ``tls=None`` (``--insecure`` development mode) sends ``own_name`` in the
+    ``x-securecalc-party`` header of every call instead. The channel connects lazily: use
+    ``wait_ready`` or per-call deadlines.
+    """
+    parse_host_port(address)
+    validate_name(expected_name)
+    options = channel_options(expected_name, max_message_bytes)
+    if tls is None:
+        _LOG.warning("connecting to %s at %s WITHOUT TLS (dev only)", expected_name, address)
+        inner = grpc.insecure_channel(address, options=options[1:])
+        if own_name is not None:
+            inner = grpc.intercept_channel(inner, _PartyHeader(validate_name(own_name)))
+        return PartyChannel(inner, party=expected_name, address=address)
+    material = tls.load()
+    if own_name is not None and certificate_name(material.cert) != own_name:
+        raise ConfigError(
+            f"{tls.cert} names {certificate_name(material.cert)!r}, but this node is {own_name!r}"
+        )
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=material.ca,
+        private_key=material.key,
+        certificate_chain=material.cert,
+    )
+    inner = grpc.secure_channel(address, credentials, options=options)
+    return PartyChannel(inner, party=expected_name, address=address)
+
+
+def wait_ready(
+    channel: grpc.Channel, timeout: float, party: str, *, address: str | None = None
+) -> None:
+    """Block until the channel is connected; PartyError "unreachable" after ``timeout`` s."""
+    address = address or getattr(channel, "address", "its address")
+    try:
+        grpc.channel_ready_future(channel).result(timeout=timeout)
+    except grpc.FutureTimeoutError:
+        raise PartyError(
+            party,
+            f"unreachable at {address} (no connection within {timeout:g} s: not running, "
+            "wrong address, blocked by a firewall, or a TLS handshake that failed)",
+        ) from None
+
+
+class _Details(
+    collections.namedtuple(
+        "_Details",
+        ("method", "timeout", "metadata", "credentials", "wait_for_ready", "compression"),
+    ),
+    grpc.ClientCallDetails,
+):
+    """Call details with our metadata (the form gRPC's interceptor examples use)."""
+
+
+class _PartyHeader(
+    grpc.UnaryUnaryClientInterceptor,
+    grpc.UnaryStreamClientInterceptor,
+    grpc.StreamUnaryClientInterceptor,
+    grpc.StreamStreamClientInterceptor,
+):
+    """Adds ``x-securecalc-party: <own name>`` to every call (insecure mode only)."""
+
+    def __init__(self, own_name: str):
+        self._header = (PARTY_HEADER, own_name)
+
+    def _details(self, details: grpc.ClientCallDetails) -> _Details:
+        metadata = [m for m in (details.metadata or ()) if m[0] != PARTY_HEADER]
+        return _Details(
+            details.method,
+            details.timeout,
+            [*metadata, self._header],
+            details.credentials,
+            getattr(details, "wait_for_ready", None),
+            getattr(details, "compression", None),
+        )
+
+    def intercept_unary_unary(
+        self, continuation: Any, client_call_details: Any, request: Any
+    ) -> Any:
+        return continuation(self._details(client_call_details), request)
+
+    def intercept_unary_stream(
+        self, continuation: Any, client_call_details: Any, request: Any
+    ) -> Any:
+        return continuation(self._details(client_call_details), request)
+
+    def intercept_stream_unary(
+        self, continuation: Any, client_call_details: Any, request_iterator: Any
+    ) -> Any:
+        return continuation(self._details(client_call_details), request_iterator)
+
+    def intercept_stream_stream(
+        self, continuation: Any, client_call_details: Any, request_iterator: Any
+    ) -> Any:
+        return continuation(self._details(client_call_details), request_iterator)
+
+
+__all__ = ["PARTY_HEADER", "PartyChannel", "channel_options", "create_channel", "wait_ready"]

@@ -1,0 +1,196 @@
+"""One table between securecalc's exceptions and gRPC status codes, both directions.
+
+Server side, ``@rpc_boundary`` turns what a servicer raises into a status: a SecureCalcError
+keeps its message (ProtocolError excepted: "malformed message", so a probing peer learns
+nothing), anything else becomes an opaque INTERNAL logged here with its traceback. The kind
+of error (and, for PartyError, the party it names) travels in trailing metadata so that
+``raise_from_rpc_error`` on the client re-raises the same kind; status codes alone remain
+meaningful to other gRPC clients.
+
+=================  ===================  ===========================================
+server raises      status code          client re-raises
+=================  ===================  ===========================================
+WhereError         INVALID_ARGUMENT     WhereError("<party>: <message>")
+ConfigError        FAILED_PRECONDITION  ConfigError("<party>: <message>")
+DataError          FAILED_PRECONDITION  DataError("<party>: <message>")
+PartyError(p)      ABORTED              PartyError(p, "<message> (reported by <party>)")
+ProtocolError      INVALID_ARGUMENT     ProtocolError("<party>: malformed message")
+CryptoError        UNAUTHENTICATED      CryptoError("<party>: <message>")
+SecureCalcError    UNKNOWN              SecureCalcError("<party>: <message>")
+anything else      INTERNAL             PartyError(party, "internal error ...")
+=================  ===================  ===========================================
+
+Failures of the call itself map to PartyError(party, ...): UNAVAILABLE -> "unreachable at
+ADDRESS", DEADLINE_EXCEEDED -> "no answer within N s", PERMISSION_DENIED/UNAUTHENTICATED ->
+"refused: ...", RESOURCE_EXHAUSTED -> "message exceeds the size limit ...".
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any, NoReturn, TypeVar
+
+import grpc
+
+from securecalc.errors import (
+    ConfigError,
+    CryptoError,
+    DataError,
+    PartyError,
+    ProtocolError,
+    SecureCalcError,
+    WhereError,
+)
+
+_LOG = logging.getLogger(__name__)
+
+ERROR_KIND_KEY = "x-securecalc-error"
+ERROR_PARTY_KEY = "x-securecalc-error-party"
+MALFORMED = "malformed message"
+INTERNAL = "internal error (details are in this node's log)"
+
+STATUS_OF: dict[type[SecureCalcError], grpc.StatusCode] = {
+    WhereError: grpc.StatusCode.INVALID_ARGUMENT,
+    ConfigError: grpc.StatusCode.FAILED_PRECONDITION,
+    DataError: grpc.StatusCode.FAILED_PRECONDITION,
+    PartyError: grpc.StatusCode.ABORTED,
+    ProtocolError: grpc.StatusCode.INVALID_ARGUMENT,
+    CryptoError: grpc.StatusCode.UNAUTHENTICATED,
+    SecureCalcError: grpc.StatusCode.UNKNOWN,
+}
+"""The one table. Lookup walks the exception's MRO, so subclasses find their nearest kind."""
+
+_KINDS: dict[str, type[SecureCalcError]] = {cls.__name__: cls for cls in STATUS_OF}
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def status_of(exc: SecureCalcError) -> tuple[grpc.StatusCode, str, type[SecureCalcError]]:
+    """Status code, client-visible message and table kind for a SecureCalcError."""
+    kind = next(c for c in type(exc).__mro__ if c in STATUS_OF)
+    message = MALFORMED if isinstance(exc, ProtocolError) else str(exc)
+    return STATUS_OF[kind], message, kind
+
+
+def rpc_boundary(method: F) -> F:
+    """Decorate a servicer method (unary or stream-returning) to map exceptions to statuses.
+
+    The ServicerContext must be the last positional argument, as gRPC passes it.
+    Aborts done by the method itself (``context.abort``) pass through unchanged.
+    """
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        context: grpc.ServicerContext = args[-1]
+        try:
+            result = method(*args, **kwargs)
+        except Exception as exc:
+            _abort_for(context, exc, method)
+        if isinstance(result, Iterator):
+            return _guarded(result, context, method)
+        return result
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _guarded(responses: Iterator[Any], context: grpc.ServicerContext, method: Any) -> Iterator[Any]:
+    try:
+        yield from responses
+    except Exception as exc:
+        _abort_for(context, exc, method)
+
+
+def _abort_for(context: grpc.ServicerContext, exc: Exception, method: Any) -> NoReturn:
+    name = getattr(method, "__qualname__", repr(method))
+    if type(exc) is Exception and not exc.args and context.code() is not None:
+        raise exc  # context.abort() already ran inside the method
+    if isinstance(exc, SecureCalcError):
+        code, message, kind = status_of(exc)
+        if isinstance(exc, ProtocolError):
+            _LOG.info("%s: malformed input from %s: %s", name, context.peer(), exc)
+        else:
+            _LOG.info("%s: %s: %s", name, kind.__name__, exc)
+        metadata: list[tuple[str, str]] = [(ERROR_KIND_KEY, kind.__name__)]
+        if isinstance(exc, PartyError) and _header_safe(exc.party):
+            metadata.append((ERROR_PARTY_KEY, exc.party))
+        context.set_trailing_metadata(metadata)
+        context.abort(code, message)
+    _LOG.error("%s failed unexpectedly", name, exc_info=exc)
+    context.abort(grpc.StatusCode.INTERNAL, INTERNAL)
+    raise AssertionError("unreachable: context.abort raises")  # pragma: no cover
+
+
+def raise_from_rpc_error(
+    err: grpc.RpcError, *, party: str, address: str, timeout: float | None
+) -> NoReturn:
+    """Re-raise a failed call to ``party`` as the matching SecureCalcError (see module doc)."""
+    code = _call(err, "code")
+    details = _call(err, "details") or ""
+    trailing = dict(_call(err, "trailing_metadata") or ())
+    kind = _KINDS.get(trailing.get(ERROR_KIND_KEY, ""))
+    if kind is PartyError:
+        reported = trailing.get(ERROR_PARTY_KEY) or party
+        inner = details.removeprefix(f"party {reported!r}: ")
+        suffix = "" if reported == party else f" (reported by {party})"
+        raise PartyError(reported, f"{inner}{suffix}") from err
+    if kind is not None:
+        raise kind(f"{party}: {details}") from err
+    raise PartyError(party, _describe(code, details, address, timeout)) from err
+
+
+def _describe(
+    code: grpc.StatusCode | None, details: str, address: str, timeout: float | None
+) -> str:
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return f"unreachable at {address}{_hint(details)}"
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        within = f"within {timeout:g} s" if timeout is not None else "before the deadline"
+        return f"no answer {within} from {address} (hung, overloaded or cut off)"
+    if code in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED):
+        return f"refused: {details}"
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return f"message exceeds the size limit ({details}); send large objects in chunks"
+    if code == grpc.StatusCode.INTERNAL and details == INTERNAL:
+        return INTERNAL
+    if code == grpc.StatusCode.CANCELLED:
+        return f"call cancelled ({details})"
+    name = code.name if code is not None else "no status"
+    return f"call failed with {name}: {details}"
+
+
+def _hint(details: str) -> str:
+    """A readable cause for the usual UNAVAILABLE details, keeping gRPC's text for the log."""
+    if "Hostname Verification" in details or "No match found for server name" in details:
+        cause = "the certificate presented there names another party"
+    elif "Connection refused" in details:
+        cause = "connection refused: nothing listens there"
+    elif "Socket closed" in details or "handshake" in details.lower():
+        cause = "the connection closed during setup; the party may have refused our certificate"
+    elif "DNS resolution failed" in details:
+        cause = "the host name does not resolve"
+    else:
+        cause = ""
+    if not details:
+        return f": {cause}" if cause else ""
+    return f": {cause} ({details})" if cause else f" ({details})"
+
+
+def _call(err: grpc.RpcError, attr: str) -> Any:
+    fn = getattr(err, attr, None)
+    return fn() if callable(fn) else None
+
+
+def _header_safe(value: str) -> bool:
+    return value.isascii() and value.isprintable()
+
+
+__all__ = [
+    "ERROR_KIND_KEY",
+    "ERROR_PARTY_KEY",
+    "STATUS_OF",
+    "raise_from_rpc_error",
+    "rpc_boundary",
+    "status_of",
+]

@@ -1,0 +1,74 @@
+"""Who is calling: the party named by the peer's certificate (or, insecure, by a header).
+
+With mutual TLS the handshake already proved the peer holds a certificate from our CA; these
+helpers bind that certificate's name to the parties of the job, so a hospital of another
+study (same CA) or a party calling a method meant for another role is refused.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+from typing import NoReturn
+
+import grpc
+
+from securecalc.transport.channel import PARTY_HEADER
+
+_LOG = logging.getLogger(__name__)
+
+
+def peer_name(context: grpc.ServicerContext, *, insecure: bool) -> str | None:
+    """The calling party's name, or None if it cannot be told.
+
+    TLS: the single SAN DNS name of the client certificate, else its CN; a certificate with
+    several SAN names is ambiguous and gives None. Insecure (development): the
+    ``x-securecalc-party`` header, which anyone can forge. The header is ignored with TLS.
+    """
+    if insecure:
+        values = [v for k, v in context.invocation_metadata() if k == PARTY_HEADER]
+        if len(values) != 1 or not isinstance(values[0], str):
+            return None
+        return values[0]
+    auth = context.auth_context()
+    if _first(auth.get("transport_security_type")) != "ssl":
+        return None
+    sans = {_decode(v) for v in auth.get("x509_subject_alternative_name", ())}
+    if len(sans) == 1:
+        return sans.pop()
+    if sans:
+        _LOG.warning("client certificate names several parties: %s", sorted(sans))
+        return None
+    cn = _first(auth.get("x509_common_name"))
+    return cn or None
+
+
+def require_peer(context: grpc.ServicerContext, allowed: Collection[str], *, insecure: bool) -> str:
+    """Return the caller's party name if it is in ``allowed``; abort PERMISSION_DENIED otherwise."""
+    name = peer_name(context, insecure=insecure)
+    if name is None:
+        what = f"no {PARTY_HEADER} header" if insecure else "no usable certificate name"
+        _deny(context, f"caller presented {what}; cannot tell which party it is")
+    if name not in allowed:
+        what = f"{PARTY_HEADER} header" if insecure else "certificate"
+        _deny(context, f"{what} names {name}, which is not a party of this job")
+    return name
+
+
+def _deny(context: grpc.ServicerContext, message: str) -> NoReturn:
+    _LOG.warning("refused %s: %s", context.peer(), message)
+    context.abort(grpc.StatusCode.PERMISSION_DENIED, message)
+    raise AssertionError("unreachable: context.abort raises")  # pragma: no cover
+
+
+def _decode(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def _first(values: object) -> str | None:
+    if not values:
+        return None
+    return _decode(list(values)[0])  # type: ignore[call-overload]
+
+
+__all__ = ["peer_name", "require_peer"]
