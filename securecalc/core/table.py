@@ -280,11 +280,11 @@ def _parse_numbers(
     filled = pc.if_else(pa.array(missing), "0", cells) if missing.any() else cells
     try:
         values = pc.cast(filled, pa.float64()).to_numpy(zero_copy_only=False)
-    except pa.ArrowInvalid:
+    except pa.ArrowInvalid as exc:
         valid = pc.match_substring_regex(filled, _NUMBER_RE).to_numpy(zero_copy_only=False)
         bad = ~valid & ~missing
         if not bad.any():  # Arrow refused something the pattern accepts; report it plainly
-            raise DataError(f"{ctx.source}: column {ctx.column.name!r}: unparseable number")
+            raise DataError(f"{ctx.source}: column {ctx.column.name!r}: {exc}") from exc
         raise ctx.reject(bad, cell, "{value} is not a number") from None
     values = values.copy()
     values[missing] = math.nan

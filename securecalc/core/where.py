@@ -203,7 +203,7 @@ class _Parser:
                 raise self.fail("unbalanced parentheses: unmatched ')'")
             raise self.fail(
                 f"unexpected {self.tok.text!r}",
-                detail="expected the end after a complete expression",
+                detail="expected 'and', 'or' or the end",
             )
         return node
 
@@ -443,7 +443,7 @@ def parse_where(text: str | None, schema: Schema) -> Predicate:
             f"(at most {MAX_LENGTH})"
         )
     if not text.strip():
-        raise _fail(text, "empty expression")
+        raise _fail(text, "empty expression", 0)
     return Predicate(_Parser(text, schema).parse())
 
 

@@ -31,6 +31,8 @@ def channel_options(expected_name: str, max_message_bytes: int) -> list[tuple[st
         # also while no call is active and while no data flows (long MPC waits).
         ("grpc.keepalive_time_ms", 5_000),
         ("grpc.keepalive_timeout_ms", 5_000),
+        # grpc 1.85 times keepalive pings out by this (default 60 s), not keepalive_timeout.
+        ("grpc.http2.ping_timeout_ms", 5_000),
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.max_pings_without_data", 0),
         # A restarted peer is reconnected within seconds, not after backoff grew to 2 min.

@@ -46,6 +46,7 @@ def server_options(max_message_bytes: int) -> list[tuple[str, int]]:
         # The server probes its clients too, so a hung peer on a long stream is noticed.
         ("grpc.keepalive_time_ms", 10_000),
         ("grpc.keepalive_timeout_ms", 5_000),
+        ("grpc.http2.ping_timeout_ms", 5_000),
         ("grpc.http2.max_pings_without_data", 0),
     ]
 

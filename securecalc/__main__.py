@@ -1,0 +1,5 @@
+import sys
+
+from securecalc.cli import main
+
+sys.exit(main())

@@ -1,0 +1,149 @@
+"""The ``securecalc`` command line: a thin layer over the Python API.
+
+Every failure prints one line naming what is at fault and exits non-zero (1 for a securecalc
+error, 2 for a usage error, 130 when interrupted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from securecalc.errors import SecureCalcError
+
+INSECURE_HELP = "development only: no TLS, identities are claimed, not proven"
+
+
+def _certs_init(args: argparse.Namespace) -> int:
+    from securecalc.pki import init_pki
+
+    names = [n.strip() for n in args.names.split(",") if n.strip()]
+    init_pki(Path(args.dir), names, days=args.days, force=args.force)
+    print(f"wrote a study CA and certificates for {', '.join(names)} to {args.dir}")
+    return 0
+
+
+def _node_serve(args: argparse.Namespace) -> int:
+    from securecalc.core.config import load_node_config
+    from securecalc.node.server import start_node
+    from securecalc.serving import run_until_stopped
+    from securecalc.transport.server import parse_host_port
+
+    config = load_node_config(args.config, insecure=args.insecure)
+    server, port = start_node(config)
+    run_until_stopped(server, role="node", name=config.name,
+                      host=parse_host_port(config.listen)[0], port=port)
+    return 0
+
+
+def _compute_serve(args: argparse.Namespace) -> int:
+    from securecalc.compute.server import start_compute
+    from securecalc.core.config import load_compute_config
+    from securecalc.serving import run_until_stopped
+    from securecalc.transport.server import parse_host_port
+
+    config = load_compute_config(args.config, insecure=args.insecure)
+    server, port = start_compute(config)
+    run_until_stopped(server, role="compute", name=config.name,
+                      host=parse_host_port(config.listen)[0], port=port)
+    return 0
+
+
+def _study_run(args: argparse.Namespace) -> int:
+    from securecalc.coordinator.study import run_study
+    from securecalc.report import format_study
+
+    result = run_study(args.study, insecure=args.insecure)
+    if args.out:
+        result.write(args.out)
+    print(format_study(result))
+    if args.out:
+        print(f"results written to {args.out}")
+    return 0
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from securecalc.synth import write_cohort
+
+    paths = write_cohort(Path(args.out), sites=args.sites, rows=args.rows, seed=args.seed,
+                         fmt=args.format)
+    for path in paths:
+        print(path)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from securecalc.demo import run_demo
+
+    return run_demo(rows=args.rows, workdir=Path(args.dir) if args.dir else None)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="securecalc",
+        description="Cross-institution statistics without exposing patient values.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    certs = commands.add_parser("certs", help="study certificates").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    init = certs.add_parser("init", help="create a study CA and one certificate per name")
+    init.add_argument("--dir", required=True, help="folder to write ca.crt, NAME.crt, NAME.key")
+    init.add_argument("--names", required=True,
+                      help="comma-separated party names, e.g. hospital-a,hospital-b,compute")
+    init.add_argument("--days", type=int, default=90, help="certificate lifetime (max 90)")
+    init.add_argument("--force", action="store_true", help="overwrite existing files")
+    init.set_defaults(func=_certs_init)
+
+    node = commands.add_parser("node", help="a hospital party node").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    serve = node.add_parser("serve", help="serve this hospital's data to studies")
+    serve.add_argument("--config", required=True, help="node.toml")
+    serve.add_argument("--insecure", action="store_true", help=INSECURE_HELP)
+    serve.set_defaults(func=_node_serve)
+
+    compute = commands.add_parser("compute", help="the untrusted CKKS compute node")
+    compute_serve = compute.add_subparsers(dest="action", required=True, metavar="ACTION") \
+        .add_parser("serve", help="add encrypted contributions")
+    compute_serve.add_argument("--config", required=True, help="compute.toml")
+    compute_serve.add_argument("--insecure", action="store_true", help=INSECURE_HELP)
+    compute_serve.set_defaults(func=_compute_serve)
+
+    study = commands.add_parser("study", help="run studies as their coordinator")
+    run = study.add_subparsers(dest="action", required=True, metavar="ACTION") \
+        .add_parser("run", help="run a study and print its released results")
+    run.add_argument("study", help="study.toml")
+    run.add_argument("--out", help="write results.json here")
+    run.add_argument("--insecure", action="store_true", help=INSECURE_HELP)
+    run.set_defaults(func=_study_run)
+
+    synth = commands.add_parser("synth", help="write a synthetic multi-center cohort")
+    synth.add_argument("--sites", type=int, default=3)
+    synth.add_argument("--rows", type=int, default=10_000, help="rows per site")
+    synth.add_argument("--out", required=True, help="output folder")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--format", choices=("csv", "parquet"), default="csv")
+    synth.set_defaults(func=_synth)
+
+    demo = commands.add_parser("demo", help="three hospitals, both engines, on this machine")
+    demo.add_argument("--rows", type=int, default=50_000, help="rows per hospital")
+    demo.add_argument("--dir", help="keep the demo's files here (default: a temporary folder)")
+    demo.set_defaults(func=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        return int(args.func(args))
+    except SecureCalcError as exc:
+        print(f"securecalc: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("securecalc: interrupted", file=sys.stderr)
+        return 130

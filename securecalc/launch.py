@@ -1,0 +1,99 @@
+"""Starting securecalc servers as separate processes and stopping them reliably."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from securecalc.errors import SecureCalcError
+
+_LISTENING = re.compile(r"listening on (?P<address>\S+)")
+
+
+@dataclass
+class ServerProcess:
+    name: str
+    process: subprocess.Popen[str]
+    address: str
+    log_path: Path
+
+    def stop(self, grace: float = 5.0) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(grace)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(5)
+
+
+def start_server(name: str, args: Sequence[str], *, log_dir: Path,
+                 timeout: float = 60.0) -> ServerProcess:
+    """Run ``python -m securecalc ARGS`` and wait for its "listening on HOST:PORT" line."""
+    log_path = log_dir / f"{name}.log"
+    log = log_path.open("w")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "securecalc", *args], stdout=subprocess.PIPE,
+                               stderr=log, text=True, env=env, start_new_session=True)
+    log.close()
+    found: list[str] = []
+
+    def read_first_lines() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            match = _LISTENING.search(line)
+            if match:
+                found.append(match["address"])
+                break
+        process.stdout.close()
+
+    reader = threading.Thread(target=read_first_lines, daemon=True)
+    reader.start()
+    deadline = time.monotonic() + timeout
+    while not found and process.poll() is None and time.monotonic() < deadline:
+        reader.join(0.05)
+    if not found:
+        if process.poll() is None:
+            process.kill()
+        process.wait(5)
+        tail = log_path.read_text().strip().splitlines()[-1:] or ["no output"]
+        raise SecureCalcError(f"{name} did not start: {tail[0]} (log: {log_path})")
+    return ServerProcess(name, process, found[0], log_path)
+
+
+class ServerGroup:
+    """Servers started together and always stopped together, also on errors."""
+
+    def __init__(self, log_dir: Path):
+        self.log_dir = log_dir
+        self.servers: dict[str, ServerProcess] = {}
+
+    def start(self, name: str, args: Sequence[str], timeout: float = 60.0) -> ServerProcess:
+        server = start_server(name, args, log_dir=self.log_dir, timeout=timeout)
+        self.servers[name] = server
+        return server
+
+    def stop_all(self) -> None:
+        for server in self.servers.values():
+            server.stop()
+
+    def __enter__(self) -> ServerGroup:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop_all()

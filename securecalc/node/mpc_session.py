@@ -1,0 +1,143 @@
+"""One MPC job on a node: its worker process and the gRPC streams to the other nodes.
+
+MPyC runs in a worker process per job (so jobs cannot disturb each other and a stuck job
+can be killed). This node relays the worker's messages: frames for peer j go out on one
+client stream ``Exchange`` to node j; frames from node j arrive on the stream j opened to us
+and are delivered to the worker as coming from j, the party its certificate names.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+
+import grpc
+
+from securecalc.core.job import Job
+from securecalc.engines.mpc.job import JobResult, MpcJob
+from securecalc.engines.mpc.launcher import WorkerHandle
+from securecalc.transport.channel import create_channel
+from securecalc.transport.proto import node_pb2, node_pb2_grpc
+from securecalc.transport.tls import TlsFiles
+
+_END = object()
+
+
+class MpcSession:
+    """Relays one job's frames between its worker and the peer nodes."""
+
+    def __init__(self, job: Job, me: str, tls: TlsFiles | None, timeout: float):
+        self.job = job
+        self.me = me
+        self.pid = job.index_of(me)
+        self.tls = tls
+        self.timeout = timeout
+        self.peers = {i: p for i, p in enumerate(job.parties) if i != self.pid}
+        self._outboxes: dict[int, queue.Queue[object]] = {i: queue.Queue() for i in self.peers}
+        self._handle: WorkerHandle | None = None
+        self._inbox: list[tuple[int, bytes]] = []  # frames that arrive before the worker
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._channels: list[grpc.Channel] = []
+
+    def peer_pid(self, name: str) -> int:
+        return self.job.index_of(name)
+
+    def peer_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.peers.values())
+
+    def deliver(self, peer_pid: int, data: bytes) -> None:
+        with self._lock:
+            if self._handle is None:
+                self._inbox.append((peer_pid, data))
+                return
+            handle = self._handle
+        handle.deliver(peer_pid, data)
+
+    def peer_lost(self, peer_pid: int, reason: str) -> None:
+        with self._lock:
+            handle = self._handle
+        if handle is not None:
+            handle.peer_lost(peer_pid, reason)
+
+    def abort(self, reason: str) -> None:
+        with self._lock:
+            handle = self._handle
+        if handle is not None:
+            handle.abort(reason)
+
+    def run(self, mpc_job: MpcJob) -> JobResult:
+        """Start the worker and the streams, relay until the worker ends, and clean up."""
+        from securecalc.engines.mpc.launcher import start_worker
+
+        handle = start_worker(mpc_job, on_frame=self._send)
+        with self._lock:
+            self._handle = handle
+            pending, self._inbox = self._inbox, []
+        for peer_pid, data in pending:
+            handle.deliver(peer_pid, data)
+        for peer_pid in self.peers:
+            thread = threading.Thread(target=self._stream_to, args=(peer_pid,), daemon=True,
+                                      name=f"mpc-{self.job.job_id[:8]}-to-{peer_pid}")
+            thread.start()
+            self._threads.append(thread)
+        try:
+            return handle.result(timeout=self.timeout)
+        finally:
+            handle.kill()
+            for outbox in self._outboxes.values():
+                outbox.put(_END)
+            for thread in self._threads:
+                thread.join(timeout=5)
+            for channel in self._channels:
+                channel.close()
+
+    def _send(self, peer_pid: int, data: bytes) -> None:
+        self._outboxes[peer_pid].put(data)
+
+    def _frames(self, peer_pid: int) -> Iterator[node_pb2.MpcFrame]:
+        outbox = self._outboxes[peer_pid]
+        while True:
+            item = outbox.get()
+            if item is _END:
+                return
+            assert isinstance(item, bytes)
+            yield node_pb2.MpcFrame(job_id=self.job.job_id, data=item)
+
+    def _stream_to(self, peer_pid: int) -> None:
+        peer = self.peers[peer_pid]
+        channel = create_channel(peer.address, tls=self.tls, expected_name=peer.name,
+                                 own_name=self.me)
+        self._channels.append(channel)
+        try:
+            node_pb2_grpc.PartyNodeStub(channel).Exchange(self._frames(peer_pid),
+                                                          timeout=self.timeout)
+        except grpc.RpcError as exc:
+            code = exc.code() if hasattr(exc, "code") else None
+            if code != grpc.StatusCode.CANCELLED:
+                self.peer_lost(peer_pid, f"stream to {peer.name} at {peer.address} broke "
+                                         f"({code.name if code else 'error'})")
+
+
+class SessionRegistry:
+    """Running sessions by job id, so that inbound streams find theirs."""
+
+    def __init__(self) -> None:
+        self._sessions: dict[str, MpcSession] = {}
+        self._changed = threading.Condition()
+
+    def add(self, session: MpcSession) -> None:
+        with self._changed:
+            self._sessions[session.job.job_id] = session
+            self._changed.notify_all()
+
+    def remove(self, job_id: str) -> None:
+        with self._changed:
+            self._sessions.pop(job_id, None)
+
+    def wait_for(self, job_id: str, timeout: float) -> MpcSession | None:
+        """The session of ``job_id``; a peer may reach us before the coordinator does."""
+        with self._changed:
+            self._changed.wait_for(lambda: job_id in self._sessions, timeout=timeout)
+            return self._sessions.get(job_id)

@@ -1,0 +1,31 @@
+"""Starting a hospital node's gRPC server."""
+
+from __future__ import annotations
+
+import grpc
+
+from securecalc.core.config import NodeConfig
+from securecalc.node.datastore import DataStore
+from securecalc.node.service import NodeService
+from securecalc.transport.proto import node_pb2_grpc
+from securecalc.transport.server import create_server
+from securecalc.errors import ConfigError, DataError
+from securecalc.transport.tls import TlsFiles, certificate_name
+
+
+def start_node(config: NodeConfig) -> tuple[grpc.Server, int]:
+    """Start serving; ``config.tls is None`` means the development-only insecure mode."""
+    if not config.data_path.is_file():
+        raise DataError(f"{config.data_path}: data file not found")
+    tls = TlsFiles(config.tls.ca, config.tls.cert, config.tls.key) if config.tls else None
+    if tls is not None:
+        named = certificate_name(tls.load().cert)
+        if named != config.name:
+            raise ConfigError(f"{tls.cert} names {named!r}, but this node is {config.name!r}",
+                              field="node.name")
+    service = NodeService(config, DataStore(config.data_path))
+    return create_server(
+        config.listen, tls=tls, max_workers=64,
+        register=lambda server: node_pb2_grpc.add_PartyNodeServicer_to_server(service, server),
+        services=("securecalc.v1.PartyNode",),
+    )

@@ -1,0 +1,118 @@
+"""gRPC servicer of a hospital party node: decode, call the job functions, encode."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterator
+
+import grpc
+
+from securecalc.core.config import NodeConfig
+from securecalc.engines.ckks.layout import Layout
+from securecalc.engines.mpc.job import MpcJob, SumStep
+from securecalc.errors import ProtocolError
+from securecalc.node.ckks_job import contribute
+from securecalc.node.contribution import contributions, mpc_inputs
+from securecalc.node.datastore import DataStore
+from securecalc.node.mpc_session import MpcSession, SessionRegistry
+from securecalc.transport import chunks
+from securecalc.transport.codec import ckks_params_from_proto, job_from_proto
+from securecalc.transport.errors import rpc_boundary
+from securecalc.transport.identity import require_peer
+from securecalc.transport.proto import node_pb2, node_pb2_grpc
+from securecalc.transport.tls import TlsFiles
+
+#: how long an inbound stream waits for the coordinator's request of the same job to arrive
+JOB_ARRIVAL_SECONDS = 30.0
+MAX_CONTEXT_BYTES = 256 * 1024 * 1024
+MAX_JOB_SECONDS = 3600.0
+
+
+class NodeService(node_pb2_grpc.PartyNodeServicer):
+    def __init__(self, config: NodeConfig, store: DataStore):
+        self.config = config
+        self.store = store
+        self.insecure = config.tls is None
+        self.tls = (TlsFiles(config.tls.ca, config.tls.cert, config.tls.key)
+                    if config.tls else None)
+        self.sessions = SessionRegistry()
+
+    @rpc_boundary
+    def RunMpc(self, request: node_pb2.MpcJobRequest,
+               context: grpc.ServicerContext) -> node_pb2.MpcJobReply:
+        require_peer(context, self.config.coordinators, insecure=self.insecure)
+        job = job_from_proto(request.spec, "mpc")
+        timeout = _remaining(context)
+        session = MpcSession(job, self.config.name, self.tls, timeout)
+        self.sessions.add(session)  # before anything slow: peers may already be sending
+        context.add_callback(lambda: session.abort("the coordinator cancelled the job"))
+        try:
+            started = time.perf_counter()
+            inputs = mpc_inputs(contributions(job, self.store.table_for(job)))
+            local_seconds = time.perf_counter() - started
+            peer_timeout = request.peer_timeout_seconds or 15.0
+            result = session.run(MpcJob(
+                job_id=job.job_id, pid=session.pid, party_names=job.party_names(),
+                steps=tuple(SumStep(name, values, bound) for name, values, bound in inputs),
+                peer_timeout=peer_timeout, job_timeout=timeout))
+        finally:
+            self.sessions.remove(job.job_id)
+        return node_pb2.MpcJobReply(
+            steps=[node_pb2.StepOutcome(analysis_id=s.name, totals=[str(t) for t in s.totals],
+                                        seconds=s.seconds, bytes_sent=s.bytes_sent,
+                                        rounds=s.rounds) for s in result.steps],
+            local_seconds=local_seconds, setup_seconds=result.setup_seconds,
+            bytes_sent=result.bytes_sent, rounds=result.rounds)
+
+    @rpc_boundary
+    def Exchange(self, request_iterator: Iterator[node_pb2.MpcFrame],
+                 context: grpc.ServicerContext) -> node_pb2.ExchangeAck:
+        first = next(request_iterator, None)
+        if first is None:
+            return node_pb2.ExchangeAck(frames=0)
+        session = self.sessions.wait_for(first.job_id, JOB_ARRIVAL_SECONDS)
+        if session is None:
+            raise ProtocolError("unknown job")
+        peer = require_peer(context, session.peer_names(), insecure=self.insecure)
+        peer_pid = session.peer_pid(peer)
+        frames = 0
+        try:
+            for frame in itertools.chain([first], request_iterator):
+                if frame.job_id != first.job_id:
+                    raise ProtocolError("frame of another job")
+                session.deliver(peer_pid, frame.data)
+                frames += 1
+        except grpc.RpcError:
+            session.peer_lost(peer_pid, f"the stream from {peer} broke")
+            raise
+        return node_pb2.ExchangeAck(frames=frames)
+
+    @rpc_boundary
+    def RunCkks(self, request_iterator: Iterator[node_pb2.CkksJobChunk],
+                context: grpc.ServicerContext) -> node_pb2.CkksJobReply:
+        require_peer(context, self.config.coordinators, insecure=self.insecure)
+        first = next(request_iterator, None)
+        if first is None or not first.HasField("spec"):
+            raise ProtocolError("CKKS job without its specification")
+        spec = first.spec
+        job = job_from_proto(spec.spec, "ckks")
+        job.index_of(self.config.name)
+        public_context = chunks.join(
+            (c.context_chunk for c in itertools.chain([first], request_iterator)),
+            max_bytes=MAX_CONTEXT_BYTES)
+        layout = Layout(n_values=spec.n_values, params=ckks_params_from_proto(spec.params))
+        outcome = contribute(job, self.store, me=self.config.name, public_context=public_context,
+                             layout=layout, compute_name=spec.compute_name,
+                             compute_address=spec.compute_address, tls=self.tls,
+                             timeout=_remaining(context))
+        return node_pb2.CkksJobReply(bytes_sent=outcome.bytes_sent,
+                                     ciphertexts=outcome.ciphertexts,
+                                     local_seconds=outcome.local_seconds,
+                                     encrypt_seconds=outcome.encrypt_seconds)
+
+
+def _remaining(context: grpc.ServicerContext) -> float:
+    """Seconds left before the caller's deadline (bounded)."""
+    remaining = context.time_remaining()
+    return MAX_JOB_SECONDS if remaining is None else max(1.0, min(remaining, MAX_JOB_SECONDS))

@@ -1,0 +1,71 @@
+"""Readable text tables of released results."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from securecalc.core.results import StudyResult
+
+
+def format_value(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.6g}" if abs(value) < 1e6 else f"{value:.9g}"
+    return str(value)
+
+
+def relative_error(value: Any, reference: Any) -> float | None:
+    if not isinstance(value, int | float) or not isinstance(reference, int | float):
+        return None
+    if reference == 0:
+        return abs(value)
+    return abs(value - reference) / abs(reference)
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A plain text table, numbers right-aligned."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+              for i, h in enumerate(headers)]
+
+    def line(cells: Sequence[str]) -> str:
+        out = []
+        for i, cell in enumerate(cells):
+            numeric = cell[:1].isdigit() or cell[:1] in "-." and cell[1:2].isdigit()
+            out.append(cell.rjust(widths[i]) if numeric and i else cell.ljust(widths[i]))
+        return "  ".join(out).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(headers), rule, *(line(r) for r in rows)])
+
+
+def format_study(result: StudyResult,
+                 reference: Mapping[str, tuple[Any, int]] | None = None) -> str:
+    """Results with their cost, and beside them the pooled plaintext value when given."""
+    third = "rounds" if result.engine == "mpc" else "ciphertexts"
+    headers = ["analysis", "kind", "value", "n"]
+    if reference is not None:
+        headers += ["pooled", "rel.error"]
+    headers += ["seconds", "bytes", third]
+    rows = []
+    for rid, r in result.results.items():
+        row = [rid, r.kind, format_value(r.value), str(r.n)]
+        if reference is not None:
+            ref_value = reference[rid][0]
+            err = relative_error(r.value, ref_value)
+            row += [format_value(ref_value), "-" if err is None else f"{err:.1e}"]
+        cost = r.cost
+        row += [f"{cost.seconds:.3f}", str(cost.bytes_sent),
+                str(cost.rounds if result.engine == "mpc" else cost.ciphertexts)]
+        rows.append(row)
+    total = result.cost
+    phases = ", ".join(f"{k} {v:.3f}s" for k, v in result.phases.items())
+    footer = (f"total: {total.seconds:.3f} s, {total.bytes_sent} bytes sent, "
+              + (f"{total.rounds} rounds" if result.engine == "mpc"
+                 else f"{total.ciphertexts} ciphertexts")
+              + (f" ({phases})" if phases else ""))
+    title = f"study {result.study!r}, engine {result.engine}, job {result.job_id[:12]}"
+    return "\n".join([title, table(headers, rows), footer])

@@ -1,0 +1,88 @@
+"""Writing the configuration files of a study: node.toml, compute.toml, study.toml.
+
+Used by the demo and the tests; the files it writes are the ones a person would write by hand
+(see examples/).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+DEMO_ANALYSES_TOML = '''\
+[[analysis]]
+id = "patients"
+kind = "count"
+
+[[analysis]]
+id = "arm_a_50plus"
+kind = "count"
+where = "arm == 'a' and age >= 50"
+
+[[analysis]]
+id = "mean_age"
+kind = "mean"
+column = "age"
+
+[[analysis]]
+id = "mean_age_arm_a_50plus"
+kind = "mean"
+column = "age"
+where = "arm == 'a' and age >= 50"
+
+[[analysis]]
+id = "events"
+kind = "sum"
+column = "event"
+
+[[analysis]]
+id = "var_sbp"
+kind = "variance"
+column = "sbp"
+
+[[analysis]]
+id = "std_bmi_diabetic"
+kind = "std"
+column = "bmi"
+where = "diabetes == 'yes'"
+
+[[analysis]]
+id = "mean_cholesterol_women"
+kind = "mean"
+column = "cholesterol"
+where = "sex == 'F' and not (age < 40)"
+'''
+
+
+def _tls_block(pki: Path, name: str) -> str:
+    return (f'[tls]\nca = "{pki / "ca.crt"}"\ncert = "{pki / f"{name}.crt"}"\n'
+            f'key = "{pki / f"{name}.key"}"\n')
+
+
+def node_toml(name: str, listen: str, data: Path, pki: Path) -> str:
+    return (f'[node]\nname = "{name}"\nlisten = "{listen}"\n\n[data]\npath = "{data}"\n\n'
+            + _tls_block(pki, name))
+
+
+def compute_toml(name: str, listen: str, pki: Path) -> str:
+    return f'[compute]\nname = "{name}"\nlisten = "{listen}"\n\n' + _tls_block(pki, name)
+
+
+def study_toml(name: str, engine: str, parties: Sequence[tuple[str, str]], pki: Path,
+               schema_toml: str, analyses_toml: str, *,
+               compute: tuple[str, str] | None = None, extra_study: str = "") -> str:
+    lines = [f'[study]\nname = "{name}"\nengine = "{engine}"\n{extra_study}']
+    for party, address in parties:
+        lines.append(f'[[party]]\nname = "{party}"\naddress = "{address}"\n')
+    if compute is not None:
+        lines.append(f'[compute]\nname = "{compute[0]}"\naddress = "{compute[1]}"\n')
+    lines.append(_tls_block(pki, "coordinator"))
+    lines.append(schema_toml.strip() + "\n")
+    lines.append(analyses_toml)
+    return "\n".join(lines)
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
