@@ -36,7 +36,16 @@ class WhereError(ConfigError):
 
 
 class DataError(SecureCalcError):
-    """A data file is missing, unreadable, or holds a value the schema forbids."""
+    """A data file is missing, unreadable, or holds a value the schema forbids.
+
+    ``column`` and ``reason`` describe the fault without quoting any value or row, so that a
+    node can tell the coordinator what is wrong without disclosing patient data.
+    """
+
+    def __init__(self, message: str, *, column: str | None = None, reason: str | None = None):
+        self.column = column
+        self.reason = reason
+        super().__init__(message)
 
 
 class PartyError(SecureCalcError):

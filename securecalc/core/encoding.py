@@ -5,8 +5,11 @@ fixed-point integers ``round(v * 2**FRACTION_BITS)``. The bound that sizes the s
 follows from the schema bounds and :data:`MAX_ROWS_PER_SITE`, so no total can overflow, and
 each party checks its own inputs against it before sharing anything.
 
-CKKS works over approximate reals: statistics are sent as floats and the decrypted totals of
-integral statistics (counts, sums over int columns) are rounded back to integers.
+CKKS works over approximate reals. Its absolute error in every slot grows with the largest
+value packed in the same ciphertext, so each statistic is divided by a public power of its
+column's bound (n by 1, S by A, Q by A**2, where A is the largest |x - c|): every slot then
+holds a number of the order of its row count. Decrypted totals are scaled back, and those of
+integral statistics (counts, sums over int columns) are rounded to integers.
 """
 
 from __future__ import annotations
@@ -45,12 +48,19 @@ def mpc_decode(layout: StatLayout, totals: Sequence[int]) -> tuple[Fraction, ...
     return (Fraction(totals[0]), *(Fraction(t, scale) for t in totals[1:]))
 
 
-def ckks_encode(stats: Sequence[Number]) -> list[float]:
-    return [float(v) for v in stats]
+def _ckks_scales(layout: StatLayout) -> list[Fraction]:
+    a = Fraction(layout.max_abs_value) if layout.max_abs_value > 0 else Fraction(1)
+    return [a**k for k in range(layout.width)]
+
+
+def ckks_encode(layout: StatLayout, stats: Sequence[Number]) -> list[float]:
+    """Statistics as the floats one site encrypts (normalised; see the module docstring)."""
+    return [float(Fraction(v) / s) for v, s in zip(stats, _ckks_scales(layout), strict=True)]
 
 
 def ckks_decode(layout: StatLayout, values: Sequence[float]) -> tuple[Fraction, ...]:
     """Pooled statistics from decrypted CKKS values; integral ones are rounded to integers."""
-    n = Fraction(round(values[0]))
-    rest = [Fraction(round(v)) if layout.integral else Fraction(v) for v in values[1:]]
+    scaled = [Fraction(v) * s for v, s in zip(values, _ckks_scales(layout), strict=True)]
+    n = Fraction(round(scaled[0]))
+    rest = [Fraction(round(v)) if layout.integral else v for v in scaled[1:]]
     return (n, *rest)

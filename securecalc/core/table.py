@@ -137,23 +137,49 @@ def _check_header(path: Path, header: Sequence[str], wanted: Sequence[str]) -> N
     for name in wanted:
         count = list(header).count(name)
         if count == 0:
-            raise DataError(f"{path}: column {name!r} is required but absent (file has: {have})")
+            raise DataError(f"{path}: column {name!r} is required but absent (file has: {have})",
+                            column=name)
         if count > 1:
             raise DataError(f"{path}: column {name!r} appears {count} times in the header")
 
 
 def _load_csv(path: Path, schema: Schema, wanted: list[str]) -> Table:
+    header, has_rows = _csv_header(path)
+    _check_header(path, header, wanted)
+    arrow = _read_csv(path, wanted or header[:1]) if has_rows else None
+    line_of = _CsvLines(path)
+    columns = {}
+    for name in wanted:
+        column = schema.columns[name]
+        cells = arrow.column(name).combine_chunks() if arrow else pa.array([], pa.string())
+        ctx = _Context(str(path), column, line_of)
+        if column.type == "category":
+            columns[name] = _category(ctx, cells)
+        else:
+            columns[name] = _numeric(ctx, *_parse_numbers(ctx, cells))
+    return Table(schema, columns, arrow.num_rows if arrow else 0)
+
+
+def _csv_header(path: Path) -> tuple[list[str], bool]:
+    """The header row, and whether any data row follows it."""
     try:
-        with path.open(newline="", encoding="utf-8-sig") as f:
-            header = next(csv.reader(f), None)
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise DataError(f"{path}: cannot read the header: {exc}") from exc
+        with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            has_rows = any(record for record in reader)
+    except (OSError, csv.Error) as exc:
+        raise DataError(f"{path}: cannot read as CSV: {exc}") from exc
     if header is None:
         raise DataError(f"{path}: file is empty (no header row)")
-    _check_header(path, header, wanted)
-    include = wanted or header[:1]
+    if any("\udc80" <= ch <= "\udcff" for name in header for ch in name):
+        raise DataError(f"{path}: the header row is not valid UTF-8 (save the file as UTF-8)")
+    return header, has_rows
+
+
+def _read_csv(path: Path, include: list[str]) -> pa.Table:
+    """Read ``include`` as text columns; other columns are parsed but not converted."""
     try:
-        arrow = pa_csv.read_csv(
+        return pa_csv.read_csv(
             path,
             parse_options=pa_csv.ParseOptions(newlines_in_values=True),
             convert_options=pa_csv.ConvertOptions(
@@ -164,18 +190,22 @@ def _load_csv(path: Path, schema: Schema, wanted: list[str]) -> Table:
             ),
         )
     except (OSError, pa.ArrowException) as exc:
+        if "UTF8" in str(exc):
+            line = _first_non_utf8_line(path)
+            raise DataError(
+                f"{path}: line {line} is not valid UTF-8 (save the file as UTF-8)"
+            ) from exc
         raise DataError(f"{path}: cannot read as CSV: {exc}") from exc
-    line_of = _CsvLines(path)
-    columns = {}
-    for name in wanted:
-        column = schema.columns[name]
-        cells = arrow.column(name).combine_chunks()
-        ctx = _Context(str(path), column, line_of)
-        if column.type == "category":
-            columns[name] = _category(ctx, cells)
-        else:
-            columns[name] = _numeric(ctx, *_parse_numbers(ctx, cells))
-    return Table(schema, columns, arrow.num_rows)
+
+
+def _first_non_utf8_line(path: Path) -> int | None:
+    with path.open("rb") as f:
+        for number, line in enumerate(f, 1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                return number
+    return None
 
 
 def _load_parquet(path: Path, schema: Schema, wanted: list[str]) -> Table:
@@ -195,7 +225,9 @@ def _load_parquet(path: Path, schema: Schema, wanted: list[str]) -> Table:
         if pa.types.is_dictionary(kind):
             cells, kind = cells.dictionary_decode(), kind.value_type
         if column.type == "category" and (
-            pa.types.is_string(kind) or pa.types.is_large_string(kind)
+            pa.types.is_string(kind)
+            or pa.types.is_large_string(kind)
+            or pa.types.is_string_view(kind)
         ):
             columns[name] = _category(ctx, cells.cast(pa.string()))
         elif column.is_numeric and (
@@ -248,14 +280,15 @@ class _Context:
     line_of: Callable[[int], int | None] | None = None
 
     def reject(self, bad: np.ndarray, cell: Callable[[int], str], problem: str) -> DataError:
-        """An error for the rows flagged in ``bad``; ``problem`` may use ``{value}``."""
+        """An error for the rows flagged in ``bad``: the first bad cell, then ``problem``."""
         rows = np.flatnonzero(bad)
         first, count = int(rows[0]), len(rows)
         line = self.line_of(first) if self.line_of else None
         at = f"row {first + 1}" + (f" (line {line})" if line is not None else "")
-        message = problem.format(value=cell(first), name=self.column.name)
+        message = cell(first) + problem
         affected = f"{count} row{'s' if count != 1 else ''} affected"
-        return DataError(f"{self.source}: column {self.column.name!r}, {at}: {message}; {affected}")
+        return DataError(f"{self.source}: column {self.column.name!r}, {at}: {message}; {affected}",
+                         column=self.column.name, reason=f"{affected}: value{problem}")
 
 
 def _strings_cell(cells: pa.Array) -> Callable[[int], str]:
@@ -284,8 +317,9 @@ def _parse_numbers(
         valid = pc.match_substring_regex(filled, _NUMBER_RE).to_numpy(zero_copy_only=False)
         bad = ~valid & ~missing
         if not bad.any():  # Arrow refused something the pattern accepts; report it plainly
-            raise DataError(f"{ctx.source}: column {ctx.column.name!r}: {exc}") from exc
-        raise ctx.reject(bad, cell, "{value} is not a number") from None
+            raise DataError(f"{ctx.source}: column {ctx.column.name!r}: {exc}",
+                            column=ctx.column.name) from exc
+        raise ctx.reject(bad, cell, " is not a number") from None
     values = values.copy()
     values[missing] = math.nan
     return values, missing, cell
@@ -299,23 +333,23 @@ def _numeric(
     kind = column.type
     nan = np.isnan(values) & ~missing
     if kind == "int" and nan.any():
-        raise ctx.reject(nan, cell, "{value}: NaN is not allowed in int column {name}")
+        raise ctx.reject(nan, cell, f": NaN is not allowed in int column {column.name}")
     infinite = np.isinf(values)
     if infinite.any():
         raise ctx.reject(
-            infinite, cell, f"{{value}}: infinity is not allowed in {kind} column {{name}}"
+            infinite, cell, f": infinity is not allowed in {kind} column {column.name}"
         )
     if kind == "float":
         missing = missing | nan
     else:
         fractional = (values != np.floor(values)) & ~missing
         if fractional.any():
-            raise ctx.reject(fractional, cell, "{value} is not a whole number (int column {name})")
+            raise ctx.reject(fractional, cell, f" is not a whole number (int column {column.name})")
     assert column.min is not None and column.max is not None
     outside = (values < column.min) | (values > column.max)
     if outside.any():
         bounds = f"[{_number(column.min)}, {_number(column.max)}]"
-        raise ctx.reject(outside, cell, f"{{value}} is outside the declared range {bounds}")
+        raise ctx.reject(outside, cell, f" is outside the declared range {bounds}")
     if kind == "int":
         values = np.where(missing, 0.0, values).astype(np.int64)
     return _frozen(values, missing)
@@ -333,7 +367,7 @@ def _category(ctx: _Context, cells: pa.Array) -> ColumnData:
         raise ctx.reject(
             unknown,
             _strings_cell(cells),
-            f"{{value}} is not a level of category column {{name}} (allowed: {levels})",
+            f" is not a level of category column {column.name} (allowed: {levels})",
         )
     values = codes.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
     return _frozen(values, missing)
@@ -360,7 +394,7 @@ def _python_numbers(
         else:
             bad = np.zeros(len(items), bool)
             bad[i] = True
-            raise ctx.reject(bad, lambda j: repr(items[j]), "{value} is not a number")
+            raise ctx.reject(bad, lambda j: repr(items[j]), " is not a number")
     return floats, missing, lambda i: repr(items[i])
 
 
@@ -373,7 +407,7 @@ def _python_strings(ctx: _Context, values: Sequence[object] | np.ndarray) -> pa.
         if item is not None and not isinstance(item, str):
             bad = np.zeros(len(items), bool)
             bad[i] = True
-            raise ctx.reject(bad, lambda j: repr(items[j]), "{value} is not a string")
+            raise ctx.reject(bad, lambda j: repr(items[j]), " is not a string")
     return pa.array(items, pa.string())
 
 

@@ -20,6 +20,7 @@ UNKNOWN, ``not UNKNOWN`` is UNKNOWN, and rows whose filter ends UNKNOWN are excl
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
@@ -62,8 +63,8 @@ def _fail(text: str, message: str, pos: int, detail: str | None = None) -> Where
     return WhereError(f"where {text!r}: {message} at column {pos + 1}{extra}")
 
 
-def _tokenize(text: str) -> list[_Token]:
-    tokens: list[_Token] = []
+def _tokenize(text: str) -> Iterator[_Token]:
+    """Tokens on demand, so that the leftmost problem is the one reported."""
     i, n = 0, len(text)
     while i < n:
         ch = text[i]
@@ -72,30 +73,29 @@ def _tokenize(text: str) -> list[_Token]:
             continue
         op = next((o for o in _OPS if text.startswith(o, i)), None)
         if op is not None:
-            tokens.append(_Token("op", op, None, i))
+            yield _Token("op", op, None, i)
             i += len(op)
         elif ch in _PUNCT:
-            tokens.append(_Token("punct", ch, None, i))
+            yield _Token("punct", ch, None, i)
             i += 1
         elif ch in "'\"":
             value, end = _read_string(text, i)
-            tokens.append(_Token("string", text[i:end], value, i))
+            yield _Token("string", text[i:end], value, i)
             i = end
         elif (m := _NUMBER.match(text, i)) is not None:
             literal = m.group()
             value: Value = float(literal) if any(c in literal for c in ".eE") else int(literal)
             if value in (float("inf"), float("-inf")):
                 raise _fail(text, f"number {literal} is out of range", i)
-            tokens.append(_Token("number", literal, value, i))
+            yield _Token("number", literal, value, i)
             i = m.end()
         elif (m := _NAME.match(text, i)) is not None:
             word = m.group()
-            tokens.append(_Token("keyword" if word in KEYWORDS else "name", word, None, i))
+            yield _Token("keyword" if word in KEYWORDS else "name", word, None, i)
             i = m.end()
         else:
             raise _fail(text, f"unexpected {ch!r}", i)
-    tokens.append(_Token("end", "", None, n))
-    return tokens
+    yield _Token("end", "", None, n)
 
 
 def _read_string(text: str, start: int) -> tuple[str, int]:
@@ -165,13 +165,15 @@ class _Parser:
         self.text = text
         self.schema = schema
         self.tokens = _tokenize(text)
-        self.i = 0
+        self.tok = next(self.tokens)
         self.depth = 0
 
     # helpers
-    @property
-    def tok(self) -> _Token:
-        return self.tokens[self.i]
+    def advance(self) -> _Token:
+        tok = self.tok
+        if tok.kind != "end":
+            self.tok = next(self.tokens)
+        return tok
 
     def fail(
         self, message: str, tok: _Token | None = None, detail: str | None = None
@@ -186,8 +188,7 @@ class _Parser:
     def accept(self, kind: str, text: str) -> _Token | None:
         tok = self.tok
         if tok.kind == kind and tok.text == text:
-            self.i += 1
-            return tok
+            return self.advance()
         return None
 
     def enter(self, tok: _Token) -> None:
@@ -249,10 +250,10 @@ class _Parser:
             known = ", ".join(self.schema.names()) or "none"
             raise self.fail(f"unknown column {tok.text!r}", tok, f"known: {known}")
         column = self.schema.columns[tok.text]
-        self.i += 1
+        self.advance()
         op_tok = self.tok
         if op_tok.kind == "op":
-            self.i += 1
+            self.advance()
             if op_tok.text in ORDER_OPS and column.type == "category":
                 raise self.fail(
                     f"order comparison {op_tok.text!r} on category column {column.name!r}",
@@ -281,7 +282,7 @@ class _Parser:
         tok = self.tok
         if tok.kind not in ("number", "string"):
             raise self.unexpected("a number or a quoted string")
-        self.i += 1
+        self.advance()
         assert tok.value is not None
         if column.type == "category":
             levels = "levels: " + ", ".join(repr(level) for level in column.levels)

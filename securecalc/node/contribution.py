@@ -44,7 +44,7 @@ def mpc_inputs(parts: list[LocalContribution]) -> list[tuple[str, tuple[int, ...
 
 def ckks_inputs(parts: list[LocalContribution]) -> list[float]:
     """All analyses' statistics packed into one vector, in job order."""
-    return [v for p in parts for v in ckks_encode(p.stats)]
+    return [v for p in parts for v in ckks_encode(p.layout, p.stats)]
 
 
 def ckks_width(job: Job) -> int:

@@ -20,15 +20,16 @@ PARTY_HEADER = "x-securecalc-party"
 """Metadata naming the calling party on insecure (development) channels only."""
 
 
-def channel_options(expected_name: str, max_message_bytes: int) -> list[tuple[str, Any]]:
-    """Channel arguments of every securecalc client channel."""
-    return [
-        # The server's certificate must name the party we mean to reach, whatever the address.
-        ("grpc.ssl_target_name_override", expected_name),
+def channel_options(
+    expected_name: str | None, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+) -> list[tuple[str, Any]]:
+    """Channel arguments of every securecalc client channel (``expected_name`` only with TLS)."""
+    options: list[tuple[str, Any]] = [
         ("grpc.max_send_message_length", max_message_bytes),
         ("grpc.max_receive_message_length", max_message_bytes),
-        # Liveness: ping every 5 s, give up on the connection after 5 s without an answer,
-        # also while no call is active and while no data flows (long MPC waits).
+        # Liveness: ping after 5 s without activity, drop the connection when a ping is not
+        # answered within 5 s, also while no call is active and while no data flows (long MPC
+        # waits). A frozen peer is detected in about 10 s even on a call without deadline.
         ("grpc.keepalive_time_ms", 5_000),
         ("grpc.keepalive_timeout_ms", 5_000),
         # grpc 1.85 times keepalive pings out by this (default 60 s), not keepalive_timeout.
@@ -39,6 +40,10 @@ def channel_options(expected_name: str, max_message_bytes: int) -> list[tuple[st
         ("grpc.initial_reconnect_backoff_ms", 500),
         ("grpc.max_reconnect_backoff_ms", 5_000),
     ]
+    if expected_name is not None:
+        # The server's certificate must name the party we mean to reach, whatever the address.
+        options.insert(0, ("grpc.ssl_target_name_override", expected_name))
+    return options
 
 
 class PartyChannel(grpc.Channel):
@@ -98,10 +103,9 @@ def create_channel(
     """
     parse_host_port(address)
     validate_name(expected_name)
-    options = channel_options(expected_name, max_message_bytes)
     if tls is None:
         _LOG.warning("connecting to %s at %s WITHOUT TLS (dev only)", expected_name, address)
-        inner = grpc.insecure_channel(address, options=options[1:])
+        inner = grpc.insecure_channel(address, options=channel_options(None, max_message_bytes))
         if own_name is not None:
             inner = grpc.intercept_channel(inner, _PartyHeader(validate_name(own_name)))
         return PartyChannel(inner, party=expected_name, address=address)
@@ -115,6 +119,7 @@ def create_channel(
         private_key=material.key,
         certificate_chain=material.cert,
     )
+    options = channel_options(expected_name, max_message_bytes)
     inner = grpc.secure_channel(address, credentials, options=options)
     return PartyChannel(inner, party=expected_name, address=address)
 
@@ -124,9 +129,11 @@ def wait_ready(
 ) -> None:
     """Block until the channel is connected; PartyError "unreachable" after ``timeout`` s."""
     address = address or getattr(channel, "address", "its address")
+    ready = grpc.channel_ready_future(channel)
     try:
-        grpc.channel_ready_future(channel).result(timeout=timeout)
+        ready.result(timeout=timeout)
     except grpc.FutureTimeoutError:
+        ready.cancel()
         raise PartyError(
             party,
             f"unreachable at {address} (no connection within {timeout:g} s: not running, "

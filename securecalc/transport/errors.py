@@ -22,7 +22,8 @@ anything else      INTERNAL             PartyError(party, "internal error ...")
 
 Failures of the call itself map to PartyError(party, ...): UNAVAILABLE -> "unreachable at
 ADDRESS", DEADLINE_EXCEEDED -> "no answer within N s", PERMISSION_DENIED/UNAUTHENTICATED ->
-"refused: ...", RESOURCE_EXHAUSTED -> "message exceeds the size limit ...".
+"refused: ...", a connection that stops answering keepalive pings -> "lost at ADDRESS ...",
+RESOURCE_EXHAUSTED -> "message exceeds the size limit ...".
 """
 
 from __future__ import annotations
@@ -143,6 +144,8 @@ def raise_from_rpc_error(
 def _describe(
     code: grpc.StatusCode | None, details: str, address: str, timeout: float | None
 ) -> str:
+    if code == grpc.StatusCode.UNAVAILABLE and "ping timeout" in details:
+        return f"lost at {address}: stopped answering keepalive pings (hung, crashed or cut off)"
     if code == grpc.StatusCode.UNAVAILABLE:
         return f"unreachable at {address}{_hint(details)}"
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:

@@ -33,7 +33,7 @@ def parse_host_port(address: str) -> tuple[str, int]:
 
 
 def server_options(max_message_bytes: int) -> list[tuple[str, int]]:
-    """Channel arguments of every securecalc server (see the module README in the report)."""
+    """Channel arguments of every securecalc server: limits, no port sharing, keepalive."""
     return [
         ("grpc.max_send_message_length", max_message_bytes),
         ("grpc.max_receive_message_length", max_message_bytes),

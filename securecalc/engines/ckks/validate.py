@@ -21,19 +21,24 @@ from __future__ import annotations
 
 import logging
 import math
+import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import islice
+from typing import cast
 
 import numpy as np
 
 from securecalc.engines.ckks import _wire as w
-from securecalc.engines.ckks.layout import CkksParams
+from securecalc.engines.ckks.layout import CkksParams, Layout
 from securecalc.errors import CryptoError, ProtocolError
 
 log = logging.getLogger(__name__)
 
 MAX_CONTEXT_BYTES = 4 << 20  # a public context is ~465 KB; with relinearization keys ~1.9 MB
 _MAX_PARAMS_BLOB = 4096
+# TenSEALPublicProto: public key, auto flags, scale, relinearization keys, Galois keys
+_PUBLIC_FIELDS = {1: w.LEN, 2: w.VARINT, 3: w.I64, 4: w.LEN, 5: w.LEN}
 
 
 class CiphertextRejected(ProtocolError):
@@ -80,17 +85,25 @@ def validate_ciphertext(
         shape = [(f.number, f.wire_type) for f in fields]
         if shape != [(1, w.LEN), (2, w.LEN), (3, w.I64)]:
             raise _reject(f"message shape {shape}")
-        sizes_field, blob_field, scale_field = (f.value for f in fields)
-        assert isinstance(sizes_field, memoryview) and isinstance(blob_field, memoryview)
-        assert isinstance(scale_field, memoryview)
+        sizes_field, blob_field, scale_field = (cast(memoryview, f.value) for f in fields)
         sizes = w.packed_varints(sizes_field)
     except w.WireError as exc:
         raise _reject(str(exc)) from None
     if sizes != [expected_size]:
         raise _reject(f"declared sizes {sizes[:4]}")
-    (scale,) = np.frombuffer(scale_field, dtype="<f8").tolist()
+    (scale,) = struct.unpack("<d", scale_field)
     _check_scale(scale, params, "vector")
     _check_seal_blob(blob_field, params, parms_id)
+
+
+def validate_ciphertexts(
+    ciphertexts: Sequence[bytes], layout: Layout, *, parms_id: bytes | None = None
+) -> None:
+    """Validate a whole packed vector: one ciphertext per entry of ``layout.sizes()``."""
+    if not isinstance(ciphertexts, list | tuple) or len(ciphertexts) != layout.n_ciphertexts:
+        raise _reject("wrong number of ciphertexts")
+    for data, size in zip(ciphertexts, layout.sizes(), strict=True):
+        validate_ciphertext(data, expected_size=size, params=layout.params, parms_id=parms_id)
 
 
 def _check_scale(scale: float, params: CkksParams, where: str) -> None:
@@ -168,21 +181,20 @@ def validate_context(
         raise CryptoError(f"context of {len(data)} bytes exceeds the {max_bytes} byte limit")
     try:
         top = _unique_fields(memoryview(data), {1: w.LEN, 2: w.LEN, 3: w.LEN, 4: w.VARINT})
-        params_blob = top.get(1)
-        if not isinstance(params_blob, memoryview) or len(params_blob) > _MAX_PARAMS_BLOB:
+        params_blob = _len_field(top, 1)
+        if params_blob is None or len(params_blob) > _MAX_PARAMS_BLOB:
             raise w.WireError("encryption parameters missing or oversized")
         _check_any_seal_blob(params_blob)
         if top.get(4, 0) != 0:
             raise w.WireError("not public-key encryption")
         public: dict[int, int | memoryview] = {}
-        if isinstance(top.get(2), memoryview):
-            wanted = {1: w.LEN, 2: w.VARINT, 3: w.I64, 4: w.LEN, 5: w.LEN}
-            public = _unique_fields(top[2], wanted)  # type: ignore[arg-type]
+        if (public_msg := _len_field(top, 2)) is not None:
+            public = _unique_fields(public_msg, _PUBLIC_FIELDS)
             for key in (1, 4, 5):
-                if key in public:
-                    _check_any_seal_blob(public[key])  # type: ignore[arg-type]
-        if isinstance(top.get(3), memoryview):
-            _unique_fields(top[3], {1: w.LEN, 2: w.VARINT, 3: w.VARINT})  # type: ignore[arg-type]
+                if (key_blob := _len_field(public, key)) is not None:
+                    _check_any_seal_blob(key_blob)
+        if (private_msg := _len_field(top, 3)) is not None:
+            _unique_fields(private_msg, {1: w.LEN, 2: w.VARINT, 3: w.VARINT})
     except w.WireError as exc:
         log.debug("context rejected: %s", exc)
         raise CryptoError("context rejected") from None
@@ -207,6 +219,11 @@ def _unique_fields(buf: memoryview, wanted: dict[int, int]) -> dict[int, int | m
             raise w.WireError(f"unexpected field {field.number}/{field.wire_type}")
         found[field.number] = field.value
     return found
+
+
+def _len_field(found: dict[int, int | memoryview], number: int) -> memoryview | None:
+    value = found.get(number)
+    return value if isinstance(value, memoryview) else None
 
 
 def _check_any_seal_blob(blob: memoryview) -> None:

@@ -1,0 +1,37 @@
+"""MPC engine: MPyC secret sharing in one worker process per job, messages relayed by the node.
+
+The node process never imports mpyc. It builds an :class:`MpcJob`, starts a worker with
+:func:`start_worker`, relays the worker's frames to and from the peer nodes, and gets a
+:class:`JobResult` or a :class:`~securecalc.errors.SecureCalcError`. :func:`run_local` runs all
+parties on one machine, for tests and benchmarks. Protocol details: ``worker.py`` (node <->
+worker messages), ``frames.py`` (worker <-> worker frames), ``session.py`` (identity, rounds).
+"""
+
+from securecalc.engines.mpc.job import (
+    MIN_PARTIES,
+    JobResult,
+    MpcJob,
+    Step,
+    StepResult,
+    SumStep,
+    sum_bit_length,
+)
+from securecalc.engines.mpc.launcher import WorkerHandle, failure_error, start_worker
+from securecalc.engines.mpc.local import Fault, LocalOutcome, run_local, run_local_outcomes
+
+__all__ = [
+    "MIN_PARTIES",
+    "Fault",
+    "JobResult",
+    "LocalOutcome",
+    "MpcJob",
+    "Step",
+    "StepResult",
+    "SumStep",
+    "WorkerHandle",
+    "failure_error",
+    "run_local",
+    "run_local_outcomes",
+    "start_worker",
+    "sum_bit_length",
+]

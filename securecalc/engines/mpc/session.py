@@ -1,0 +1,336 @@
+"""The worker's side of the wire: MPyC's transport replaced by frames over the node pipe.
+
+:class:`PeerChannel` is what MPyC sees as ``runtime.parties[peer].protocol`` (the seam MPyC
+uses: ``send(pc, payload)``, ``receive(pc)``, ``close_connection()``, ``nbytes_sent``).
+:class:`Session` runs a job on one asyncio loop: PRSS handshake, steps, final
+synchronisation, deadlines, and cost accounting. It imports no mpyc; the worker hands it a
+ready runtime.
+
+Identity. The node authenticates each peer (mTLS) and tells the worker which peer a frame
+came from; the worker keeps one channel per peer and files a frame's payload only in that
+peer's buffers. HELLO carries a pid, which must equal the authenticated one, and the job
+digest, which must equal ours. No frame can speak for another party.
+
+Rounds. Every outgoing frame is tagged ``r = 1 + max round of the frames received before it
+was sent`` (a Lamport clock starting at 0), where a frame counts as received when the
+computation takes its payload (MPyC gathers it), not when it merely arrives: a frame a
+faster peer sent early is no dependency of what this party sends meanwhile. ``r`` is then the
+length of the longest chain of messages leading to the frame. The running maximum over
+frames sent and received is the round count so far; a step's ``rounds`` is its increase
+during the step and the job's ``rounds`` its final value. A secure sum measures 2 (input,
+output), the handshake 1 and the final synchronisation 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from securecalc.engines.mpc import frames
+from securecalc.engines.mpc.job import JobResult, MpcJob, StepResult
+from securecalc.engines.mpc.steps import start_step
+
+Emit = Callable[[tuple[Any, ...]], None]
+_TICK = 0.1
+
+
+class Failure(Exception):
+    """The job failed; ``kind`` is one of the kinds reported to the node."""
+
+    def __init__(self, kind: str, message: str, peer: int | None = None):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.peer = peer
+
+
+class Inbound(asyncio.Future):  # type: ignore[type-arg]
+    """A payload from a peer; its round reaches the clock when MPyC takes the result."""
+
+    def __init__(self, session: Session):
+        super().__init__(loop=session.loop)
+        self.session = session
+        self.round = 0
+
+    def result(self) -> Any:
+        value = super().result()
+        self.session.see(self.round)
+        return value
+
+
+class PeerChannel:
+    """MPyC protocol object for one peer, backed by the session."""
+
+    __slots__ = ("_session", "peer_pid", "nbytes_sent")
+
+    def __init__(self, session: Session, peer_pid: int):
+        self._session = session
+        self.peer_pid = peer_pid
+        self.nbytes_sent = 0
+
+    def send(self, pc: int, payload: bytes) -> None:
+        self.nbytes_sent += self._session.send_data(self.peer_pid, pc, payload)
+
+    def receive(self, pc: int) -> Inbound:
+        return self._session.receive_data(self.peer_pid, pc)
+
+    def close_connection(self) -> None:
+        """Nothing to close: the node owns the streams."""
+
+
+class Session:
+    """Runs one job for one party; see the module docstring for identity and rounds."""
+
+    def __init__(self, job: MpcJob, rt: Any, loop: asyncio.AbstractEventLoop, emit: Emit):
+        self.job, self.rt, self.loop, self._emit = job, rt, loop, emit
+        self.me = job.pid
+        self.peers = job.peers
+        self.started = time.monotonic()
+        self.deadline = self.started + job.job_timeout
+        self.last_arrival = {p: self.started for p in self.peers}  # also set by reader thread
+        # per peer: pc -> (round, payload) not yet asked for, or the Inbound MPyC waits on
+        self._buffers: dict[int, dict[int, tuple[int, bytes] | Inbound]] = {
+            p: {} for p in self.peers}
+        self._pending = dict.fromkeys(self.peers, 0)
+        self._wait_since: dict[int, float] = {}
+        self._need_hello = set(self.peers)
+        self._bye_from: set[int] = set()
+        self._handshake_rounds: list[int] = []
+        self._hellos = loop.create_future()
+        self._byes = loop.create_future()
+        self._failed = loop.create_future()
+        self.failure: Failure | None = None
+        self.phase = "setup"
+        self._phase_since = self.started
+        self.clock = 0  # max round of frames consumed
+        self.high = 0  # max round of frames consumed or sent
+        self.bytes_sent = 0
+        self.frames_sent = 0
+        self._finished = False
+
+    # ----------------------------------------------------------------- outgoing
+    def _send_frame(self, peer: int, frame: frames.Frame) -> int:
+        data = frames.encode(frame)
+        self._emit(("out", peer, data))
+        self.bytes_sent += len(data)
+        self.frames_sent += 1
+        return len(data)
+
+    def _tag(self) -> int:
+        r = self.clock + 1
+        self.high = max(self.high, r)
+        return r
+
+    def see(self, r: int) -> None:
+        """A frame of round ``r`` was consumed."""
+        self.clock = max(self.clock, r)
+        self.high = max(self.high, self.clock)
+
+    def send_data(self, peer: int, pc: int, payload: bytes) -> int:
+        if self.failure is not None:
+            return 0
+        return self._send_frame(peer, frames.Data(self._tag(), pc, bytes(payload)))
+
+    def receive_data(self, peer: int, pc: int) -> Inbound:
+        buf = self._buffers[peer]
+        fut = Inbound(self)
+        item = buf.pop(pc, None)
+        if item is None:
+            buf[pc] = fut
+            self._pending[peer] += 1
+            if self._pending[peer] == 1:
+                self._wait_since[peer] = time.monotonic()
+        elif isinstance(item, tuple):
+            fut.round = item[0]
+            fut.set_result(item[1])
+        else:  # MPyC never asks twice for one pc
+            raise Failure("internal", "payload requested twice")
+        return fut
+
+    def broadcast_abort(self) -> None:
+        """Tell every peer we stopped (best effort; the node drops frames to dead peers)."""
+        f = self.failure
+        code = frames.ABORT_CODES.get(f.kind, 5) if f else 5
+        culprit = f.peer if f else None
+        for p in self.peers:
+            try:
+                self._send_frame(p, frames.Abort(self.clock + 1, code, culprit))
+            except Exception:  # noqa: BLE001 - the pipe may be gone already
+                return
+
+    # ----------------------------------------------------------------- incoming
+    def on_node_message(self, msg: Any) -> None:
+        """Handle one message from the node (called on the loop thread)."""
+        if self._finished or self.failure is not None:
+            return
+        try:
+            self._dispatch(msg)
+        except Failure as f:
+            self.fail(f)
+
+    def _dispatch(self, msg: Any) -> None:
+        if not isinstance(msg, tuple) or not msg:
+            raise Failure("internal", "the node sent an unknown message")
+        tag = msg[0]
+        if tag == "in" and len(msg) == 3:
+            peer, data = msg[1], msg[2]
+            self._check_peer(peer)
+            self.last_arrival[peer] = time.monotonic()
+            self._on_frame(peer, data)
+        elif tag == "lost" and len(msg) == 3:
+            peer = msg[1]
+            self._check_peer(peer)
+            if peer not in self._bye_from:  # after BYE a closed stream is the normal end
+                raise Failure("party_lost", f"connection lost: {msg[2]}", peer)
+        elif tag == "abort" and len(msg) == 2:
+            raise Failure("aborted", f"aborted by the node: {msg[1]}")
+        else:
+            raise Failure("internal", "the node sent an unknown message")
+
+    def _check_peer(self, peer: object) -> None:
+        if not isinstance(peer, int) or peer not in self._buffers:
+            raise Failure("internal", f"the node named an invalid peer {peer!r}")
+
+    def _on_frame(self, peer: int, data: bytes) -> None:
+        name = self.job.party_name(peer)
+        try:
+            frame = frames.decode(data)
+        except frames.FrameError:
+            raise Failure("protocol", f"malformed message from party {name!r}", peer) from None
+        if isinstance(frame, frames.Abort):
+            self._on_abort(peer, frame)
+        elif isinstance(frame, frames.Hello):
+            self._on_hello(peer, frame)
+        elif peer in self._need_hello or peer in self._bye_from:
+            raise Failure("protocol", f"unexpected message from party {name!r}", peer)
+        elif isinstance(frame, frames.Bye):
+            self._handshake_rounds.append(frame.round)
+            self._bye_from.add(peer)
+            if len(self._bye_from) == len(self.peers):
+                self._byes.set_result(None)
+        else:
+            self._on_data(peer, frame)
+
+    def _on_hello(self, peer: int, hello: frames.Hello) -> None:
+        name = self.job.party_name(peer)
+        if peer not in self._need_hello:
+            raise Failure("protocol", f"unexpected message from party {name!r}", peer)
+        if hello.pid != peer:  # identity binding: the payload may not claim another party
+            raise Failure("protocol", f"party {name!r} claimed another party's identity", peer)
+        if hello.digest != self.job.digest():
+            raise Failure(
+                "protocol", f"party {name!r} runs a different job (id, parties or steps)", peer)
+        if len(hello.keys) != self.rt._prss_keys_from_peer(peer):
+            raise Failure("protocol", f"malformed message from party {name!r}", peer)
+        self.rt._prss_keys_from_peer(peer, hello.keys)
+        self._handshake_rounds.append(hello.round)
+        self._need_hello.discard(peer)
+        if not self._need_hello:
+            self._hellos.set_result(None)
+
+    def _on_abort(self, peer: int, abort: frames.Abort) -> None:
+        name = self.job.party_name(peer)
+        why = frames.ABORT_REASONS.get(abort.code, "an unknown reason")
+        culprit = abort.culprit if abort.culprit in self._buffers else None
+        blame = "" if culprit is None else f" (blaming party {self.job.party_name(culprit)!r})"
+        raise Failure("party_lost", f"party {name!r} aborted the job after {why}{blame}",
+                      culprit if culprit is not None else peer)
+
+    def _on_data(self, peer: int, frame: frames.Data) -> None:
+        buf = self._buffers[peer]
+        item = buf.pop(frame.pc, None)
+        if item is None:
+            buf[frame.pc] = (frame.round, frame.payload)
+        elif isinstance(item, Inbound) and not item.done():
+            item.round = frame.round
+            item.set_result(frame.payload)
+            self._pending[peer] -= 1
+            if not self._pending[peer]:
+                self._wait_since.pop(peer, None)
+        else:
+            name = self.job.party_name(peer)
+            raise Failure("protocol", f"unexpected message from party {name!r}", peer)
+
+    def _consume_handshake(self) -> None:
+        for r in self._handshake_rounds:
+            self.see(r)
+        self._handshake_rounds.clear()
+
+    # ---------------------------------------------------------------- deadlines
+    def fail(self, failure: Failure) -> None:
+        if self.failure is None and not self._finished:
+            self.failure = failure
+            self._failed.set_result(None)
+
+    def _waited(self) -> dict[int, float]:
+        """Peers this party is waiting for, with the time the wait began."""
+        if self.phase == "setup":
+            return dict.fromkeys(self._need_hello, self._phase_since)
+        if self.phase == "final":
+            return {p: self._phase_since for p in self.peers if p not in self._bye_from}
+        return dict(self._wait_since)
+
+    def _watchdog(self) -> None:
+        if self._finished or self.failure is not None:
+            return
+        now = time.monotonic()
+        limit = self.job.setup_timeout if self.phase == "setup" else self.job.peer_timeout
+        quiet = {p: now - max(since, self.last_arrival[p]) for p, since in self._waited().items()}
+        if now >= self.deadline:
+            peer = max(quiet, key=lambda p: (quiet[p], -p)) if quiet else None
+            who = "" if peer is None else f" while waiting for party {self.job.party_name(peer)!r}"
+            self.fail(Failure("timeout", f"job exceeded {self.job.job_timeout:g} s{who}", peer))
+            return
+        for p in sorted(quiet):
+            if quiet[p] > limit:
+                self.fail(Failure("party_lost", f"no message for {limit:g} s", p))
+                return
+        self.loop.call_later(min(_TICK, limit / 10), self._watchdog)
+
+    # --------------------------------------------------------------------- run
+    async def execute(self) -> JobResult:
+        """Run the job; raise :class:`Failure` if it fails."""
+        self._watchdog()
+        work = asyncio.ensure_future(self._run())
+        try:
+            await asyncio.wait({work, self._failed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not work.done():
+                work.cancel()
+        if self.failure is not None:
+            raise self.failure
+        try:
+            return work.result()
+        except Failure as f:
+            self.fail(f)
+            raise
+        finally:
+            self._finished = True
+
+    def _enter(self, phase: str) -> None:
+        self.phase, self._phase_since = phase, time.monotonic()
+
+    async def _run(self) -> JobResult:
+        for p in self.peers:
+            keys = b"".join(self.rt._prss_keys_to_peer(p))
+            self._send_frame(p, frames.Hello(self._tag(), self.me, self.job.digest(), keys))
+        await self._hellos
+        self._consume_handshake()
+        setup_seconds = time.monotonic() - self.started
+        setup_bytes, setup_rounds = self.bytes_sent, self.high
+        self._enter("steps")
+        results = []
+        for step in self.job.steps:
+            t0, b0, h0 = time.monotonic(), self.bytes_sent, self.high
+            totals = await start_step(self.rt, step)
+            results.append(StepResult(step.name, tuple(int(v) for v in totals),
+                                      time.monotonic() - t0, self.bytes_sent - b0, self.high - h0))
+        self._enter("final")
+        for p in self.peers:
+            self._send_frame(p, frames.Bye(self._tag()))
+        await self._byes
+        self._consume_handshake()
+        return JobResult(tuple(results), setup_seconds, self.bytes_sent, self.high,
+                         setup_bytes=setup_bytes, setup_rounds=setup_rounds)

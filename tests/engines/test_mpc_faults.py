@@ -1,0 +1,105 @@
+"""Failures with real workers: bad input, dead or lost parties, spoofed identity, deadlines."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from securecalc.engines.mpc import Fault, MpcJob, SumStep, frames, run_local_outcomes, start_worker
+from securecalc.errors import DataError, PartyError, ProtocolError, SecureCalcError
+
+NAMES = ("alpha", "beta", "gamma")
+PEER_TIMEOUT = 3.0
+
+
+def jobs(job_id: str, values: list[tuple[int, ...]], **kw: float) -> list[MpcJob]:
+    kw = {"peer_timeout": PEER_TIMEOUT, **kw}
+    return [
+        MpcJob(job_id, p, NAMES, (SumStep("a", v, 100), SumStep("b", v, 100),
+                                  SumStep("c", v, 100)), **kw)
+        for p, v in enumerate(values)
+    ]
+
+
+@pytest.mark.timeout(60)
+def test_input_outside_bound_fails_at_that_party_before_sending() -> None:
+    outcomes = run_local_outcomes(jobs("bad-input", [(1, 2), (101, 0), (3, 4)]), timeout=50)
+    bad = outcomes[1]
+    assert isinstance(bad.error, DataError) and "outside the declared bound" in str(bad.error)
+    assert (bad.frames_sent, bad.bytes_sent) == (0, 0)  # nothing left this party
+    for o in (outcomes[0], outcomes[2]):  # its node closed the streams: the others stop at once
+        assert isinstance(o.error, PartyError) and o.error.party == "beta"
+        assert o.seconds < PEER_TIMEOUT
+
+
+@pytest.mark.timeout(60)
+def test_silently_killed_worker_is_named_within_peer_timeout() -> None:
+    # beta dies after its handshake and step-1 inputs (4 frames), before its output share;
+    # nobody tells the others: they must notice the silence themselves.
+    outcomes = run_local_outcomes(jobs("killed", [(1,), (2,), (3,)]),
+                                  fault=Fault(pid=1, after_frames=4), timeout=50)
+    assert outcomes[1].error is not None and outcomes[1].frames_sent >= 5
+    for o in (outcomes[0], outcomes[2]):
+        assert isinstance(o.error, PartyError), o.error
+        assert o.error.party == "beta"
+        assert PEER_TIMEOUT <= o.seconds < PEER_TIMEOUT + 3
+    assert any("no message for 3 s" in str(o.error) for o in outcomes)
+
+
+@pytest.mark.timeout(60)
+def test_lost_stream_fails_immediately() -> None:
+    outcomes = run_local_outcomes(jobs("lost", [(1,), (2,), (3,)], peer_timeout=30),
+                                  fault=Fault(pid=2, after_frames=2, report_lost=True), timeout=50)
+    for o in outcomes[:2]:
+        assert isinstance(o.error, PartyError) and o.error.party == "gamma"
+        assert "connection lost" in str(o.error)
+        assert o.seconds < 5  # far below peer_timeout
+
+
+def hello(pid: int, job: MpcJob) -> bytes:
+    return frames.encode(frames.Hello(1, pid, job.digest(), b""))
+
+
+@pytest.mark.timeout(60)
+def test_worker_level_failures() -> None:
+    """Single workers fed by hand: identity binding, job agreement, lost, abort, deadline."""
+    base = jobs("single", [(1,), (2,), (3,)], peer_timeout=30, setup_timeout=30)[0]
+    other = jobs("other-job", [(1,), (2,), (3,)])[0]
+    spoof = start_worker(base)
+    wrong_job = start_worker(base)
+    lost = start_worker(base)
+    aborted = start_worker(base)
+    deadline = start_worker(jobs("deadline", [(1,), (2,), (3,)], peer_timeout=30,
+                                 setup_timeout=30, job_timeout=1.5)[0])
+    handles = (spoof, wrong_job, lost, aborted, deadline)
+    try:
+        for h in handles:  # each starts by greeting its two peers
+            assert {h.recv(timeout=30)[0], h.recv(timeout=30)[0]} == {1, 2}
+        spoof.deliver(1, hello(2, base))  # authenticated as beta, claims to be gamma
+        wrong_job.deliver(1, hello(1, other))
+        t0 = time.monotonic()
+        lost.peer_lost(2, "stream reset")
+        aborted.abort("operator cancelled")
+
+        with pytest.raises(ProtocolError, match="claimed another party's identity"):
+            spoof.result(20)
+        with pytest.raises(ProtocolError, match="different job"):
+            wrong_job.result(20)
+        with pytest.raises(PartyError, match="stream reset") as err:
+            lost.result(20)
+        assert err.value.party == "gamma" and time.monotonic() - t0 < 2
+        with pytest.raises(SecureCalcError, match="operator cancelled"):
+            aborted.result(20)
+        with pytest.raises(PartyError, match="exceeded 1.5 s") as err:
+            deadline.result(20)
+        assert err.value.party == "beta"  # the peer it had waited for longest (tie: lowest)
+
+        # after failing, a worker tells its peers why (ABORT), then exits cleanly
+        sent = [f for f in spoof.outgoing()]
+        assert sorted(peer for peer, _ in sent) == [1, 2]
+        assert all(isinstance(frames.decode(d), frames.Abort) for _, d in sent)
+        assert all(h.join(10) == 0 for h in handles)
+    finally:
+        for h in handles:
+            h.close()
