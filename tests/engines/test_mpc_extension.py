@@ -42,11 +42,12 @@ def _run_at_least(rt: Any, step: AtLeastStep) -> Awaitable[Sequence[int]]:
 
 
 @pytest.mark.timeout(60)
-def test_registered_comparison_step_reveals_correct_bits() -> None:
-    values = [(5, -7, 3, 0), (-2, 9, 0, 0), (7, -1, -3, 0)]  # totals 10, 1, 0, 0
-    names = ("a", "b", "c")
+@pytest.mark.parametrize("m", [3, 5])
+def test_registered_comparison_step_reveals_correct_bits(m: int) -> None:
+    values = [(5, -7, 3, 0), (-2, 9, 0, 0), (7, -1, -3, 0)] + [(0, 0, 0, 0)] * (m - 3)
+    names = tuple("abcde"[:m])  # totals 10, 1, 0, 0
     jobs = [
-        MpcJob("cmp", p, names, (AtLeastStep("ge1", v, 10, 1), SumStep("sum", v, 10)))
+        MpcJob(f"cmp-{m}", p, names, (AtLeastStep("ge1", v, 10, 1), SumStep("sum", v, 10)))
         for p, v in enumerate(values)
     ]
     for r in run_local(jobs, timeout=50):

@@ -9,9 +9,11 @@ BYE      nothing: the sender has sent everything it ever will for this job
 ABORT    ``reason code (u8) | culprit pid (u16, 0xFFFF = none)``
 =======  ==============================================================================
 
-The node must relay each frame as one message, in order, per peer. Frames carry no sender
-identity except HELLO's ``pid``, which the receiver compares with the authenticated peer the
-node names; DATA and BYE are attributed to the channel they arrive on.
+The node must relay each frame as one message, in order, per peer, and only over the
+authenticated, encrypted (mTLS) stream to that peer: HELLO carries the secret PRSS keys the
+sender shares with the receiver, DATA carries Shamir shares. Frames carry no sender identity
+except HELLO's ``pid``, which the receiver compares with the authenticated peer the node
+names; DATA and BYE are attributed to the channel they arrive on.
 """
 
 from __future__ import annotations

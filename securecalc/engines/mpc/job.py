@@ -64,9 +64,10 @@ class SumStep:
 
     def check_inputs(self) -> None:
         for i, v in enumerate(self.values):
-            if isinstance(v, bool) or _as_int(v) is None:
+            x = None if isinstance(v, bool) else _as_int(v)
+            if x is None:
                 raise DataError(f"step {self.name!r}: value #{i} is not an integer")
-            if abs(_as_int(v)) > self.bound:  # type: ignore[arg-type]
+            if abs(x) > self.bound:
                 raise DataError(
                     f"step {self.name!r}: value #{i} is outside the declared bound "
                     f"[-{self.bound}, {self.bound}]"

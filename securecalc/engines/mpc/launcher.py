@@ -10,9 +10,12 @@ Typical use in a gRPC node::
     result = handle.result()          # JobResult, or raises a SecureCalcError
 
 Without ``on_frame``, pump frames with ``handle.recv()`` / ``for peer, data in
-handle.outgoing()``. ``on_frame`` and ``on_done`` run on the handle's reader thread and must
-not block (enqueue and return). Per peer, relay frames in order, each as one message, and
-keep relaying a finished worker's last frames: its final BYE is what lets the peers finish.
+handle.outgoing()``. ``on_frame`` and ``on_done`` run on the handle's reader thread (possibly
+before ``start_worker`` returns) and must not block: enqueue and return. Per peer, relay
+frames in order, each as one message, over that peer's mTLS stream only. Keep relaying a
+finished worker's last frames (its final BYE is what lets the peers finish), then close the
+job's streams: a peer that has the BYE treats the close as the normal end, any other peer
+fails at once with :class:`PartyError` naming this party.
 """
 
 from __future__ import annotations
@@ -52,7 +55,8 @@ def failure_error(job: MpcJob, kind: str, message: str, peer: int | None) -> Sec
     if kind == "config":
         return ConfigError(message)
     if kind == "protocol":
-        return ProtocolError(message)
+        who = "" if peer is None else f"party {job.party_name(peer)!r}: "
+        return ProtocolError(who + message)
     return SecureCalcError(f"MPC job {job.job_id!r} failed ({kind}): {message}")
 
 
@@ -68,7 +72,8 @@ class WorkerHandle:
         self.finished_at: float | None = None  # time.monotonic() when the outcome was known
         self._proc, self._conn = process, conn
         self._on_frame, self._on_done = on_frame, on_done
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # serialises sends to the worker
+        self._proc_lock = threading.Lock()  # serialises waitpid on the worker
         self._queue: queue.Queue[Any] = queue.Queue()
         self._finished = threading.Event()
         self._result: JobResult | None = None
@@ -152,13 +157,21 @@ class WorkerHandle:
         """Kill the worker process now (its peers will notice the silence or a lost stream)."""
         if self._why_killed is None:
             self._why_killed = reason
-        if self._proc.is_alive():
-            self._proc.kill()
+        with self._proc_lock:
+            if self._proc.exitcode is None:
+                self._proc.kill()
 
     def join(self, timeout: float | None = None) -> int | None:
         """Wait for the process to exit; return its exit code (``None`` if still running)."""
-        self._proc.join(timeout)
-        return self._proc.exitcode  # type: ignore[no-any-return]
+        # Poll under a lock: concurrent Process.join() calls race on waitpid and may report
+        # a finished process as still running.
+        end = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._proc_lock:
+                code = self._proc.exitcode
+            if code is not None or (end is not None and time.monotonic() >= end):
+                return code  # type: ignore[no-any-return]
+            time.sleep(0.02)
 
     def close(self) -> None:
         """Kill the worker if still running and release resources."""
@@ -220,7 +233,7 @@ class WorkerHandle:
             except Exception:  # noqa: BLE001
                 log.exception("on_done callback failed")
         if self.join(5) is None:  # reported but stuck on the way out
-            self._proc.kill()
+            self.kill("did not exit after reporting")
 
 
 def start_worker(job: MpcJob, *, on_frame: FrameCallback | None = None,

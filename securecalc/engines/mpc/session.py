@@ -29,21 +29,12 @@ from collections.abc import Callable
 from typing import Any
 
 from securecalc.engines.mpc import frames
+from securecalc.engines.mpc.failure import Failure
 from securecalc.engines.mpc.job import JobResult, MpcJob, StepResult
 from securecalc.engines.mpc.steps import start_step
 
 Emit = Callable[[tuple[Any, ...]], None]
 _TICK = 0.1
-
-
-class Failure(Exception):
-    """The job failed; ``kind`` is one of the kinds reported to the node."""
-
-    def __init__(self, kind: str, message: str, peer: int | None = None):
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
-        self.peer = peer
 
 
 class Inbound(asyncio.Future):  # type: ignore[type-arg]
@@ -87,6 +78,7 @@ class Session:
         self.job, self.rt, self.loop, self._emit = job, rt, loop, emit
         self.me = job.pid
         self.peers = job.peers
+        self.digest = job.digest()
         self.started = time.monotonic()
         self.deadline = self.started + job.job_timeout
         self.last_arrival = {p: self.started for p in self.peers}  # also set by reader thread
@@ -194,17 +186,16 @@ class Session:
             raise Failure("internal", f"the node named an invalid peer {peer!r}")
 
     def _on_frame(self, peer: int, data: bytes) -> None:
-        name = self.job.party_name(peer)
         try:
             frame = frames.decode(data)
         except frames.FrameError:
-            raise Failure("protocol", f"malformed message from party {name!r}", peer) from None
+            raise Failure("protocol", "malformed message", peer) from None
         if isinstance(frame, frames.Abort):
             self._on_abort(peer, frame)
         elif isinstance(frame, frames.Hello):
             self._on_hello(peer, frame)
         elif peer in self._need_hello or peer in self._bye_from:
-            raise Failure("protocol", f"unexpected message from party {name!r}", peer)
+            raise Failure("protocol", "unexpected message", peer)
         elif isinstance(frame, frames.Bye):
             self._handshake_rounds.append(frame.round)
             self._bye_from.add(peer)
@@ -214,16 +205,14 @@ class Session:
             self._on_data(peer, frame)
 
     def _on_hello(self, peer: int, hello: frames.Hello) -> None:
-        name = self.job.party_name(peer)
         if peer not in self._need_hello:
-            raise Failure("protocol", f"unexpected message from party {name!r}", peer)
+            raise Failure("protocol", "unexpected message", peer)
         if hello.pid != peer:  # identity binding: the payload may not claim another party
-            raise Failure("protocol", f"party {name!r} claimed another party's identity", peer)
-        if hello.digest != self.job.digest():
-            raise Failure(
-                "protocol", f"party {name!r} runs a different job (id, parties or steps)", peer)
+            raise Failure("protocol", "claimed another party's identity", peer)
+        if hello.digest != self.digest:
+            raise Failure("protocol", "runs a different job (id, parties or steps)", peer)
         if len(hello.keys) != self.rt._prss_keys_from_peer(peer):
-            raise Failure("protocol", f"malformed message from party {name!r}", peer)
+            raise Failure("protocol", "malformed message", peer)
         self.rt._prss_keys_from_peer(peer, hello.keys)
         self._handshake_rounds.append(hello.round)
         self._need_hello.discard(peer)
@@ -233,10 +222,8 @@ class Session:
     def _on_abort(self, peer: int, abort: frames.Abort) -> None:
         name = self.job.party_name(peer)
         why = frames.ABORT_REASONS.get(abort.code, "an unknown reason")
-        culprit = abort.culprit if abort.culprit in self._buffers else None
-        blame = "" if culprit is None else f" (blaming party {self.job.party_name(culprit)!r})"
-        raise Failure("party_lost", f"party {name!r} aborted the job after {why}{blame}",
-                      culprit if culprit is not None else peer)
+        culprit = abort.culprit if abort.culprit in self._buffers else peer
+        raise Failure("party_lost", f"party {name!r} aborted the job after {why}", culprit)
 
     def _on_data(self, peer: int, frame: frames.Data) -> None:
         buf = self._buffers[peer]
@@ -250,8 +237,7 @@ class Session:
             if not self._pending[peer]:
                 self._wait_since.pop(peer, None)
         else:
-            name = self.job.party_name(peer)
-            raise Failure("protocol", f"unexpected message from party {name!r}", peer)
+            raise Failure("protocol", "unexpected message", peer)
 
     def _consume_handshake(self) -> None:
         for r in self._handshake_rounds:
@@ -315,7 +301,7 @@ class Session:
     async def _run(self) -> JobResult:
         for p in self.peers:
             keys = b"".join(self.rt._prss_keys_to_peer(p))
-            self._send_frame(p, frames.Hello(self._tag(), self.me, self.job.digest(), keys))
+            self._send_frame(p, frames.Hello(self._tag(), self.me, self.digest, keys))
         await self._hellos
         self._consume_handshake()
         setup_seconds = time.monotonic() - self.started

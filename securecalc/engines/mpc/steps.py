@@ -3,9 +3,10 @@
 A runner is called with the worker's MPyC runtime and the step, issues its MPyC operations
 and returns an awaitable of the released integers. Runners must be deterministic in the
 public parameters only (every party issues the same operations in the same order, so MPyC's
-program counters agree) and must release only through scalar secure types, whose output path
-uses ``field.from_bytes`` (never ``pickle.loads`` on a peer's bytes, as secure arrays and
-``transfer()`` do). This module does not import mpyc; the worker passes the runtime in.
+program counters agree) and must release only through scalar field elements or scalar secure
+types, whose output path uses ``field.from_bytes`` (never ``pickle.loads`` on a peer's bytes,
+as secure arrays and ``transfer()`` do). This module does not import mpyc; the worker passes
+the runtime in.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
+from securecalc.engines.mpc.failure import Failure
 from securecalc.engines.mpc.job import Step, SumStep, sum_bit_length
 from securecalc.errors import ConfigError
 
@@ -22,7 +24,7 @@ R = TypeVar("R", bound=Runner)
 
 
 def register(step_type: type) -> Callable[[R], R]:
-    """Class decorator-style registration: ``@register(MyStep)`` above the runner."""
+    """Register the decorated runner for ``step_type``: ``@register(MyStep)``."""
 
     def deco(runner: R) -> R:
         _RUNNERS[step_type] = runner
@@ -39,16 +41,21 @@ def start_step(rt: Any, step: Step) -> Awaitable[Sequence[int]]:
     return runner(rt, step)
 
 
-async def _const(values: Sequence[int]) -> Sequence[int]:
-    return values
-
-
 @register(SumStep)
-def _run_sum(rt: Any, step: SumStep) -> Awaitable[Sequence[int]]:
-    """One ``input`` (a message to every peer) and one ``output`` (to the successors): 2 rounds."""
-    if not step.values:
-        return _const(())
-    secint = rt.SecInt(sum_bit_length(step.bound, len(rt.parties)))
-    shared = rt.input([secint(v) for v in step.int_values()])  # one list per party
-    totals = [rt.sum(list(column)) for column in zip(*shared, strict=True)]
-    return rt.output(totals)
+async def _run_sum(rt: Any, step: SumStep) -> Sequence[int]:
+    """One ``input`` (a message to every peer), a local sum, one ``output``: 2 rounds.
+
+    Works on the field of ``SecInt(l)`` directly: ``mpc.input``/``mpc.output`` of plain field
+    elements run the same Shamir protocol as for secure integers (same marshalling), but
+    with one future per vector instead of one per element, which is about 10x faster.
+    """
+    n = len(step.values)
+    if not n:
+        return ()
+    field = rt.SecInt(sum_bit_length(step.bound, len(rt.parties))).field
+    shared = await rt.input([field(v) for v in step.int_values()])  # one list per party
+    for pid, shares in enumerate(shared):
+        if len(shares) != n:
+            raise Failure("protocol", "malformed share vector", pid)
+    totals = [field(sum(a.value for a in column)) for column in zip(*shared, strict=True)]
+    return [int(a) for a in await rt.output(totals)]  # signed: |total| < p / 2

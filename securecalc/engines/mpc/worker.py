@@ -22,8 +22,9 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
+from securecalc.engines.mpc.failure import Failure
 from securecalc.engines.mpc.job import MpcJob
-from securecalc.engines.mpc.session import Failure, PeerChannel, Session
+from securecalc.engines.mpc.session import PeerChannel, Session
 from securecalc.errors import ConfigError, DataError
 
 _ARGV = ["securecalc-mpc-worker", "--no-log"]
@@ -80,7 +81,7 @@ def _reader(conn: Connection, loop: asyncio.AbstractEventLoop, session: Session)
         except Exception:  # noqa: BLE001 - an unpicklable message is a node bug
             msg = ("bad",)
         if isinstance(msg, tuple) and len(msg) == 3 and msg[0] == "in":
-            if msg[1] in session.last_arrival:
+            if isinstance(msg[1], int) and msg[1] in session.last_arrival:
                 session.last_arrival[msg[1]] = time.monotonic()
         try:
             loop.call_soon_threadsafe(session.on_node_message, msg)
