@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -41,12 +41,12 @@ class ServerProcess:
             self.process.wait(5)
 
 
-def start_server(name: str, args: Sequence[str], *, log_dir: Path,
-                 timeout: float = 60.0) -> ServerProcess:
+def start_server(name: str, args: Sequence[str], *, log_dir: Path, timeout: float = 60.0,
+                 env: Mapping[str, str] | None = None) -> ServerProcess:
     """Run ``python -m securecalc ARGS`` and wait for its "listening on HOST:PORT" line."""
     log_path = log_dir / f"{name}.log"
     log = log_path.open("w")
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     process = subprocess.Popen([sys.executable, "-m", "securecalc", *args], stdout=subprocess.PIPE,
                                stderr=log, text=True, env=env, start_new_session=True)
     log.close()
@@ -82,8 +82,9 @@ class ServerGroup:
         self.log_dir = log_dir
         self.servers: dict[str, ServerProcess] = {}
 
-    def start(self, name: str, args: Sequence[str], timeout: float = 60.0) -> ServerProcess:
-        server = start_server(name, args, log_dir=self.log_dir, timeout=timeout)
+    def start(self, name: str, args: Sequence[str], timeout: float = 60.0,
+              env: Mapping[str, str] | None = None) -> ServerProcess:
+        server = start_server(name, args, log_dir=self.log_dir, timeout=timeout, env=env)
         self.servers[name] = server
         return server
 

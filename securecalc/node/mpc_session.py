@@ -8,8 +8,10 @@ and are delivered to the worker as coming from j, the party its certificate name
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
+import time
 from collections.abc import Iterator
 
 import grpc
@@ -22,6 +24,18 @@ from securecalc.transport.proto import node_pb2, node_pb2_grpc
 from securecalc.transport.tls import TlsFiles
 
 _END = object()
+
+#: development only: one-way delay added to every MPC frame this node sends, to emulate a WAN
+LATENCY_ENV = "SECURECALC_DEV_LATENCY_MS"
+
+
+def injected_latency() -> float:
+    """Seconds of one-way latency to add to outgoing MPC frames (0 unless the env var is set)."""
+    raw = os.environ.get(LATENCY_ENV, "")
+    try:
+        return max(0.0, float(raw) / 1000.0) if raw else 0.0
+    except ValueError:
+        return 0.0
 
 
 class MpcSession:
@@ -40,6 +54,7 @@ class MpcSession:
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._channels: list[grpc.Channel] = []
+        self._latency = injected_latency()
 
     def peer_pid(self, name: str) -> int:
         return self.job.index_of(name)
@@ -94,7 +109,7 @@ class MpcSession:
                 channel.close()
 
     def _send(self, peer_pid: int, data: bytes) -> None:
-        self._outboxes[peer_pid].put(data)
+        self._outboxes[peer_pid].put((time.monotonic() + self._latency, data))
 
     def _frames(self, peer_pid: int) -> Iterator[node_pb2.MpcFrame]:
         outbox = self._outboxes[peer_pid]
@@ -102,8 +117,11 @@ class MpcSession:
             item = outbox.get()
             if item is _END:
                 return
-            assert isinstance(item, bytes)
-            yield node_pb2.MpcFrame(job_id=self.job.job_id, data=item)
+            due, data = item  # type: ignore[misc]
+            delay = due - time.monotonic()
+            if delay > 0:  # only with injected latency; frames keep their order
+                time.sleep(delay)
+            yield node_pb2.MpcFrame(job_id=self.job.job_id, data=data)
 
     def _stream_to(self, peer_pid: int) -> None:
         peer = self.peers[peer_pid]

@@ -33,7 +33,7 @@ class Cluster:
 
 
 def start_cluster(root: Path, data: Mapping[str, Path], *, extra_names: Sequence[str] = (),
-                  with_compute: bool = True) -> Cluster:
+                  with_compute: bool = True, env: Mapping[str, str] | None = None) -> Cluster:
     pki = root / "pki"
     names = [*data, "compute", "coordinator", *extra_names]
     init_pki(pki, names)
@@ -43,7 +43,7 @@ def start_cluster(root: Path, data: Mapping[str, Path], *, extra_names: Sequence
         for name, path in data.items():
             config = write(root / f"{name}.toml", node_toml(name, "127.0.0.1:0", path, pki))
             cluster.addresses[name] = cluster.servers.start(
-                name, ["node", "serve", "--config", str(config)]).address
+                name, ["node", "serve", "--config", str(config)], env=env).address
         if with_compute:
             config = write(root / "compute.toml", compute_toml("compute", "127.0.0.1:0", pki))
             cluster.addresses["compute"] = cluster.servers.start(
