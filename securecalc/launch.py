@@ -26,19 +26,28 @@ class ServerProcess:
     address: str
     log_path: Path
 
+    def terminate(self) -> None:
+        """Ask the server to stop (SIGTERM to its process group: it and its MPC workers)."""
+        self._signal(signal.SIGTERM)
+
     def stop(self, grace: float = 5.0) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(grace)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        """Stop the server, killing it when it has not stopped after ``grace`` seconds."""
+        self.terminate()
+        try:
+            self.process.wait(grace)
+        except subprocess.TimeoutExpired:
+            self.kill()
 
     def kill(self) -> None:
+        self._signal(signal.SIGKILL)
+        self.process.wait(5)
+
+    def _signal(self, signum: int) -> None:
         if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(5)
+            try:
+                os.killpg(self.process.pid, signum)
+            except ProcessLookupError:
+                pass
 
 
 def start_server(name: str, args: Sequence[str], *, log_dir: Path, timeout: float = 60.0,
@@ -89,6 +98,8 @@ class ServerGroup:
         return server
 
     def stop_all(self) -> None:
+        for server in self.servers.values():
+            server.terminate()
         for server in self.servers.values():
             server.stop()
 

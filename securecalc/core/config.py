@@ -6,6 +6,7 @@ can be moved as a whole. Every error names the file and the field at fault.
 
 from __future__ import annotations
 
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -97,7 +98,8 @@ class _Reader:
 
     def number(self, table: Mapping[str, Any], prefix: str, key: str, default: float) -> float:
         value = table.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        if (isinstance(value, bool) or not isinstance(value, int | float) or value <= 0
+                or not math.isfinite(value)):
             raise self.error(f"must be a positive number, got {value!r}", f"{prefix}.{key}")
         return float(value)
 
@@ -115,13 +117,14 @@ class _Reader:
         if insecure:
             return None
         table = self.table("tls")
+        self.known_keys(table, "tls", {"ca", "cert", "key"})
         return TlsConfig(*(self.path_of(table, "tls", key) for key in ("ca", "cert", "key")))
 
     def known_keys(self, table: Mapping[str, Any], prefix: str, allowed: set[str]) -> None:
         for key in table:
             if key not in allowed:
                 raise self.error(f"unknown key (allowed: {', '.join(sorted(allowed))})",
-                                 f"{prefix}.{key}")
+                                 f"{prefix}.{key}" if prefix else key)
 
 
 def _read(path: str | Path) -> _Reader:
@@ -135,20 +138,29 @@ def _read(path: str | Path) -> _Reader:
         raise ConfigError(f"cannot read: {exc.strerror}", path=str(path)) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}", path=str(path)) from None
+    except UnicodeDecodeError:
+        raise ConfigError("not valid UTF-8 (TOML files must be UTF-8)", path=str(path)) from None
     return _Reader(path, data)
 
 
 def check_address(address: str, *, path: str | None = None, field: str | None = None) -> str:
     """Accept ``host:port`` with a port in 0..65535."""
     host, sep, port = address.rpartition(":")
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
+    if not sep or not host or not (port.isascii() and port.isdigit()) or int(port) > 65535:
         raise ConfigError(f"address must be host:port, got {address!r}", path=path, field=field)
     return address
+
+
+def _data_table(reader: _Reader) -> Mapping[str, Any]:
+    table = reader.table("data")
+    reader.known_keys(table, "data", {"path"})
+    return table
 
 
 def load_node_config(path: str | Path, *, insecure: bool = False) -> NodeConfig:
     """Parse node.toml: ``[node] name, listen, coordinators``, ``[data] path``, ``[tls]``."""
     reader = _read(path)
+    reader.known_keys(reader.data, "", {"node", "data", "tls"})
     node = reader.table("node")
     reader.known_keys(node, "node", {"name", "listen", "coordinators"})
     listen = reader.string(node, "node", "listen")
@@ -156,7 +168,7 @@ def load_node_config(path: str | Path, *, insecure: bool = False) -> NodeConfig:
     return NodeConfig(
         name=reader.string(node, "node", "name"),
         listen=listen,
-        data_path=reader.path_of(reader.table("data"), "data", "path"),
+        data_path=reader.path_of(_data_table(reader), "data", "path"),
         tls=reader.tls(insecure=insecure),
         coordinators=reader.names(node, "node", "coordinators", DEFAULT_COORDINATORS),
     )
@@ -165,6 +177,7 @@ def load_node_config(path: str | Path, *, insecure: bool = False) -> NodeConfig:
 def load_compute_config(path: str | Path, *, insecure: bool = False) -> ComputeConfig:
     """Parse compute.toml: ``[compute] name, listen, coordinators``, ``[tls]``."""
     reader = _read(path)
+    reader.known_keys(reader.data, "", {"compute", "tls"})
     compute = reader.table("compute")
     reader.known_keys(compute, "compute", {"name", "listen", "coordinators"})
     listen = reader.string(compute, "compute", "listen")
@@ -181,6 +194,7 @@ def load_study_config(path: str | Path, *, insecure: bool = False) -> StudyConfi
     """Parse study.toml (see the README for every field)."""
     reader = _read(path)
     where = str(reader.path)
+    reader.known_keys(reader.data, "", {"study", "party", "compute", "tls", "schema", "analysis"})
     study = reader.table("study")
     reader.known_keys(study, "study",
                       {"name", "engine", "timeout_seconds", "peer_timeout_seconds"})

@@ -28,9 +28,21 @@ def mpc_scale(layout: StatLayout) -> int:
     return 1 if layout.integral else 2**FRACTION_BITS
 
 
+#: relative allowance for the rounding of float statistics, which numpy computes in float64
+FLOAT_SLACK = Fraction(1, 2**20)
+
+
 def mpc_bound(layout: StatLayout, max_rows: int = MAX_ROWS_PER_SITE) -> int:
-    """Largest |encoded statistic| one party may input."""
-    return math.ceil(max(layout.bounds(max_rows))) * mpc_scale(layout) + 1
+    """Largest |encoded statistic| one party may input.
+
+    Computed exactly (the float product of :meth:`StatLayout.bounds` can round below
+    ``max_rows * a**2``); float statistics get a small relative allowance for their rounding.
+    """
+    a = Fraction(layout.max_abs_value)
+    exact = max(max_rows * a**k for k in range(layout.width))
+    if layout.integral:
+        return math.ceil(exact) + 1
+    return math.ceil(exact * (1 + FLOAT_SLACK) * mpc_scale(layout)) + 1
 
 
 def mpc_encode(layout: StatLayout, stats: Sequence[Number]) -> tuple[int, ...]:

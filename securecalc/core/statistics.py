@@ -92,7 +92,9 @@ def local_statistics(analysis: Analysis, schema: Schema, table: Table) -> tuple[
     if width == 2:
         return (n, s)
     m2 = float(np.sum((centred_f - s / n) ** 2)) if n else 0.0
-    return (n, s, m2 + s * s / n if n else 0.0)
+    # Q exactly (not rounded to a float): its rounding would be of the order of eps * n * s**2,
+    # which can swamp M2 when the data lie far from the centre.
+    return (n, s, Fraction(m2) + Fraction(s) ** 2 / n if n else 0.0)
 
 
 def add_statistics(parts: Sequence[Sequence[Number]]) -> tuple[Fraction, ...]:

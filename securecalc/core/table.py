@@ -288,7 +288,13 @@ class _Context:
         message = cell(first) + problem
         affected = f"{count} row{'s' if count != 1 else ''} affected"
         return DataError(f"{self.source}: column {self.column.name!r}, {at}: {message}; {affected}",
-                         column=self.column.name, reason=f"{affected}: value{problem}")
+                         column=self.column.name, reason=_reason(affected, problem))
+
+
+def _reason(affected: str, problem: str) -> str:
+    """The fault without the offending value: "2 rows affected: value is outside ..."."""
+    problem = problem.strip()
+    return f"{affected}: " + (problem[2:] if problem.startswith(": ") else f"value {problem}")
 
 
 def _strings_cell(cells: pa.Array) -> Callable[[int], str]:

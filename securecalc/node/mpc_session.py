@@ -8,11 +8,12 @@ and are delivered to the worker as coming from j, the party its certificate name
 
 from __future__ import annotations
 
+import collections
 import os
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import grpc
 
@@ -141,8 +142,9 @@ class MpcSession:
 class SessionRegistry:
     """Running sessions by job id, so that inbound streams find theirs."""
 
-    def __init__(self) -> None:
+    def __init__(self, remember_ended: int = 1024) -> None:
         self._sessions: dict[str, MpcSession] = {}
+        self._ended: collections.deque[str] = collections.deque(maxlen=remember_ended)
         self._changed = threading.Condition()
 
     def add(self, session: MpcSession) -> None:
@@ -152,10 +154,21 @@ class SessionRegistry:
 
     def remove(self, job_id: str) -> None:
         with self._changed:
-            self._sessions.pop(job_id, None)
+            if self._sessions.pop(job_id, None) is not None:
+                self._ended.append(job_id)
+            self._changed.notify_all()
 
-    def wait_for(self, job_id: str, timeout: float) -> MpcSession | None:
-        """The session of ``job_id``; a peer may reach us before the coordinator does."""
+    def wait_for(self, job_id: str, timeout: float,
+                 still_wanted: Callable[[], bool] = lambda: True) -> MpcSession | None:
+        """The session of ``job_id``; a peer may reach us before the coordinator does.
+
+        None when the job already ended here, when ``timeout`` passes, or when the caller
+        stops wanting it (its stream was cancelled)."""
+        deadline = time.monotonic() + timeout
         with self._changed:
-            self._changed.wait_for(lambda: job_id in self._sessions, timeout=timeout)
-            return self._sessions.get(job_id)
+            while job_id not in self._sessions:
+                remaining = deadline - time.monotonic()
+                if job_id in self._ended or remaining <= 0 or not still_wanted():
+                    return None
+                self._changed.wait(min(remaining, 0.5))
+            return self._sessions[job_id]

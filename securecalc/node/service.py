@@ -55,7 +55,8 @@ class NodeService(node_pb2_grpc.PartyNodeServicer):
             result = session.run(MpcJob(
                 job_id=job.job_id, pid=session.pid, party_names=job.party_names(),
                 steps=tuple(SumStep(name, values, bound) for name, values, bound in inputs),
-                peer_timeout=peer_timeout, job_timeout=timeout))
+                peer_timeout=peer_timeout, job_timeout=timeout,
+                setup_timeout=max(10.0, 2 * peer_timeout)))
         finally:
             self.sessions.remove(job.job_id)
         return node_pb2.MpcJobReply(
@@ -71,7 +72,7 @@ class NodeService(node_pb2_grpc.PartyNodeServicer):
         first = next(request_iterator, None)
         if first is None:
             return node_pb2.ExchangeAck(frames=0)
-        session = self.sessions.wait_for(first.job_id, JOB_ARRIVAL_SECONDS)
+        session = self.sessions.wait_for(first.job_id, JOB_ARRIVAL_SECONDS, context.is_active)
         if session is None:
             raise ProtocolError("unknown job")
         peer = require_peer(context, session.peer_names(), insecure=self.insecure)

@@ -39,6 +39,9 @@ def channel_options(
         # A restarted peer is reconnected within seconds, not after backoff grew to 2 min.
         ("grpc.initial_reconnect_backoff_ms", 500),
         ("grpc.max_reconnect_backoff_ms", 5_000),
+        # A connection attempt (TCP + TLS handshake) gives up after 5 s instead of 20 s: a
+        # frozen process still accepts TCP connections but never completes the handshake.
+        ("grpc.min_reconnect_backoff_ms", 5_000),
     ]
     if expected_name is not None:
         # The server's certificate must name the party we mean to reach, whatever the address.
