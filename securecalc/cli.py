@@ -66,10 +66,14 @@ def _study_run(args: argparse.Namespace) -> int:
 
 
 def _synth(args: argparse.Namespace) -> int:
+    from securecalc.errors import ConfigError
     from securecalc.synth import write_cohort
 
-    paths = write_cohort(Path(args.out), sites=args.sites, rows=args.rows, seed=args.seed,
-                         fmt=args.format)
+    try:
+        paths = write_cohort(Path(args.out), sites=args.sites, rows=args.rows, seed=args.seed,
+                             fmt=args.format)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     for path in paths:
         print(path)
     return 0

@@ -1,0 +1,73 @@
+"""The command line's own commands, run as a user runs them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from securecalc.core.config import load_compute_config, load_node_config, load_study_config
+from securecalc.core.table import load_table
+from securecalc.synth import synth_schema
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def securecalc(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "securecalc", *args], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.mark.timeout(60)
+def test_certs_init_and_refusal_to_overwrite(tmp_path: Path) -> None:
+    ok = securecalc("certs", "init", "--dir", str(tmp_path), "--names", "hospital-a,compute")
+    assert ok.returncode == 0, ok.stderr
+    assert {p.name for p in tmp_path.iterdir()} >= {"ca.crt", "ca.key", "hospital-a.crt",
+                                                    "hospital-a.key", "compute.crt"}
+    again = securecalc("certs", "init", "--dir", str(tmp_path), "--names", "hospital-a")
+    assert again.returncode == 1 and "securecalc: error:" in again.stderr
+    bad = securecalc("certs", "init", "--dir", str(tmp_path / "x"), "--names", "Hospital A")
+    assert bad.returncode == 1 and "Hospital A" in bad.stderr
+
+
+@pytest.mark.timeout(60)
+def test_synth_writes_loadable_files(tmp_path: Path) -> None:
+    result = securecalc("synth", "--sites", "2", "--rows", "500", "--out", str(tmp_path),
+                        "--seed", "4")
+    assert result.returncode == 0, result.stderr
+    files = sorted(tmp_path.glob("*.csv"))
+    assert [f.name for f in files] == ["hospital-a.csv", "hospital-b.csv"]
+    assert all(load_table(f, synth_schema()).n_rows == 500 for f in files)
+    bad = securecalc("synth", "--sites", "0", "--rows", "5", "--out", str(tmp_path))
+    assert bad.returncode == 1 and "sites" in bad.stderr
+
+
+@pytest.mark.timeout(30)
+def test_usage_errors_exit_2() -> None:
+    assert securecalc("frobnicate").returncode == 2
+    assert securecalc("study", "run").returncode == 2
+
+
+@pytest.mark.timeout(30)
+def test_examples_are_valid_configurations() -> None:
+    examples = ROOT / "examples"
+    for name in ("hospital-a", "hospital-b", "hospital-c"):
+        node = load_node_config(examples / f"{name}.toml")
+        assert node.name == name and node.data_path == examples / "data" / f"{name}.csv"
+    assert load_compute_config(examples / "compute.toml").name == "compute"
+    for engine in ("mpc", "ckks"):
+        study = load_study_config(examples / f"study-{engine}.toml")
+        assert study.engine == engine and len(study.parties) == 3
+
+
+@pytest.mark.timeout(240)
+def test_demo_runs_both_engines_and_stops_its_processes(tmp_path: Path) -> None:
+    result = securecalc("demo", "--rows", "3000", "--dir", str(tmp_path), timeout=200)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "engine mpc" in out and "engine ckks" in out and "demo finished" in out
+    assert (tmp_path / "results-mpc.json").exists() and (tmp_path / "results-ckks.json").exists()
+    leftover = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True)
+    assert leftover.stdout.strip() == "", "demo left processes running"
