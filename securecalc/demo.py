@@ -12,9 +12,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from securecalc.coordinator.study import run_study
 from securecalc.core.config import load_study_config
 from securecalc.core.table import load_table
-from securecalc.coordinator.study import run_study
 from securecalc.engines.plain import pooled_result
 from securecalc.launch import ServerGroup
 from securecalc.pki import init_pki

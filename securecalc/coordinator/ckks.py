@@ -12,15 +12,15 @@ from collections.abc import Iterator
 
 import grpc
 
+from securecalc.coordinator.calls import call_all
 from securecalc.core.config import StudyConfig
 from securecalc.core.encoding import ckks_decode
 from securecalc.core.job import Job
 from securecalc.core.results import AnalysisResult, Cost, StudyResult
 from securecalc.core.statistics import finish, layout_of
-from securecalc.errors import ProtocolError
-from securecalc.coordinator.calls import call_all
 from securecalc.engines.ckks.context import KeyHolder
 from securecalc.engines.ckks.layout import CkksParams, Layout
+from securecalc.errors import ProtocolError
 from securecalc.node.contribution import ckks_width
 from securecalc.transport import chunks
 from securecalc.transport.channel import create_channel

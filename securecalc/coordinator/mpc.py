@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
+from securecalc.coordinator.calls import call_all
 from securecalc.core.config import StudyConfig
 from securecalc.core.encoding import mpc_decode
 from securecalc.core.job import Job
 from securecalc.core.results import AnalysisResult, Cost, StudyResult
 from securecalc.core.statistics import finish, layout_of
-from securecalc.coordinator.calls import call_all
 from securecalc.errors import ProtocolError
 from securecalc.transport.channel import create_channel
 from securecalc.transport.codec import job_to_proto

@@ -82,8 +82,9 @@ class Schema:
         return list(self.columns)
 
 
-def column_from_mapping(name: str, raw: Mapping[str, object], *, path: str | None = None) -> Column:
-    """Build a :class:`Column` from a parsed TOML table ``[schema.<name>]``, checking every field."""
+def column_from_mapping(name: str, raw: Mapping[str, object], *,
+                        path: str | None = None) -> Column:
+    """Build a :class:`Column` from one ``[schema.<name>]`` table, checking every field."""
     where = f"schema.{name}"
 
     def fail(message: str, key: str | None = None) -> ConfigError:

@@ -57,7 +57,7 @@ def layout_of(analysis: Analysis, schema: Schema) -> StatLayout:
 
 
 def exact_int_sum(values: np.ndarray, power: int = 1) -> int:
-    """Exact ``sum(v**power)`` of int64 values as a Python int, fast when no overflow is possible."""
+    """Exact ``sum(v**power)`` of int64 values as a Python int; int64 chunks when safe."""
     if values.size == 0:
         return 0
     peak = int(np.max(np.abs(values))) ** power

@@ -5,11 +5,11 @@ from __future__ import annotations
 import grpc
 
 from securecalc.core.config import NodeConfig
+from securecalc.errors import ConfigError, DataError
 from securecalc.node.datastore import DataStore
 from securecalc.node.service import NodeService
 from securecalc.transport.proto import node_pb2_grpc
 from securecalc.transport.server import create_server
-from securecalc.errors import ConfigError, DataError
 from securecalc.transport.tls import TlsFiles, certificate_name
 
 

@@ -102,7 +102,8 @@ def test_canonical_blob_is_uncompressed_seal_with_expected_members(genuine: byte
     _, ntt, ct_size, degree, n_moduli, ct_scale, correction = w.CIPHERTEXT_MEMBERS.unpack_from(
         blob, 16
     )
-    assert (ntt, ct_size, degree, n_moduli, ct_scale, correction) == (1, 2, 8192, 3, PARAMS.scale, 1)
+    expected = (1, 2, 8192, 3, PARAMS.scale, 1)
+    assert (ntt, ct_size, degree, n_moduli, ct_scale, correction) == expected
 
 
 # --- malformed framing -------------------------------------------------------------------

@@ -121,7 +121,8 @@ def test_certificate_from_another_ca(bad_cluster, tmp_path: Path) -> None:  # ty
     other = tmp_path / "other-pki"
     init_pki(other, ["coordinator"])
     study = study_file(bad_cluster, "otherca", analysis("mean", "age"))
-    text = study.read_text().replace(str(bad_cluster.pki / "coordinator"), str(other / "coordinator"))
+    text = study.read_text().replace(str(bad_cluster.pki / "coordinator"),
+                                     str(other / "coordinator"))
     text = text.replace(f'ca = "{bad_cluster.pki / "ca.crt"}"', f'ca = "{other / "ca.crt"}"')
     line = one_line_error(securecalc("study", "run", str(write(study, text))))
     assert "hospital-" in line, line

@@ -103,3 +103,27 @@ def test_ckks_site_hung(cluster_factory, cohort) -> None:  # type: ignore[no-unt
         _fails_naming(study, "hospital-b", within=30)
     finally:
         os.killpg(victim.pid, signal.SIGCONT)
+
+
+@pytest.mark.timeout(90)
+def test_insecure_development_mode_end_to_end(tmp_path: Path, cohort) -> None:  # type: ignore[no-untyped-def]
+    """--insecure works when every process says so, and is refused by a TLS node."""
+    from securecalc.launch import ServerGroup
+    from securecalc.studyfolder import node_toml, study_toml, write
+
+    with ServerGroup(tmp_path) as servers:
+        addresses = {}
+        for name, data in cohort.items():
+            config = write(tmp_path / f"{name}.toml",
+                           node_toml(name, "127.0.0.1:0", data, tmp_path / "no-pki"))
+            addresses[name] = servers.start(
+                name, ["node", "serve", "--config", str(config), "--insecure"]).address
+        study = write(tmp_path / "study.toml", study_toml(
+            "insecure", "mpc", list(addresses.items()), tmp_path / "no-pki", SYNTH_SCHEMA_TOML,
+            DEMO_ANALYSES_TOML))
+        assert run_study(study, insecure=True).results["patients"].value == 6000
+        with pytest.raises(PartyError):  # TLS coordinator against insecure nodes: no handshake
+            from securecalc.pki import init_pki
+
+            init_pki(tmp_path / "no-pki", ["coordinator"])
+            run_study(study)
