@@ -88,7 +88,9 @@ FILTERS = (
     ),
     Filter(
         "not (k != {t} and g != 'b')",
-        lambda r, t, u: k_not(k_and(cmp(r["k"], lambda k: k != t), cmp(r["g"], lambda g: g != "b"))),
+        lambda r, t, u: k_not(
+            k_and(cmp(r["k"], lambda k: k != t), cmp(r["g"], lambda g: g != "b"))
+        ),
     ),
 )
 
@@ -110,7 +112,8 @@ class Study:
         return self.filter.text(self.t, self.u)
 
     def tables(self) -> list[Table]:
-        return [make_table(self.schema, self.rows[a:b]) for a, b in zip(self.cuts, self.cuts[1:])]
+        spans = zip(self.cuts[:-1], self.cuts[1:], strict=True)
+        return [make_table(self.schema, self.rows[a:b]) for a, b in spans]
 
     def selected(self) -> list[Row]:
         return [r for r in self.rows if self.filter.oracle(r, self.t, self.u) is True]
