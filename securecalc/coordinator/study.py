@@ -14,7 +14,8 @@ from securecalc.transport.tls import TlsFiles
 def new_job(config: StudyConfig) -> Job:
     """A job with a fresh unique id for one run of the study."""
     return Job(study=config.name, job_id=uuid.uuid4().hex, parties=config.parties,
-               schema=config.schema, analyses=config.analyses)
+               schema=config.schema, analyses=config.analyses,
+               min_cell_count=config.min_cell_count)
 
 
 def run_study(config: StudyConfig | str | Path, *, insecure: bool = False) -> StudyResult:

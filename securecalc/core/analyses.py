@@ -1,81 +1,122 @@
-"""Analyses a study asks for: their declaration in study.toml and its validation.
+"""Analyses a study asks for: their ``[[analysis]]`` tables and their validation.
 
-Every analysis is computed from *sufficient statistics*: each site reduces its own rows to a
-few numbers (see :mod:`securecalc.core.statistics`), the engines add those numbers across sites
-without revealing any site's share, and the result is finished from the pooled totals.
-
-What each kind reveals beyond its output
-----------------------------------------
-``count``     the pooled count n (its output).
-``sum``       the pooled n and sum: n is reported with every result.
-``mean``      the pooled n and sum (equivalent to n and the mean).
-``variance``  the pooled n, sum and sum of squares: equivalent to n, mean and variance, so the
-``std``       pooled mean is revealed although it is not the requested output.
-No per-site value is revealed by the MPC engine to anyone; the CKKS engine reveals the pooled
-totals (with CKKS noise) to the coordinator only. Every party learns the released results.
+Each kind (see :mod:`securecalc.core.kinds`) validates its own keys; this module handles
+what every analysis shares (id, kind, where) and names the file and field of any mistake.
+What each kind reveals beyond its output is stated in its class and in the README.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from securecalc.core.schema import Schema
 from securecalc.core.where import parse_where
 from securecalc.errors import ConfigError
 
-#: kind -> whether it needs a numeric column (count takes an optional column of any type)
-KINDS: dict[str, bool] = {"count": False, "sum": True, "mean": True, "variance": True,
-                          "std": True}
-_KEYS = {"id", "kind", "column", "where"}
+_COMMON = ("id", "kind", "where")
 
 
 @dataclass(frozen=True)
 class Analysis:
-    """One requested analysis. ``column`` is optional for ``count`` (then rows are counted)."""
+    """One requested analysis.
+
+    ``column`` is the main column of kinds that have one; ``options`` holds the kind's other
+    validated keys (plain JSON values).
+    """
 
     id: str
     kind: str
     column: str | None = None
     where: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Analysis):
+            return NotImplemented
+        return self.table() == other.table()
+
+    def __hash__(self) -> int:
+        return hash(self.to_json())
 
     @property
     def columns(self) -> tuple[str, ...]:
-        return (self.column,) if self.column else ()
+        from securecalc.core.kinds import kind_of
+
+        return kind_of(self.kind).columns({**self.options, "column": self.column})
+
+    def table(self) -> dict[str, Any]:
+        """The analysis as a ``[[analysis]]`` table."""
+        out: dict[str, Any] = {"id": self.id, "kind": self.kind}
+        if self.column is not None:
+            out["column"] = self.column
+        if self.where is not None:
+            out["where"] = self.where
+        out.update(self.options)
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.table(), sort_keys=True)
 
 
-def analysis_from_mapping(raw: Any, *, index: int, path: str | None = None) -> Analysis:
-    """Build an :class:`Analysis` from one ``[[analysis]]`` table."""
+def _field_error(exc: ConfigError, prefix: str, path: str | None) -> ConfigError:
+    message = str(exc)
+    if exc.field and message.startswith(f"field {exc.field!r}: "):
+        message = message[len(f"field {exc.field!r}: "):]
+    field_name = f"{prefix}.{exc.field}" if exc.field else prefix
+    return type(exc)(message, path=path, field=field_name)
+
+
+def analysis_from_mapping(raw: Any, *, index: int, schema: Schema | None = None,
+                          path: str | None = None) -> Analysis:
+    """Build an :class:`Analysis` from one ``[[analysis]]`` table.
+
+    With ``schema`` the kind validates its keys fully; without it only the shared keys are
+    checked (:func:`check_analyses` completes the validation).
+    """
+    from securecalc.core.kinds import KINDS
+
     prefix = f"analysis[{index}]"
     if not isinstance(raw, Mapping):
         raise ConfigError("must be a table", path=path, field=prefix)
-    for key in raw:
-        if key not in _KEYS:
-            raise ConfigError(f"unknown key (allowed: {', '.join(sorted(_KEYS))})",
-                              path=path, field=f"{prefix}.{key}")
-    values: dict[str, str | None] = {}
     for key in ("id", "kind", "column", "where"):
         value = raw.get(key)
         if value is not None and (not isinstance(value, str) or not value.strip()):
             raise ConfigError(f"must be a non-empty string, got {value!r}",
                               path=path, field=f"{prefix}.{key}")
-        values[key] = value
-    if values["id"] is None:
+    if raw.get("id") is None:
         raise ConfigError("is required", path=path, field=f"{prefix}.id")
-    kind = values["kind"]
-    if kind not in KINDS:
-        raise ConfigError(f"unknown kind {kind!r} (known: {', '.join(KINDS)})",
+    kind_name = raw.get("kind")
+    kind = KINDS.get(kind_name) if isinstance(kind_name, str) else None
+    if kind is None:
+        raise ConfigError(f"unknown kind {kind_name!r} (known: {', '.join(KINDS)})",
                           path=path, field=f"{prefix}.kind")
-    if KINDS[kind] and values["column"] is None:
-        raise ConfigError(f"kind {kind!r} needs a column", path=path, field=f"{prefix}.column")
-    return Analysis(id=values["id"] or "", kind=kind, column=values["column"],
-                    where=values["where"])
+    allowed = {*_COMMON, *kind.keys}
+    for key in raw:
+        if key not in allowed:
+            raise ConfigError(f"unknown key for kind {kind_name!r} (allowed: "
+                              f"{', '.join(sorted(allowed))})", path=path,
+                              field=f"{prefix}.{key}")
+    for key in sorted(kind.required):
+        if key not in raw:
+            raise ConfigError(f"kind {kind_name!r} needs a {key}", path=path,
+                              field=f"{prefix}.{key}")
+    options = {k: v for k, v in raw.items() if k not in _COMMON}
+    if schema is not None:
+        try:
+            options = kind.parse(options, schema)
+        except ConfigError as exc:
+            raise _field_error(exc, prefix, path) from None
+    column = options.pop("column", None)
+    return Analysis(id=raw["id"], kind=kind_name, column=column, where=raw.get("where"),
+                    options=options)
 
 
 def check_analyses(analyses: Sequence[Analysis], schema: Schema, *,
                    path: str | None = None) -> None:
-    """Check ids are unique, columns exist with a fitting type, and filters parse."""
+    """Check ids are unique, each kind's keys fit the schema, and filters parse."""
     seen: set[str] = set()
     for i, analysis in enumerate(analyses):
         prefix = f"analysis[{i}]"
@@ -83,23 +124,20 @@ def check_analyses(analyses: Sequence[Analysis], schema: Schema, *,
             raise ConfigError(f"duplicate analysis id {analysis.id!r}", path=path,
                               field=f"{prefix}.id")
         seen.add(analysis.id)
-        if analysis.kind not in KINDS:
-            raise ConfigError(f"unknown kind {analysis.kind!r} (known: {', '.join(KINDS)})",
-                              path=path, field=f"{prefix}.kind")
-        if KINDS[analysis.kind] and analysis.column is None:
-            raise ConfigError(f"kind {analysis.kind!r} needs a column", path=path,
-                              field=f"{prefix}.column")
-        if analysis.column is not None:
-            if analysis.column not in schema:
-                known = ", ".join(schema.names()) or "none"
-                raise ConfigError(f"unknown column {analysis.column!r} (schema declares: "
-                                  f"{known})", path=path, field=f"{prefix}.column")
-            if KINDS[analysis.kind] and not schema[analysis.column].is_numeric:
-                raise ConfigError(f"kind {analysis.kind!r} needs a numeric column; "
-                                  f"{analysis.column!r} is a category", path=path,
-                                  field=f"{prefix}.column")
-        if analysis.where:
+        if analysis.where is not None:
             try:
                 parse_where(analysis.where, schema)
             except ConfigError as exc:
                 raise type(exc)(str(exc), path=path, field=f"{prefix}.where") from None
+        reparsed = analysis_from_mapping(analysis.table(), index=i, schema=schema, path=path)
+        if reparsed.table() != analysis.table():
+            raise ConfigError("is not in its validated form", path=path, field=prefix)
+
+
+def parse_analyses(raws: Sequence[Any], schema: Schema, *,
+                   path: str | None = None) -> tuple[Analysis, ...]:
+    """Every ``[[analysis]]`` table, fully validated against the schema."""
+    analyses = tuple(analysis_from_mapping(raw, index=i, schema=schema, path=path)
+                     for i, raw in enumerate(raws))
+    check_analyses(analyses, schema, path=path)
+    return analyses

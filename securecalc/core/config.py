@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from securecalc.core.analyses import Analysis, analysis_from_mapping, check_analyses
+from securecalc.core.analyses import Analysis, parse_analyses
+from securecalc.core.kinds import kind_of
 from securecalc.core.schema import Schema, schema_from_mapping
 from securecalc.errors import ConfigError
 
@@ -65,6 +66,7 @@ class StudyConfig:
     compute: Party | None = None
     timeout_seconds: float = 120.0
     peer_timeout_seconds: float = 15.0
+    min_cell_count: int = 5
 
 
 class _Reader:
@@ -197,7 +199,8 @@ def load_study_config(path: str | Path, *, insecure: bool = False) -> StudyConfi
     reader.known_keys(reader.data, "", {"study", "party", "compute", "tls", "schema", "analysis"})
     study = reader.table("study")
     reader.known_keys(study, "study",
-                      {"name", "engine", "timeout_seconds", "peer_timeout_seconds"})
+                      {"name", "engine", "timeout_seconds", "peer_timeout_seconds",
+                       "min_cell_count"})
     engine = reader.string(study, "study", "engine")
     if engine not in ENGINES:
         raise reader.error(f"must be one of {', '.join(ENGINES)}, got {engine!r}", "study.engine")
@@ -237,9 +240,18 @@ def load_study_config(path: str | Path, *, insecure: bool = False) -> StudyConfi
     raw_analyses = reader.data.get("analysis")
     if not isinstance(raw_analyses, list) or not raw_analyses:
         raise reader.error("at least one [[analysis]] table is required", "analysis")
-    analyses = tuple(analysis_from_mapping(raw, index=i, path=where)
-                     for i, raw in enumerate(raw_analyses))
-    check_analyses(analyses, schema, path=where)
+    analyses = parse_analyses(raw_analyses, schema, path=where)
+    min_cell_count = study.get("min_cell_count", 5)
+    if isinstance(min_cell_count, bool) or not isinstance(min_cell_count, int) \
+            or min_cell_count < 1:
+        raise reader.error(f"must be a whole number >= 1, got {min_cell_count!r}",
+                           "study.min_cell_count")
+    for analysis in analyses:
+        kind = kind_of(analysis.kind)
+        if engine not in kind.engines:
+            raise reader.error(f"kind {analysis.kind!r} cannot run on the {engine} engine "
+                               f"(it runs on: {', '.join(sorted(kind.engines))})",
+                               f"analysis[{analyses.index(analysis)}].kind")
 
     return StudyConfig(
         name=reader.string(study, "study", "name"),
@@ -251,4 +263,5 @@ def load_study_config(path: str | Path, *, insecure: bool = False) -> StudyConfi
         compute=compute,
         timeout_seconds=reader.number(study, "study", "timeout_seconds", 120.0),
         peer_timeout_seconds=reader.number(study, "study", "peer_timeout_seconds", 15.0),
+        min_cell_count=min_cell_count,
     )

@@ -18,61 +18,70 @@ import math
 from collections.abc import Sequence
 from fractions import Fraction
 
-from securecalc.core.statistics import MAX_ROWS_PER_SITE, Number, StatLayout
+from securecalc.core.plans import MAX_ROWS_PER_SITE, Number, SumPlan
+from securecalc.core.statistics import StatLayout
 
 #: fractional bits of the fixed-point encoding of float statistics in MPC
 FRACTION_BITS = 48
 
-
-def mpc_scale(layout: StatLayout) -> int:
-    return 1 if layout.integral else 2**FRACTION_BITS
-
-
 #: relative allowance for the rounding of float statistics, which numpy computes in float64
 FLOAT_SLACK = Fraction(1, 2**20)
 
+Shape = SumPlan | StatLayout
 
-def mpc_bound(layout: StatLayout, max_rows: int = MAX_ROWS_PER_SITE) -> int:
-    """Largest |encoded statistic| one party may input.
 
-    Computed exactly (the float product of :meth:`StatLayout.bounds` can round below
-    ``max_rows * a**2``); float statistics get a small relative allowance for their rounding.
+def as_plan(shape: Shape, max_rows: int = MAX_ROWS_PER_SITE) -> SumPlan:
+    """A :class:`SumPlan` for either a plan or the moment kinds' :class:`StatLayout`."""
+    return shape if isinstance(shape, SumPlan) else shape.plan(max_rows)
+
+
+def _scales(plan: SumPlan) -> list[int]:
+    return [1 if integral else 2**FRACTION_BITS for integral in plan.integral]
+
+
+def mpc_scale(layout: StatLayout) -> int:
+    """Fixed-point scale of a moment layout's non-count statistics."""
+    return 1 if layout.integral else 2**FRACTION_BITS
+
+
+def mpc_bound(shape: Shape, max_rows: int = MAX_ROWS_PER_SITE) -> int:
+    """Largest |encoded value| one party may input, computed exactly.
+
+    Float statistics get a small relative allowance for their float64 rounding.
     """
-    a = Fraction(layout.max_abs_value)
-    exact = max(max_rows * a**k for k in range(layout.width))
-    if layout.integral:
-        return math.ceil(exact) + 1
-    return math.ceil(exact * (1 + FLOAT_SLACK) * mpc_scale(layout)) + 1
+    plan = as_plan(shape, max_rows)
+    best = 0
+    for bound, integral, scale in zip(plan.bounds, plan.integral, _scales(plan), strict=True):
+        exact = Fraction(bound)
+        best = max(best, math.ceil(exact if integral else exact * (1 + FLOAT_SLACK) * scale))
+    return best + 1
 
 
-def mpc_encode(layout: StatLayout, stats: Sequence[Number]) -> tuple[int, ...]:
-    """Statistics as the integers one party secret-shares (n is always exact)."""
-    scale = mpc_scale(layout)
-    encoded = [int(stats[0])]
-    for value in stats[1:]:
-        encoded.append(int(value) if layout.integral else round(Fraction(value) * scale))
-    return tuple(encoded)
+def mpc_encode(shape: Shape, values: Sequence[Number]) -> tuple[int, ...]:
+    """Values as the integers one party secret-shares (integral slots exactly)."""
+    plan = as_plan(shape)
+    return tuple(int(v) if integral else round(Fraction(v) * scale)
+                 for v, integral, scale in zip(values, plan.integral, _scales(plan), strict=True))
 
 
-def mpc_decode(layout: StatLayout, totals: Sequence[int]) -> tuple[Fraction, ...]:
-    """Pooled statistics from the revealed integer totals."""
-    scale = mpc_scale(layout)
-    return (Fraction(totals[0]), *(Fraction(t, scale) for t in totals[1:]))
+def mpc_decode(shape: Shape, totals: Sequence[int]) -> tuple[Fraction, ...]:
+    """Pooled values from the revealed integer totals."""
+    plan = as_plan(shape)
+    return tuple(Fraction(t, scale) for t, scale in zip(totals, _scales(plan), strict=True))
 
 
-def _ckks_scales(layout: StatLayout) -> list[Fraction]:
-    a = Fraction(layout.max_abs_value) if layout.max_abs_value > 0 else Fraction(1)
-    return [a**k for k in range(layout.width)]
+def ckks_encode(shape: Shape, values: Sequence[Number]) -> list[float]:
+    """Values as the floats one site encrypts (normalised; see the module docstring)."""
+    plan = as_plan(shape)
+    return [float(Fraction(v) / Fraction(s))
+            for v, s in zip(values, plan.ckks_scales, strict=True)]
 
 
-def ckks_encode(layout: StatLayout, stats: Sequence[Number]) -> list[float]:
-    """Statistics as the floats one site encrypts (normalised; see the module docstring)."""
-    return [float(Fraction(v) / s) for v, s in zip(stats, _ckks_scales(layout), strict=True)]
-
-
-def ckks_decode(layout: StatLayout, values: Sequence[float]) -> tuple[Fraction, ...]:
-    """Pooled statistics from decrypted CKKS values; integral ones are rounded to integers."""
-    scaled = [Fraction(v) * s for v, s in zip(values, _ckks_scales(layout), strict=True)]
-    n = Fraction(round(scaled[0]))
-    rest = [Fraction(round(v)) if layout.integral else v for v in scaled[1:]]
-    return (n, *rest)
+def ckks_decode(shape: Shape, values: Sequence[float]) -> tuple[Fraction, ...]:
+    """Pooled values from decrypted CKKS values; integral ones are rounded to integers."""
+    plan = as_plan(shape)
+    out = []
+    for v, s, integral in zip(values, plan.ckks_scales, plan.integral, strict=True):
+        scaled = Fraction(v) * Fraction(s)
+        out.append(Fraction(round(scaled)) if integral else scaled)
+    return tuple(out)

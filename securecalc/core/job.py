@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from securecalc.core.analyses import Analysis, check_analyses
 from securecalc.core.config import MIN_PARTIES, Party
+from securecalc.core.kinds import StudyOptions
 from securecalc.core.schema import Schema
 from securecalc.errors import ConfigError
 
@@ -17,6 +18,11 @@ class Job:
     parties: tuple[Party, ...]
     schema: Schema
     analyses: tuple[Analysis, ...]
+    min_cell_count: int = 5
+
+    @property
+    def options(self) -> StudyOptions:
+        return StudyOptions(min_cell_count=self.min_cell_count)
 
     def party_names(self) -> tuple[str, ...]:
         return tuple(p.name for p in self.parties)
@@ -41,6 +47,8 @@ class Job:
 
     def check(self, engine: str) -> None:
         """Validate a job received from the wire as carefully as a study file."""
+        from securecalc.core.kinds import kind_of
+
         names = self.party_names()
         if len(set(names)) != len(names):
             raise ConfigError(f"job {self.job_id}: party names are not unique")
@@ -49,4 +57,9 @@ class Job:
                               f"{MIN_PARTIES[engine]} parties")
         if not self.analyses:
             raise ConfigError(f"job {self.job_id}: no analyses")
+        if self.min_cell_count < 1:
+            raise ConfigError(f"job {self.job_id}: min_cell_count must be at least 1")
         check_analyses(self.analyses, self.schema)
+        for analysis in self.analyses:
+            if engine not in kind_of(analysis.kind).engines:
+                raise ConfigError(f"kind {analysis.kind!r} cannot run on the {engine} engine")

@@ -20,17 +20,14 @@ from fractions import Fraction
 import numpy as np
 
 from securecalc.core.analyses import Analysis
+from securecalc.core.plans import MAX_ROWS_PER_SITE, Number, SumPlan
 from securecalc.core.schema import Column, Schema
 from securecalc.core.table import Table
 from securecalc.core.where import parse_where
 
-Number = int | float | Fraction
-
 #: number of statistics each kind needs
 WIDTH = {"count": 1, "sum": 2, "mean": 2, "variance": 3, "std": 3}
 
-#: rows one site may hold; bounds the secure integers' size together with the schema bounds
-MAX_ROWS_PER_SITE = 2**31
 
 
 @dataclass(frozen=True)
@@ -45,6 +42,14 @@ class StatLayout:
         """Upper bounds of |statistic| at one site: n, |S|, Q."""
         a = self.max_abs_value
         return (max_rows, max_rows * a, max_rows * a * a)[: self.width]
+
+    def plan(self, max_rows: int = MAX_ROWS_PER_SITE) -> SumPlan:
+        """The same shape as a :class:`SumPlan` (exact bounds; n is always an exact count)."""
+        a = Fraction(self.max_abs_value)
+        scale = a if a > 0 else Fraction(1)
+        return SumPlan(integral=(True, self.integral, self.integral)[: self.width],
+                       bounds=tuple(max_rows * a**k for k in range(self.width)),
+                       ckks_scales=tuple(scale**k for k in range(self.width)))
 
 
 def layout_of(analysis: Analysis, schema: Schema) -> StatLayout:
@@ -73,9 +78,14 @@ def exact_int_sum(values: np.ndarray, power: int = 1) -> int:
     return total
 
 
-def local_statistics(analysis: Analysis, schema: Schema, table: Table) -> tuple[Number, ...]:
-    """This site's statistics for ``analysis`` (see the module docstring)."""
-    mask = parse_where(analysis.where, schema).evaluate(table)
+def local_statistics(analysis: Analysis, schema: Schema, table: Table,
+                     mask: np.ndarray | None = None) -> tuple[Number, ...]:
+    """This site's statistics for ``analysis`` (see the module docstring).
+
+    ``mask`` is the rows the filter keeps; by default the analysis's own filter is applied.
+    """
+    if mask is None:
+        mask = parse_where(analysis.where, schema).evaluate(table)
     if analysis.column is not None:
         mask = mask & ~table.column(analysis.column).missing
     n = int(np.count_nonzero(mask))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from securecalc.core.analyses import Analysis
+import json
+
+from securecalc.core.analyses import analysis_from_mapping
 from securecalc.core.config import Party
 from securecalc.core.job import Job
 from securecalc.core.schema import Column, Schema, column_from_mapping
@@ -33,15 +35,14 @@ def job_to_proto(job: Job) -> study_pb2.JobSpec:
         job_id=job.job_id,
         parties=[study_pb2.PartyRef(name=p.name, address=p.address) for p in job.parties],
         schema=[column_to_proto(c) for c in job.schema],
-        analyses=[
-            study_pb2.AnalysisSpec(id=a.id, kind=a.kind, column=a.column or "", where=a.where or "")
-            for a in job.analyses
-        ],
+        analyses=[study_pb2.AnalysisSpec(id=a.id, kind=a.kind, table_json=a.to_json())
+                  for a in job.analyses],
+        min_cell_count=job.min_cell_count,
     )
 
 
 def job_from_proto(spec: study_pb2.JobSpec, engine: str) -> Job:
-    """Decode and validate a job sent by a coordinator."""
+    """Decode and validate a job sent by a coordinator (as strictly as a study file)."""
     if not spec.job_id or not spec.study:
         raise ConfigError("job without id or study name")
     columns: dict[str, Column] = {}
@@ -49,15 +50,24 @@ def job_from_proto(spec: study_pb2.JobSpec, engine: str) -> Job:
         if column_spec.name in columns:
             raise ConfigError(f"duplicate column {column_spec.name!r} in job schema")
         columns[column_spec.name] = column_from_proto(column_spec)
+    schema = Schema(columns)
+    analyses = []
+    for index, wire in enumerate(spec.analyses):
+        try:
+            table = json.loads(wire.table_json)
+        except ValueError:
+            raise ConfigError(f"analysis {wire.id!r} is not valid JSON") from None
+        if not isinstance(table, dict) or table.get("id") != wire.id \
+                or table.get("kind") != wire.kind:
+            raise ConfigError(f"analysis {wire.id!r} does not match its table")
+        analyses.append(analysis_from_mapping(table, index=index, schema=schema))
     job = Job(
         study=spec.study,
         job_id=spec.job_id,
         parties=tuple(Party(p.name, p.address) for p in spec.parties),
-        schema=Schema(columns),
-        analyses=tuple(
-            Analysis(id=a.id, kind=a.kind, column=a.column or None, where=a.where or None)
-            for a in spec.analyses
-        ),
+        schema=schema,
+        analyses=tuple(analyses),
+        min_cell_count=spec.min_cell_count,
     )
     job.check(engine)
     return job

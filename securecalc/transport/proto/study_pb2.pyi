@@ -21,16 +21,14 @@ class ColumnSpec(_message.Message):
     def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., min: _Optional[float] = ..., max: _Optional[float] = ..., levels: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class AnalysisSpec(_message.Message):
-    __slots__ = ("id", "kind", "column", "where")
+    __slots__ = ("id", "kind", "table_json")
     ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
-    COLUMN_FIELD_NUMBER: _ClassVar[int]
-    WHERE_FIELD_NUMBER: _ClassVar[int]
+    TABLE_JSON_FIELD_NUMBER: _ClassVar[int]
     id: str
     kind: str
-    column: str
-    where: str
-    def __init__(self, id: _Optional[str] = ..., kind: _Optional[str] = ..., column: _Optional[str] = ..., where: _Optional[str] = ...) -> None: ...
+    table_json: str
+    def __init__(self, id: _Optional[str] = ..., kind: _Optional[str] = ..., table_json: _Optional[str] = ...) -> None: ...
 
 class PartyRef(_message.Message):
     __slots__ = ("name", "address")
@@ -41,18 +39,20 @@ class PartyRef(_message.Message):
     def __init__(self, name: _Optional[str] = ..., address: _Optional[str] = ...) -> None: ...
 
 class JobSpec(_message.Message):
-    __slots__ = ("study", "job_id", "parties", "schema", "analyses")
+    __slots__ = ("study", "job_id", "parties", "schema", "analyses", "min_cell_count")
     STUDY_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     PARTIES_FIELD_NUMBER: _ClassVar[int]
     SCHEMA_FIELD_NUMBER: _ClassVar[int]
     ANALYSES_FIELD_NUMBER: _ClassVar[int]
+    MIN_CELL_COUNT_FIELD_NUMBER: _ClassVar[int]
     study: str
     job_id: str
     parties: _containers.RepeatedCompositeFieldContainer[PartyRef]
     schema: _containers.RepeatedCompositeFieldContainer[ColumnSpec]
     analyses: _containers.RepeatedCompositeFieldContainer[AnalysisSpec]
-    def __init__(self, study: _Optional[str] = ..., job_id: _Optional[str] = ..., parties: _Optional[_Iterable[_Union[PartyRef, _Mapping]]] = ..., schema: _Optional[_Iterable[_Union[ColumnSpec, _Mapping]]] = ..., analyses: _Optional[_Iterable[_Union[AnalysisSpec, _Mapping]]] = ...) -> None: ...
+    min_cell_count: int
+    def __init__(self, study: _Optional[str] = ..., job_id: _Optional[str] = ..., parties: _Optional[_Iterable[_Union[PartyRef, _Mapping]]] = ..., schema: _Optional[_Iterable[_Union[ColumnSpec, _Mapping]]] = ..., analyses: _Optional[_Iterable[_Union[AnalysisSpec, _Mapping]]] = ..., min_cell_count: _Optional[int] = ...) -> None: ...
 
 class CkksParams(_message.Message):
     __slots__ = ("poly_modulus_degree", "coeff_mod_bit_sizes", "scale_bits")

@@ -1,0 +1,158 @@
+"""The contract every analysis kind fulfils.
+
+A kind validates its ``[[analysis]]`` table, names the columns it reads, says which plan it
+needs from an engine (see :mod:`securecalc.core.plans`), computes one site's local input
+from that site's rows, and finishes the released totals into a plain-JSON value. Kinds are
+pure: numpy and scipy only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from securecalc.core.analyses import Analysis
+from securecalc.core.plans import Plan
+from securecalc.core.schema import Column, Schema
+from securecalc.core.table import Table
+from securecalc.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class StudyOptions:
+    """Study-wide settings a kind may need."""
+
+    min_cell_count: int = 5
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """What a :class:`~securecalc.core.plans.SearchPlan` releases: the pooled count and, per
+    probability, the grid index found (``lo + index * resolution`` is the value)."""
+
+    n: int
+    indices: tuple[int, ...]
+
+
+class Kind:
+    """Base class of analysis kinds; subclasses set the class attributes."""
+
+    name: ClassVar[str]
+    #: engines that can run this kind
+    engines: ClassVar[frozenset[str]] = frozenset({"mpc", "ckks"})
+    #: what the kind reveals beyond its output (also shown in the README)
+    reveals: ClassVar[str] = ""
+    #: keys of its table besides id, kind and where, with a short description
+    keys: ClassVar[Mapping[str, str]] = {}
+    #: keys that must be present
+    required: ClassVar[frozenset[str]] = frozenset()
+
+    def parse(self, raw: Mapping[str, Any], schema: Schema) -> dict[str, Any]:
+        """Validated options (JSON-compatible). Raise ConfigError(field=<key>) on mistakes."""
+        raise NotImplementedError
+
+    def columns(self, options: Mapping[str, Any]) -> tuple[str, ...]:
+        """Every column the analysis reads (its filter's columns are added by the caller)."""
+        raise NotImplementedError
+
+    def plan(self, analysis: Analysis, schema: Schema, engine: str,
+             study: StudyOptions) -> Plan:
+        raise NotImplementedError
+
+    def local(self, analysis: Analysis, schema: Schema, table: Table, mask: np.ndarray,
+              study: StudyOptions) -> Any:
+        """This site's input under :meth:`plan` (``mask``: rows kept by the filter).
+
+        SumPlan: a tuple of numbers, one per slot. SearchPlan: a sorted int64 array of grid
+        indices (see SearchPlan). IterativePlan: whatever the program's ``local`` takes.
+        """
+        raise NotImplementedError
+
+    def finish(self, analysis: Analysis, schema: Schema, released: Any,
+               study: StudyOptions) -> tuple[Any, int]:
+        """``(value, n)`` from what the engine released.
+
+        SumPlan: a tuple of Fractions, None where a count was withheld. SearchPlan: a
+        :class:`SearchResult`. IterativePlan: the program's final state.
+        """
+        raise NotImplementedError
+
+
+# -- helpers shared by kinds -------------------------------------------------------------
+
+def option_error(message: str, key: str | None = None) -> ConfigError:
+    """An error about one key of the analysis table (the caller adds file and index)."""
+    return ConfigError(message, field=key)
+
+
+def numeric_column(raw: Mapping[str, Any], schema: Schema, key: str = "column") -> str:
+    name = _column_name(raw, key)
+    column = _declared(schema, name, key)
+    if not column.is_numeric:
+        raise option_error(f"needs a numeric column; {name!r} is a category", key)
+    return name
+
+
+def category_column(raw: Mapping[str, Any], schema: Schema, key: str) -> str:
+    name = _column_name(raw, key)
+    column = _declared(schema, name, key)
+    if column.type != "category":
+        raise option_error(f"needs a category column; {name!r} is {column.type}", key)
+    return name
+
+
+def column_list(raw: Mapping[str, Any], schema: Schema, key: str, *,
+                numeric: bool = True, min_length: int = 1) -> list[str]:
+    names = raw.get(key)
+    if not isinstance(names, list) or len(names) < min_length or \
+            not all(isinstance(n, str) and n for n in names):
+        raise option_error(f"needs a list of at least {min_length} column names", key)
+    if len(set(names)) != len(names):
+        raise option_error("lists a column twice", key)
+    for name in names:
+        column = _declared(schema, name, key)
+        if numeric and not column.is_numeric:
+            raise option_error(f"needs numeric columns; {name!r} is a category", key)
+    return list(names)
+
+
+def number_list(raw: Mapping[str, Any], key: str, *, lo: float | None = None,
+                hi: float | None = None, increasing: bool = False,
+                min_length: int = 1) -> list[float]:
+    values = raw.get(key)
+    if not isinstance(values, list) or len(values) < min_length or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        raise option_error(f"needs a list of at least {min_length} numbers", key)
+    out = [float(v) for v in values]
+    if any(not np.isfinite(v) for v in out):
+        raise option_error("numbers must be finite", key)
+    if lo is not None and any(v < lo for v in out) or hi is not None and any(v > hi for v in out):
+        raise option_error(f"numbers must lie in [{lo:g}, {hi:g}]", key)
+    if increasing and any(b <= a for a, b in zip(out, out[1:], strict=False)):
+        raise option_error("numbers must be strictly increasing", key)
+    return out
+
+
+def _column_name(raw: Mapping[str, Any], key: str) -> str:
+    name = raw.get(key)
+    if not isinstance(name, str) or not name.strip():
+        raise option_error(f"must name a column (a non-empty string), got {name!r}", key)
+    return name
+
+
+def _declared(schema: Schema, name: str, key: str) -> Column:
+    if name not in schema:
+        known = ", ".join(schema.names()) or "none"
+        raise option_error(f"unknown column {name!r} (schema declares: {known})", key)
+    return schema[name]
+
+
+def present(table: Table, names: tuple[str, ...] | list[str], mask: np.ndarray) -> np.ndarray:
+    """``mask`` narrowed to rows where every named column is present."""
+    keep = mask.copy()
+    for name in names:
+        keep &= ~table.column(name).missing
+    return keep
