@@ -1,27 +1,33 @@
 """Running a job with the CKKS engine.
 
-The coordinator makes a fresh key for the job, gives the hospitals the public context only,
+The coordinator makes a fresh key for the run, gives the hospitals the public context only,
 gives the compute node a context with parameters and no key, and receives nothing but the
-encrypted sum over all sites, which it decrypts.
+encrypted sum over all sites, which it decrypts. All analyses travel packed in the same
+ciphertexts; an iterative analysis (logistic regression) needs further rounds, each a new
+aggregation job carrying only the analyses still iterating and their public state.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import Any
 
 import grpc
 
 from securecalc.coordinator.calls import call_all
-from securecalc.core.config import StudyConfig
+from securecalc.coordinator.release import from_ckks
+from securecalc.core.config import Party, StudyConfig
 from securecalc.core.encoding import ckks_decode
 from securecalc.core.job import Job
+from securecalc.core.kinds import kind_of
+from securecalc.core.plans import IterativePlan, round_plan
 from securecalc.core.results import AnalysisResult, Cost, StudyResult
-from securecalc.core.statistics import finish, layout_of
 from securecalc.engines.ckks.context import KeyHolder
 from securecalc.engines.ckks.layout import CkksParams, Layout
 from securecalc.errors import ProtocolError
-from securecalc.node.contribution import ckks_width
 from securecalc.transport import chunks
 from securecalc.transport.channel import create_channel
 from securecalc.transport.codec import ckks_params_to_proto, job_to_proto
@@ -29,103 +35,166 @@ from securecalc.transport.errors import raise_from_rpc_error
 from securecalc.transport.proto import compute_pb2, compute_pb2_grpc, node_pb2, node_pb2_grpc
 from securecalc.transport.tls import TlsFiles
 
-MAX_SUM_BYTES = 64 * 1024 * 1024
+MAX_SUM_BYTES = 256 * 1024 * 1024
+
+
+@dataclass
+class _Tally:
+    bytes_sent: int = 0
+    ciphertexts: int = 0
+    rounds: int = 0
+    phases: dict[str, float] | None = None
+
+    def add_phase(self, name: str, seconds: float) -> None:
+        self.phases = self.phases or {}
+        self.phases[name] = self.phases.get(name, 0.0) + seconds
+
+
+class _Round:
+    """One aggregation job: OpenJob at the compute node, RunCkks at every site, FetchSum."""
+
+    def __init__(self, config: StudyConfig, tls: TlsFiles | None, holder: KeyHolder,
+                 public_context: bytes, tally: _Tally):
+        self.config, self.tls, self.holder = config, tls, holder
+        self.public_context = public_context
+        self.own = "coordinator" if tls is None else None
+        self.tally = tally
+
+    def run(self, job: Job, layout: Layout, states: dict[str, Any]) -> list[float]:
+        config, compute = self.config, self.config.compute
+        assert compute is not None
+        started = time.perf_counter()
+        with create_channel(compute.address, tls=self.tls, expected_name=compute.name,
+                            own_name=self.own) as channel:
+            stub = compute_pb2_grpc.ComputeNodeStub(channel)
+            params_context = self.holder.params_context_bytes()
+            self._call(compute, lambda: stub.OpenJob(compute_pb2.OpenJobRequest(
+                job_id=job.job_id, sites=list(job.party_names()), n_values=layout.n_values,
+                params=ckks_params_to_proto(layout.params), params_context=params_context),
+                timeout=min(30.0, config.timeout_seconds)))
+            replies = self._contribute(job, layout, states)
+            submitted = time.perf_counter()
+            pieces = self._call(compute, lambda: self._fetch(stub, job.job_id, layout))
+        fetched = time.perf_counter()
+        values = self.holder.decrypt(pieces, layout)
+        tally = self.tally
+        tally.rounds += 1
+        tally.ciphertexts += layout.n_ciphertexts * (len(job.parties) + 1)
+        tally.bytes_sent += (len(self.public_context) * len(job.parties) + len(params_context)
+                             + sum(r.bytes_sent for r in replies.values())
+                             + sum(len(p) for p in pieces))
+        tally.add_phase("local", max(r.local_seconds for r in replies.values()))
+        tally.add_phase("encrypt", max(r.encrypt_seconds for r in replies.values()))
+        tally.add_phase("submit", submitted - started)
+        tally.add_phase("fetch", fetched - submitted)
+        tally.add_phase("decrypt", time.perf_counter() - fetched)
+        return values
+
+    def _contribute(self, job: Job, layout: Layout,
+                    states: dict[str, Any]) -> dict[str, node_pb2.CkksJobReply]:
+        compute = self.config.compute
+        assert compute is not None
+        spec = node_pb2.CkksJobSpec(spec=job_to_proto(job), compute_address=compute.address,
+                                    compute_name=compute.name,
+                                    params=ckks_params_to_proto(layout.params),
+                                    n_values=layout.n_values,
+                                    states_json=json.dumps(states) if states else "")
+
+        def request_stream() -> Iterator[node_pb2.CkksJobChunk]:
+            yield node_pb2.CkksJobChunk(spec=spec)
+            for piece in chunks.split(self.public_context):
+                yield node_pb2.CkksJobChunk(context_chunk=piece)
+
+        channels = {p.name: create_channel(p.address, tls=self.tls, expected_name=p.name,
+                                           own_name=self.own) for p in job.parties}
+        try:
+            calls = {name: (lambda ch=ch: node_pb2_grpc.PartyNodeStub(ch).RunCkks.future(
+                         request_stream(), timeout=self.config.timeout_seconds))
+                     for name, ch in channels.items()}
+            return call_all(calls, addresses={p.name: p.address for p in job.parties},
+                            timeout=self.config.timeout_seconds)
+        finally:
+            for channel in channels.values():
+                channel.close()
+
+    def _fetch(self, stub: compute_pb2_grpc.ComputeNodeStub, job_id: str,
+               layout: Layout) -> list[bytes]:
+        pieces: list[list[bytes]] = [[] for _ in range(layout.n_ciphertexts)]
+        received = 0
+        for chunk in stub.FetchSum(compute_pb2.FetchSumRequest(job_id=job_id, wait_seconds=10.0),
+                                   timeout=self.config.timeout_seconds):
+            received += len(chunk.data)
+            if chunk.index >= layout.n_ciphertexts or received > MAX_SUM_BYTES:
+                raise ProtocolError("the compute node sent more than the job's layout")
+            pieces[chunk.index].append(chunk.data)
+        return [b"".join(p) for p in pieces]
+
+    def _call(self, party: Party, fn: Any) -> Any:
+        try:
+            return fn()
+        except grpc.RpcError as exc:
+            raise_from_rpc_error(exc, party=party.name, address=party.address,
+                                 timeout=self.config.timeout_seconds)
 
 
 def run_ckks(config: StudyConfig, job: Job, tls: TlsFiles | None,
              params: CkksParams | None = None) -> StudyResult:
-    assert config.compute is not None
     started = time.perf_counter()
     params = params or CkksParams()
-    holder = KeyHolder.create(params)
-    layout = Layout(n_values=ckks_width(job), params=params)
+    plans = job.plans("ckks")
+    iterative = {a.id: p for a, p in zip(job.analyses, plans, strict=True)
+                 if isinstance(p, IterativePlan)}
+    max_rounds = 1 + max((p.program.max_rounds for p in iterative.values()), default=0)
+    holder = KeyHolder.create(params, max_decryptions=max_rounds)
     public_context = holder.public_context_bytes()
-    params_context = holder.params_context_bytes()
-    own = "coordinator" if tls is None else None
-    compute = config.compute
-    keys_ready = time.perf_counter()
+    tally = _Tally()
+    tally.add_phase("keys", time.perf_counter() - started)
+    rounds = _Round(config, tls, holder, public_context, tally)
 
-    with create_channel(compute.address, tls=tls, expected_name=compute.name,
-                        own_name=own) as compute_channel:
-        compute_stub = compute_pb2_grpc.ComputeNodeStub(compute_channel)
-        try:
-            compute_stub.OpenJob(compute_pb2.OpenJobRequest(
-                job_id=job.job_id, sites=list(job.party_names()), n_values=layout.n_values,
-                params=ckks_params_to_proto(params), params_context=params_context),
-                timeout=min(30.0, config.timeout_seconds))
-        except grpc.RpcError as exc:
-            raise_from_rpc_error(exc, party=compute.name, address=compute.address,
-                                 timeout=config.timeout_seconds)
+    states = {aid: p.program.initial_state() for aid, p in iterative.items()}
+    released: dict[str, Any] = {}
+    widths: dict[str, int] = {}
+    pending = list(range(len(job.analyses)))
+    while pending:
+        if tally.rounds >= max_rounds:
+            raise ProtocolError("iterative analyses did not finish within their rounds")
+        round_job = replace(job, job_id=f"{job.job_id}.{tally.rounds}",
+                            analyses=tuple(job.analyses[i] for i in pending))
+        round_states = {job.analyses[i].id: states[job.analyses[i].id] for i in pending
+                        if job.analyses[i].id in states}
+        sum_plans = [round_plan(plans[i], states.get(job.analyses[i].id)) for i in pending]
+        layout = Layout(n_values=sum(p.width for p in sum_plans), params=params)
+        values = rounds.run(round_job, layout, round_states)
+        offset, still = 0, []
+        for i, plan in zip(pending, sum_plans, strict=True):
+            analysis = job.analyses[i]
+            piece = values[offset:offset + plan.width]
+            offset += plan.width
+            widths[analysis.id] = widths.get(analysis.id, 0) + plan.width
+            if analysis.id in iterative:
+                program = iterative[analysis.id].program
+                states[analysis.id] = program.advance(states[analysis.id],
+                                                      ckks_decode(plan, piece))
+                if program.done(states[analysis.id]):
+                    released[analysis.id] = states[analysis.id]
+                else:
+                    still.append(i)
+            else:
+                released[analysis.id] = from_ckks(plan, piece)
+        pending = still
 
-        spec = node_pb2.CkksJobSpec(spec=job_to_proto(job), compute_address=compute.address,
-                                    compute_name=compute.name,
-                                    params=ckks_params_to_proto(params),
-                                    n_values=layout.n_values)
-
-        def request_stream() -> Iterator[node_pb2.CkksJobChunk]:
-            yield node_pb2.CkksJobChunk(spec=spec)
-            for piece in chunks.split(public_context):
-                yield node_pb2.CkksJobChunk(context_chunk=piece)
-
-        node_channels = {p.name: create_channel(p.address, tls=tls, expected_name=p.name,
-                                                own_name=own) for p in job.parties}
-        try:
-            calls = {name: (lambda ch=ch: node_pb2_grpc.PartyNodeStub(ch).RunCkks.future(
-                         request_stream(), timeout=config.timeout_seconds))
-                     for name, ch in node_channels.items()}
-            replies: dict[str, node_pb2.CkksJobReply] = call_all(
-                calls, addresses={p.name: p.address for p in job.parties},
-                timeout=config.timeout_seconds)
-        finally:
-            for channel in node_channels.values():
-                channel.close()
-        submitted = time.perf_counter()
-
-        try:
-            pieces: list[list[bytes]] = [[] for _ in range(layout.n_ciphertexts)]
-            received = 0
-            for chunk in compute_stub.FetchSum(
-                    compute_pb2.FetchSumRequest(job_id=job.job_id, wait_seconds=10.0),
-                    timeout=config.timeout_seconds):
-                received += len(chunk.data)
-                if chunk.index >= layout.n_ciphertexts or received > MAX_SUM_BYTES:
-                    raise ProtocolError("compute node sent more than the job's layout")
-                pieces[chunk.index].append(chunk.data)
-        except grpc.RpcError as exc:
-            raise_from_rpc_error(exc, party=compute.name, address=compute.address,
-                                 timeout=config.timeout_seconds)
-    fetched = time.perf_counter()
-    values = holder.decrypt([b"".join(p) for p in pieces], layout)
-    decrypted = time.perf_counter()
-
-    n_sites = len(job.parties)
-    site_bytes = sum(r.bytes_sent for r in replies.values())
-    total_bytes = len(public_context) * n_sites + len(params_context) + site_bytes + received
-    ciphertexts = layout.n_ciphertexts * (n_sites + 1)
-    secure_seconds = fetched - keys_ready
+    finish_started = time.perf_counter()
     results = {}
-    offset = 0
+    total_width = sum(widths.values())
     for analysis in job.analyses:
-        stat_layout = layout_of(analysis, job.schema)
-        share = stat_layout.width / layout.n_values
-        totals = ckks_decode(stat_layout, values[offset:offset + stat_layout.width])
-        offset += stat_layout.width
-        column = job.schema[analysis.column] if analysis.column else None
-        value, n = finish(analysis, column, totals)
-        cost = Cost(seconds=secure_seconds * share, bytes_sent=round(total_bytes * share),
-                    ciphertexts=ciphertexts)
+        value, n = kind_of(analysis.kind).finish(analysis, job.schema, released[analysis.id],
+                                                 job.options)
+        share = widths[analysis.id] / total_width
+        cost = Cost(seconds=(finish_started - started) * share,
+                    bytes_sent=round(tally.bytes_sent * share), ciphertexts=tally.ciphertexts)
         results[analysis.id] = AnalysisResult(analysis.id, analysis.kind, value, n, cost)
-    finished = time.perf_counter()
-    phases = {
-        "keys": keys_ready - started,
-        "local": max(r.local_seconds for r in replies.values()),
-        "encrypt": max(r.encrypt_seconds for r in replies.values()),
-        "submit": submitted - keys_ready,
-        "fetch": fetched - submitted,
-        "decrypt": decrypted - fetched,
-        "finishing": finished - decrypted,
-    }
+    tally.add_phase("finishing", time.perf_counter() - finish_started)
     return StudyResult(study=config.name, engine="ckks", job_id=job.job_id, results=results,
-                       cost=Cost(seconds=finished - started, bytes_sent=total_bytes,
-                                 ciphertexts=ciphertexts),
-                       phases=phases)
+                       cost=Cost(seconds=time.perf_counter() - started,
+                                 bytes_sent=tally.bytes_sent, ciphertexts=tally.ciphertexts),
+                       phases=dict(tally.phases or {}))

@@ -6,11 +6,11 @@ import time
 from dataclasses import replace
 
 from securecalc.coordinator.calls import call_all
+from securecalc.coordinator.release import from_mpc
 from securecalc.core.config import StudyConfig
-from securecalc.core.encoding import mpc_decode
 from securecalc.core.job import Job
+from securecalc.core.kinds import kind_of
 from securecalc.core.results import AnalysisResult, Cost, StudyResult
-from securecalc.core.statistics import finish, layout_of
 from securecalc.errors import ProtocolError
 from securecalc.transport.channel import create_channel
 from securecalc.transport.codec import job_to_proto
@@ -50,12 +50,10 @@ def _release(config: StudyConfig, job: Job, replies: dict[str, node_pb2.MpcJobRe
     if [s.analysis_id for s in reference.steps] != [a.id for a in job.analyses]:
         raise ProtocolError("nodes returned results for other analyses")
     results = {}
-    for index, analysis in enumerate(job.analyses):
+    for index, (analysis, plan) in enumerate(zip(job.analyses, job.plans("mpc"), strict=True)):
         steps = [reply.steps[index] for reply in replies.values()]
-        layout = layout_of(analysis, job.schema)
-        totals = mpc_decode(layout, [int(t) for t in reference.steps[index].totals])
-        column = job.schema[analysis.column] if analysis.column else None
-        value, n = finish(analysis, column, totals)
+        released = from_mpc(plan, [int(t) for t in reference.steps[index].totals])
+        value, n = kind_of(analysis.kind).finish(analysis, job.schema, released, job.options)
         cost = Cost(seconds=max(s.seconds for s in steps),
                     bytes_sent=sum(s.bytes_sent for s in steps),
                     rounds=max(s.rounds for s in steps))

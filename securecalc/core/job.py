@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from securecalc.core.analyses import Analysis, check_analyses
 from securecalc.core.config import MIN_PARTIES, Party
 from securecalc.core.kinds import StudyOptions
+from securecalc.core.plans import Plan
 from securecalc.core.schema import Schema
 from securecalc.errors import ConfigError
 
@@ -23,6 +24,13 @@ class Job:
     @property
     def options(self) -> StudyOptions:
         return StudyOptions(min_cell_count=self.min_cell_count)
+
+    def plans(self, engine: str) -> list[Plan]:
+        """Every analysis's plan on ``engine``: public, so every party derives the same."""
+        from securecalc.core.kinds import kind_of
+
+        return [kind_of(a.kind).plan(a, self.schema, engine, self.options)
+                for a in self.analyses]
 
     def party_names(self) -> tuple[str, ...]:
         return tuple(p.name for p in self.parties)

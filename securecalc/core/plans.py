@@ -121,3 +121,15 @@ class IterativePlan:
 
 
 Plan = SumPlan | SearchPlan | IterativePlan
+
+
+def round_plan(plan: Plan, state: Any) -> SumPlan:
+    """The sum plan of one round: the plan itself, or an iterative program's next round.
+
+    Search plans have no sum form; kinds give the CKKS engine a SumPlan instead.
+    """
+    if isinstance(plan, SumPlan):
+        return plan
+    if isinstance(plan, IterativePlan):
+        return plan.program.round_plan(state)
+    raise TypeError(f"{type(plan).__name__} has no sum form")

@@ -7,8 +7,9 @@ return nothing but the sum over every site.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 
@@ -33,11 +34,12 @@ class CkksOutcome:
     encrypt_seconds: float
 
 
-def contribute(job: Job, store: DataStore, *, me: str, public_context: bytes, layout: Layout,
+def contribute(job: Job, store: DataStore, states: Mapping[str, Any], *, me: str,
+               public_context: bytes, layout: Layout,
                compute_name: str, compute_address: str, tls: TlsFiles | None,
                timeout: float) -> CkksOutcome:
     started = time.perf_counter()
-    values = ckks_inputs(contributions(job, store.table_for(job)))
+    values = ckks_inputs(contributions(job, store.table_for(job), "ckks"), states)
     if len(values) != layout.n_values:
         raise ProtocolError("job layout does not match its analyses")
     local_done = time.perf_counter()

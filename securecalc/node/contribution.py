@@ -1,52 +1,90 @@
-"""What a node contributes to a job: its local statistics, shaped for each engine.
+"""What a node contributes to a job: its local inputs, shaped for each engine.
 
 Everything here runs on the node's own rows in the clear, with numpy; only its output (a few
-numbers per analysis) enters a secure computation.
+numbers per analysis, or for order statistics the site's own sorted values, kept inside the
+node's MPC worker) enters a secure computation.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from securecalc.core.analyses import Analysis
 from securecalc.core.encoding import ckks_encode, mpc_bound, mpc_encode
 from securecalc.core.job import Job
-from securecalc.core.statistics import (
+from securecalc.core.kinds import kind_of
+from securecalc.core.plans import (
     MAX_ROWS_PER_SITE,
-    Number,
-    StatLayout,
-    layout_of,
-    local_statistics,
+    IterativePlan,
+    Plan,
+    SearchPlan,
+    SumPlan,
+    round_plan,
 )
 from securecalc.core.table import Table
-from securecalc.errors import DataError
+from securecalc.core.where import parse_where
+from securecalc.errors import DataError, ProtocolError
 
 
 @dataclass(frozen=True)
 class LocalContribution:
     analysis: Analysis
-    layout: StatLayout
-    stats: tuple[Number, ...]
+    plan: Plan
+    local: Any
 
 
-def contributions(job: Job, table: Table) -> list[LocalContribution]:
-    """Local statistics for every analysis of the job, in job order."""
+def contributions(job: Job, table: Table, engine: str) -> list[LocalContribution]:
+    """Local inputs for every analysis of the job, in job order."""
     if table.n_rows > MAX_ROWS_PER_SITE:
         raise DataError(f"{table.n_rows} rows exceed the limit of {MAX_ROWS_PER_SITE} per site")
-    return [LocalContribution(a, layout_of(a, job.schema), local_statistics(a, job.schema, table))
-            for a in job.analyses]
+    parts = []
+    for analysis, plan in zip(job.analyses, job.plans(engine), strict=True):
+        mask = parse_where(analysis.where, job.schema).evaluate(table)
+        local = kind_of(analysis.kind).local(analysis, job.schema, table, mask, job.options)
+        parts.append(LocalContribution(analysis, plan, local))
+    return parts
 
 
-def mpc_inputs(parts: list[LocalContribution]) -> list[tuple[str, tuple[int, ...], int]]:
-    """Per analysis: (id, integers to share, bound on each integer)."""
-    return [(p.analysis.id, mpc_encode(p.layout, p.stats), mpc_bound(p.layout)) for p in parts]
+def mpc_steps(parts: Sequence[LocalContribution]) -> tuple[Any, ...]:
+    """One MPC step per analysis."""
+    from securecalc.engines.mpc import job as mpc
+
+    steps: list[Any] = []
+    for part in parts:
+        name, plan = part.analysis.id, part.plan
+        if isinstance(plan, SumPlan):
+            values = mpc_encode(plan, part.local)
+            if plan.suppress_below:
+                steps.append(mpc.SuppressedSumStep(name, values, mpc_bound(plan),
+                                                   plan.suppress_below))
+            else:
+                steps.append(mpc.SumStep(name, values, mpc_bound(plan)))
+        elif isinstance(plan, SearchPlan):
+            steps.append(mpc.SearchStep(name, part.local, plan.grid_points, plan.probs,
+                                        plan.arity))
+        elif isinstance(plan, IterativePlan):
+            steps.append(mpc.IterativeStep(name, plan.program, part.local))
+        else:  # pragma: no cover - plans are a closed set
+            raise ProtocolError(f"no MPC step for {type(plan).__name__}")
+    return tuple(steps)
 
 
-def ckks_inputs(parts: list[LocalContribution]) -> list[float]:
-    """All analyses' statistics packed into one vector, in job order."""
-    return [v for p in parts for v in ckks_encode(p.layout, p.stats)]
+def ckks_inputs(parts: Sequence[LocalContribution], states: Mapping[str, Any]) -> list[float]:
+    """Every analysis's normalised values packed into one vector, in job order.
 
-
-def ckks_width(job: Job) -> int:
-    """Length of the packed vector every site sends for this job."""
-    return sum(layout_of(a, job.schema).width for a in job.analyses)
+    ``states`` holds the public state of each iterative analysis for this round.
+    """
+    values: list[float] = []
+    for part in parts:
+        plan = part.plan
+        if isinstance(plan, IterativePlan):
+            if part.analysis.id not in states:
+                raise ProtocolError("iterative analysis without its state")
+            state = states[part.analysis.id]
+            values += ckks_encode(plan.program.round_plan(state),
+                                  plan.program.local(state, part.local))
+        else:
+            values += ckks_encode(round_plan(plan, None), part.local)
+    return values

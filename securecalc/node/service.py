@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import time
 from collections.abc import Iterator
 
@@ -10,10 +11,10 @@ import grpc
 
 from securecalc.core.config import NodeConfig
 from securecalc.engines.ckks.layout import Layout
-from securecalc.engines.mpc.job import MpcJob, SumStep
+from securecalc.engines.mpc.job import MpcJob
 from securecalc.errors import ProtocolError
 from securecalc.node.ckks_job import contribute
-from securecalc.node.contribution import contributions, mpc_inputs
+from securecalc.node.contribution import contributions, mpc_steps
 from securecalc.node.datastore import DataStore
 from securecalc.node.mpc_session import MpcSession, SessionRegistry
 from securecalc.transport import chunks
@@ -49,12 +50,12 @@ class NodeService(node_pb2_grpc.PartyNodeServicer):
         context.add_callback(lambda: session.abort("the coordinator cancelled the job"))
         try:
             started = time.perf_counter()
-            inputs = mpc_inputs(contributions(job, self.store.table_for(job)))
+            steps = mpc_steps(contributions(job, self.store.table_for(job), "mpc"))
             local_seconds = time.perf_counter() - started
             peer_timeout = request.peer_timeout_seconds or 15.0
             result = session.run(MpcJob(
                 job_id=job.job_id, pid=session.pid, party_names=job.party_names(),
-                steps=tuple(SumStep(name, values, bound) for name, values, bound in inputs),
+                steps=steps,
                 peer_timeout=peer_timeout, job_timeout=timeout,
                 setup_timeout=max(10.0, 2 * peer_timeout)))
         finally:
@@ -103,7 +104,14 @@ class NodeService(node_pb2_grpc.PartyNodeServicer):
             (c.context_chunk for c in itertools.chain([first], request_iterator)),
             max_bytes=MAX_CONTEXT_BYTES)
         layout = Layout(n_values=spec.n_values, params=ckks_params_from_proto(spec.params))
-        outcome = contribute(job, self.store, me=self.config.name, public_context=public_context,
+        try:
+            states = json.loads(spec.states_json) if spec.states_json else {}
+        except ValueError:
+            raise ProtocolError("malformed iterative states") from None
+        if not isinstance(states, dict):
+            raise ProtocolError("malformed iterative states")
+        outcome = contribute(job, self.store, states, me=self.config.name,
+                             public_context=public_context,
                              layout=layout, compute_name=spec.compute_name,
                              compute_address=spec.compute_address, tls=self.tls,
                              timeout=_remaining(context))

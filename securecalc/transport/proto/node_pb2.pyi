@@ -58,18 +58,20 @@ class ExchangeAck(_message.Message):
     def __init__(self, frames: _Optional[int] = ...) -> None: ...
 
 class CkksJobSpec(_message.Message):
-    __slots__ = ("spec", "compute_address", "compute_name", "params", "n_values")
+    __slots__ = ("spec", "compute_address", "compute_name", "params", "n_values", "states_json")
     SPEC_FIELD_NUMBER: _ClassVar[int]
     COMPUTE_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     COMPUTE_NAME_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     N_VALUES_FIELD_NUMBER: _ClassVar[int]
+    STATES_JSON_FIELD_NUMBER: _ClassVar[int]
     spec: _study_pb2.JobSpec
     compute_address: str
     compute_name: str
     params: _study_pb2.CkksParams
     n_values: int
-    def __init__(self, spec: _Optional[_Union[_study_pb2.JobSpec, _Mapping]] = ..., compute_address: _Optional[str] = ..., compute_name: _Optional[str] = ..., params: _Optional[_Union[_study_pb2.CkksParams, _Mapping]] = ..., n_values: _Optional[int] = ...) -> None: ...
+    states_json: str
+    def __init__(self, spec: _Optional[_Union[_study_pb2.JobSpec, _Mapping]] = ..., compute_address: _Optional[str] = ..., compute_name: _Optional[str] = ..., params: _Optional[_Union[_study_pb2.CkksParams, _Mapping]] = ..., n_values: _Optional[int] = ..., states_json: _Optional[str] = ...) -> None: ...
 
 class CkksJobChunk(_message.Message):
     __slots__ = ("spec", "context_chunk")
