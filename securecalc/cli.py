@@ -85,6 +85,12 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(rows=args.rows, workdir=Path(args.dir) if args.dir else None)
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from securecalc.bench.cli import run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="securecalc",
@@ -136,6 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--rows", type=int, default=50_000, help="rows per hospital")
     demo.add_argument("--dir", help="keep the demo's files here (default: a temporary folder)")
     demo.set_defaults(func=_demo)
+
+    from securecalc.bench.cli import add_arguments
+
+    bench = commands.add_parser("bench", help="measure what the engines cost, side by side")
+    add_arguments(bench)
+    bench.set_defaults(func=_bench)
     return parser
 
 

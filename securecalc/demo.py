@@ -12,20 +12,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from securecalc.cluster import LocalCluster
 from securecalc.coordinator.study import run_study
 from securecalc.core.config import load_study_config
 from securecalc.core.table import load_table
 from securecalc.engines.plain import pooled_result
-from securecalc.launch import ServerGroup
-from securecalc.pki import init_pki
 from securecalc.report import format_study
-from securecalc.studyfolder import (
-    DEMO_ANALYSES_TOML,
-    compute_toml,
-    node_toml,
-    study_toml,
-    write,
-)
+from securecalc.studyfolder import DEMO_ANALYSES_TOML
 from securecalc.synth import SYNTH_SCHEMA_TOML, synth_schema, write_cohort
 
 HOSPITALS = ("hospital-a", "hospital-b", "hospital-c")
@@ -44,34 +37,19 @@ def _step(message: str) -> None:
 
 
 def _run(root: Path, rows: int) -> int:
-    pki, data, logs = root / "pki", root / "data", root / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    _step(f"study CA and certificates in {pki}")
-    init_pki(pki, [*HOSPITALS, "compute", "coordinator"], force=True)
+    data = root / "data"
     _step(f"synthetic cohort: {len(HOSPITALS)} hospitals x {rows} rows in {data}")
     files = write_cohort(data, sites=len(HOSPITALS), rows=rows, seed=7, names=HOSPITALS)
 
-    with ServerGroup(logs) as servers:
-        _step("starting 3 party nodes and 1 compute node (separate processes, mutual TLS)")
-        addresses = {}
-        for name, path in zip(HOSPITALS, files, strict=True):
-            config = write(root / f"{name}.toml", node_toml(name, "127.0.0.1:0", path, pki))
-            addresses[name] = servers.start(name, ["node", "serve", "--config",
-                                                   str(config)]).address
-        compute_config = write(root / "compute.toml", compute_toml("compute", "127.0.0.1:0", pki))
-        compute_address = servers.start("compute", ["compute", "serve", "--config",
-                                                    str(compute_config)]).address
-        for name, address in {**addresses, "compute": compute_address}.items():
+    _step("starting 3 party nodes and 1 compute node (separate processes, mutual TLS)")
+    with LocalCluster.start(root, dict(zip(HOSPITALS, files, strict=True))) as cluster:
+        for name, address in cluster.addresses.items():
             print(f"    {name:<11} {address}")
-
         schema = synth_schema()
         tables = [load_table(f, schema) for f in files]
         for engine in ("mpc", "ckks"):
-            path = write(root / f"study-{engine}.toml", study_toml(
-                f"demo-{engine}", engine, list(addresses.items()), pki, SYNTH_SCHEMA_TOML,
-                DEMO_ANALYSES_TOML,
-                compute=("compute", compute_address) if engine == "ckks" else None))
-            config = load_study_config(path)
+            config = load_study_config(cluster.study(f"demo-{engine}", engine,
+                                                     SYNTH_SCHEMA_TOML, DEMO_ANALYSES_TOML))
             _step(f"running the study with the {engine.upper()} engine")
             started = time.perf_counter()
             result = run_study(config)
