@@ -85,6 +85,32 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(rows=args.rows, workdir=Path(args.dir) if args.dir else None)
 
 
+def _audit_verify(args: argparse.Namespace) -> int:
+    from securecalc.audit.verify import load_heads, verify_log
+
+    report = verify_log(Path(args.log), ca=Path(args.ca) if args.ca else None,
+                        heads=load_heads([Path(p) for p in args.head]))
+    for problem in report.problems:
+        print(f"{args.log}: {problem}", file=sys.stderr)
+    if not report.ok:
+        print(f"securecalc: error: {args.log}: {len(report.problems)} problem(s) found",
+              file=sys.stderr)
+        return 1
+    print(f"{args.log}: {len(report.records)} records, {report.checkpoints} checkpoints, "
+          "chain and signatures intact")
+    return 0
+
+
+def _audit_show(args: argparse.Namespace) -> int:
+    from securecalc.audit.verify import show, verify_log
+
+    report = verify_log(Path(args.log))
+    print(show(report.records))
+    for problem in report.problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    return 0
+
+
 def _bench(args: argparse.Namespace) -> int:
     from securecalc.bench.cli import run
 
@@ -129,6 +155,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="write results.json here")
     run.add_argument("--insecure", action="store_true", help=INSECURE_HELP)
     run.set_defaults(func=_study_run)
+
+    audit = commands.add_parser("audit", help="audit logs").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    verify = audit.add_parser("verify", help="check a log's hash chain and signed checkpoints")
+    verify.add_argument("log", help="the audit log (JSON lines)")
+    verify.add_argument("--ca", help="study CA certificate: checkpoint signers must chain to it")
+    verify.add_argument("--head", action="append", default=[],
+                        help="a checkpoint of this log held by another party (repeatable)")
+    verify.set_defaults(func=_audit_verify)
+    show_log = audit.add_parser("show", help="print a log readably")
+    show_log.add_argument("log")
+    show_log.set_defaults(func=_audit_show)
 
     synth = commands.add_parser("synth", help="write a synthetic multi-center cohort")
     synth.add_argument("--sites", type=int, default=3)
