@@ -8,6 +8,7 @@ the party's TLS key, appended to the log itself, and handed to the other parties
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import os
 import threading
@@ -21,6 +22,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from securecalc.audit.chain import CHECKPOINT, GENESIS, checkpoint_message, make_record
 from securecalc.errors import ConfigError
+
+#: bytes read from the end of the log to find its last record (records are a few KiB at most)
+_TAIL_BYTES = 64 * 1024
 
 
 class AuditLog:
@@ -36,52 +40,57 @@ class AuditLog:
         self._cert_pem = cert_pem
         self._clock = clock
         self._lock = threading.Lock()
-        self._seq, self._head = self._resume()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _ = self.head  # fail early on a log whose tail is not a record
 
-    def _resume(self) -> tuple[int, str]:
-        if not self.path.exists():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+    def _tail(self, fd: int) -> tuple[int, str]:
+        """Sequence number and hash of the last record (the file is locked by the caller)."""
+        size = os.fstat(fd).st_size
+        if size == 0:
             return 0, GENESIS
-        last = None
-        with self.path.open("rb") as handle:
-            for line in handle:
-                if line.strip():
-                    last = line
-        if last is None:
-            return 0, GENESIS
+        window = min(size, _TAIL_BYTES)
+        os.lseek(fd, size - window, os.SEEK_SET)
+        lines = [ln for ln in os.read(fd, window).splitlines() if ln.strip()]
         try:
-            record = json.loads(last)
+            record = json.loads(lines[-1])
             return int(record["seq"]), str(record["hash"])
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, IndexError):
             raise ConfigError("the last line is not an audit record; run "
                               "`securecalc audit verify` on it", path=str(self.path)) from None
 
+    def _locked(self) -> int:
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)  # other threads and processes appending to this log
+        return fd
+
     @property
     def head(self) -> tuple[int, str]:
+        """(record count, hash of the last record)."""
         with self._lock:
-            return self._seq, self._head
+            fd = self._locked()
+            try:
+                return self._tail(fd)
+            finally:
+                os.close(fd)
 
     def append(self, event: str, **data: Any) -> dict[str, Any]:
         """Write one event durably (fsync) and return its record."""
         with self._lock:
-            record = make_record(self._seq + 1, self._clock().isoformat(), event, data,
-                                 self._head)
-            line = json.dumps(record, sort_keys=True) + "\n"
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            fd = self._locked()
             try:
-                os.write(fd, line.encode())
+                seq, head = self._tail(fd)
+                record = make_record(seq + 1, self._clock().isoformat(), event, data, head)
+                os.write(fd, (json.dumps(record, sort_keys=True) + "\n").encode())
                 os.fsync(fd)
             finally:
-                os.close(fd)
-            self._seq, self._head = record["seq"], record["hash"]
+                os.close(fd)  # releases the lock
             return record
 
     def checkpoint(self) -> dict[str, Any]:
         """Sign the current head, append the checkpoint, and return it for the other parties."""
         if self._key is None or self._cert_pem is None:
             raise ConfigError(f"audit log of {self.party} has no signing key")
-        with self._lock:
-            count, head = self._seq, self._head
+        count, head = self.head
         assert isinstance(self._key, ec.EllipticCurvePrivateKey)
         signature = self._key.sign(checkpoint_message(self.party, count, head),
                                    ec.ECDSA(hashes.SHA256()))

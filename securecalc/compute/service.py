@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 
 import grpc
 
+from securecalc.audit.events import digest, signed_head
+from securecalc.audit.log import AuditLog
 from securecalc.compute.jobs import ComputeJobs
 from securecalc.engines.ckks.layout import Layout
 from securecalc.errors import ProtocolError
@@ -21,17 +24,22 @@ MAX_FETCH_WAIT_SECONDS = 300.0
 
 
 class ComputeService(compute_pb2_grpc.ComputeNodeServicer):
-    def __init__(self, jobs: ComputeJobs, *, coordinators: tuple[str, ...], insecure: bool):
+    def __init__(self, jobs: ComputeJobs, audit: AuditLog, *, coordinators: tuple[str, ...],
+                 insecure: bool):
         self.jobs = jobs
+        self.audit = audit
         self.coordinators = coordinators
         self.insecure = insecure
 
     @rpc_boundary
     def OpenJob(self, request: compute_pb2.OpenJobRequest,
                 context: grpc.ServicerContext) -> compute_pb2.OpenJobReply:
-        require_peer(context, self.coordinators, insecure=self.insecure)
+        coordinator = require_peer(context, self.coordinators, insecure=self.insecure)
         layout = Layout(n_values=request.n_values, params=ckks_params_from_proto(request.params))
         self.jobs.open(request.job_id, tuple(request.sites), layout, request.params_context)
+        self.audit.append("job_open", job=request.job_id, coordinator=coordinator,
+                          sites=list(request.sites), n_values=request.n_values,
+                          ciphertexts=layout.n_ciphertexts)
         return compute_pb2.OpenJobReply()
 
     @rpc_boundary
@@ -53,6 +61,7 @@ class ComputeService(compute_pb2_grpc.ComputeNodeServicer):
                 raise ProtocolError("ciphertext too large")
             parts[chunk.index].append(chunk.data)
         self.jobs.submit(job_id, site, [b"".join(p) for p in parts])
+        self.audit.append("contribution", job=job_id, site=site, bytes=sum(sizes))
         return compute_pb2.SubmitReply(received=n_ciphertexts)
 
     @rpc_boundary
@@ -61,9 +70,19 @@ class ComputeService(compute_pb2_grpc.ComputeNodeServicer):
         require_peer(context, self.coordinators, insecure=self.insecure)
         wait = min(max(request.wait_seconds, 0.0), MAX_FETCH_WAIT_SECONDS)
         total = self.jobs.take_sum(request.job_id, wait)
+        self.audit.append("sum_released", job=request.job_id,
+                          bytes=sum(len(c) for c in total), digest=digest(
+                              [hashlib.sha256(c).hexdigest() for c in total]))
         for index, ciphertext in enumerate(total):
             for piece in chunks.split(ciphertext):
                 yield compute_pb2.CiphertextChunk(job_id=request.job_id, index=index, data=piece)
+
+
+    @rpc_boundary
+    def Checkpoint(self, request: compute_pb2.CheckpointRequest,
+                   context: grpc.ServicerContext) -> compute_pb2.CheckpointReply:
+        require_peer(context, self.coordinators, insecure=self.insecure)
+        return compute_pb2.CheckpointReply(checkpoint_json=signed_head(self.audit))
 
 
 def _chain(first: compute_pb2.CiphertextChunk,

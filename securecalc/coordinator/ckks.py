@@ -59,6 +59,7 @@ class _Round:
         self.public_context = public_context
         self.own = "coordinator" if tls is None else None
         self.tally = tally
+        self.heads: list[str] = []
 
     def run(self, job: Job, layout: Layout, states: dict[str, Any]) -> list[float]:
         config, compute = self.config, self.config.compute
@@ -75,7 +76,12 @@ class _Round:
             replies = self._contribute(job, layout, states)
             submitted = time.perf_counter()
             pieces = self._call(compute, lambda: self._fetch(stub, job.job_id, layout))
-        fetched = time.perf_counter()
+            fetched = time.perf_counter()
+            self.heads = [r.checkpoint_json for r in replies.values() if r.checkpoint_json]
+            compute_head = self._call(compute, lambda: stub.Checkpoint(
+                compute_pb2.CheckpointRequest(job_id=job.job_id), timeout=30.0))
+            if compute_head.checkpoint_json:
+                self.heads.append(compute_head.checkpoint_json)
         values = self.holder.decrypt(pieces, layout)
         tally = self.tally
         tally.rounds += 1
@@ -197,4 +203,4 @@ def run_ckks(config: StudyConfig, job: Job, tls: TlsFiles | None,
     return StudyResult(study=config.name, engine="ckks", job_id=job.job_id, results=results,
                        cost=Cost(seconds=time.perf_counter() - started,
                                  bytes_sent=tally.bytes_sent, ciphertexts=tally.ciphertexts),
-                       phases=dict(tally.phases or {}))
+                       phases=dict(tally.phases or {}), heads=tuple(rounds.heads))

@@ -67,4 +67,5 @@ def _release(config: StudyConfig, job: Job, replies: dict[str, node_pb2.MpcJobRe
               "secure": sum(max(r.steps[i].seconds for r in replies_list)
                             for i in range(len(job.analyses)))}
     return StudyResult(study=config.name, engine="mpc", job_id=job.job_id, results=results,
-                       cost=total, phases=phases)
+                       cost=total, phases=phases,
+                       heads=tuple(r.checkpoint_json for r in replies_list if r.checkpoint_json))

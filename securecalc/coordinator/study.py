@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+from securecalc.audit.events import describe_error, digest, open_log
+from securecalc.coordinator.heads import exchange_heads
 from securecalc.core.config import StudyConfig, load_study_config
 from securecalc.core.job import Job
 from securecalc.core.results import StudyResult
@@ -28,10 +30,26 @@ def run_study(config: StudyConfig | str | Path, *, insecure: bool = False) -> St
         config = load_study_config(config, insecure=insecure)
     tls = TlsFiles(config.tls.ca, config.tls.cert, config.tls.key) if config.tls else None
     job = new_job(config)
-    if config.engine == "mpc":
-        from securecalc.coordinator.mpc import run_mpc
+    log = open_log(config.audit_log or Path("audit") / "coordinator.jsonl", "coordinator",
+                   key=tls.key if tls else None, cert=tls.cert if tls else None)
+    log.append("study_start", job=job.job_id, study=config.name, engine=config.engine,
+               parties=list(job.party_names()),
+               analyses=[{"id": a.id, "kind": a.kind, "columns": list(a.columns),
+                          "where": a.where} for a in job.analyses])
+    try:
+        if config.engine == "mpc":
+            from securecalc.coordinator.mpc import run_mpc
 
-        return run_mpc(config, job, tls)
-    from securecalc.coordinator.ckks import run_ckks
+            result = run_mpc(config, job, tls)
+        else:
+            from securecalc.coordinator.ckks import run_ckks
 
-    return run_ckks(config, job, tls)
+            result = run_ckks(config, job, tls)
+    except BaseException as exc:
+        log.append("study_failed", job=job.job_id, **describe_error(exc))
+        raise
+    log.append("study_end", job=job.job_id, seconds=round(result.cost.seconds, 6),
+               bytes_sent=result.cost.bytes_sent,
+               results={rid: digest(r.value) for rid, r in result.results.items()})
+    exchange_heads(config, job, tls, log, result.heads)
+    return result

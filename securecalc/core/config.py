@@ -39,6 +39,7 @@ class NodeConfig:
     data_path: Path
     tls: TlsConfig | None
     coordinators: tuple[str, ...] = DEFAULT_COORDINATORS
+    audit_log: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class ComputeConfig:
     listen: str
     tls: TlsConfig | None
     coordinators: tuple[str, ...] = DEFAULT_COORDINATORS
+    audit_log: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,7 @@ class StudyConfig:
     timeout_seconds: float = 120.0
     peer_timeout_seconds: float = 15.0
     min_cell_count: int = 5
+    audit_log: Path | None = None
 
 
 class _Reader:
@@ -122,6 +125,14 @@ class _Reader:
         self.known_keys(table, "tls", {"ca", "cert", "key"})
         return TlsConfig(*(self.path_of(table, "tls", key) for key in ("ca", "cert", "key")))
 
+    def audit_log(self, name: str) -> Path:
+        """``[audit] log``, by default ``audit/<name>.jsonl`` beside the file."""
+        table = self.table("audit", required=False)
+        self.known_keys(table, "audit", {"log"})
+        if "log" in table:
+            return self.path_of(table, "audit", "log")
+        return (self.path.parent / "audit" / f"{name}.jsonl").resolve()
+
     def known_keys(self, table: Mapping[str, Any], prefix: str, allowed: set[str]) -> None:
         for key in table:
             if key not in allowed:
@@ -162,7 +173,7 @@ def _data_table(reader: _Reader) -> Mapping[str, Any]:
 def load_node_config(path: str | Path, *, insecure: bool = False) -> NodeConfig:
     """Parse node.toml: ``[node] name, listen, coordinators``, ``[data] path``, ``[tls]``."""
     reader = _read(path)
-    reader.known_keys(reader.data, "", {"node", "data", "tls"})
+    reader.known_keys(reader.data, "", {"node", "data", "tls", "audit"})
     node = reader.table("node")
     reader.known_keys(node, "node", {"name", "listen", "coordinators"})
     listen = reader.string(node, "node", "listen")
@@ -173,13 +184,14 @@ def load_node_config(path: str | Path, *, insecure: bool = False) -> NodeConfig:
         data_path=reader.path_of(_data_table(reader), "data", "path"),
         tls=reader.tls(insecure=insecure),
         coordinators=reader.names(node, "node", "coordinators", DEFAULT_COORDINATORS),
+        audit_log=reader.audit_log(reader.string(node, "node", "name")),
     )
 
 
 def load_compute_config(path: str | Path, *, insecure: bool = False) -> ComputeConfig:
     """Parse compute.toml: ``[compute] name, listen, coordinators``, ``[tls]``."""
     reader = _read(path)
-    reader.known_keys(reader.data, "", {"compute", "tls"})
+    reader.known_keys(reader.data, "", {"compute", "tls", "audit"})
     compute = reader.table("compute")
     reader.known_keys(compute, "compute", {"name", "listen", "coordinators"})
     listen = reader.string(compute, "compute", "listen")
@@ -189,6 +201,7 @@ def load_compute_config(path: str | Path, *, insecure: bool = False) -> ComputeC
         listen=listen,
         tls=reader.tls(insecure=insecure),
         coordinators=reader.names(compute, "compute", "coordinators", DEFAULT_COORDINATORS),
+        audit_log=reader.audit_log(reader.string(compute, "compute", "name", default="compute")),
     )
 
 
@@ -196,7 +209,8 @@ def load_study_config(path: str | Path, *, insecure: bool = False) -> StudyConfi
     """Parse study.toml (see the README for every field)."""
     reader = _read(path)
     where = str(reader.path)
-    reader.known_keys(reader.data, "", {"study", "party", "compute", "tls", "schema", "analysis"})
+    reader.known_keys(reader.data, "",
+                      {"study", "party", "compute", "tls", "schema", "analysis", "audit"})
     study = reader.table("study")
     reader.known_keys(study, "study",
                       {"name", "engine", "timeout_seconds", "peer_timeout_seconds",
@@ -264,4 +278,5 @@ def load_study_config(path: str | Path, *, insecure: bool = False) -> StudyConfi
         timeout_seconds=reader.number(study, "study", "timeout_seconds", 120.0),
         peer_timeout_seconds=reader.number(study, "study", "peer_timeout_seconds", 15.0),
         min_cell_count=min_cell_count,
+        audit_log=reader.audit_log("coordinator"),
     )

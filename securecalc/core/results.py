@@ -51,6 +51,8 @@ class StudyResult:
     results: dict[str, AnalysisResult]
     cost: Cost
     phases: dict[str, float] = field(default_factory=dict)
+    #: signed audit heads the parties returned (JSON), kept out of results.json
+    heads: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import grpc
 
+from securecalc.audit.events import open_log
 from securecalc.core.config import NodeConfig
 from securecalc.errors import ConfigError, DataError
 from securecalc.node.datastore import DataStore
@@ -23,7 +24,12 @@ def start_node(config: NodeConfig) -> tuple[grpc.Server, int]:
         if named != config.name:
             raise ConfigError(f"{tls.cert} names {named!r}, but this node is {config.name!r}",
                               field="node.name")
-    service = NodeService(config, DataStore(config.data_path))
+    audit_path = config.audit_log or config.data_path.parent / "audit" / f"{config.name}.jsonl"
+    audit = open_log(audit_path, config.name, key=tls.key if tls else None,
+                     cert=tls.cert if tls else None)
+    audit.append("node_start", listen=config.listen, data=str(config.data_path),
+                 coordinators=list(config.coordinators), tls=tls is not None)
+    service = NodeService(config, DataStore(config.data_path), audit)
     return create_server(
         config.listen, tls=tls, max_workers=64,
         register=lambda server: node_pb2_grpc.add_PartyNodeServicer_to_server(service, server),

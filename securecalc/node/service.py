@@ -9,7 +9,10 @@ from collections.abc import Iterator
 
 import grpc
 
+from securecalc.audit.events import audited, digest, signed_head, store_heads
+from securecalc.audit.log import AuditLog
 from securecalc.core.config import NodeConfig
+from securecalc.core.job import Job
 from securecalc.engines.ckks.layout import Layout
 from securecalc.engines.mpc.job import MpcJob
 from securecalc.errors import ProtocolError
@@ -31,36 +34,47 @@ MAX_JOB_SECONDS = 3600.0
 
 
 class NodeService(node_pb2_grpc.PartyNodeServicer):
-    def __init__(self, config: NodeConfig, store: DataStore):
+    def __init__(self, config: NodeConfig, store: DataStore, audit: AuditLog):
         self.config = config
         self.store = store
+        self.audit = audit
         self.insecure = config.tls is None
         self.tls = (TlsFiles(config.tls.ca, config.tls.cert, config.tls.key)
                     if config.tls else None)
         self.sessions = SessionRegistry()
 
+    def _received(self, job: Job, engine: str, coordinator: str) -> None:
+        self.audit.append("study_received", job=job.job_id, study=job.study, engine=engine,
+                          coordinator=coordinator, parties=list(job.party_names()),
+                          analyses=[{"id": a.id, "kind": a.kind, "columns": list(a.columns),
+                                     "where": a.where} for a in job.analyses])
+
     @rpc_boundary
     def RunMpc(self, request: node_pb2.MpcJobRequest,
                context: grpc.ServicerContext) -> node_pb2.MpcJobReply:
-        require_peer(context, self.config.coordinators, insecure=self.insecure)
+        coordinator = require_peer(context, self.config.coordinators, insecure=self.insecure)
         job = job_from_proto(request.spec, "mpc")
+        self._received(job, "mpc", coordinator)
         timeout = _remaining(context)
         session = MpcSession(job, self.config.name, self.tls, timeout)
         self.sessions.add(session)  # before anything slow: peers may already be sending
         context.add_callback(lambda: session.abort("the coordinator cancelled the job"))
         try:
-            started = time.perf_counter()
-            steps = mpc_steps(contributions(job, self.store.table_for(job), "mpc"))
-            local_seconds = time.perf_counter() - started
-            peer_timeout = request.peer_timeout_seconds or 15.0
-            result = session.run(MpcJob(
-                job_id=job.job_id, pid=session.pid, party_names=job.party_names(),
-                steps=steps,
-                peer_timeout=peer_timeout, job_timeout=timeout,
-                setup_timeout=max(10.0, 2 * peer_timeout)))
+            with audited(self.audit, job.job_id) as end:
+                started = time.perf_counter()
+                steps = mpc_steps(contributions(job, self.store.table_for(job), "mpc"))
+                local_seconds = time.perf_counter() - started
+                peer_timeout = request.peer_timeout_seconds or 15.0
+                result = session.run(MpcJob(
+                    job_id=job.job_id, pid=session.pid, party_names=job.party_names(),
+                    steps=steps, peer_timeout=peer_timeout, job_timeout=timeout,
+                    setup_timeout=max(10.0, 2 * peer_timeout)))
+                end.update(bytes_sent=result.bytes_sent, rounds=result.rounds,
+                           results=digest([list(s.totals) for s in result.steps]))
         finally:
             self.sessions.remove(job.job_id)
         return node_pb2.MpcJobReply(
+            checkpoint_json=signed_head(self.audit),
             steps=[node_pb2.StepOutcome(analysis_id=s.name, totals=[str(t) for t in s.totals],
                                         seconds=s.seconds, bytes_sent=s.bytes_sent,
                                         rounds=s.rounds) for s in result.steps],
@@ -93,13 +107,14 @@ class NodeService(node_pb2_grpc.PartyNodeServicer):
     @rpc_boundary
     def RunCkks(self, request_iterator: Iterator[node_pb2.CkksJobChunk],
                 context: grpc.ServicerContext) -> node_pb2.CkksJobReply:
-        require_peer(context, self.config.coordinators, insecure=self.insecure)
+        coordinator = require_peer(context, self.config.coordinators, insecure=self.insecure)
         first = next(request_iterator, None)
         if first is None or not first.HasField("spec"):
             raise ProtocolError("CKKS job without its specification")
         spec = first.spec
         job = job_from_proto(spec.spec, "ckks")
         job.index_of(self.config.name)
+        self._received(job, "ckks", coordinator)
         public_context = chunks.join(
             (c.context_chunk for c in itertools.chain([first], request_iterator)),
             max_bytes=MAX_CONTEXT_BYTES)
@@ -110,15 +125,28 @@ class NodeService(node_pb2_grpc.PartyNodeServicer):
             raise ProtocolError("malformed iterative states") from None
         if not isinstance(states, dict):
             raise ProtocolError("malformed iterative states")
-        outcome = contribute(job, self.store, states, me=self.config.name,
-                             public_context=public_context,
-                             layout=layout, compute_name=spec.compute_name,
-                             compute_address=spec.compute_address, tls=self.tls,
-                             timeout=_remaining(context))
-        return node_pb2.CkksJobReply(bytes_sent=outcome.bytes_sent,
+        with audited(self.audit, job.job_id, compute=spec.compute_name) as end:
+            outcome = contribute(job, self.store, states, me=self.config.name,
+                                 public_context=public_context,
+                                 layout=layout, compute_name=spec.compute_name,
+                                 compute_address=spec.compute_address, tls=self.tls,
+                                 timeout=_remaining(context))
+            end.update(bytes_sent=outcome.bytes_sent, ciphertexts=outcome.ciphertexts)
+        return node_pb2.CkksJobReply(checkpoint_json=signed_head(self.audit),
+                                     bytes_sent=outcome.bytes_sent,
                                      ciphertexts=outcome.ciphertexts,
                                      local_seconds=outcome.local_seconds,
                                      encrypt_seconds=outcome.encrypt_seconds)
+
+
+    @rpc_boundary
+    def StoreHeads(self, request: node_pb2.HeadsRequest,
+                   context: grpc.ServicerContext) -> node_pb2.HeadsReply:
+        require_peer(context, self.config.coordinators, insecure=self.insecure)
+        ca_pem = self.tls.ca.read_bytes() if self.tls else None
+        stored = store_heads(self.audit, request.job_id, request.checkpoint_json,
+                             ca_pem=ca_pem)
+        return node_pb2.HeadsReply(stored=stored)
 
 
 def _remaining(context: grpc.ServicerContext) -> float:

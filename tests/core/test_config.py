@@ -467,8 +467,8 @@ def analysis_block(**fields: str) -> str:
     [
         ("", "analysis", "[[analysis]]"),
         (analysis_block(kind='"count"'), "analysis[0].id", "required"),
-        (analysis_block(id='"a"', kind='"median"', column='"age"'), "analysis[0].kind",
-         "unknown kind 'median'"),
+        (analysis_block(id='"a"', kind='"mode"', column='"age"'), "analysis[0].kind",
+         "unknown kind 'mode'"),
         (analysis_block(id='"a"'), "analysis[0].kind", "unknown kind None"),
         (analysis_block(id='"a"', kind='"mean"'), "analysis[0].column", "needs a column"),
         (analysis_block(id='"a"', kind='"variance"', column='"arm"'), "analysis[0].column",

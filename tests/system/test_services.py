@@ -182,3 +182,36 @@ def test_ciphertexts_above_4_mib_are_streamed_and_summed(cluster) -> None:  # ty
     assert np.max(np.abs(values - (parts[0] + parts[1]))) < 1e-6
     with pytest.raises(SecureCalcError, match="unknown job"):  # the sum is handed out once
         fetch(cluster, "big", layout.n_ciphertexts)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("engine", ["mpc", "ckks"])
+def test_each_party_holds_the_others_audit_heads(cluster, engine: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from securecalc.audit.verify import verify_log
+
+    study = cluster.study(f"audited-{engine}", engine, SYNTH_SCHEMA_TOML, DEMO_ANALYSES_TOML)
+    result = run_study(study)
+    logs = {name: cluster.root / "audit" / f"{name}.jsonl" for name in HOSPITALS}
+    logs["coordinator"] = cluster.root / "audit" / "coordinator.jsonl"
+    records = {name: [json.loads(line) for line in path.read_text().splitlines()]
+               for name, path in logs.items()}
+    def of_this_study(record: dict) -> bool:  # CKKS rounds are jobs "<job id>.<round>"
+        return str(record["data"].get("job", "")).split(".")[0] == result.job_id
+
+    events = {r["event"] for r in records["hospital-a"] if of_this_study(r)}
+    assert {"study_received", "job_start", "job_end", "peer_checkpoint"} <= events
+    held = {r["data"]["signer"]: r["data"] for r in records["hospital-a"]
+            if r["event"] == "peer_checkpoint" and of_this_study(r)}
+    expected = {"hospital-b", "hospital-c", "coordinator"} | ({"compute"} if engine == "ckks"
+                                                              else set())
+    assert set(held) == expected
+    for name, path in logs.items():
+        assert verify_log(path, ca=cluster.pki / "ca.crt").ok, name
+    # hospital-b rewrites history by dropping its tail: hospital-a's copy of its head shows it
+    head = {k: v for k, v in held["hospital-b"].items() if k != "job"}
+    truncated = tmp_path / "hospital-b.jsonl"
+    truncated.write_text("\n".join(logs["hospital-b"].read_text().splitlines()[:2]) + "\n")
+    problems = verify_log(truncated, ca=cluster.pki / "ca.crt", heads=[head]).problems
+    assert any("truncated" in str(p) for p in problems)

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from securecalc.core.kinds.association import ASSOCIATION
 from securecalc.core.kinds.base import Kind, SearchResult, StudyOptions
 from securecalc.core.kinds.moments import MOMENTS
+from securecalc.core.kinds.order import ORDER
+from securecalc.core.kinds.regression import REGRESSION
+from securecalc.core.kinds.survival import SURVIVAL
+from securecalc.core.kinds.tables import TABLES
+from securecalc.core.kinds.ttest import TTESTS
 from securecalc.errors import ConfigError
 
-KINDS: dict[str, Kind] = {kind.name: kind for kind in (*MOMENTS,)}
+KINDS: dict[str, Kind] = {
+    kind.name: kind
+    for kind in (*MOMENTS, *ORDER, *TABLES, *TTESTS, *ASSOCIATION, *REGRESSION, *SURVIVAL)
+}
 
 
 def kind_of(name: str) -> Kind:

@@ -9,11 +9,16 @@ worker messages), ``frames.py`` (worker <-> worker frames), ``session.py`` (iden
 
 from securecalc.engines.mpc.job import (
     MIN_PARTIES,
+    IterativeStep,
     JobResult,
     MpcJob,
+    SearchStep,
     Step,
     StepResult,
     SumStep,
+    SuppressedSumStep,
+    replay,
+    search_target,
     sum_bit_length,
 )
 from securecalc.engines.mpc.launcher import WorkerHandle, failure_error, start_worker
@@ -22,16 +27,21 @@ from securecalc.engines.mpc.local import Fault, LocalOutcome, run_local, run_loc
 __all__ = [
     "MIN_PARTIES",
     "Fault",
+    "IterativeStep",
     "JobResult",
     "LocalOutcome",
     "MpcJob",
+    "SearchStep",
     "Step",
     "StepResult",
     "SumStep",
+    "SuppressedSumStep",
     "WorkerHandle",
     "failure_error",
+    "replay",
     "run_local",
     "run_local_outcomes",
+    "search_target",
     "start_worker",
     "sum_bit_length",
 ]

@@ -43,6 +43,12 @@ from securecalc.engines.mpc.job import (
     search_target,
     sum_bit_length,
 )
+from securecalc.engines.mpc.steps_compare import (
+    comparison_field,
+    less_than_zero,
+    prepare,
+    settled,
+)
 from securecalc.engines.mpc.steps_search import KarySearch, local_counts
 from securecalc.errors import ConfigError, DataError
 
@@ -78,7 +84,7 @@ async def pooled_shares(rt: Any, field: Any, values: Sequence[int]) -> list[Any]
     n = len(values)
     if not n:
         return []
-    shared = await rt.input([field(v) for v in values])  # one list per party
+    shared = await settled(rt.input([field(v) for v in values]))  # one list per party
     for pid, shares in enumerate(shared):
         if len(shares) != n:
             raise Failure("protocol", "malformed share vector", pid)
@@ -96,7 +102,7 @@ async def secure_sum(rt: Any, values: Sequence[int], bound: int) -> list[int]:
         return []
     field = rt.SecInt(sum_bit_length(bound, len(rt.parties))).field
     totals = await pooled_shares(rt, field, values)
-    return [int(a) for a in await rt.output(totals)]  # signed: |total| < p / 2
+    return [int(a) for a in await settled(rt.output(totals))]  # signed: |total| < p / 2
 
 
 def _bits(released: Sequence[int]) -> list[int]:
@@ -116,18 +122,20 @@ async def _run_sum(rt: Any, step: SumStep) -> Sequence[int]:
 async def _run_suppressed_sum(rt: Any, step: SuppressedSumStep) -> Sequence[int]:
     """Totals compared with the threshold securely; releases the bits and bit * total.
 
-    Comparisons of all slots and then their products are issued together (one batch each),
-    so the rounds do not depend on the width.
+    All slots at once: one input (with the comparisons' randomness), one batched comparison
+    (``steps_compare``), one batched multiplication, one output.
     """
-    if not step.values:
+    w = len(step.values)
+    if not w:
         return ()
-    bound = max(step.bound, step.threshold)  # |total - threshold| <= m * bound
-    secint = rt.SecInt(sum_bit_length(bound, len(rt.parties)))
-    totals = [secint(a) for a in await pooled_shares(rt, secint.field, step.int_values())]
-    bits = [t >= step.threshold for t in totals]
-    masked = rt.schur_prod(bits, totals)
-    released = [int(v) for v in await rt.output(bits + masked)]
-    w = len(totals)
+    length = sum_bit_length(max(step.bound, step.threshold), len(rt.parties))
+    field = comparison_field(rt, length)  # |total - threshold| <= m * max(bound, threshold)
+    prep = prepare(rt, field, w, length)
+    totals = await pooled_shares(rt, field, step.int_values())
+    less = await less_than_zero(rt, prep, [t - step.threshold for t in totals])
+    bits = [1 - b for b in less]
+    masked = await settled(rt.schur_prod(bits, totals))
+    released = [int(v) for v in await settled(rt.output(bits + masked))]  # signed: |v| < p / 2
     return _bits(released[:w]) + released[w:]
 
 
@@ -138,16 +146,16 @@ async def _run_search(rt: Any, step: SearchStep) -> Sequence[int]:
     The first ``input`` carries this party's count N and its counts at the first split points
     (the same for every prob); N is released, the targets follow from it, and each iteration
     compares the pooled counts with the targets (one batch) and reveals only the bits.
-    Comparisons run on ``l = N.bit_length() + 2`` bits, since ``|C(s) - target| <= N``.
+    Comparisons run on ``l = N.bit_length() + 2`` bits, since ``|C(s) - target| <= N``; the
+    next iteration's counts are input together with its comparisons' randomness.
     """
     indices = step.index_array()  # checked before the job started; cheap to redo
     m = len(rt.parties)
-    secint = rt.SecInt(sum_bit_length(MAX_ROWS_PER_SITE, m))
-    field = secint.field
+    field = comparison_field(rt, sum_bit_length(MAX_ROWS_PER_SITE, m))
     search = KarySearch(step.n_points, len(step.probs), step.arity)
     points = search.points()
     pooled = await pooled_shares(rt, field, [len(indices), *local_counts(indices, points)])
-    n = int(await rt.output(pooled[0]))
+    n = int((await settled(rt.output([pooled[0]])))[0])
     if n < 0 or n > m * MAX_ROWS_PER_SITE:
         raise Failure("protocol", "the pooled count is out of range")
     if n == 0:
@@ -155,13 +163,15 @@ async def _run_search(rt: Any, step: SearchStep) -> Sequence[int]:
     targets = [search_target(p, n) for p in step.probs]
     length = sum_bit_length(n, 1)
     at = dict(zip(points, pooled[1:], strict=True))
-    while not search.done:
-        less = [rt.sgn(secint(at[s]) - targets[j], l=length, LT=True)
-                for j, s in search.pending()]
-        search.narrow([1 - b for b in _bits(await rt.output(less))])
+    prep = prepare(rt, field, len(search.pending()), length)
+    while True:
+        pending = search.pending()
+        less = await less_than_zero(rt, prep, [at[s] - targets[j] for j, s in pending])
+        search.narrow([1 - b for b in _bits(await settled(rt.output(less)))])
         if search.done:
             break
         points = search.points()
+        prep = prepare(rt, field, len(search.pending()), length)
         at = dict(zip(points, await pooled_shares(rt, field, local_counts(indices, points)),
                       strict=True))
     return (n, *search.results())

@@ -7,6 +7,18 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class CheckpointRequest(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class CheckpointReply(_message.Message):
+    __slots__ = ("checkpoint_json",)
+    CHECKPOINT_JSON_FIELD_NUMBER: _ClassVar[int]
+    checkpoint_json: str
+    def __init__(self, checkpoint_json: _Optional[str] = ...) -> None: ...
+
 class OpenJobRequest(_message.Message):
     __slots__ = ("job_id", "sites", "n_values", "params", "params_context")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]

@@ -49,6 +49,11 @@ class ComputeNodeStub:
                 request_serializer=securecalc_dot_v1_dot_compute__pb2.FetchSumRequest.SerializeToString,
                 response_deserializer=securecalc_dot_v1_dot_compute__pb2.CiphertextChunk.FromString,
                 _registered_method=True)
+        self.Checkpoint = channel.unary_unary(
+                '/securecalc.v1.ComputeNode/Checkpoint',
+                request_serializer=securecalc_dot_v1_dot_compute__pb2.CheckpointRequest.SerializeToString,
+                response_deserializer=securecalc_dot_v1_dot_compute__pb2.CheckpointReply.FromString,
+                _registered_method=True)
 
 
 class ComputeNodeServicer:
@@ -75,6 +80,13 @@ class ComputeNodeServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Checkpoint(self, request, context):
+        """Coordinator: the compute node's signed audit head after a job.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ComputeNodeServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -92,6 +104,11 @@ def add_ComputeNodeServicer_to_server(servicer, server):
                     servicer.FetchSum,
                     request_deserializer=securecalc_dot_v1_dot_compute__pb2.FetchSumRequest.FromString,
                     response_serializer=securecalc_dot_v1_dot_compute__pb2.CiphertextChunk.SerializeToString,
+            ),
+            'Checkpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.Checkpoint,
+                    request_deserializer=securecalc_dot_v1_dot_compute__pb2.CheckpointRequest.FromString,
+                    response_serializer=securecalc_dot_v1_dot_compute__pb2.CheckpointReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -175,6 +192,33 @@ class ComputeNode:
             '/securecalc.v1.ComputeNode/FetchSum',
             securecalc_dot_v1_dot_compute__pb2.FetchSumRequest.SerializeToString,
             securecalc_dot_v1_dot_compute__pb2.CiphertextChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Checkpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/securecalc.v1.ComputeNode/Checkpoint',
+            securecalc_dot_v1_dot_compute__pb2.CheckpointRequest.SerializeToString,
+            securecalc_dot_v1_dot_compute__pb2.CheckpointReply.FromString,
             options,
             channel_credentials,
             insecure,

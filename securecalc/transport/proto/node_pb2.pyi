@@ -7,6 +7,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class HeadsRequest(_message.Message):
+    __slots__ = ("job_id", "checkpoint_json")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_JSON_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    checkpoint_json: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, job_id: _Optional[str] = ..., checkpoint_json: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class HeadsReply(_message.Message):
+    __slots__ = ("stored",)
+    STORED_FIELD_NUMBER: _ClassVar[int]
+    stored: int
+    def __init__(self, stored: _Optional[int] = ...) -> None: ...
+
 class MpcJobRequest(_message.Message):
     __slots__ = ("spec", "peer_timeout_seconds")
     SPEC_FIELD_NUMBER: _ClassVar[int]
@@ -30,18 +44,20 @@ class StepOutcome(_message.Message):
     def __init__(self, analysis_id: _Optional[str] = ..., totals: _Optional[_Iterable[str]] = ..., seconds: _Optional[float] = ..., bytes_sent: _Optional[int] = ..., rounds: _Optional[int] = ...) -> None: ...
 
 class MpcJobReply(_message.Message):
-    __slots__ = ("steps", "local_seconds", "setup_seconds", "bytes_sent", "rounds")
+    __slots__ = ("steps", "local_seconds", "setup_seconds", "bytes_sent", "rounds", "checkpoint_json")
     STEPS_FIELD_NUMBER: _ClassVar[int]
     LOCAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     SETUP_SECONDS_FIELD_NUMBER: _ClassVar[int]
     BYTES_SENT_FIELD_NUMBER: _ClassVar[int]
     ROUNDS_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_JSON_FIELD_NUMBER: _ClassVar[int]
     steps: _containers.RepeatedCompositeFieldContainer[StepOutcome]
     local_seconds: float
     setup_seconds: float
     bytes_sent: int
     rounds: int
-    def __init__(self, steps: _Optional[_Iterable[_Union[StepOutcome, _Mapping]]] = ..., local_seconds: _Optional[float] = ..., setup_seconds: _Optional[float] = ..., bytes_sent: _Optional[int] = ..., rounds: _Optional[int] = ...) -> None: ...
+    checkpoint_json: str
+    def __init__(self, steps: _Optional[_Iterable[_Union[StepOutcome, _Mapping]]] = ..., local_seconds: _Optional[float] = ..., setup_seconds: _Optional[float] = ..., bytes_sent: _Optional[int] = ..., rounds: _Optional[int] = ..., checkpoint_json: _Optional[str] = ...) -> None: ...
 
 class MpcFrame(_message.Message):
     __slots__ = ("job_id", "data")
@@ -82,13 +98,15 @@ class CkksJobChunk(_message.Message):
     def __init__(self, spec: _Optional[_Union[CkksJobSpec, _Mapping]] = ..., context_chunk: _Optional[bytes] = ...) -> None: ...
 
 class CkksJobReply(_message.Message):
-    __slots__ = ("bytes_sent", "ciphertexts", "local_seconds", "encrypt_seconds")
+    __slots__ = ("bytes_sent", "ciphertexts", "local_seconds", "encrypt_seconds", "checkpoint_json")
     BYTES_SENT_FIELD_NUMBER: _ClassVar[int]
     CIPHERTEXTS_FIELD_NUMBER: _ClassVar[int]
     LOCAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     ENCRYPT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_JSON_FIELD_NUMBER: _ClassVar[int]
     bytes_sent: int
     ciphertexts: int
     local_seconds: float
     encrypt_seconds: float
-    def __init__(self, bytes_sent: _Optional[int] = ..., ciphertexts: _Optional[int] = ..., local_seconds: _Optional[float] = ..., encrypt_seconds: _Optional[float] = ...) -> None: ...
+    checkpoint_json: str
+    def __init__(self, bytes_sent: _Optional[int] = ..., ciphertexts: _Optional[int] = ..., local_seconds: _Optional[float] = ..., encrypt_seconds: _Optional[float] = ..., checkpoint_json: _Optional[str] = ...) -> None: ...

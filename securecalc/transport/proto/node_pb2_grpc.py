@@ -49,6 +49,11 @@ class PartyNodeStub:
                 request_serializer=securecalc_dot_v1_dot_node__pb2.CkksJobChunk.SerializeToString,
                 response_deserializer=securecalc_dot_v1_dot_node__pb2.CkksJobReply.FromString,
                 _registered_method=True)
+        self.StoreHeads = channel.unary_unary(
+                '/securecalc.v1.PartyNode/StoreHeads',
+                request_serializer=securecalc_dot_v1_dot_node__pb2.HeadsRequest.SerializeToString,
+                response_deserializer=securecalc_dot_v1_dot_node__pb2.HeadsReply.FromString,
+                _registered_method=True)
 
 
 class PartyNodeServicer:
@@ -76,6 +81,14 @@ class PartyNodeServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StoreHeads(self, request, context):
+        """Coordinator -> node: the signed audit heads of every party of a finished job, so that
+        each hospital holds the others' heads.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PartyNodeServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -93,6 +106,11 @@ def add_PartyNodeServicer_to_server(servicer, server):
                     servicer.RunCkks,
                     request_deserializer=securecalc_dot_v1_dot_node__pb2.CkksJobChunk.FromString,
                     response_serializer=securecalc_dot_v1_dot_node__pb2.CkksJobReply.SerializeToString,
+            ),
+            'StoreHeads': grpc.unary_unary_rpc_method_handler(
+                    servicer.StoreHeads,
+                    request_deserializer=securecalc_dot_v1_dot_node__pb2.HeadsRequest.FromString,
+                    response_serializer=securecalc_dot_v1_dot_node__pb2.HeadsReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -176,6 +194,33 @@ class PartyNode:
             '/securecalc.v1.PartyNode/RunCkks',
             securecalc_dot_v1_dot_node__pb2.CkksJobChunk.SerializeToString,
             securecalc_dot_v1_dot_node__pb2.CkksJobReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StoreHeads(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/securecalc.v1.PartyNode/StoreHeads',
+            securecalc_dot_v1_dot_node__pb2.HeadsRequest.SerializeToString,
+            securecalc_dot_v1_dot_node__pb2.HeadsReply.FromString,
             options,
             channel_credentials,
             insecure,

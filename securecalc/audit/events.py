@@ -1,0 +1,80 @@
+"""Audit events as the three roles record them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from securecalc.audit.chain import canonical
+from securecalc.audit.log import AuditLog
+from securecalc.audit.verify import check_checkpoint
+from securecalc.errors import ProtocolError, SecureCalcError
+
+
+def open_log(path: Path, party: str, *, key: Path | None, cert: Path | None) -> AuditLog:
+    """The party's log; it signs checkpoints when the party has a TLS identity."""
+    return AuditLog(path, party=party, key_pem=key.read_bytes() if key else None,
+                    cert_pem=cert.read_bytes() if cert else None)
+
+
+def digest(value: Any) -> str:
+    """A short fingerprint of released results, for the record."""
+    return hashlib.sha256(canonical(value)).hexdigest()
+
+
+def describe_error(exc: BaseException) -> dict[str, str]:
+    if isinstance(exc, SecureCalcError):
+        return {"error": type(exc).__name__, "message": str(exc)}
+    return {"error": "internal", "message": type(exc).__name__}
+
+
+@contextmanager
+def audited(log: AuditLog, job_id: str, **start: Any) -> Iterator[dict[str, Any]]:
+    """Record ``job_start``; then ``job_end`` with the fields the body fills in, or
+    ``job_failed`` with the error."""
+    log.append("job_start", job=job_id, **start)
+    end: dict[str, Any] = {}
+    started = time.perf_counter()
+    try:
+        yield end
+    except BaseException as exc:
+        log.append("job_failed", job=job_id, seconds=round(time.perf_counter() - started, 6),
+                   **describe_error(exc))
+        raise
+    log.append("job_end", job=job_id, seconds=round(time.perf_counter() - started, 6), **end)
+
+
+def signed_head(log: AuditLog) -> str:
+    """This party's signed checkpoint as JSON, or "" when it cannot sign (insecure mode)."""
+    try:
+        return json.dumps(log.checkpoint())
+    except SecureCalcError:
+        return ""
+
+
+def store_heads(log: AuditLog, job_id: str, heads: Sequence[str], *, ca_pem: bytes | None,
+                allowed: Sequence[str] | None = None) -> int:
+    """Verify other parties' checkpoints (signature, certificate from the study CA, signer
+    among ``allowed`` when given) and keep them in this log."""
+    stored = 0
+    for raw in heads:
+        try:
+            head = json.loads(raw)
+        except ValueError:
+            raise ProtocolError("malformed checkpoint") from None
+        if not isinstance(head, dict) or (allowed is not None
+                                          and head.get("signer") not in allowed):
+            raise ProtocolError("checkpoint of a party outside the job")
+        if head.get("signer") == log.party:
+            continue
+        problem = check_checkpoint(head, ca_pem=ca_pem)
+        if problem:
+            raise ProtocolError(f"checkpoint rejected: {problem}")
+        log.append("peer_checkpoint", job=job_id, **head)
+        stored += 1
+    return stored

@@ -1,0 +1,387 @@
+"""linreg (ordinary least squares) and logreg (logistic regression by Newton's method).
+
+Predictors ``x`` are numeric columns or category columns; a category expands to 0/1
+indicators of its levels after the first (the reference level), named ``column[level]``.
+The intercept is ``(intercept)``. Numeric predictors enter the pooled statistics centred at
+their public centres (for conditioning); coefficients and standard errors are reported for
+the uncentred model, as statsmodels gives them. Rows missing the outcome or any predictor
+are left out (listwise).
+
+Collinear predictors (a constant predictor, a level absent from the pooled data, or a
+predictor that is a linear combination of the intercept and earlier ones, up to
+1 - R^2 < 1e-10) stop the analysis with a :class:`~securecalc.errors.DataError` naming them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any, ClassVar
+
+import numpy as np
+from scipy import special, stats
+
+from securecalc.core.analyses import Analysis
+from securecalc.core.kinds._shared import (
+    ROWS,
+    Matrix,
+    Term,
+    binary_column,
+    binary_values,
+    collinearity,
+    design_terms,
+    inverse,
+    json_float,
+    mat_vec,
+    moment_local,
+    moment_plan,
+    moments_from,
+    numeric_term,
+    optional_number,
+    predictor_list,
+    scale,
+    triangle,
+)
+from securecalc.core.kinds.base import Kind, StudyOptions, numeric_column, present
+from securecalc.core.plans import IterativePlan, Plan, SumPlan
+from securecalc.core.schema import Schema
+from securecalc.core.table import Table
+from securecalc.errors import DataError
+
+INTERCEPT = "(intercept)"
+_X = "predictors: numeric columns, or category columns (indicators of every level but the first)"
+
+
+def _collinear(analysis: Analysis, gram: Matrix, names: Sequence[str]) -> None:
+    problems = collinearity(gram, names)
+    if problems:
+        raise DataError(f"analysis {analysis.id!r}: collinear predictors: {'; '.join(problems)}"
+                        "; drop or merge them")
+
+
+def _uncentred(beta: Sequence[Fraction], cov: Matrix | None, terms: Sequence[Term],
+               shift: Fraction = Fraction(0)) -> list[tuple[Fraction, Fraction | None]]:
+    """Coefficients of the uncentred model and their variances.
+
+    The centred model is ``y - shift = b0 + sum b_j (x_j - c_j)``, so the uncentred intercept
+    is ``a . b + shift`` with ``a = (1, -c_1, ..., -c_q)``; the slopes are unchanged.
+    """
+    a = [Fraction(1), *(-t.center for t in terms)]
+    intercept = sum((ai * bi for ai, bi in zip(a, beta, strict=True)), Fraction(0)) + shift
+    out: list[tuple[Fraction, Fraction | None]] = [
+        (intercept, sum((ai * ci for ai, ci in zip(a, mat_vec(cov, a), strict=True)),
+                        Fraction(0)) if cov is not None else None)]
+    for j in range(1, len(beta)):
+        out.append((beta[j], cov[j][j] if cov is not None else None))
+    return out
+
+
+def _test(estimate: Fraction, variance: Fraction | None, dist: Any,
+          stat: str) -> dict[str, float | None]:
+    se = math.sqrt(variance) if variance is not None and variance > 0 else None
+    value = float(estimate) / se if se else None
+    p_value = float(2 * dist.sf(abs(value))) if value is not None else None
+    return {"estimate": float(estimate), "se": se, stat: value, "p_value": p_value}
+
+
+class LinReg(Kind):
+    """Ordinary least squares of ``y`` on an intercept and ``x``, from the pooled X'X, X'y,
+    y'y and n (exact rational arithmetic from the released totals).
+
+    value: ``{"coefficients": {name: {"estimate", "se", "t", "p_value"}}, "r_squared",
+    "adj_r_squared", "sigma", "df_resid", "n"}``; None when n is not larger than the number
+    of coefficients.
+    """
+
+    name = "linreg"
+    reveals: ClassVar[str] = (
+        "the pooled n and the cross-products of the outcome and every predictor: the means, "
+        "variances and covariances of all of them (X'X, X'y and y'y).")
+    keys: ClassVar[Mapping[str, str]] = {"y": "the numeric outcome column", "x": _X}
+    required: ClassVar[frozenset[str]] = frozenset({"y", "x"})
+
+    def parse(self, raw: Mapping[str, Any], schema: Schema) -> dict[str, Any]:
+        y = numeric_column(raw, schema, "y")
+        return {"y": y, "x": predictor_list(raw, schema, "x", outcome=y)}
+
+    def columns(self, options: Mapping[str, Any]) -> tuple[str, ...]:
+        return (options["y"], *options["x"])
+
+    def _terms(self, analysis: Analysis, schema: Schema) -> list[Term]:
+        return [*design_terms(schema, analysis.options["x"]),
+                numeric_term(schema[analysis.options["y"]])]
+
+    def plan(self, analysis: Analysis, schema: Schema, engine: str,
+             study: StudyOptions) -> Plan:
+        terms = self._terms(analysis, schema)
+        return moment_plan([t.half_range for t in terms], [t.integral for t in terms])
+
+    def local(self, analysis: Analysis, schema: Schema, table: Table, mask: np.ndarray,
+              study: StudyOptions) -> tuple[Any, ...]:
+        terms = self._terms(analysis, schema)
+        keep = present(table, self.columns(analysis.options), mask)
+        return moment_local([t.values(table, keep) for t in terms], [t.integral for t in terms])
+
+    def finish(self, analysis: Analysis, schema: Schema, released: Any,
+               study: StudyOptions) -> tuple[Any, int]:
+        terms = self._terms(analysis, schema)
+        x_terms, y_term = terms[:-1], terms[-1]
+        q = len(x_terms)
+        p = q + 1
+        m = moments_from(released, q + 1)
+        n = m.n
+        if n <= p:
+            return None, n
+        names = [INTERCEPT, *(t.name for t in x_terms)]
+        gram: Matrix = [[Fraction(n), *m.S[:q]]] + [[m.S[j], *m.C[j][:q]] for j in range(q)]
+        _collinear(analysis, gram, names)
+        xy = [m.S[q], *(m.C[j][q] for j in range(q))]
+        g_inv = inverse(gram)
+        if g_inv is None:  # excluded by the collinearity check; kept for safety
+            raise DataError(f"analysis {analysis.id!r}: X'X is singular")
+        beta = mat_vec(g_inv, xy)
+        rss = max(Fraction(0), m.C[q][q] - sum((b * v for b, v in zip(beta, xy, strict=True)),
+                                               Fraction(0)))
+        df = n - p
+        sigma2 = rss / df
+        cov = [[sigma2 * v for v in row] for row in g_inv]
+        dist = stats.t(df)
+        coefficients = {
+            name: _test(est, var, dist, "t")
+            for name, (est, var) in zip(names, _uncentred(beta, cov, x_terms, y_term.center),
+                                        strict=True)}
+        tss = m.covariance(q, q)
+        r2 = 1 - rss / tss if tss > 0 else None
+        value = {
+            "coefficients": coefficients,
+            "r_squared": json_float(r2),
+            "adj_r_squared": json_float(1 - (1 - r2) * (n - 1) / df) if r2 is not None else None,
+            "sigma": math.sqrt(sigma2),
+            "df_resid": df,
+            "n": n,
+        }
+        return value, n
+
+
+# --------------------------------------------------------------------------- logistic
+
+#: an upper bound of log 2, for the log-likelihood's bound
+_LOG2_UP = Fraction(7, 10)
+
+
+@dataclass(frozen=True)
+class LogisticProgram:
+    """Newton's method on pooled gradient and Hessian (see :class:`LogReg`).
+
+    Round r contributes, at the public coefficients ``beta`` (of the centred design):
+    ``n``, the gradient ``sum x (y - mu)`` (p slots), the Hessian ``sum w x x'`` (upper
+    triangle) with ``w = mu (1 - mu)``, and the log-likelihood. The Newton step is solved in
+    exact rational arithmetic from the released totals and rounded to float64, so every
+    party derives bit-identical states whatever its platform.
+    """
+
+    analysis_id: str
+    names: tuple[str, ...]  # coefficient names, intercept first
+    half_ranges: tuple[Fraction, ...]  # largest |x_j| per design column (intercept: 1)
+    max_iter: int
+    tol: float
+
+    @property
+    def max_rounds(self) -> int:
+        return self.max_iter + 1
+
+    @property
+    def p(self) -> int:
+        return len(self.names)
+
+    def initial_state(self) -> dict[str, Any]:
+        return {"beta": [0.0] * self.p, "iteration": 0, "phase": "newton", "converged": False,
+                "step": None, "n": None, "hessian": None, "log_likelihood": None,
+                "error": None}
+
+    def round_plan(self, state: Any) -> SumPlan:
+        a = self.half_ranges
+        eta_bound = sum((abs(Fraction(b)) * ai for b, ai in zip(state["beta"], a, strict=True)),
+                        Fraction(0))
+        flags = [True] + [False] * (self.p + len(triangle(self.p)) + 1)
+        bounds: list[Any] = [ROWS, *(ROWS * ai for ai in a)]
+        scales: list[Any] = [1, *(scale(ai) for ai in a)]
+        for j, k in triangle(self.p):
+            bounds.append(ROWS * a[j] * a[k] / 4)
+            scales.append(scale(a[j]) * scale(a[k]) / 4)
+        bounds.append(ROWS * (eta_bound + _LOG2_UP))
+        scales.append(eta_bound + _LOG2_UP)
+        return SumPlan(tuple(flags), tuple(bounds), tuple(scales))
+
+    def local(self, state: Any, data: Any) -> tuple[Any, ...]:
+        x, y = data["X"], data["y"]
+        n = int(x.shape[0])
+        beta = np.asarray(state["beta"], dtype=np.float64)
+        eta = x @ beta
+        mu = special.expit(eta)
+        w = mu * (1.0 - mu)
+        gradient = x.T @ (y - mu)
+        hessian = x.T @ (x * w[:, None])
+        ll = float(np.sum(np.where(y == 1, -np.logaddexp(0.0, -eta), -np.logaddexp(0.0, eta))))
+        return (n, *(float(g) for g in gradient),
+                *(float(hessian[j, k]) for j, k in triangle(self.p)), ll)
+
+    def _unpack(self, totals: Sequence[Fraction]) -> tuple[int, list[Fraction], Matrix,
+                                                            Fraction]:
+        values = [Fraction(t) for t in totals]
+        p = self.p
+        gradient = values[1:1 + p]
+        hessian = [[Fraction(0)] * p for _ in range(p)]
+        for (j, k), v in zip(triangle(p), values[1 + p:-1], strict=True):
+            hessian[j][k] = hessian[k][j] = v
+        return int(round(values[0])), gradient, hessian, values[-1]
+
+    def advance(self, state: Any, totals: Sequence[Fraction]) -> dict[str, Any]:
+        n, gradient, hessian, ll = self._unpack(totals)
+        new = dict(state)
+        new["hessian"] = [float(hessian[j][k]) for j, k in triangle(self.p)]
+        new["log_likelihood"] = float(ll)
+        new["n"] = n
+        if state["phase"] == "final":
+            new["phase"] = "done"
+            return new
+        if state["iteration"] == 0:
+            if n <= self.p:
+                new["phase"] = "done"
+                return new
+            problems = collinearity([[4 * v for v in row] for row in hessian], self.names)
+            if problems:
+                new["error"] = "collinear predictors: " + "; ".join(problems) + \
+                    "; drop or merge them"
+                new["phase"] = "done"
+                return new
+        h_inv = inverse(hessian)
+        if h_inv is None:  # every weight underflowed: (quasi-)separation
+            new["phase"] = "done"
+            return new
+        step = mat_vec(h_inv, gradient)
+        beta = [Fraction(b) + s for b, s in zip(state["beta"], step, strict=True)]
+        try:
+            beta_f = [float(b) for b in beta]
+        except OverflowError:
+            beta_f = [math.inf]
+        if not all(math.isfinite(b) and abs(b) < 1e300 for b in beta_f):
+            new["phase"] = "done"
+            return new
+        size = float(max(abs(s) for s in step))
+        new.update(beta=beta_f, iteration=state["iteration"] + 1, step=size)
+        if size < self.tol:
+            new.update(converged=True, phase="final")
+        elif new["iteration"] >= self.max_iter:
+            new["phase"] = "final"
+        return new
+
+    def done(self, state: Any) -> bool:
+        return state["phase"] == "done"
+
+
+class LogReg(Kind):
+    """Logistic regression of a 0/1 outcome on an intercept and ``x``, by Newton's method
+    (IRLS) on the pooled gradient and Hessian, matching ``statsmodels`` ``Logit.fit()``.
+
+    ``y``: an int column with bounds within [0, 1], or a two-level category (its second level
+    counts as 1). Iterates until the largest Newton step is below ``tol`` (default 1e-8) or
+    ``max_iter`` (default 25) steps; one more round evaluates the Hessian and log-likelihood
+    at the final coefficients (standard errors from the inverse Hessian there). Perfect
+    separation or non-convergence give ``converged: false`` with the last iterate, never an
+    error.
+
+    value: ``{"coefficients": {name: {"estimate", "se", "z", "p_value"}}, "iterations",
+    "converged", "log_likelihood", "n"}``; None when n is not larger than the number of
+    coefficients.
+    """
+
+    name = "logreg"
+    reveals: ClassVar[str] = (
+        "the pooled n, gradient, Hessian and log-likelihood at every iterate (so every "
+        "iterate's coefficients); the first Hessian is X'X/4, so the means, variances and "
+        "covariances of the predictors.")
+    keys: ClassVar[Mapping[str, str]] = {
+        "y": "the 0/1 outcome: an int column within [0, 1] or a two-level category "
+             "(second level = 1)",
+        "x": _X,
+        "max_iter": "largest number of Newton steps (default 25)",
+        "tol": "convergence when the largest step is below this (default 1e-8)",
+    }
+    required: ClassVar[frozenset[str]] = frozenset({"y", "x"})
+
+    def parse(self, raw: Mapping[str, Any], schema: Schema) -> dict[str, Any]:
+        y = binary_column(raw, schema, "y")
+        out: dict[str, Any] = {"y": y, "x": predictor_list(raw, schema, "x", outcome=y)}
+        if "max_iter" in raw:
+            out["max_iter"] = optional_number(raw, "max_iter", None, whole=True, hi=1000)
+        if "tol" in raw:
+            out["tol"] = optional_number(raw, "tol", None)
+        return out
+
+    def columns(self, options: Mapping[str, Any]) -> tuple[str, ...]:
+        return (options["y"], *options["x"])
+
+    def _terms(self, analysis: Analysis, schema: Schema) -> list[Term]:
+        return design_terms(schema, analysis.options["x"])
+
+    def program(self, analysis: Analysis, schema: Schema) -> LogisticProgram:
+        terms = self._terms(analysis, schema)
+        return LogisticProgram(
+            analysis_id=analysis.id,
+            names=(INTERCEPT, *(t.name for t in terms)),
+            half_ranges=(Fraction(1), *(t.half_range for t in terms)),
+            max_iter=int(analysis.options.get("max_iter", 25)),
+            tol=float(analysis.options.get("tol", 1e-8)))
+
+    def plan(self, analysis: Analysis, schema: Schema, engine: str,
+             study: StudyOptions) -> Plan:
+        return IterativePlan(self.program(analysis, schema))
+
+    def local(self, analysis: Analysis, schema: Schema, table: Table, mask: np.ndarray,
+              study: StudyOptions) -> dict[str, np.ndarray]:
+        """``{"X": design (float64, intercept first, numeric columns centred), "y": 0/1}``."""
+        terms = self._terms(analysis, schema)
+        keep = present(table, self.columns(analysis.options), mask)
+        n = int(np.count_nonzero(keep))
+        x = np.empty((n, len(terms) + 1), dtype=np.float64)
+        x[:, 0] = 1.0
+        for j, term in enumerate(terms, start=1):
+            x[:, j] = term.values(table, keep)
+        y = binary_values(table, schema, analysis.options["y"], keep).astype(np.float64)
+        return {"X": x, "y": y}
+
+    def finish(self, analysis: Analysis, schema: Schema, released: Any,
+               study: StudyOptions) -> tuple[Any, int]:
+        state = released
+        n = int(state["n"] or 0)
+        if state["error"]:
+            raise DataError(f"analysis {analysis.id!r}: {state['error']}")
+        program = self.program(analysis, schema)
+        p = program.p
+        if n <= p or state["hessian"] is None:
+            return None, n
+        hessian: Matrix = [[Fraction(0)] * p for _ in range(p)]
+        for (j, k), v in zip(triangle(p), state["hessian"], strict=True):
+            hessian[j][k] = hessian[k][j] = Fraction(v)
+        cov = inverse(hessian)
+        beta = [Fraction(b) for b in state["beta"]]
+        dist = stats.norm()
+        coefficients = {
+            name: _test(est, var, dist, "z")
+            for name, (est, var) in zip(program.names,
+                                        _uncentred(beta, cov, self._terms(analysis, schema)),
+                                        strict=True)}
+        value = {
+            "coefficients": coefficients,
+            "iterations": int(state["iteration"]),
+            "converged": bool(state["converged"]),
+            "log_likelihood": json_float(state["log_likelihood"]),
+            "n": n,
+        }
+        return value, n
+
+
+REGRESSION = (LinReg(), LogReg())

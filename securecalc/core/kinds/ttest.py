@@ -1,0 +1,113 @@
+"""ttest: Welch's two-sample t-test of a numeric column between two levels of a category.
+
+Matches ``scipy.stats.ttest_ind(a, b, equal_var=False)``; the 95% interval of the difference
+of means uses the same Welch-Satterthwaite degrees of freedom. Each site contributes, per
+level, ``n``, ``S = sum(x - c)`` and ``Q = sum((x - c)**2)`` with c the column's public centre;
+the coordinator finishes them exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from fractions import Fraction
+from typing import Any, ClassVar
+
+import numpy as np
+from scipy import stats
+
+from securecalc.core.analyses import Analysis
+from securecalc.core.kinds._shared import (
+    center,
+    half_range,
+    level_list,
+    moment_local,
+    moment_plan,
+    moment_width,
+    moments_from,
+    numeric_term,
+)
+from securecalc.core.kinds.base import Kind, StudyOptions, category_column, numeric_column, present
+from securecalc.core.plans import Plan, SumPlan
+from securecalc.core.schema import Schema
+from securecalc.core.table import Table
+
+
+class TTest(Kind):
+    """Rows missing the column or the group, or in other levels, are left out (listwise).
+
+    value: ``{"t", "df", "p_value", "mean_difference" (mean_a - mean_b), "ci95": [lo, hi],
+    "n": {a: n_a, b: n_b}, "mean": {a: mean_a, b: mean_b}}``; None when a level has fewer
+    than two rows. When both levels have zero variance, t, df, p_value and ci95 are None.
+    """
+
+    name = "ttest"
+    reveals: ClassVar[str] = ("the pooled n, mean and variance of the column in each of the "
+                              "two levels (from each level's n, sum and sum of squares).")
+    keys: ClassVar[Mapping[str, str]] = {
+        "column": "the numeric column",
+        "group": "the category column that splits the rows",
+        "levels": "the two levels to compare, [a, b] (difference a - b)",
+    }
+    required: ClassVar[frozenset[str]] = frozenset({"column", "group", "levels"})
+
+    def parse(self, raw: Mapping[str, Any], schema: Schema) -> dict[str, Any]:
+        column = numeric_column(raw, schema)
+        group = category_column(raw, schema, "group")
+        levels = level_list(raw, "levels", schema[group], length=2)
+        return {"column": column, "group": group, "levels": levels}
+
+    def columns(self, options: Mapping[str, Any]) -> tuple[str, ...]:
+        return (options["column"], options["group"])
+
+    def plan(self, analysis: Analysis, schema: Schema, engine: str,
+             study: StudyOptions) -> Plan:
+        assert analysis.column is not None
+        column = schema[analysis.column]
+        one = moment_plan([half_range(column)], [column.type == "int"])
+        return SumPlan.concat([one, one])
+
+    def local(self, analysis: Analysis, schema: Schema, table: Table, mask: np.ndarray,
+              study: StudyOptions) -> tuple[Any, ...]:
+        assert analysis.column is not None
+        group = analysis.options["group"]
+        term = numeric_term(schema[analysis.column])
+        keep = present(table, [analysis.column, group], mask)
+        codes = table.column(group).values
+        out: list[Any] = []
+        for level in analysis.options["levels"]:
+            rows = keep & (codes == schema[group].levels.index(level))
+            out.extend(moment_local([term.values(table, rows)], [term.integral]))
+        return tuple(out)
+
+    def finish(self, analysis: Analysis, schema: Schema, released: Any,
+               study: StudyOptions) -> tuple[Any, int]:
+        assert analysis.column is not None
+        a, b = analysis.options["levels"]
+        c = center(schema[analysis.column])
+        width = moment_width(1)
+        groups = [moments_from(released, 1, offset=i * width) for i in range(2)]
+        n_a, n_b = groups[0].n, groups[1].n
+        if n_a < 2 or n_b < 2:
+            return None, n_a + n_b
+        means = [c + g.S[0] / g.n for g in groups]
+        var = [max(Fraction(0), g.covariance(0, 0)) / (g.n - 1) for g in groups]
+        parts = [v / g.n for v, g in zip(var, groups, strict=True)]
+        se2 = parts[0] + parts[1]
+        difference = means[0] - means[1]
+        value: dict[str, Any] = {
+            "t": None, "df": None, "p_value": None,
+            "mean_difference": float(difference), "ci95": None,
+            "n": {a: n_a, b: n_b}, "mean": {a: float(means[0]), b: float(means[1])},
+        }
+        if se2 > 0:
+            df = float(se2 * se2 / (parts[0] ** 2 / (n_a - 1) + parts[1] ** 2 / (n_b - 1)))
+            se = math.sqrt(se2)
+            t = float(difference) / se
+            half = float(stats.t.ppf(0.975, df)) * se
+            value.update(t=t, df=df, p_value=float(2 * stats.t.sf(abs(t), df)),
+                         ci95=[float(difference) - half, float(difference) + half])
+        return value, n_a + n_b
+
+
+TTESTS = (TTest(),)

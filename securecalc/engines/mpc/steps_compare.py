@@ -1,0 +1,148 @@
+"""Batched secure comparison: shares of ``[a_i < 0]`` for a whole vector at once.
+
+MPyC's ``runtime.sgn(a, LT=True)`` (Toft's protocol with a statistically masked opening)
+compares one secure number. Issuing one per element runs them in parallel, but every element
+then sends its own messages at every step, and their interleaving on the event loop
+lengthens the longest message chain the session measures. This module is the same protocol
+on lists of field elements: each round is one ``output``/``_reshare`` of the whole vector, so
+the rounds do not depend on the vector's length, and nothing travels but scalar field
+elements (``field.to_bytes``/``from_bytes``; never pickle).
+
+For ``l``-bit values (``-2**(l-1) <= a < 2**(l-1)``) and MPyC's statistical security parameter
+``k`` (default 30), in rounds:
+
+1. random bits ``r`` (``l`` per element) and a random sign per element (PRSS plus one
+   opening of squares; :func:`prepare` issues them early so that this round overlaps with
+   the preceding ``input``), and ``k``-bit random ``r'`` (PRSS, no messages);
+2. open ``c = a + 2**l + r + 2**l * r'``, which hides ``a`` statistically;
+3. ``ceil(log2(l + 1))`` rounds: the product of ``l + 1`` shared factors per element;
+4. open the product times a random nonzero mask (is it zero?), and derive ``[a < 0]`` locally.
+
+So ``ceil(log2(l + 1)) + 2`` rounds after the preparation. Uses MPyC 0.11 internals
+(``_randoms``, ``random_bits`` on a field, ``output(threshold=2t)``), as ``runtime.sgn`` does;
+the engine pins ``mpyc==0.11``. Like the runners, no mpyc import: the runtime is passed in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from securecalc.engines.mpc.failure import Failure
+
+
+def settled(fut: Any) -> Any:
+    """An MPyC future to await, shielded from cancellation.
+
+    When a job fails, the session cancels the running step. Cancelling an MPyC future that
+    MPyC is still going to fill makes MPyC's own callback raise ``InvalidStateError``, which
+    asyncio logs as an unhandled error; a shielded future is left for MPyC to fill.
+    """
+    return asyncio.shield(fut)
+
+
+def comparison_field(rt: Any, length: int) -> Any:
+    """A prime field in which :func:`less_than_zero` works for ``length``-bit values.
+
+    The field of ``SecInt(max(length, 2k))``: at least ``length + k + 2`` bits (for the masked
+    opening) and ``3k`` bits (a random mask is nonzero except with probability ``2**-3k``).
+    """
+    k = rt.options.sec_param
+    return rt.SecInt(max(length, 2 * k)).field
+
+
+def comparison_rounds(length: int) -> int:
+    """Rounds of :func:`less_than_zero` after its preparation (which overlaps an input)."""
+    return math.ceil(math.log2(length + 1)) + 2
+
+
+@dataclass
+class Prepared:
+    """Randomness for ``n`` comparisons of ``length``-bit values, requested ahead of use."""
+
+    field: Any
+    n: int
+    length: int
+    r_bits: Any  # awaitable: n * length shares of random bits
+    signs: Any  # awaitable: n shares of random +-1
+    r_high: list[Any]  # n shares of k-bit random numbers (PRSS: local)
+
+
+def prepare(rt: Any, field: Any, n: int, length: int) -> Prepared:
+    """Request the randomness for ``n`` comparisons now (issues MPyC operations: every party
+    must call it at the same point)."""
+    k = rt.options.sec_param
+    bits = field.order.bit_length()
+    if bits < length + k + 2 or bits // k < 2 or length < 1:
+        raise Failure("internal", "comparison field too small")
+    if rt.options.no_prss:
+        raise Failure("internal", "batched comparisons need PRSS")
+    if not n:
+        return Prepared(field, 0, length, None, None, [])
+    r_bits = rt.random_bits(field, n * length)
+    signs = rt.random_bits(field, n, signed=True)
+    r_high = rt._randoms(field, n, 1 << k)
+    return Prepared(field, n, length, r_bits, signs, r_high)
+
+
+async def _products(rt: Any, factors: list[list[Any]]) -> list[Any]:
+    """Per row, the product of its shared factors (rows of equal length), batched by level."""
+    rows = [list(r) for r in factors]
+    while len(rows[0]) > 1:
+        n = len(rows[0])
+        left = [r[j] for r in rows for j in range(n % 2, n, 2)]
+        right = [r[j + 1] for r in rows for j in range(n % 2, n, 2)]
+        prods = await settled(rt.schur_prod(left, right))
+        if len(prods) != len(left):
+            raise Failure("internal", "product of the wrong length")
+        half = n // 2
+        rows = [r[: n % 2] + prods[i * half:(i + 1) * half] for i, r in enumerate(rows)]
+    return [r[0] for r in rows]
+
+
+async def less_than_zero(rt: Any, prep: Prepared, a: Sequence[Any]) -> list[Any]:
+    """Shares (field elements of ``prep.field``) of ``[a_i < 0]`` for shares ``a_i``.
+
+    Every ``a_i`` must lie in ``[-2**(length-1), 2**(length-1))``.
+    """
+    field, n, ell = prep.field, prep.n, prep.length
+    if len(a) != n:
+        raise Failure("internal", "comparison batch of the wrong size")
+    if not n:
+        return []
+    r_bits = [b.value for b in await settled(prep.r_bits)]
+    signs = [s.value for s in await settled(prep.signs)]
+    a_rmodl = []
+    masked = []
+    for i in range(n):
+        r_modl = sum(b << j for j, b in enumerate(r_bits[i * ell:(i + 1) * ell]))
+        x = a[i] + ((1 << ell) + r_modl)
+        a_rmodl.append(x)
+        masked.append(x + (prep.r_high[i].value << ell))
+    opened = await settled(rt.output(masked))
+    cs = [c.value % (1 << ell) for c in opened]
+    factors = []
+    for i, c in enumerate(cs):
+        s = signs[i]
+        e = [None] * (ell + 1)
+        xors = 0
+        for j in range(ell - 1, -1, -1):
+            c_j = (c >> j) & 1
+            r_j = r_bits[i * ell + j]
+            e[j] = field(s + r_j - c_j + 3 * xors)
+            xors += 1 - r_j if c_j else r_j
+        e[ell] = field(s - 1 + 3 * xors)
+        factors.append(e)
+    prods = await _products(rt, factors)
+    masks = rt._randoms(field, n)  # nonzero except with negligible probability
+    zero = await settled(rt.output([p * r for p, r in zip(prods, masks, strict=True)],
+                                   threshold=2 * rt.threshold))
+    two_l = field(1 << ell)
+    out = []
+    for i in range(n):
+        h = 3 - signs[i] if zero[i].value == 0 else 3 + signs[i]
+        out.append((cs[i] - a_rmodl[i] + (h << (ell - 1))) / two_l)
+    return out

@@ -1,0 +1,174 @@
+"""A plaintext stand-in for the secure engines, for the kinds' unit tests.
+
+Every site's local input is checked against its plan (width, integral slots, per-slot bounds
+scaled to the site's row count, the MPC encoding bound), then the inputs are added:
+
+* ``exact``: Fractions, what MPC releases for integral slots and nearly so for others;
+* ``mpc``: through the real fixed-point encoding (``mpc_encode`` / ``mpc_decode``);
+* ``ckks``: normalised with the plan's scales, added as floats with a relative noise of
+  1e-10 of the largest normalised total (a pessimistic stand-in for CKKS error), decoded.
+
+Search plans are answered by a search over pooled counts; iterative plans run their rounds.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from collections.abc import Mapping, Sequence
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from securecalc.core.analyses import Analysis, analysis_from_mapping, check_analyses
+from securecalc.core.encoding import (
+    FLOAT_SLACK,
+    ckks_decode,
+    ckks_encode,
+    mpc_bound,
+    mpc_decode,
+    mpc_encode,
+)
+from securecalc.core.kinds import KINDS, SearchResult, StudyOptions
+from securecalc.core.kinds.order import target_rank
+from securecalc.core.plans import MAX_ROWS_PER_SITE, IterativePlan, SearchPlan, SumPlan
+from securecalc.core.schema import Schema
+from securecalc.core.table import Table
+from securecalc.core.where import parse_where
+
+STUDY = StudyOptions(min_cell_count=5)
+
+
+def analysis(raw: Mapping[str, Any], schema: Schema) -> Analysis:
+    """A validated analysis (and its validated form re-validates to itself)."""
+    parsed = analysis_from_mapping({"id": "a", **raw}, index=0, schema=schema)
+    check_analyses([parsed], schema)
+    json.dumps(parsed.table())
+    return parsed
+
+
+def tables_from(schema: Schema, sites: Sequence[Mapping[str, Any]]) -> list[Table]:
+    return [Table.from_columns(schema, data) for data in sites]
+
+
+def check_input(plan: SumPlan, values: Sequence[Any], rows: int) -> None:
+    """A site's input fits the plan: the per-row share of every bound, and the MPC encoding."""
+    assert len(values) == plan.width
+    share = Fraction(max(rows, 1), MAX_ROWS_PER_SITE)
+    for i, (v, integral, bound) in enumerate(zip(values, plan.integral, plan.bounds,
+                                                 strict=True)):
+        exact = Fraction(v)
+        if integral:
+            assert exact.denominator == 1, f"slot {i} should be an integer, got {v!r}"
+            assert abs(exact) <= Fraction(bound) * share, f"slot {i}: {v} > {bound} * {share}"
+        else:
+            assert abs(exact) <= Fraction(bound) * share * (1 + FLOAT_SLACK), \
+                f"slot {i}: {float(exact)} > {float(bound * share)}"
+    assert all(Fraction(b) >= 0 for b in plan.bounds)
+    assert all(Fraction(s) > 0 for s in plan.ckks_scales)
+    bound = mpc_bound(plan)
+    assert all(abs(v) <= bound for v in mpc_encode(plan, values))
+
+
+def add(plan: SumPlan, parts: Sequence[Sequence[Any]], mode: str,
+        rng: np.random.Generator | None = None) -> tuple[Fraction, ...]:
+    if mode == "exact":
+        return tuple(sum((Fraction(p[i]) for p in parts), Fraction(0)) for i in range(plan.width))
+    if mode == "mpc":
+        encoded = [mpc_encode(plan, p) for p in parts]
+        return mpc_decode(plan, [sum(e[i] for e in encoded) for i in range(plan.width)])
+    assert mode == "ckks"
+    normalised = np.sum([ckks_encode(plan, p) for p in parts], axis=0)
+    rng = rng or np.random.default_rng(0)
+    noise = 1e-10 * max(1.0, float(np.max(np.abs(normalised)))) if normalised.size else 0.0
+    noisy = normalised + rng.normal(0.0, noise, normalised.shape)
+    return ckks_decode(plan, noisy.tolist())
+
+
+def suppress(plan: SumPlan, totals: Sequence[Fraction]) -> tuple[Fraction | None, ...]:
+    if not plan.suppress_below:
+        return tuple(totals)
+    return tuple(t if t >= plan.suppress_below else None for t in totals)
+
+
+def search(plan: SearchPlan, parts: Sequence[np.ndarray]) -> SearchResult:
+    """The search on pooled counts: smallest grid index whose pooled count reaches the rank."""
+    for indices in parts:
+        assert indices.dtype == np.int64
+        assert np.all(np.diff(indices) >= 0)
+        assert indices.size == 0 or (indices[0] >= 0 and indices[-1] < plan.grid_points)
+    n = sum(len(p) for p in parts)
+    if n == 0:
+        return SearchResult(0, tuple(0 for _ in plan.probs))
+
+    def count(i: int) -> int:
+        return sum(int(np.searchsorted(p, i, side="right")) for p in parts)
+
+    found = []
+    for p in plan.probs:
+        rank = target_rank(p, n)
+        lo, hi = 0, plan.grid_points - 1
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if count(mid) >= rank:
+                hi = mid
+            else:
+                lo = mid + 1
+        found.append(lo)
+    return SearchResult(n, tuple(found))
+
+
+def run(raw: Mapping[str, Any] | Analysis, schema: Schema, tables: Sequence[Table], *,
+        engine: str = "mpc", mode: str = "exact", study: StudyOptions = STUDY,
+        where: str | None = None) -> tuple[Any, int]:
+    """``(value, n)`` of an analysis computed over the sites' tables."""
+    a = raw if isinstance(raw, Analysis) else analysis(
+        {**raw, **({"where": where} if where else {})}, schema)
+    kind = KINDS[a.kind]
+    assert engine in kind.engines
+    plan = kind.plan(a, schema, engine, study)
+    locals_, rows = [], []
+    for table in tables:
+        mask = parse_where(a.where, schema).evaluate(table)
+        locals_.append(kind.local(a, schema, table, mask, study))
+        rows.append(table.n_rows)
+    released: Any
+    if isinstance(plan, SumPlan):
+        for values, n in zip(locals_, rows, strict=True):
+            check_input(plan, values, n)
+        released = suppress(plan, add(plan, locals_, mode))
+    elif isinstance(plan, SearchPlan):
+        assert engine == "mpc"
+        released = search(plan, locals_)
+    else:
+        assert isinstance(plan, IterativePlan)
+        released = iterate(plan, locals_, rows, mode)
+    value, n = kind.finish(a, schema, released, study)
+    json.dumps(value, allow_nan=False)
+    assert isinstance(n, int)
+    return value, n
+
+
+def iterate(plan: IterativePlan, data: Sequence[Any], rows: Sequence[int], mode: str) -> Any:
+    program = plan.program
+    assert pickle.loads(pickle.dumps(program)) == program
+    assert type(program).__repr__ is not object.__repr__
+    state = program.initial_state()
+    rounds = 0
+    rng = np.random.default_rng(1)
+    while rounds < program.max_rounds and not program.done(state):
+        round_plan = program.round_plan(state)
+        parts = [program.local(state, d) for d in data]
+        for values, n in zip(parts, rows, strict=True):
+            check_input(round_plan, values, n)
+        state = program.advance(state, add(round_plan, parts, mode, rng))
+        assert json.loads(json.dumps(state, allow_nan=False)) == state
+        rounds += 1
+    assert program.done(state)
+    return state
+
+
+def rel_close(got: float | None, want: float, rel: float = 1e-9, abs_: float = 0.0) -> bool:
+    assert got is not None
+    return abs(got - want) <= max(rel * abs(want), abs_)

@@ -1,0 +1,88 @@
+"""Suppressed sums with real MPyC workers: totals below the threshold are never released."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from securecalc.core.plans import MAX_ROWS_PER_SITE
+from securecalc.engines.mpc import JobResult, MpcJob, SumStep, SuppressedSumStep, run_local
+
+BOUND = MAX_ROWS_PER_SITE + 1  # what mpc_bound gives for a counts plan
+
+
+def party_values(m: int, threshold: int, seed: int) -> dict[str, list[tuple[int, ...]]]:
+    """Per step name, one vector per party, with totals below, at and above the threshold."""
+    rnd = random.Random(seed)
+    t = threshold
+    # slots: 0, t - 1, t, t + 1, every party at or near the bound, t split over the parties
+    mixed = [_split(total, m, rnd) for total in (0, t - 1, t, t + 1)]
+    mixed.append([BOUND - rnd.randint(0, 3) for _ in range(m)])
+    mixed.append(_split(t, m, rnd))
+    wide = [_split(rnd.choice((rnd.randint(0, t - 1), rnd.randint(t, 4 * t))), m, rnd)
+            for _ in range(25)]
+    return {
+        "mixed": [tuple(col[p] for col in mixed) for p in range(m)],
+        "wide": [tuple(col[p] for col in wide) for p in range(m)],
+        "single-small": [(1,)] + [(0,)] * (m - 1),
+        "single-at": [(t,)] + [(0,)] * (m - 1),
+        "empty": [()] * m,
+    }
+
+
+def _split(total: int, m: int, rnd: random.Random) -> list[int]:
+    """``total`` as m counts in [0, BOUND]."""
+    cuts = sorted(rnd.randint(0, total) for _ in range(m - 1))
+    parts = [b - a for a, b in zip([0, *cuts], [*cuts, total], strict=True)]
+    assert all(0 <= v <= BOUND for v in parts)
+    return parts
+
+
+def run(m: int, threshold: int, seed: int) -> tuple[list[JobResult], dict[str, list[int]]]:
+    values = party_values(m, threshold, seed)
+    names = tuple(f"hospital-{chr(97 + p)}" for p in range(m))
+    jobs = []
+    for p in range(m):
+        steps: list[object] = [SuppressedSumStep(k, v[p], BOUND, threshold)
+                               for k, v in values.items()]
+        steps.append(SumStep("plain", values["wide"][p], BOUND))
+        jobs.append(MpcJob(f"suppressed-{m}", p, names, tuple(steps)))  # type: ignore[arg-type]
+    totals = {k: [sum(col) for col in zip(*v, strict=True)] for k, v in values.items()}
+    return run_local(jobs, timeout=50), totals
+
+
+def check(results: list[JobResult], totals: dict[str, list[int]], threshold: int) -> None:
+    for name, tot in totals.items():
+        bits = [int(t >= threshold) for t in tot]
+        masked = [t if b else 0 for t, b in zip(tot, bits, strict=True)]
+        for r in results:
+            got = r.totals(name)
+            assert got == (*bits, *masked), name
+            assert all(type(v) is int for v in got)
+    for r in results:  # every width costs the same rounds: one batch per round
+        rounds = {s.name: s.rounds for s in r.steps if s.name != "plain"}
+        assert rounds.pop("empty") == 0
+        assert max(rounds.values()) <= 12 and min(rounds.values()) >= 11, rounds
+        assert r.totals("plain") == tuple(totals["wide"])
+
+
+@pytest.mark.timeout(60)
+def test_three_parties_withhold_small_totals() -> None:
+    results, totals = run(3, threshold=11, seed=1)
+    assert totals["mixed"][:4] == [0, 10, 11, 12]
+    check(results, totals, 11)
+    mixed = results[0].totals("mixed")
+    assert mixed[:6] == (0, 0, 1, 1, 1, 1) and mixed[6:8] == (0, 0)  # 10 stays secret
+    assert mixed[10] == totals["mixed"][4] > 2 * MAX_ROWS_PER_SITE  # large totals fit
+    wide = next(s for s in results[0].steps if s.name == "wide")
+    print(f"\nsuppressed sum of 25 slots, 3 parties: {wide.rounds} rounds, "
+          f"{wide.seconds:.3f} s, {wide.bytes_sent} bytes sent by party 0")
+
+
+@pytest.mark.timeout(60)
+def test_five_parties_withhold_small_totals() -> None:
+    results, totals = run(5, threshold=5, seed=2)
+    check(results, totals, 5)
+    assert results[0].totals("single-small") == (0, 0)
+    assert results[0].totals("single-at") == (1, 5)
