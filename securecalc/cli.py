@@ -39,6 +39,41 @@ def _node_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _node_approvals(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from securecalc.core.config import load_node_config
+    from securecalc.node.approvals import Approvals
+
+    config = load_node_config(args.config, insecure=True)
+    assert config.approvals_dir is not None
+    return config, Approvals(config.approvals_dir)
+
+
+def _node_pending(args: argparse.Namespace) -> int:
+    from securecalc.node.approvals import describe
+
+    _, approvals = _node_approvals(args)
+    pending = approvals.list_pending()
+    print("\n".join(describe(r) for r in pending) if pending else "no pending requests")
+    return 0
+
+
+def _node_approve(args: argparse.Namespace) -> int:
+    import getpass
+
+    from securecalc.audit.log import AuditLog
+    from securecalc.node.approvals import describe
+
+    config, approvals = _node_approvals(args)
+    request = approvals.approve(args.request)
+    assert config.audit_log is not None
+    AuditLog(config.audit_log, party=config.name).append(
+        "approval", request=request["id"], study=request["study"], operator=getpass.getuser(),
+        columns=request["columns"], analyses=[a["id"] for a in request["analyses"]])
+    print(describe(request))
+    print(f"approved: {request['id']} (the coordinator can now run the study)")
+    return 0
+
+
 def _compute_serve(args: argparse.Namespace) -> int:
     from securecalc.compute.server import start_compute
     from securecalc.core.config import load_compute_config
@@ -140,6 +175,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", required=True, help="node.toml")
     serve.add_argument("--insecure", action="store_true", help=INSECURE_HELP)
     serve.set_defaults(func=_node_serve)
+    pending = node.add_parser("pending", help="list studies waiting for this node's approval")
+    pending.add_argument("--config", required=True, help="node.toml")
+    pending.set_defaults(func=_node_pending)
+    approve = node.add_parser("approve", help="approve a pending study request")
+    approve.add_argument("request", help="the request id shown by `node pending`")
+    approve.add_argument("--config", required=True, help="node.toml")
+    approve.set_defaults(func=_node_approve)
 
     compute = commands.add_parser("compute", help="the untrusted CKKS compute node")
     compute_serve = compute.add_subparsers(dest="action", required=True, metavar="ACTION") \

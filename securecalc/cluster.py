@@ -28,7 +28,9 @@ class LocalCluster:
     @classmethod
     def start(cls, root: Path, data: Mapping[str, Path], *, with_compute: bool = True,
               extra_names: Sequence[str] = (), env: Mapping[str, str] | None = None,
-              insecure: bool = False) -> LocalCluster:
+              insecure: bool = False,
+              node_extra: Mapping[str, str] | None = None) -> LocalCluster:
+        """``node_extra`` appends TOML (e.g. a ``[policy]`` table) to a node's config."""
         root.mkdir(parents=True, exist_ok=True)
         pki = root / "pki"
         init_pki(pki, [*data, "compute", "coordinator", *extra_names], force=True)
@@ -37,7 +39,9 @@ class LocalCluster:
         flags = ["--insecure"] if insecure else []
         try:
             for name, path in data.items():
-                config = write(root / f"{name}.toml", node_toml(name, "127.0.0.1:0", path, pki))
+                text = node_toml(name, "127.0.0.1:0", path, pki)
+                config = write(root / f"{name}.toml",
+                               text + "\n" + (node_extra or {}).get(name, ""))
                 cluster.addresses[name] = cluster.servers.start(
                     name, ["node", "serve", "--config", str(config), *flags], env=env).address
             if with_compute:

@@ -6,6 +6,7 @@
     ├── ConfigError                 a configuration file or field is wrong (names file and field)
     │   └── WhereError              a where-expression does not parse or names unknown things
     ├── DataError                   a data file is missing or holds a value the schema forbids
+    ├── PolicyError                 a node's policy refuses what a study asks for
     ├── PartyError                  a named party failed (unreachable, refused, died or hung)
     ├── ProtocolError               a peer sent something malformed (message kept opaque)
     └── CryptoError                 a key, certificate or ciphertext was rejected
@@ -48,6 +49,10 @@ class DataError(SecureCalcError):
         super().__init__(message)
 
 
+class PolicyError(SecureCalcError):
+    """A node's policy refuses (part of) a study; the message says which rule and what."""
+
+
 class PartyError(SecureCalcError):
     """A named party could not be reached, refused, died or hung."""
 
@@ -69,6 +74,7 @@ __all__ = [
     "CryptoError",
     "DataError",
     "PartyError",
+    "PolicyError",
     "ProtocolError",
     "SecureCalcError",
     "WhereError",

@@ -9,12 +9,13 @@ from __future__ import annotations
 import math
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from securecalc.core.analyses import Analysis, parse_analyses
 from securecalc.core.kinds import kind_of
+from securecalc.core.policy import Policy, policy_from_mapping
 from securecalc.core.schema import Schema, schema_from_mapping
 from securecalc.errors import ConfigError
 
@@ -40,6 +41,8 @@ class NodeConfig:
     tls: TlsConfig | None
     coordinators: tuple[str, ...] = DEFAULT_COORDINATORS
     audit_log: Path | None = None
+    policy: Policy = field(default_factory=Policy)
+    approvals_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -173,7 +176,7 @@ def _data_table(reader: _Reader) -> Mapping[str, Any]:
 def load_node_config(path: str | Path, *, insecure: bool = False) -> NodeConfig:
     """Parse node.toml: ``[node] name, listen, coordinators``, ``[data] path``, ``[tls]``."""
     reader = _read(path)
-    reader.known_keys(reader.data, "", {"node", "data", "tls", "audit"})
+    reader.known_keys(reader.data, "", {"node", "data", "tls", "audit", "policy"})
     node = reader.table("node")
     reader.known_keys(node, "node", {"name", "listen", "coordinators"})
     listen = reader.string(node, "node", "listen")
@@ -185,6 +188,10 @@ def load_node_config(path: str | Path, *, insecure: bool = False) -> NodeConfig:
         tls=reader.tls(insecure=insecure),
         coordinators=reader.names(node, "node", "coordinators", DEFAULT_COORDINATORS),
         audit_log=reader.audit_log(reader.string(node, "node", "name")),
+        policy=policy_from_mapping(reader.table("policy", required=False),
+                                   path=str(reader.path)),
+        approvals_dir=(reader.path.parent / "approvals"
+                       / reader.string(node, "node", "name")).resolve(),
     )
 
 

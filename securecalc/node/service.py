@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import time
 from collections.abc import Iterator
 
@@ -13,9 +14,11 @@ from securecalc.audit.events import audited, digest, signed_head, store_heads
 from securecalc.audit.log import AuditLog
 from securecalc.core.config import NodeConfig
 from securecalc.core.job import Job
+from securecalc.core.policy import describe_request, request_id
 from securecalc.engines.ckks.layout import Layout
 from securecalc.engines.mpc.job import MpcJob
-from securecalc.errors import ProtocolError
+from securecalc.errors import PolicyError, ProtocolError
+from securecalc.node.approvals import Approvals
 from securecalc.node.ckks_job import contribute
 from securecalc.node.contribution import contributions, mpc_steps
 from securecalc.node.datastore import DataStore
@@ -26,6 +29,8 @@ from securecalc.transport.errors import rpc_boundary
 from securecalc.transport.identity import require_peer
 from securecalc.transport.proto import node_pb2, node_pb2_grpc
 from securecalc.transport.tls import TlsFiles
+
+_LOG = logging.getLogger(__name__)
 
 #: how long an inbound stream waits for the coordinator's request of the same job to arrive
 JOB_ARRIVAL_SECONDS = 30.0
@@ -42,12 +47,29 @@ class NodeService(node_pb2_grpc.PartyNodeServicer):
         self.tls = (TlsFiles(config.tls.ca, config.tls.cert, config.tls.key)
                     if config.tls else None)
         self.sessions = SessionRegistry()
+        self.approvals = Approvals(config.approvals_dir or
+                                   config.data_path.parent / "approvals" / config.name)
 
     def _received(self, job: Job, engine: str, coordinator: str) -> None:
+        """Record the request, then apply the policy (and approval) before any computation."""
         self.audit.append("study_received", job=job.job_id, study=job.study, engine=engine,
                           coordinator=coordinator, parties=list(job.party_names()),
                           analyses=[{"id": a.id, "kind": a.kind, "columns": list(a.columns),
                                      "where": a.where} for a in job.analyses])
+        policy = self.config.policy
+        try:
+            policy.check(job)
+            if policy.approval and not self.approvals.is_approved(request_id(job)):
+                path = self.approvals.record_pending(describe_request(job))
+                _LOG.warning("study %r awaits approval: %s", job.study, path)
+                raise PolicyError(f"awaiting approval: an operator of {self.config.name} must "
+                                  f"run `securecalc node approve {request_id(job)}`")
+        except PolicyError as exc:
+            self.audit.append("policy_decision", job=job.job_id, decision="refused",
+                              reason=str(exc))
+            raise
+        self.audit.append("policy_decision", job=job.job_id, decision="allowed",
+                          approval=request_id(job) if policy.approval else None)
 
     @rpc_boundary
     def RunMpc(self, request: node_pb2.MpcJobRequest,

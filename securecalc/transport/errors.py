@@ -13,6 +13,7 @@ server raises      status code          client re-raises
 WhereError         INVALID_ARGUMENT     WhereError("<party>: <message>")
 ConfigError        FAILED_PRECONDITION  ConfigError("<party>: <message>")
 DataError          FAILED_PRECONDITION  DataError("<party>: <message>")
+PolicyError        PERMISSION_DENIED    PolicyError("<party>: <message>")
 PartyError(p)      ABORTED              PartyError(p, "<message> (reported by <party>)")
 ProtocolError      INVALID_ARGUMENT     ProtocolError("<party>: malformed message")
 CryptoError        UNAUTHENTICATED      CryptoError("<party>: <message>")
@@ -40,6 +41,7 @@ from securecalc.errors import (
     CryptoError,
     DataError,
     PartyError,
+    PolicyError,
     ProtocolError,
     SecureCalcError,
     WhereError,
@@ -56,6 +58,7 @@ STATUS_OF: dict[type[SecureCalcError], grpc.StatusCode] = {
     WhereError: grpc.StatusCode.INVALID_ARGUMENT,
     ConfigError: grpc.StatusCode.FAILED_PRECONDITION,
     DataError: grpc.StatusCode.FAILED_PRECONDITION,
+    PolicyError: grpc.StatusCode.PERMISSION_DENIED,
     PartyError: grpc.StatusCode.ABORTED,
     ProtocolError: grpc.StatusCode.INVALID_ARGUMENT,
     CryptoError: grpc.StatusCode.UNAUTHENTICATED,

@@ -1,0 +1,105 @@
+"""A hospital's policy: what it lets studies compute on its data.
+
+A node checks every job against its policy before computing anything, and refuses the whole
+job with a message naming the rule and what broke it. Thresholds are checked on the study's
+declared values: a study whose ``min_cell_count`` is below the node's own is refused, so the
+secure computation never reveals a count smaller than every node allows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from securecalc.errors import ConfigError, PolicyError
+
+if TYPE_CHECKING:
+    from securecalc.core.job import Job
+
+
+@dataclass(frozen=True)
+class Policy:
+    """``columns``/``kinds`` None means any; ``approval`` requires an operator per study."""
+
+    columns: frozenset[str] | None = None
+    kinds: frozenset[str] | None = None
+    min_cell_count: int = 5
+    approval: bool = False
+
+    def check(self, job: Job) -> None:
+        """Refuse (PolicyError) a job that asks for more than this policy allows."""
+        if self.columns is not None:
+            asked = set(job.columns())
+            refused = sorted(asked - self.columns)
+            if refused:
+                raise PolicyError(f"study {job.study!r} reads column(s) {', '.join(refused)}, "
+                                  "which this node's policy does not allow")
+        if self.kinds is not None:
+            refused = sorted({a.kind for a in job.analyses} - self.kinds)
+            if refused:
+                raise PolicyError(f"study {job.study!r} asks for kind(s) {', '.join(refused)}, "
+                                  "which this node's policy does not allow")
+        if job.min_cell_count < self.min_cell_count:
+            raise PolicyError(f"study {job.study!r} would release counts down to "
+                              f"{job.min_cell_count}; this node requires min_cell_count >= "
+                              f"{self.min_cell_count}")
+
+
+def request_id(job: Job) -> str:
+    """A stable id for what a study asks of a node: its name and the digest of its analyses,
+    schema and thresholds (a changed study needs a new approval)."""
+    body = {"study": job.study, "analyses": [a.table() for a in job.analyses],
+            "columns": job.columns(), "min_cell_count": job.min_cell_count,
+            "parties": list(job.party_names())}
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    return f"{job.study}-{digest[:10]}"
+
+
+def describe_request(job: Job) -> dict[str, Any]:
+    """Exactly what a study asks for, as an operator reviews it before approving."""
+    return {
+        "id": request_id(job),
+        "study": job.study,
+        "parties": list(job.party_names()),
+        "columns": job.columns(),
+        "min_cell_count": job.min_cell_count,
+        "analyses": [a.table() for a in job.analyses],
+    }
+
+
+def policy_from_mapping(raw: Mapping[str, Any], *, path: str | None = None) -> Policy:
+    """Parse ``[policy]`` of node.toml."""
+    allowed = {"columns", "kinds", "min_cell_count", "approval"}
+    for key in raw:
+        if key not in allowed:
+            raise ConfigError(f"unknown key (allowed: {', '.join(sorted(allowed))})",
+                              path=path, field=f"policy.{key}")
+
+    def names(key: str) -> frozenset[str] | None:
+        value = raw.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise ConfigError("must be a list of names", path=path, field=f"policy.{key}")
+        return frozenset(value)
+
+    min_cell = raw.get("min_cell_count", 5)
+    if isinstance(min_cell, bool) or not isinstance(min_cell, int) or min_cell < 1:
+        raise ConfigError(f"must be a whole number >= 1, got {min_cell!r}", path=path,
+                          field="policy.min_cell_count")
+    approval = raw.get("approval", False)
+    if not isinstance(approval, bool):
+        raise ConfigError("must be true or false", path=path, field="policy.approval")
+    kinds = names("kinds")
+    if kinds is not None:
+        from securecalc.core.kinds import KINDS
+
+        unknown = sorted(kinds - set(KINDS))
+        if unknown:
+            raise ConfigError(f"unknown kind(s) {', '.join(unknown)}", path=path,
+                              field="policy.kinds")
+    return Policy(columns=names("columns"), kinds=kinds, min_cell_count=min_cell,
+                  approval=approval)
