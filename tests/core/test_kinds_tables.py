@@ -177,3 +177,14 @@ def test_parse_errors(raw, field: str, words: str) -> None:
         analysis(raw, SCHEMA)
     assert info.value.field == f"analysis[0].{field}"
     assert words in str(info.value)
+
+
+def test_empty_cohort(sites) -> None:
+    _, tables = sites
+    value, n = run({"kind": "histogram", "column": "age", "edges": [18, 50, 95]}, SCHEMA,
+                   tables, where="age > 200")
+    assert value == {"edges": [18, 50, 95], "counts": ["<5", "<5"]} and n == 0
+    value, n = run({"kind": "crosstab", "row": "sex", "col": "arm"}, SCHEMA, tables,
+                   where="age > 200")
+    assert n == 0 and value["chi2"] is None
+    assert value["table"] == {s: {a: "<5" for a in ("a", "b")} for s in ("F", "M")}

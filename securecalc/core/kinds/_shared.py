@@ -1,5 +1,5 @@
 """Helpers shared by the statistical kinds: option checks, exact bounds, design terms,
-pooled cross-product moments and exact rational linear algebra.
+pooled cross-product moments and the (deterministic) linear algebra of regressions.
 
 Everything that sizes a secure number is exact (``Fraction`` or ``int``): column bounds and
 centres are floats, and ``Fraction(float)`` is their exact value, so a bound derived here
@@ -65,8 +65,10 @@ def optional_number(raw: Mapping[str, Any], key: str, default: Any, *, positive:
         raise option_error(f"must be a whole number, got {value!r}", key)
     if positive and value <= 0:
         raise option_error(f"must be positive, got {value!r}", key)
-    if lo is not None and value < lo or hi is not None and value > hi:
-        raise option_error(f"must lie in [{lo:g}, {hi:g}], got {value!r}", key)
+    if lo is not None and value < lo:
+        raise option_error(f"must be at least {lo:g}, got {value!r}", key)
+    if hi is not None and value > hi:
+        raise option_error(f"must be at most {hi:g}, got {value!r}", key)
     return value
 
 
@@ -158,8 +160,15 @@ class Term:
     half_range: Fraction  # largest |value - center|
     integral: bool
 
+    def moment_input(self, table: Table, keep: np.ndarray) -> tuple[np.ndarray, bool, Fraction]:
+        """``(values, integral, shift)`` for :func:`moment_local`: float columns raw, so
+        that the centring is done exactly there."""
+        if self.integral:
+            return self.values(table, keep), True, Fraction(0)
+        return table.column(self.column).values[keep].astype(np.float64), False, self.center
+
     def values(self, table: Table, keep: np.ndarray) -> np.ndarray:
-        """int64 (integral terms) or float64 values on the rows ``keep``."""
+        """Centred int64 (integral terms) or float64 values on the rows ``keep``."""
         raw = table.column(self.column).values[keep]
         if self.level is not None:
             return (raw == self.level).astype(np.int64)
@@ -228,42 +237,57 @@ def int_dot(a: np.ndarray, b: np.ndarray) -> int:
     return total
 
 
-def moment_local(columns: Sequence[np.ndarray], integral: Sequence[bool]) -> tuple[Number, ...]:
-    """One site's ``n, S_j, C_jk`` (see :func:`moment_plan`) of centred term values.
+def moment_local(columns: Sequence[tuple[np.ndarray, bool, Fraction]]) -> tuple[Number, ...]:
+    """One site's ``n, S_j, C_jk`` (see :func:`moment_plan`) of centred terms.
 
-    Integral terms give exact integers. Any product involving a float term is computed
-    around the site's own means (two passes) and shifted back exactly:
-    ``sum z_j z_k = sum (z_j - m_j)(z_k - m_k) + m_k S_j + m_j S_k - n m_j m_k``, with the
-    same S_j the site releases, so the pooled centred cross-products keep their accuracy
-    however far the data lie from the public centre.
+    ``columns``: per term ``(values, integral, shift)``; the term is ``values - shift``.
+    Integral terms come already centred (int64, shift 0) and their sums and products are exact
+    integers. Any sum or product involving a float term is computed around the site's own
+    means (two passes) and shifted back to the public centre in exact arithmetic: with
+    ``d = x - m`` and ``e = m - shift``, ``S = sum d + n e`` and
+    ``C_jk = sum d_j d_k + e_k sum d_j + e_j sum d_k + n e_j e_k``. The site's pooled
+    contribution to ``C_jk - S_j S_k / n`` is then ``sum d_j d_k - sum d_j sum d_k / n``:
+    as accurate as a local two-pass covariance, however far the data lie from the centre.
     """
-    n = len(columns[0]) if columns else 0
+    n = len(columns[0][0]) if columns else 0
     p = len(columns)
-    sums: list[Fraction | int] = []
-    means: list[float] = []
-    deviations: list[np.ndarray | None] = []
-    for values, exact in zip(columns, integral, strict=True):
-        s: Fraction | int = exact_int_sum(values) if exact else Fraction(float(np.sum(values)))
-        sums.append(s)
-        m = float(Fraction(s) / n) if n else 0.0
-        means.append(m)
-        deviations.append(None)
+    devsum: list[Fraction] = []  # sum d_j (exact for integral terms)
+    offset: list[Fraction] = []  # e_j
+    deviations: list[np.ndarray] = []
+    sums: list[Number] = []
+    for values, integral, shift in columns:
+        if n == 0:
+            devsum.append(Fraction(0))
+            offset.append(Fraction(0))
+            deviations.append(np.empty(0))
+            sums.append(0)
+            continue
+        if integral:
+            total = exact_int_sum(values)
+            m = float(Fraction(total, n))
+            d = values.astype(np.float64) - m
+            devsum.append(total - n * Fraction(m))
+            sums.append(total)
+        else:
+            x = values.astype(np.float64)
+            m = float(np.mean(x))
+            m += float(np.mean(x - m))
+            d = x - m
+            devsum.append(Fraction(float(np.sum(d))))
+        offset.append(Fraction(m) - shift)
+        deviations.append(d)
+        if not integral:
+            sums.append(devsum[-1] + n * offset[-1])
     out: list[Number] = [n, *sums]
     for j, k in triangle(p):
-        if integral[j] and integral[k]:
-            out.append(int_dot(columns[j], columns[k]))
-            continue
-        if n == 0:
-            out.append(0.0)
-            continue
-        for i in (j, k):
-            if deviations[i] is None:
-                deviations[i] = columns[i].astype(np.float64) - means[i]
-        dj, dk = deviations[j], deviations[k]
-        assert dj is not None and dk is not None
-        m_j, m_k = Fraction(means[j]), Fraction(means[k])
-        centred = Fraction(float(np.sum(dj * dk)))
-        out.append(centred + m_k * sums[j] + m_j * sums[k] - n * m_j * m_k)
+        if columns[j][1] and columns[k][1]:
+            out.append(int_dot(columns[j][0], columns[k][0]))
+        elif n == 0:
+            out.append(0)
+        else:
+            centred = Fraction(float(np.sum(deviations[j] * deviations[k])))
+            out.append(centred + offset[k] * devsum[j] + offset[j] * devsum[k]
+                       + n * offset[j] * offset[k])
     return tuple(out)
 
 
@@ -290,79 +314,139 @@ def moments_from(released: Sequence[Any], p: int, offset: int = 0) -> Moments:
     return Moments(n, sums, cross)
 
 
-# --------------------------------------------------------------------------- exact algebra
+# --------------------------------------------------------------------------- linear algebra
+#
+# Designs have an intercept. Its row and column are eliminated exactly (a Schur complement in
+# rational arithmetic: the centring about the pooled means, where cancellation would hurt);
+# the small, well-conditioned rest is solved in pure-Python IEEE doubles with ``math.fsum``.
+# No BLAS and no built-in ``sum`` of floats (whose algorithm changed in Python 3.12), so every
+# party computes bit-identical results on any platform, which iterative programs need.
 
 Matrix = list[list[Fraction]]
+FloatMatrix = list[list[float]]
 
 
-def inverse(matrix: Matrix) -> Matrix | None:
-    """Exact inverse by Gauss-Jordan elimination; None when singular."""
-    p = len(matrix)
-    a = [[Fraction(v) for v in row] + [Fraction(int(i == j)) for j in range(p)]
-         for i, row in enumerate(matrix)]
-    for col in range(p):
-        pivot = max(range(col, p), key=lambda r: abs(a[r][col]))
-        if a[pivot][col] == 0:
-            return None
-        a[col], a[pivot] = a[pivot], a[col]
-        inv_p = 1 / a[col][col]
-        a[col] = [v * inv_p for v in a[col]]
-        for r in range(p):
-            if r != col and a[r][col] != 0:
-                f = a[r][col]
-                a[r] = [v - f * w for v, w in zip(a[r], a[col], strict=True)]
-    return [row[p:] for row in a]
+def dot(a: Sequence[float], b: Sequence[float]) -> float:
+    return math.fsum(x * y for x, y in zip(a, b, strict=True))
 
 
-def mat_vec(matrix: Matrix, vector: Sequence[Fraction]) -> list[Fraction]:
-    return [sum((m * v for m, v in zip(row, vector, strict=True)), Fraction(0))
-            for row in matrix]
+@dataclass(frozen=True)
+class LDL:
+    """``K = L D L'`` of a symmetric positive definite float matrix (L unit lower)."""
+
+    lower: FloatMatrix
+    diag: list[float]
+
+    @staticmethod
+    def of(k: FloatMatrix) -> LDL | None:
+        """The factorisation, or None when a pivot is not positive (singular)."""
+        p = len(k)
+        lower = [[0.0] * p for _ in range(p)]
+        diag: list[float] = []
+        for j in range(p):
+            w: list[float] = []  # w_a = L[j][a] D[a]
+            for a in range(j):
+                w.append(k[j][a] - math.fsum(lower[a][b] * w[b] for b in range(a)))
+                lower[j][a] = w[a] / diag[a]
+            d = k[j][j] - math.fsum(w[a] * lower[j][a] for a in range(j))
+            if not d > 0 or not math.isfinite(d):
+                return None
+            lower[j][j] = 1.0
+            diag.append(d)
+        return LDL(lower, diag)
+
+    def solve(self, rhs: Sequence[float]) -> list[float]:
+        p = len(self.diag)
+        z: list[float] = []
+        for i in range(p):
+            z.append(rhs[i] - math.fsum(self.lower[i][j] * z[j] for j in range(i)))
+        x = [0.0] * p
+        for i in range(p - 1, -1, -1):
+            x[i] = z[i] / self.diag[i] - math.fsum(self.lower[j][i] * x[j]
+                                                  for j in range(i + 1, p))
+        return x
+
+    def quadratic(self, v: Sequence[float]) -> float:
+        """``v' K^{-1} v``."""
+        return dot(v, self.solve(v))
+
+    def inverse_diagonal(self) -> list[float]:
+        p = len(self.diag)
+        return [self.solve([float(i == j) for i in range(p)])[j] for j in range(p)]
+
+
+@dataclass(frozen=True)
+class Partitioned:
+    """A symmetric matrix ``[[h00, h0'], [h0, H11]]`` (index 0 = the intercept) with the
+    intercept eliminated exactly: ``b = h0 / h00`` and ``K = H11 - h0 h0' / h00``."""
+
+    h00: Fraction
+    b: list[Fraction]
+    K: FloatMatrix
+    exact_K: Matrix
+
+    @staticmethod
+    def of(h: Matrix) -> Partitioned:
+        h00 = Fraction(h[0][0])
+        q = len(h) - 1
+        b = [Fraction(h[0][j + 1]) / h00 for j in range(q)]
+        exact = [[Fraction(h[j + 1][k + 1]) - Fraction(h[0][j + 1]) * b[k] for k in range(q)]
+                 for j in range(q)]
+        return Partitioned(h00, b, [[float(v) for v in row] for row in exact], exact)
+
+    def solve(self, factor: LDL, g: Sequence[Fraction]) -> list[float]:
+        """``H^{-1} g`` (the first entry for the intercept)."""
+        g0 = Fraction(g[0])
+        rest = factor.solve([float(Fraction(g[j + 1]) - bj * g0) for j, bj in enumerate(self.b)])
+        x0 = float(g0 / self.h00) - dot([float(bj) for bj in self.b], rest)
+        return [x0, *rest]
+
+    def intercept_variance(self, factor: LDL, a: Sequence[Fraction]) -> float:
+        """``a' H^{-1} a`` for ``a = (1, a_1, ...)``: ``1/h00 + (a_r - b)' K^{-1} (a_r - b)``."""
+        v = [float(Fraction(aj) - bj) for aj, bj in zip(a[1:], self.b, strict=True)]
+        return float(1 / self.h00) + factor.quadratic(v)
 
 
 #: a predictor whose variation left after regressing it on the earlier ones (1 - R^2) is
 #: below this is treated as a linear combination of them
-COLLINEAR_TOLERANCE = Fraction(1, 10**10)
+COLLINEAR_TOLERANCE = 1e-10
 
 
-def collinearity(gram: Matrix, names: Sequence[str]) -> list[str]:
-    """Problems with a design's Gram matrix (index 0 = intercept): each predictor that is
-    constant, or (within :data:`COLLINEAR_TOLERANCE`) a linear combination of the intercept
-    and earlier accepted predictors. Exact arithmetic; an incremental LDL factorisation."""
-    n = gram[0][0]
-    if n <= 0:
+def collinearity(part: Partitioned, raw_diagonal: Sequence[Fraction],
+                 names: Sequence[str]) -> list[str]:
+    """Problems with a design's predictors (intercept eliminated in ``part``): each one that
+    is constant (its variance below the tolerance times its mean square ``raw_diagonal``),
+    or a linear combination of the intercept and earlier accepted predictors (1 - R^2 below
+    :data:`COLLINEAR_TOLERANCE`). Floats, deterministic; an incremental LDL factorisation."""
+    q = len(names)
+    if part.h00 <= 0:
         return ["there are no rows"]
-    p = len(gram)
-    # covariance about the pooled means: the intercept projected out
-    cov = [[gram[j][k] - gram[0][j] * gram[0][k] / n for k in range(p)] for j in range(p)]
+    cov = part.K
     accepted: list[int] = []
-    lower: dict[tuple[int, int], Fraction] = {}  # L[i][a] for accepted a
-    diag: list[Fraction] = []
+    lower: dict[tuple[int, int], float] = {}  # L[j][a] for accepted a
+    diag: list[float] = []
     problems: list[str] = []
-    for j in range(1, p):
+    for j in range(q):
         total = cov[j][j]
-        if total <= COLLINEAR_TOLERANCE * gram[j][j]:
+        if part.exact_K[j][j] <= Fraction(COLLINEAR_TOLERANCE) * Fraction(raw_diagonal[j]):
             problems.append(f"{names[j]!r} is constant in the pooled data (for an indicator: "
                             "the level is absent, or every row has it)")
             continue
-        w: list[Fraction] = []  # L^{-1} cov[A, j]
+        w: list[float] = []  # L^{-1} cov[A, j]
         for a_pos, a in enumerate(accepted):
-            w.append(cov[a][j] - sum((lower[(a, accepted[b])] * w[b] for b in range(a_pos)),
-                                     Fraction(0)))
-        residual = total - sum((wi * wi / d for wi, d in zip(w, diag, strict=True)),
-                               Fraction(0))
+            w.append(cov[a][j] - math.fsum(lower[(a, accepted[b])] * w[b]
+                                           for b in range(a_pos)))
+        residual = total - math.fsum(wi * wi / d for wi, d in zip(w, diag, strict=True))
         if residual <= COLLINEAR_TOLERANCE * total:
-            # coefficients of predictor j on the accepted ones: L' c = D^{-1} w
-            coef = [Fraction(0)] * len(accepted)
+            coef = [0.0] * len(accepted)  # predictor j on the accepted ones: L' c = D^{-1} w
             for a_pos in range(len(accepted) - 1, -1, -1):
-                a = accepted[a_pos]
-                coef[a_pos] = w[a_pos] / diag[a_pos] - sum(
-                    (lower[(accepted[b], a)] * coef[b] for b in range(a_pos + 1, len(accepted))),
-                    Fraction(0))
+                coef[a_pos] = w[a_pos] / diag[a_pos] - math.fsum(
+                    lower[(accepted[b], accepted[a_pos])] * coef[b]
+                    for b in range(a_pos + 1, len(accepted)))
             involved = [names[a] for a, c in zip(accepted, coef, strict=True)
-                        if c * c * cov[a][a] > Fraction(1, 10**12) * total]
-            with_ = ", ".join(repr(x) for x in involved) or "the intercept"
+                        if c * c * cov[a][a] > 1e-12 * total]
             problems.append(f"{names[j]!r} is (nearly) a linear combination of the intercept "
-                            f"and {with_}" if involved else
+                            f"and {', '.join(repr(x) for x in involved)}" if involved else
                             f"{names[j]!r} is (nearly) constant")
             continue
         for a_pos, a in enumerate(accepted):
@@ -373,8 +457,8 @@ def collinearity(gram: Matrix, names: Sequence[str]) -> list[str]:
 
 
 __all__ = [
-    "COLLINEAR_TOLERANCE", "Moments", "Term", "binary_column", "binary_values", "center",
-    "collinearity", "design_terms", "half_range", "int_dot", "inverse", "is_number",
-    "json_float", "level_list", "mat_vec", "moment_local", "moment_plan", "moment_width",
+    "COLLINEAR_TOLERANCE", "LDL", "Moments", "Partitioned", "Term", "binary_column",
+    "binary_values", "center", "collinearity", "design_terms", "dot", "half_range", "int_dot",
+    "is_number", "json_float", "level_list", "moment_local", "moment_plan", "moment_width",
     "moments_from", "numeric_term", "optional_number", "predictor_list", "scale", "triangle",
 ]

@@ -53,7 +53,7 @@ class Association(Kind):
         names = analysis.options["columns"]
         terms = [numeric_term(schema[c]) for c in names]
         keep = present(table, names, mask)
-        return moment_local([t.values(table, keep) for t in terms], [t.integral for t in terms])
+        return moment_local([t.moment_input(table, keep) for t in terms])
 
     def finish(self, analysis: Analysis, schema: Schema, released: Any,
                study: StudyOptions) -> tuple[Any, int]:

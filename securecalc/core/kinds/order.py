@@ -183,7 +183,7 @@ class OrderKind(Kind):
                 raise ConfigError(
                     f"analysis {analysis.id!r}: on the ckks engine {self.name} needs a histogram "
                     f"of {grid.points} grid points, more than {CKKS_MAX_POINTS}; set a coarser "
-                    "resolution or use the mpc engine", field="resolution")
+                    "resolution or use the mpc engine")
             return IterativePlan(HistogramProgram(grid.points))
         probs = tuple(float(p) for p in self.probs(analysis.options))
         return SearchPlan(lo=grid.lo, hi=grid.hi, resolution=grid.resolution, probs=probs)

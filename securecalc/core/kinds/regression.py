@@ -21,20 +21,20 @@ from fractions import Fraction
 from typing import Any, ClassVar
 
 import numpy as np
-from scipy import special, stats
 
 from securecalc.core.analyses import Analysis
 from securecalc.core.kinds._shared import (
+    LDL,
     ROWS,
     Matrix,
+    Partitioned,
     Term,
     binary_column,
     binary_values,
     collinearity,
     design_terms,
-    inverse,
+    dot,
     json_float,
-    mat_vec,
     moment_local,
     moment_plan,
     moments_from,
@@ -54,41 +54,47 @@ INTERCEPT = "(intercept)"
 _X = "predictors: numeric columns, or category columns (indicators of every level but the first)"
 
 
-def _collinear(analysis: Analysis, gram: Matrix, names: Sequence[str]) -> None:
-    problems = collinearity(gram, names)
-    if problems:
-        raise DataError(f"analysis {analysis.id!r}: collinear predictors: {'; '.join(problems)}"
-                        "; drop or merge them")
+def _problems(part: Partitioned, raw_diagonal: Sequence[Fraction],
+              names: Sequence[str]) -> str | None:
+    problems = collinearity(part, raw_diagonal, names)
+    return f"collinear predictors: {'; '.join(problems)}; drop or merge them" if problems \
+        else None
 
 
-def _uncentred(beta: Sequence[Fraction], cov: Matrix | None, terms: Sequence[Term],
-               shift: Fraction = Fraction(0)) -> list[tuple[Fraction, Fraction | None]]:
-    """Coefficients of the uncentred model and their variances.
+def _coefficients(part: Partitioned | None, factor: LDL | None, beta: Sequence[float],
+                  terms: Sequence[Term], scale2: float, dist: Any, stat: str,
+                  shift: Fraction = Fraction(0)) -> dict[str, dict[str, float | None]]:
+    """Coefficients of the uncentred model, with standard errors from ``scale2 * H^{-1}``.
 
-    The centred model is ``y - shift = b0 + sum b_j (x_j - c_j)``, so the uncentred intercept
-    is ``a . b + shift`` with ``a = (1, -c_1, ..., -c_q)``; the slopes are unchanged.
+    The fitted model is ``y - shift = b0 + sum b_j (x_j - c_j)``: the uncentred intercept is
+    ``a . b + shift`` with ``a = (1, -c_1, ..., -c_q)`` (variance ``a' H^{-1} a``); the slopes
+    are unchanged.
     """
     a = [Fraction(1), *(-t.center for t in terms)]
-    intercept = sum((ai * bi for ai, bi in zip(a, beta, strict=True)), Fraction(0)) + shift
-    out: list[tuple[Fraction, Fraction | None]] = [
-        (intercept, sum((ai * ci for ai, ci in zip(a, mat_vec(cov, a), strict=True)),
-                        Fraction(0)) if cov is not None else None)]
-    for j in range(1, len(beta)):
-        out.append((beta[j], cov[j][j] if cov is not None else None))
-    return out
+    intercept = math.fsum([*(float(ai) * bi for ai, bi in zip(a, beta, strict=True)),
+                           float(shift)])
+    if factor is None or part is None:
+        variances: list[float | None] = [None] * len(beta)
+    else:
+        variances = [scale2 * part.intercept_variance(factor, a),
+                     *(scale2 * v for v in factor.inverse_diagonal())]
+    names = [INTERCEPT, *(t.name for t in terms)]
+    return {name: _test(est, var, dist, stat)
+            for name, est, var in zip(names, [intercept, *beta[1:]], variances, strict=True)}
 
 
-def _test(estimate: Fraction, variance: Fraction | None, dist: Any,
+def _test(estimate: float, variance: float | None, dist: Any,
           stat: str) -> dict[str, float | None]:
     se = math.sqrt(variance) if variance is not None and variance > 0 else None
-    value = float(estimate) / se if se else None
+    value = estimate / se if se else None
     p_value = float(2 * dist.sf(abs(value))) if value is not None else None
     return {"estimate": float(estimate), "se": se, stat: value, "p_value": p_value}
 
 
 class LinReg(Kind):
     """Ordinary least squares of ``y`` on an intercept and ``x``, from the pooled X'X, X'y,
-    y'y and n (exact rational arithmetic from the released totals).
+    y'y and n: the intercept is eliminated in exact arithmetic (centring about the pooled
+    means), the rest solved in doubles.
 
     value: ``{"coefficients": {name: {"estimate", "se", "t", "p_value"}}, "r_squared",
     "adj_r_squared", "sigma", "df_resid", "n"}``; None when n is not larger than the number
@@ -122,7 +128,7 @@ class LinReg(Kind):
               study: StudyOptions) -> tuple[Any, ...]:
         terms = self._terms(analysis, schema)
         keep = present(table, self.columns(analysis.options), mask)
-        return moment_local([t.values(table, keep) for t in terms], [t.integral for t in terms])
+        return moment_local([t.moment_input(table, keep) for t in terms])
 
     def finish(self, analysis: Analysis, schema: Schema, released: Any,
                study: StudyOptions) -> tuple[Any, int]:
@@ -134,26 +140,26 @@ class LinReg(Kind):
         n = m.n
         if n <= p:
             return None, n
-        names = [INTERCEPT, *(t.name for t in x_terms)]
         gram: Matrix = [[Fraction(n), *m.S[:q]]] + [[m.S[j], *m.C[j][:q]] for j in range(q)]
-        _collinear(analysis, gram, names)
+        part = Partitioned.of(gram)
+        problem = _problems(part, [m.C[j][j] for j in range(q)], [t.name for t in x_terms])
+        factor = LDL.of(part.K)
+        if problem or factor is None:
+            problem = problem or "collinear predictors (X'X is singular)"
+            raise DataError(f"analysis {analysis.id!r}: {problem}")
         xy = [m.S[q], *(m.C[j][q] for j in range(q))]
-        g_inv = inverse(gram)
-        if g_inv is None:  # excluded by the collinearity check; kept for safety
-            raise DataError(f"analysis {analysis.id!r}: X'X is singular")
-        beta = mat_vec(g_inv, xy)
-        rss = max(Fraction(0), m.C[q][q] - sum((b * v for b, v in zip(beta, xy, strict=True)),
-                                               Fraction(0)))
+        beta = part.solve(factor, xy)
+        # residual sum of squares: y'y - b'X'y, about the pooled means
+        centred_xy = [float(m.covariance(j, q)) for j in range(q)]
+        rss = max(0.0, float(m.covariance(q, q)) - dot(beta[1:], centred_xy))
         df = n - p
         sigma2 = rss / df
-        cov = [[sigma2 * v for v in row] for row in g_inv]
-        dist = stats.t(df)
-        coefficients = {
-            name: _test(est, var, dist, "t")
-            for name, (est, var) in zip(names, _uncentred(beta, cov, x_terms, y_term.center),
-                                        strict=True)}
+        from scipy import stats  # the coordinator only: keeps node imports light
+
+        coefficients = _coefficients(part, factor, beta, x_terms, sigma2, stats.t(df), "t",
+                                     y_term.center)
         tss = m.covariance(q, q)
-        r2 = 1 - rss / tss if tss > 0 else None
+        r2 = 1 - rss / float(tss) if tss > 0 else None
         value = {
             "coefficients": coefficients,
             "r_squared": json_float(r2),
@@ -167,6 +173,12 @@ class LinReg(Kind):
 
 # --------------------------------------------------------------------------- logistic
 
+
+def _expit(eta: np.ndarray) -> np.ndarray:
+    """The logistic function without overflow (numpy only: it runs at every site)."""
+    e = np.exp(-np.abs(eta))
+    return np.where(eta >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
 #: an upper bound of log 2, for the log-likelihood's bound
 _LOG2_UP = Fraction(7, 10)
 
@@ -177,9 +189,10 @@ class LogisticProgram:
 
     Round r contributes, at the public coefficients ``beta`` (of the centred design):
     ``n``, the gradient ``sum x (y - mu)`` (p slots), the Hessian ``sum w x x'`` (upper
-    triangle) with ``w = mu (1 - mu)``, and the log-likelihood. The Newton step is solved in
-    exact rational arithmetic from the released totals and rounded to float64, so every
-    party derives bit-identical states whatever its platform.
+    triangle) with ``w = mu (1 - mu)``, and the log-likelihood. The Newton step eliminates the
+    intercept exactly from the released totals and solves the rest in pure-Python doubles
+    (see :class:`~securecalc.core.kinds._shared.Partitioned`), so every party derives
+    bit-identical states whatever its platform.
     """
 
     analysis_id: str
@@ -220,7 +233,7 @@ class LogisticProgram:
         n = int(x.shape[0])
         beta = np.asarray(state["beta"], dtype=np.float64)
         eta = x @ beta
-        mu = special.expit(eta)
+        mu = _expit(eta)
         w = mu * (1.0 - mu)
         gradient = x.T @ (y - mu)
         hessian = x.T @ (x * w[:, None])
@@ -247,31 +260,28 @@ class LogisticProgram:
         if state["phase"] == "final":
             new["phase"] = "done"
             return new
+        if n <= self.p or not hessian[0][0] > 0:  # too few rows; or every weight underflowed
+            new["phase"] = "done"
+            return new
+        part = Partitioned.of(hessian)
         if state["iteration"] == 0:
-            if n <= self.p:
+            # at beta = 0 every weight is 1/4: the Hessian is X'X / 4
+            new["error"] = _problems(part, [hessian[j][j] for j in range(1, self.p)],
+                                     self.names[1:])
+            if new["error"]:
                 new["phase"] = "done"
                 return new
-            problems = collinearity([[4 * v for v in row] for row in hessian], self.names)
-            if problems:
-                new["error"] = "collinear predictors: " + "; ".join(problems) + \
-                    "; drop or merge them"
-                new["phase"] = "done"
-                return new
-        h_inv = inverse(hessian)
-        if h_inv is None:  # every weight underflowed: (quasi-)separation
+        factor = LDL.of(part.K)
+        if factor is None:  # the weights underflowed: (quasi-)separation
             new["phase"] = "done"
             return new
-        step = mat_vec(h_inv, gradient)
-        beta = [Fraction(b) + s for b, s in zip(state["beta"], step, strict=True)]
-        try:
-            beta_f = [float(b) for b in beta]
-        except OverflowError:
-            beta_f = [math.inf]
-        if not all(math.isfinite(b) and abs(b) < 1e300 for b in beta_f):
+        step = part.solve(factor, gradient)
+        beta = [b + d for b, d in zip(state["beta"], step, strict=True)]
+        if not all(math.isfinite(b) and abs(b) < 1e300 for b in beta):
             new["phase"] = "done"
             return new
-        size = float(max(abs(s) for s in step))
-        new.update(beta=beta_f, iteration=state["iteration"] + 1, step=size)
+        size = max(abs(d) for d in step)
+        new.update(beta=beta, iteration=state["iteration"] + 1, step=size)
         if size < self.tol:
             new.update(converged=True, phase="final")
         elif new["iteration"] >= self.max_iter:
@@ -366,14 +376,11 @@ class LogReg(Kind):
         hessian: Matrix = [[Fraction(0)] * p for _ in range(p)]
         for (j, k), v in zip(triangle(p), state["hessian"], strict=True):
             hessian[j][k] = hessian[k][j] = Fraction(v)
-        cov = inverse(hessian)
-        beta = [Fraction(b) for b in state["beta"]]
-        dist = stats.norm()
-        coefficients = {
-            name: _test(est, var, dist, "z")
-            for name, (est, var) in zip(program.names,
-                                        _uncentred(beta, cov, self._terms(analysis, schema)),
-                                        strict=True)}
+        part = Partitioned.of(hessian) if hessian[0][0] > 0 else None
+        from scipy import stats  # the coordinator only: keeps node imports light
+
+        coefficients = _coefficients(part, LDL.of(part.K) if part else None, state["beta"],
+                                     self._terms(analysis, schema), 1.0, stats.norm(), "z")
         value = {
             "coefficients": coefficients,
             "iterations": int(state["iteration"]),

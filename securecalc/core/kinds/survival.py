@@ -20,7 +20,6 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
-from scipy import stats
 
 from securecalc.core.analyses import Analysis
 from securecalc.core.kinds._shared import ROWS, binary_column, binary_values
@@ -138,6 +137,8 @@ class _Survival(Kind):
 def _km_curve(times: list[Any], d: np.ndarray, at_risk: np.ndarray) -> list[dict[str, Any]]:
     """Kaplan-Meier estimate and lifelines' default 95% interval (exponential Greenwood:
     log(-log) transform) at every time with events."""
+    from scipy import stats  # the coordinator only: keeps node imports light
+
     dt = d.astype(np.float64)
     nt = at_risk.astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -214,6 +215,8 @@ class LogRank(_Survival):
 
     def finish(self, analysis: Analysis, schema: Schema, released: Any,
                study: StudyOptions) -> tuple[Any, int]:
+        from scipy import stats  # the coordinator only: keeps node imports light
+
         d_all, risk_all = self._counts(analysis, schema, released)
         n = int(risk_all[:, 0].sum())
         labels = _groups(analysis, schema)

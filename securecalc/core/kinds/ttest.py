@@ -14,7 +14,6 @@ from fractions import Fraction
 from typing import Any, ClassVar
 
 import numpy as np
-from scipy import stats
 
 from securecalc.core.analyses import Analysis
 from securecalc.core.kinds._shared import (
@@ -77,7 +76,7 @@ class TTest(Kind):
         out: list[Any] = []
         for level in analysis.options["levels"]:
             rows = keep & (codes == schema[group].levels.index(level))
-            out.extend(moment_local([term.values(table, rows)], [term.integral]))
+            out.extend(moment_local([term.moment_input(table, rows)]))
         return tuple(out)
 
     def finish(self, analysis: Analysis, schema: Schema, released: Any,
@@ -101,6 +100,8 @@ class TTest(Kind):
             "n": {a: n_a, b: n_b}, "mean": {a: float(means[0]), b: float(means[1])},
         }
         if se2 > 0:
+            from scipy import stats  # the coordinator only: keeps node imports light
+
             df = float(se2 * se2 / (parts[0] ** 2 / (n_a - 1) + parts[1] ** 2 / (n_b - 1)))
             se = math.sqrt(se2)
             t = float(difference) / se
