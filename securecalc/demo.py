@@ -54,7 +54,8 @@ def _run(root: Path, rows: int) -> int:
             started = time.perf_counter()
             result = run_study(config)
             result.write(root / f"results-{engine}.json")
-            reference = {a.id: pooled_result(a, schema, tables) for a in config.analyses}
+            pooled = {a.id: pooled_result(a, schema, tables) for a in config.analyses}
+            reference = {aid: ref for aid, ref in pooled.items() if ref is not None}
             print(format_study(result, reference))
             print(f"    ({time.perf_counter() - started:.2f} s end to end; "
                   f"results-{engine}.json in {root})")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -42,19 +43,59 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join([line(headers), rule, *(line(r) for r in rows)])
 
 
+def _p(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return "<1e-16" if value < 1e-16 else f"{value:.3g}"
+
+
+def _coefficients(value: Mapping[str, Any]) -> str:
+    stat = "t" if any("t" in c for c in value["coefficients"].values()) else "z"
+    rows = [[name, format_value(c["estimate"]), format_value(c["se"]),
+             format_value(c.get(stat)), _p(c['p_value'])]
+            for name, c in value["coefficients"].items()]
+    extra = {k: v for k, v in value.items() if k != "coefficients"}
+    return table(["coefficient", "estimate", "std.error", stat, "p"], rows) + \
+        "\n" + ", ".join(f"{k} {format_value(v)}" for k, v in extra.items())
+
+
+def _curve(value: Mapping[str, Any]) -> str:
+    rows = [[group, format_value(p["time"]), str(p["at_risk"]), str(p["events"]),
+             f"{p['survival']:.4f}", f"[{p['ci_lower']:.4f}, {p['ci_upper']:.4f}]"]
+            for group, points in value["groups"].items() for p in points]
+    return table(["group", "time", "at risk", "events", "survival", "95% CI"], rows)
+
+
+def format_structured(kind: str, value: Any) -> str:
+    """A readable block for a result that is not a single number."""
+    if value is None:
+        return "(not enough data)"
+    if kind in ("linreg", "logreg"):
+        return _coefficients(value)
+    if kind == "kaplan_meier":
+        return _curve(value)
+    return json.dumps(value, indent=None, default=str)
+
+
 def format_study(result: StudyResult,
                  reference: Mapping[str, tuple[Any, int]] | None = None) -> str:
-    """Results with their cost, and beside them the pooled plaintext value when given."""
+    """Results with their cost, and beside them the pooled plaintext value when given.
+
+    Results that are not single numbers (tables, curves, models) follow the summary table."""
     third = "rounds" if result.engine == "mpc" else "ciphertexts"
     headers = ["analysis", "kind", "value", "n"]
     if reference is not None:
         headers += ["pooled", "rel.error"]
     headers += ["seconds", "bytes", third]
     rows = []
+    blocks = []
     for rid, r in result.results.items():
-        row = [rid, r.kind, format_value(r.value), str(r.n)]
+        structured = isinstance(r.value, dict | list)
+        row = [rid, r.kind, "(below)" if structured else format_value(r.value), str(r.n)]
+        if structured:
+            blocks.append(f"{rid} ({r.kind}):\n{format_structured(r.kind, r.value)}")
         if reference is not None:
-            ref_value = reference[rid][0]
+            ref_value = reference.get(rid, (None, 0))[0]
             err = relative_error(r.value, ref_value)
             row += [format_value(ref_value), "-" if err is None else f"{err:.1e}"]
         cost = r.cost
@@ -68,4 +109,4 @@ def format_study(result: StudyResult,
                  else f"{total.ciphertexts} ciphertexts")
               + (f" ({phases})" if phases else ""))
     title = f"study {result.study!r}, engine {result.engine}, job {result.job_id[:12]}"
-    return "\n".join([title, table(headers, rows), footer])
+    return "\n".join([title, table(headers, rows), footer, *("\n" + b for b in blocks)])

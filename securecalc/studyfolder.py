@@ -51,6 +51,25 @@ id = "mean_cholesterol_women"
 kind = "mean"
 column = "cholesterol"
 where = "sex == 'F' and not (age < 40)"
+
+[[analysis]]
+id = "median_sbp"
+kind = "median"
+column = "sbp"
+
+[[analysis]]
+id = "sbp_model"
+kind = "linreg"
+y = "sbp"
+x = ["age", "bmi", "sex"]
+
+[[analysis]]
+id = "survival_by_arm"
+kind = "kaplan_meier"
+time = "followup_days"
+event = "event"
+group = "arm"
+grid = [365, 730, 1095, 1460, 1825, 2190, 2555, 2920, 3285, 3650]
 '''
 
 

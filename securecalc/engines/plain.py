@@ -30,12 +30,24 @@ def pooled_values(analysis: Analysis, schema: Schema, tables: Sequence[Table]) -
     return np.concatenate(parts) if parts else np.empty(0)
 
 
+MOMENTS = ("count", "sum", "mean", "variance", "std")
+ORDER = {"median": 0.5, "min": 0.0, "max": 1.0}
+
+
 def pooled_result(analysis: Analysis, schema: Schema,
-                  tables: Sequence[Table]) -> tuple[float | int | None, int]:
-    """``(value, n)`` computed with numpy on the pooled rows."""
+                  tables: Sequence[Table]) -> tuple[float | int | None, int] | None:
+    """``(value, n)`` computed with numpy on the pooled rows, for the kinds whose result is a
+    single number (moments, median, min, max); None for the others."""
+    kind = analysis.kind
+    if kind not in MOMENTS and kind not in ORDER:
+        return None
     x = pooled_values(analysis, schema, tables)
     n = int(x.size)
-    kind = analysis.kind
+    if kind in ORDER:
+        if not n:
+            return None, 0
+        value = np.quantile(x, ORDER[kind], method="inverted_cdf")
+        return (int(value) if schema[analysis.column or ""].type == "int" else float(value)), n
     if kind == "count":
         return n, n
     if kind == "sum":
