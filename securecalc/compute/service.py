@@ -11,11 +11,12 @@ from securecalc.audit.events import digest, signed_head
 from securecalc.audit.log import AuditLog
 from securecalc.compute.jobs import ComputeJobs
 from securecalc.engines.ckks.layout import Layout
-from securecalc.errors import ProtocolError
+from securecalc.errors import CryptoError, ProtocolError
+from securecalc.signing import verify_submission
 from securecalc.transport import chunks
 from securecalc.transport.codec import ckks_params_from_proto
 from securecalc.transport.errors import rpc_boundary
-from securecalc.transport.identity import require_peer
+from securecalc.transport.identity import peer_certificate, require_peer
 from securecalc.transport.proto import compute_pb2, compute_pb2_grpc
 
 #: the largest ciphertext accepted (a fresh N=16384 ciphertext is about 1.3 MB)
@@ -53,15 +54,30 @@ class ComputeService(compute_pb2_grpc.ComputeNodeServicer):
         n_ciphertexts = self.jobs.layout(job_id).n_ciphertexts
         parts: list[list[bytes]] = [[] for _ in range(n_ciphertexts)]
         sizes = [0] * n_ciphertexts
+        signature = b""
         for chunk in _chain(first, request_iterator):
             if chunk.job_id not in ("", job_id) or chunk.index >= n_ciphertexts:
                 raise ProtocolError("chunk outside the job's layout")
+            if chunk.signature:
+                if signature or chunk.data:
+                    raise ProtocolError("misplaced signature")
+                signature = chunk.signature
+                continue
+            if signature:
+                raise ProtocolError("data after the signature")
             sizes[chunk.index] += len(chunk.data)
             if sizes[chunk.index] > MAX_CIPHERTEXT_BYTES:
                 raise ProtocolError("ciphertext too large")
             parts[chunk.index].append(chunk.data)
-        self.jobs.submit(job_id, site, [b"".join(p) for p in parts])
-        self.audit.append("contribution", job=job_id, site=site, bytes=sum(sizes))
+        ciphertexts = [b"".join(p) for p in parts]
+        if not self.insecure:  # bound to this job, this site and each ciphertext's position
+            cert = peer_certificate(context)
+            if cert is None or not signature:
+                raise CryptoError(f"the submission of {site} is not signed")
+            verify_submission(cert, signature, job_id, site, ciphertexts)
+        self.jobs.submit(job_id, site, ciphertexts)
+        self.audit.append("contribution", job=job_id, site=site, bytes=sum(sizes),
+                          signature=hashlib.sha256(signature).hexdigest() if signature else None)
         return compute_pb2.SubmitReply(received=n_ciphertexts)
 
     @rpc_boundary

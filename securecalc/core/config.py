@@ -72,6 +72,9 @@ class StudyConfig:
     timeout_seconds: float = 120.0
     peer_timeout_seconds: float = 15.0
     min_cell_count: int = 5
+    #: fractional bits kept of each decrypted (normalised) CKKS value; the rest, where the
+    #: decryption noise lives, is rounded away before anything is released
+    ckks_release_bits: int = 20
     audit_log: Path | None = None
 
 
@@ -221,7 +224,7 @@ def load_study_config(path: str | Path, *, insecure: bool = False) -> StudyConfi
     study = reader.table("study")
     reader.known_keys(study, "study",
                       {"name", "engine", "timeout_seconds", "peer_timeout_seconds",
-                       "min_cell_count"})
+                       "min_cell_count", "ckks_release_bits"})
     engine = reader.string(study, "study", "engine")
     if engine not in ENGINES:
         raise reader.error(f"must be one of {', '.join(ENGINES)}, got {engine!r}", "study.engine")
@@ -262,6 +265,11 @@ def load_study_config(path: str | Path, *, insecure: bool = False) -> StudyConfi
     if not isinstance(raw_analyses, list) or not raw_analyses:
         raise reader.error("at least one [[analysis]] table is required", "analysis")
     analyses = parse_analyses(raw_analyses, schema, path=where)
+    release_bits = study.get("ckks_release_bits", 20)
+    if isinstance(release_bits, bool) or not isinstance(release_bits, int) \
+            or not 0 <= release_bits <= 40:
+        raise reader.error(f"must be a whole number from 0 to 40, got {release_bits!r}",
+                           "study.ckks_release_bits")
     min_cell_count = study.get("min_cell_count", 5)
     if isinstance(min_cell_count, bool) or not isinstance(min_cell_count, int) \
             or min_cell_count < 1:
@@ -285,5 +293,6 @@ def load_study_config(path: str | Path, *, insecure: bool = False) -> StudyConfi
         timeout_seconds=reader.number(study, "study", "timeout_seconds", 120.0),
         peer_timeout_seconds=reader.number(study, "study", "peer_timeout_seconds", 15.0),
         min_cell_count=min_cell_count,
+        ckks_release_bits=release_bits,
         audit_log=reader.audit_log("coordinator"),
     )

@@ -19,6 +19,7 @@ from securecalc.engines.ckks.layout import Layout
 from securecalc.errors import ProtocolError
 from securecalc.node.contribution import ckks_inputs, contributions
 from securecalc.node.datastore import DataStore
+from securecalc.signing import sign_submission
 from securecalc.transport import chunks
 from securecalc.transport.channel import create_channel
 from securecalc.transport.errors import raise_from_rpc_error
@@ -46,10 +47,15 @@ def contribute(job: Job, store: DataStore, states: Mapping[str, Any], *, me: str
     ciphertexts = encrypt_packed(public_context, values, layout)
     encrypted = time.perf_counter()
 
+    signature = (sign_submission(tls.key.read_bytes(), job.job_id, me, ciphertexts)
+                 if tls is not None else b"")
+
     def stream() -> Iterator[compute_pb2.CiphertextChunk]:
         for index, ciphertext in enumerate(ciphertexts):
             for piece in chunks.split(ciphertext):
                 yield compute_pb2.CiphertextChunk(job_id=job.job_id, index=index, data=piece)
+        if signature:
+            yield compute_pb2.CiphertextChunk(job_id=job.job_id, signature=signature)
 
     with create_channel(compute_address, tls=tls, expected_name=compute_name,
                         own_name=me) as channel:

@@ -71,4 +71,10 @@ def _first(values: object) -> str | None:
     return _decode(list(values)[0])  # type: ignore[call-overload]
 
 
-__all__ = ["peer_name", "require_peer"]
+def peer_certificate(context: grpc.ServicerContext) -> bytes | None:
+    """The PEM certificate the caller presented (None without TLS)."""
+    values = context.auth_context().get("x509_pem_cert")
+    return bytes(values[0]) if values else None
+
+
+__all__ = ["peer_certificate", "peer_name", "require_peer"]

@@ -38,14 +38,16 @@ class OpenJobReply(_message.Message):
     def __init__(self) -> None: ...
 
 class CiphertextChunk(_message.Message):
-    __slots__ = ("job_id", "index", "data")
+    __slots__ = ("job_id", "index", "data", "signature")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     index: int
     data: bytes
-    def __init__(self, job_id: _Optional[str] = ..., index: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
+    signature: bytes
+    def __init__(self, job_id: _Optional[str] = ..., index: _Optional[int] = ..., data: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
 class SubmitReply(_message.Message):
     __slots__ = ("received",)
