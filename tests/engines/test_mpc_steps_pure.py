@@ -182,7 +182,7 @@ class Countdown:
         return SumPlan.counts(state[0] + 1)
 
     def local(self, state: tuple[int, Fraction], data: int) -> tuple[int, ...]:
-        return (data,) * (state[0] + 1)
+        return (data + 0,) * (state[0] + 1)  # fails on data that is not a number
 
     def advance(self, state: tuple[int, Fraction], totals: Sequence[Fraction]) -> object:
         return (state[0] + 1, state[1] + sum(totals))
@@ -222,6 +222,10 @@ def test_iterative_checks_the_first_round_before_the_job() -> None:
     with pytest.raises(DataError, match="should be an integer"):
         IterativeStep("it", Countdown(10), 2.5).check_inputs()  # type: ignore[arg-type]
     IterativeStep("it", Countdown(10, max_rounds=0), 2**40).check_inputs()  # no round runs
+    with pytest.raises(DataError, match=r"failed on this party's data \(TypeError\)"):
+        IterativeStep("it", Countdown(10), None).check_inputs()  # type: ignore[arg-type]
+    with pytest.raises(DataError, match="not a finite number"):
+        IterativeStep("it", Countdown(10), float("nan")).check_inputs()  # type: ignore[arg-type]
 
 
 @pytest.mark.timeout(10)

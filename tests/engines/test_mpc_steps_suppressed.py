@@ -7,7 +7,15 @@ import random
 import pytest
 
 from securecalc.core.plans import MAX_ROWS_PER_SITE
-from securecalc.engines.mpc import JobResult, MpcJob, SumStep, SuppressedSumStep, run_local
+from securecalc.engines.mpc import (
+    JobResult,
+    MpcJob,
+    SumStep,
+    SuppressedSumStep,
+    run_local,
+    sum_bit_length,
+)
+from securecalc.engines.mpc.steps_compare import comparison_rounds
 
 BOUND = MAX_ROWS_PER_SITE + 1  # what mpc_bound gives for a counts plan
 
@@ -53,6 +61,8 @@ def run(m: int, threshold: int, seed: int) -> tuple[list[JobResult], dict[str, l
 
 
 def check(results: list[JobResult], totals: dict[str, list[int]], threshold: int) -> None:
+    # input (overlapping the comparison's randomness), comparison, product, output
+    expected = comparison_rounds(sum_bit_length(BOUND, len(results))) + 2
     for name, tot in totals.items():
         bits = [int(t >= threshold) for t in tot]
         masked = [t if b else 0 for t, b in zip(tot, bits, strict=True)]
@@ -63,7 +73,8 @@ def check(results: list[JobResult], totals: dict[str, list[int]], threshold: int
     for r in results:  # every width costs the same rounds: one batch per round
         rounds = {s.name: s.rounds for s in r.steps if s.name != "plain"}
         assert rounds.pop("empty") == 0
-        assert max(rounds.values()) <= 12 and min(rounds.values()) >= 11, rounds
+        # the session may count a peer's early input as a dependency of our randomness: +1
+        assert all(expected <= v <= expected + 1 for v in rounds.values()), (expected, rounds)
         assert r.totals("plain") == tuple(totals["wide"])
 
 

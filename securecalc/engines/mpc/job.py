@@ -175,8 +175,11 @@ class SearchStep:
 
     Cost: :func:`~securecalc.engines.mpc.steps_search.search_iterations` iterations
     (``ceil(log_arity(n_points))``: 5 for 10**4 points and arity 8), each one ``input`` of at
-    most ``(arity - 1) * P`` counts and one batch of parallel secure comparisons (rounds in
-    ``steps.py``). Equality compares the public parameters and the indices.
+    most ``(arity - 1) * len(probs)`` counts and one batch of secure comparisons on
+    ``N.bit_length() + 2`` bits (``ceil(log2(l + 1)) + 3`` rounds: 7 for ``N < 2**13``, 8 for
+    ``N < 2**29``) whose bits are then output. In all ``2 + 5 * 8 = 42`` rounds for 10**4
+    points, arity 8 and ``N < 2**13``, 47 for ``N < 2**29`` (see ``steps.py``), whatever the
+    number of probs. Equality compares the public parameters and the indices.
     """
 
     name: str
@@ -289,8 +292,19 @@ class IterativeStep:
         if program.max_rounds < 1 or program.done(state):
             return None
         plan = program.round_plan(state)
-        values, bound = self.encode_round(plan, program.local(state, self.data))
+        values, bound = self.encode_round(plan, self.local(state))
         return plan, values, bound
+
+    def local(self, state: Any) -> Sequence[Any]:
+        """``program.local(state, data)``; a failure on this party's data is a DataError
+        (naming the exception's type only, never a value)."""
+        try:
+            return self.program.local(state, self.data)  # type: ignore[no-any-return]
+        except (DataError, ConfigError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - reported without its message
+            raise DataError(f"step {self.name!r}: the program failed on this party's data "
+                            f"({type(exc).__name__})") from None
 
     def encode_round(self, plan: SumPlan, local: Sequence[Any]) -> tuple[tuple[int, ...], int]:
         """``(mpc_encode(plan, local), mpc_bound(plan))``; :class:`DataError` if inadmissible.

@@ -9,21 +9,31 @@ as secure arrays and ``transfer()`` do). This module does not import mpyc; the w
 the runtime in.
 
 Shares are taken in as field elements and awaited, so that a peer's share vector of the wrong
-length is a protocol failure naming that peer (secure-type placeholders would wait forever);
-totals are then wrapped in secure integers for comparisons. Comparisons of a batch are issued
-without awaiting in between, so MPyC runs them in parallel: rounds do not grow with the batch.
+length is a protocol failure naming that peer (secure-type placeholders would wait forever).
+Comparisons run batched on lists of field elements (``steps_compare``): one message per peer
+and round for the whole batch, so the rounds do not grow with the batch.
 
-Measured rounds (3 parties, on top of the 2 of an ``input``/``output`` pair):
+Rounds, as the session measures them (``P = ceil(log2(l + 1))`` for ``l``-bit comparisons;
+``comparison_rounds(l) = P + 3`` includes the randomness round):
 
-* ``SumStep``: 2.
-* ``SuppressedSumStep``: one input, one batch of comparisons ``>= threshold`` on
-  ``SecInt(sum_bit_length(max(bound, threshold), m))``, one multiplication, one output; 12
-  for counts bounded by ``MAX_ROWS_PER_SITE``, whatever the width.
-* ``SearchStep``: 2 to release ``N`` (its input carries the first iteration's counts too), then
-  per iteration one batch of comparisons on ``ceil(log2(N)) + 2``-bit differences (about 9-10
-  rounds, the last one their output) and, but for the last, the next counts' input (1 round).
-  For 10**4 points, arity 8 and a few thousand values: 5 iterations, about 55 rounds.
+* ``SumStep``: 2 (input, output).
+* ``SuppressedSumStep``: ``P + 5``: input (overlapping the comparisons' randomness), opening,
+  ``P`` product rounds, zero test, multiplication, output; ``l = sum_bit_length(max(bound,
+  threshold), m)``. For counts (``bound = MAX_ROWS_PER_SITE + 1``) and 3 to 5 parties,
+  ``l = 35``: 11 rounds, whatever the width.
+* ``SearchStep``: ``2 + I * (P + 4)``: input (with N and the first counts) and output of N, then
+  per iteration one batched comparison (``P + 3``) and the output of its bits; each later
+  iteration's input overlaps its randomness. ``l = N.bit_length() + 2``, ``I =
+  search_iterations(n_points, arity)``. 10**4 points, arity 8: ``I = 5``; 42 rounds for
+  ``N < 2**13`` (``P = 4``), 47 for ``2**13 <= N < 2**29`` (``P = 5``), 52 beyond.
 * ``IterativeStep``: 2 per round of the program.
+
+These are the message chains of the protocols, which is what the session reports over a real
+network. On one machine a round may be counted twice where an ``input`` overlaps the
+randomness of a comparison: MPyC may take a fast peer's input share (which arrived before
+this party sent its randomness request) first, and the session then counts that share as a
+dependency of the request. So a local run may show up to one more round per overlapped input
+(``SuppressedSumStep``: 12; ``SearchStep``: up to ``I - 1`` more).
 """
 
 from __future__ import annotations
@@ -164,7 +174,7 @@ async def _run_search(rt: Any, step: SearchStep) -> Sequence[int]:
     length = sum_bit_length(n, 1)
     at = dict(zip(points, pooled[1:], strict=True))
     prep = prepare(rt, field, len(search.pending()), length)
-    while True:
+    while not search.done:
         pending = search.pending()
         less = await less_than_zero(rt, prep, [at[s] - targets[j] for j, s in pending])
         search.narrow([1 - b for b in _bits(await settled(rt.output(less)))])
@@ -189,7 +199,7 @@ async def _run_iterative(rt: Any, step: IterativeStep) -> Sequence[int]:
     while rounds < program.max_rounds and not program.done(state):
         plan = program.round_plan(state)
         try:
-            values, bound = step.encode_round(plan, program.local(state, step.data))
+            values, bound = step.encode_round(plan, step.local(state))
         except DataError as exc:  # nothing of this round was shared
             raise Failure("input", str(exc)) from None
         except ConfigError as exc:

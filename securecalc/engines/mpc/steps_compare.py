@@ -11,16 +11,18 @@ elements (``field.to_bytes``/``from_bytes``; never pickle).
 For ``l``-bit values (``-2**(l-1) <= a < 2**(l-1)``) and MPyC's statistical security parameter
 ``k`` (default 30), in rounds:
 
-1. random bits ``r`` (``l`` per element) and a random sign per element (PRSS plus one
-   opening of squares; :func:`prepare` issues them early so that this round overlaps with
-   the preceding ``input``), and ``k``-bit random ``r'`` (PRSS, no messages);
+1. random bits ``r`` (``l`` per element) and one more bit per element for a random sign
+   (PRSS plus one opening of squares, all in one message; :func:`prepare` issues it early so
+   that this round overlaps with the preceding ``input``), and ``k``-bit random ``r'`` (PRSS,
+   no messages);
 2. open ``c = a + 2**l + r + 2**l * r'``, which hides ``a`` statistically;
 3. ``ceil(log2(l + 1))`` rounds: the product of ``l + 1`` shared factors per element;
 4. open the product times a random nonzero mask (is it zero?), and derive ``[a < 0]`` locally.
 
-So ``ceil(log2(l + 1)) + 2`` rounds after the preparation. Uses MPyC 0.11 internals
-(``_randoms``, ``random_bits`` on a field, ``output(threshold=2t)``), as ``runtime.sgn`` does;
-the engine pins ``mpyc==0.11``. Like the runners, no mpyc import: the runtime is passed in.
+So :func:`comparison_rounds` ``= ceil(log2(l + 1)) + 3`` rounds, the first of which can
+overlap an ``input``. Uses MPyC 0.11 internals (``_randoms``, ``random_bits`` on a field,
+``output(threshold=2t)``), as ``runtime.sgn`` does; the engine pins ``mpyc==0.11``. Like the
+runners, this module does not import mpyc: the runtime is passed in.
 """
 
 from __future__ import annotations
@@ -55,8 +57,9 @@ def comparison_field(rt: Any, length: int) -> Any:
 
 
 def comparison_rounds(length: int) -> int:
-    """Rounds of :func:`less_than_zero` after its preparation (which overlaps an input)."""
-    return math.ceil(math.log2(length + 1)) + 2
+    """Rounds of one batched comparison of ``length``-bit values, its randomness included
+    (:func:`prepare` can overlap that round with an input): ``ceil(log2(length + 1)) + 3``."""
+    return math.ceil(math.log2(length + 1)) + 3
 
 
 @dataclass
@@ -66,8 +69,7 @@ class Prepared:
     field: Any
     n: int
     length: int
-    r_bits: Any  # awaitable: n * length shares of random bits
-    signs: Any  # awaitable: n shares of random +-1
+    bits: Any  # awaitable: n * (length + 1) shares of random bits (the last n give signs)
     r_high: list[Any]  # n shares of k-bit random numbers (PRSS: local)
 
 
@@ -81,11 +83,11 @@ def prepare(rt: Any, field: Any, n: int, length: int) -> Prepared:
     if rt.options.no_prss:
         raise Failure("internal", "batched comparisons need PRSS")
     if not n:
-        return Prepared(field, 0, length, None, None, [])
-    r_bits = rt.random_bits(field, n * length)
-    signs = rt.random_bits(field, n, signed=True)
+        return Prepared(field, 0, length, None, [])
+    bits = rt.random_bits(field, n * (length + 1))  # one opening for all of them
     r_high = rt._randoms(field, n, 1 << k)
-    return Prepared(field, n, length, r_bits, signs, r_high)
+    return Prepared(field, n, length, bits, r_high)
+
 
 
 async def _products(rt: Any, factors: list[list[Any]]) -> list[Any]:
@@ -113,8 +115,9 @@ async def less_than_zero(rt: Any, prep: Prepared, a: Sequence[Any]) -> list[Any]
         raise Failure("internal", "comparison batch of the wrong size")
     if not n:
         return []
-    r_bits = [b.value for b in await settled(prep.r_bits)]
-    signs = [s.value for s in await settled(prep.signs)]
+    bits = [b.value for b in await settled(prep.bits)]
+    r_bits = bits[:n * ell]
+    signs = [2 * b - 1 for b in bits[n * ell:]]  # shares of random +-1
     a_rmodl = []
     masked = []
     for i in range(n):
