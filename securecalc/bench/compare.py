@@ -2,19 +2,24 @@
 
 Values are numbers, lists and dicts. Dicts are matched by their common keys (or, with none in
 common, by position); lists of the same length element by element; a dict against a list of
-the same length by position. The error of each top-level group of numbers is normwise,
-``max|a - b| / max|b|``, and the result is the largest over groups, so a value of 1e-9 next
-to one of 1e4 does not blow up the figure. None when nothing could be aligned.
+the same length by position. Numbers are grouped by the innermost dict key above them
+(``estimate``, ``se``, ``survival``, a table column...), the error of a group is normwise,
+``max|a - b| / max|b|``, and the result is the largest over groups: a standard error of 1e-2
+is judged against other standard errors, not against an estimate of 1e2. Keys in
+:data:`SKIPPED` (p-values, whose relative error in the far tail means nothing) are left out.
+None when nothing could be aligned.
 """
 
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from collections.abc import Mapping
 from fractions import Fraction
 from typing import Any
 
-Pair = tuple[float, float]
+SKIPPED = frozenset({"p_value", "p", "pvalue"})
+Pair = tuple[str, float, float]
 
 
 def _number(x: Any) -> float | None:
@@ -35,14 +40,16 @@ def _seq(x: Any) -> list[Any] | None:
     return None
 
 
-def _pairs(value: Any, ref: Any) -> list[Pair]:
+def _pairs(value: Any, ref: Any, key: str = "") -> list[Pair]:
+    if key in SKIPPED:
+        return []
     a, b = _number(value), _number(ref)
     if a is not None and b is not None:
-        return [(a, b)]
+        return [(key, a, b)]
     if isinstance(value, Mapping) and isinstance(ref, Mapping):
         common = [k for k in ref if k in value]
         if common:
-            return [p for k in common for p in _pairs(value[k], ref[k])]
+            return [p for k in common for p in _pairs(value[k], ref[k], str(k))]
         value, ref = list(value.values()), list(ref.values())
     elif isinstance(value, Mapping):
         value = list(value.values())
@@ -51,22 +58,16 @@ def _pairs(value: Any, ref: Any) -> list[Pair]:
     va, vb = _seq(value), _seq(ref)
     if va is None or vb is None or len(va) != len(vb):
         return []
-    return [p for x, y in zip(va, vb, strict=True) for p in _pairs(x, y)]
-
-
-def _groups(value: Any, ref: Any) -> list[list[Pair]]:
-    if isinstance(value, Mapping) and isinstance(ref, Mapping):
-        common = [k for k in ref if k in value]
-        if common:
-            return [g for g in (_pairs(value[k], ref[k]) for k in common) if g]
-    pairs = _pairs(value, ref)
-    return [pairs] if pairs else []
+    return [p for x, y in zip(va, vb, strict=True) for p in _pairs(x, y, key)]
 
 
 def relative_error(value: Any, ref: Any) -> float | None:
-    """Largest normwise relative error over the aligned groups, or None."""
+    """Largest normwise relative error over the groups of aligned numbers, or None."""
+    groups: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for key, a, b in _pairs(value, ref):
+        groups[key].append((a, b))
     worst: float | None = None
-    for group in _groups(value, ref):
+    for group in groups.values():
         scale = max(abs(b) for _, b in group)
         diff = max(abs(a - b) for a, b in group)
         err = diff / scale if scale > 0 else diff
@@ -76,7 +77,7 @@ def relative_error(value: Any, ref: Any) -> float | None:
 
 def aligned(value: Any, ref: Any) -> int:
     """How many numbers were compared."""
-    return sum(len(g) for g in _groups(value, ref))
+    return len(_pairs(value, ref))
 
 
-__all__ = ["aligned", "relative_error"]
+__all__ = ["SKIPPED", "aligned", "relative_error"]
