@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from securecalc.errors import SecureCalcError
 
@@ -26,17 +27,24 @@ def _certs_init(args: argparse.Namespace) -> int:
     return 0
 
 
-def _node_serve(args: argparse.Namespace) -> int:
-    from securecalc.core.config import load_node_config
-    from securecalc.node.server import start_node
+def _serve(role: str, load: Callable[..., Any], start: Callable[[Any], Any],
+           args: argparse.Namespace) -> int:
+    """Load a server's configuration, start it, and serve until stopped."""
     from securecalc.serving import run_until_stopped
     from securecalc.transport.server import parse_host_port
 
-    config = load_node_config(args.config, insecure=args.insecure)
-    server, port = start_node(config)
-    run_until_stopped(server, role="node", name=config.name,
+    config = load(args.config, insecure=args.insecure)
+    server, port = start(config)
+    run_until_stopped(server, role=role, name=config.name,
                       host=parse_host_port(config.listen)[0], port=port)
     return 0
+
+
+def _node_serve(args: argparse.Namespace) -> int:
+    from securecalc.core.config import load_node_config
+    from securecalc.node.server import start_node
+
+    return _serve("node", load_node_config, start_node, args)
 
 
 def _node_approvals(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -77,14 +85,8 @@ def _node_approve(args: argparse.Namespace) -> int:
 def _compute_serve(args: argparse.Namespace) -> int:
     from securecalc.compute.server import start_compute
     from securecalc.core.config import load_compute_config
-    from securecalc.serving import run_until_stopped
-    from securecalc.transport.server import parse_host_port
 
-    config = load_compute_config(args.config, insecure=args.insecure)
-    server, port = start_compute(config)
-    run_until_stopped(server, role="compute", name=config.name,
-                      host=parse_host_port(config.listen)[0], port=port)
-    return 0
+    return _serve("compute", load_compute_config, start_compute, args)
 
 
 def _study_run(args: argparse.Namespace) -> int:
