@@ -145,7 +145,7 @@ def test_unreachable_address_fails_fast(bad_cluster) -> None:  # type: ignore[no
     (analysis("mean", "age", "age >> 5"), ["analysis[0].where", "age >> 5"]),
     (analysis("mean", "age", "arm == 'c'"), ["analysis[0].where", "'c'"]),
     (analysis("mean", "arm"), ["analysis[0].column", "category"]),
-    (analysis("median", "age"), ["analysis[0].kind", "median"]),
+    (analysis("mode", "age"), ["analysis[0].kind", "mode"]),
 ])
 def test_study_file_mistakes(tmp_path: Path, analyses: str, expected: list[str]) -> None:
     parties = [(f"hospital-{c}", f"127.0.0.1:{5000 + i}") for i, c in enumerate("abc")]
