@@ -91,7 +91,10 @@ def format_study(result: StudyResult,
     blocks = []
     for rid, r in result.results.items():
         structured = isinstance(r.value, dict | list)
-        row = [rid, r.kind, "(below)" if structured else format_value(r.value), str(r.n)]
+        row = [rid, r.kind, "(below)" if structured else format_value(r.value),
+               "-" if r.n is None else str(r.n)]
+        if r.note:
+            blocks.append(f"{rid}: {r.note}")
         if structured:
             blocks.append(f"{rid} ({r.kind}):\n{format_structured(r.kind, r.value)}")
         if reference is not None:

@@ -18,11 +18,10 @@ from typing import Any
 import grpc
 
 from securecalc.coordinator.calls import call_all
-from securecalc.coordinator.release import from_ckks
+from securecalc.coordinator.release import finish, from_ckks
 from securecalc.core.config import Party, StudyConfig
 from securecalc.core.encoding import ckks_decode
 from securecalc.core.job import Job
-from securecalc.core.kinds import kind_of
 from securecalc.core.plans import IterativePlan, round_plan
 from securecalc.core.results import AnalysisResult, Cost, StudyResult
 from securecalc.engines.ckks.context import KeyHolder
@@ -170,6 +169,7 @@ def run_ckks(config: StudyConfig, job: Job, tls: TlsFiles | None,
     tally.add_phase("keys", time.perf_counter() - started)
     rounds = _Round(config, tls, holder, public_context, tally)
 
+    gates = dict(zip((a.id for a in job.analyses), job.cohort_gates("ckks"), strict=True))
     states = {aid: p.program.initial_state() for aid, p in iterative.items()}
     released: dict[str, Any] = {}
     widths: dict[str, int] = {}
@@ -199,19 +199,19 @@ def run_ckks(config: StudyConfig, job: Job, tls: TlsFiles | None,
                 else:
                     still.append(i)
             else:
-                released[analysis.id] = from_ckks(plan, piece)
+                released[analysis.id] = from_ckks(plan, piece, gates[analysis.id],
+                                                  job.min_cohort)
         pending = still
 
     finish_started = time.perf_counter()
     results = {}
     total_width = sum(widths.values())
     for analysis in job.analyses:
-        value, n = kind_of(analysis.kind).finish(analysis, job.schema, released[analysis.id],
-                                                 job.options)
+        value, n, note = finish(analysis, job, released[analysis.id])
         share = widths[analysis.id] / total_width
         cost = Cost(seconds=(finish_started - started) * share,
                     bytes_sent=round(tally.bytes_sent * share), ciphertexts=tally.ciphertexts)
-        results[analysis.id] = AnalysisResult(analysis.id, analysis.kind, value, n, cost)
+        results[analysis.id] = AnalysisResult(analysis.id, analysis.kind, value, n, cost, note)
     tally.add_phase("finishing", time.perf_counter() - finish_started)
     return StudyResult(study=config.name, engine="ckks", job_id=job.job_id, results=results,
                        cost=Cost(seconds=time.perf_counter() - started,

@@ -6,10 +6,9 @@ import time
 from dataclasses import replace
 
 from securecalc.coordinator.calls import call_all
-from securecalc.coordinator.release import from_mpc
+from securecalc.coordinator.release import finish, from_mpc
 from securecalc.core.config import StudyConfig
 from securecalc.core.job import Job
-from securecalc.core.kinds import kind_of
 from securecalc.core.results import AnalysisResult, Cost, StudyResult
 from securecalc.errors import ProtocolError
 from securecalc.transport.channel import create_channel
@@ -50,14 +49,16 @@ def _release(config: StudyConfig, job: Job, replies: dict[str, node_pb2.MpcJobRe
     if [s.analysis_id for s in reference.steps] != [a.id for a in job.analyses]:
         raise ProtocolError("nodes returned results for other analyses")
     results = {}
+    gates = job.cohort_gates("mpc")
     for index, (analysis, plan) in enumerate(zip(job.analyses, job.plans("mpc"), strict=True)):
         steps = [reply.steps[index] for reply in replies.values()]
-        released = from_mpc(plan, [int(t) for t in reference.steps[index].totals])
-        value, n = kind_of(analysis.kind).finish(analysis, job.schema, released, job.options)
+        released = from_mpc(plan, [int(t) for t in reference.steps[index].totals],
+                            gates[index], job.min_cohort)
+        value, n, note = finish(analysis, job, released)
         cost = Cost(seconds=max(s.seconds for s in steps),
                     bytes_sent=sum(s.bytes_sent for s in steps),
                     rounds=max(s.rounds for s in steps))
-        results[analysis.id] = AnalysisResult(analysis.id, analysis.kind, value, n, cost)
+        results[analysis.id] = AnalysisResult(analysis.id, analysis.kind, value, n, cost, note)
     replies_list = list(replies.values())
     total = Cost(seconds=time.perf_counter() - started,
                  bytes_sent=sum(r.bytes_sent for r in replies_list),

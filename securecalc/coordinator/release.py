@@ -6,14 +6,42 @@ from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any
 
+from securecalc.core.analyses import Analysis
 from securecalc.core.encoding import ckks_decode, mpc_decode
-from securecalc.core.kinds import SearchResult
+from securecalc.core.job import Job
+from securecalc.core.kinds import SearchResult, kind_of
 from securecalc.core.plans import IterativePlan, Plan, SearchPlan, SumPlan
 from securecalc.errors import ProtocolError
 
 
-def from_mpc(plan: Plan, totals: Sequence[int]) -> Any:
-    """Decode one MPC step's released integers for ``plan``."""
+class Withheld:
+    """An analysis whose cohort was below the study's ``min_cohort``: nothing was released."""
+
+    def __init__(self, min_cohort: int):
+        self.min_cohort = min_cohort
+
+    @property
+    def note(self) -> str:
+        return f"withheld: the cohort is smaller than min_cohort ({self.min_cohort})"
+
+
+def finish(analysis: Analysis, job: Job, released: Any) -> tuple[Any, int | None, str | None]:
+    """``(value, n, note)`` of one analysis from what its engine released."""
+    if isinstance(released, Withheld):
+        return None, None, released.note
+    value, n = kind_of(analysis.kind).finish(analysis, job.schema, released, job.options)
+    return value, n, None
+
+
+def from_mpc(plan: Plan, totals: Sequence[int], gate: tuple[int, ...] = (),
+             min_cohort: int = 0) -> Any:
+    """Decode one MPC step's released integers for ``plan`` (gated: a verdict bit first)."""
+    if gate:
+        if not totals or totals[0] not in (0, 1):
+            raise ProtocolError("released totals do not fit the plan")
+        if totals[0] == 0:
+            return Withheld(min_cohort)
+        totals = totals[1:]
     if isinstance(plan, SumPlan):
         if not plan.suppress_below:
             if len(totals) != plan.width:
@@ -34,10 +62,14 @@ def from_mpc(plan: Plan, totals: Sequence[int]) -> Any:
     raise ProtocolError(f"unknown plan {type(plan).__name__}")
 
 
-def from_ckks(plan: SumPlan, values: Sequence[float]) -> tuple[Fraction | None, ...]:
-    """Decode decrypted values; counts below the plan's threshold are withheld here, before
-    anything is released (the coordinator is the only party that decrypts)."""
+def from_ckks(plan: SumPlan, values: Sequence[float], gate: tuple[int, ...] = (),
+              min_cohort: int = 0) -> Any:
+    """Decode decrypted values; small cohorts and counts below the plan's threshold are
+    withheld here, before anything is released (the coordinator is the only party that
+    decrypts)."""
     totals = ckks_decode(plan, values)
+    if gate and any(totals[i] < min_cohort for i in gate):
+        return Withheld(min_cohort)
     if not plan.suppress_below:
         return totals
     return tuple(t if t >= plan.suppress_below else None for t in totals)

@@ -17,7 +17,7 @@ def new_job(config: StudyConfig) -> Job:
     """A job with a fresh unique id for one run of the study."""
     return Job(study=config.name, job_id=uuid.uuid4().hex, parties=config.parties,
                schema=config.schema, analyses=config.analyses,
-               min_cell_count=config.min_cell_count)
+               min_cell_count=config.min_cell_count, min_cohort=config.min_cohort)
 
 
 def run_study(config: StudyConfig | str | Path, *, insecure: bool = False) -> StudyResult:

@@ -72,6 +72,8 @@ class StudyConfig:
     timeout_seconds: float = 120.0
     peer_timeout_seconds: float = 15.0
     min_cell_count: int = 5
+    #: analyses whose cohort (n) is smaller are withheld, decided inside the secure computation
+    min_cohort: int = 10
     #: fractional bits kept of each decrypted (normalised) CKKS value; the rest, where the
     #: decryption noise lives, is rounded away before anything is released
     ckks_release_bits: int = 20
@@ -224,7 +226,7 @@ def load_study_config(path: str | Path, *, insecure: bool = False) -> StudyConfi
     study = reader.table("study")
     reader.known_keys(study, "study",
                       {"name", "engine", "timeout_seconds", "peer_timeout_seconds",
-                       "min_cell_count", "ckks_release_bits"})
+                       "min_cell_count", "min_cohort", "ckks_release_bits"})
     engine = reader.string(study, "study", "engine")
     if engine not in ENGINES:
         raise reader.error(f"must be one of {', '.join(ENGINES)}, got {engine!r}", "study.engine")
@@ -265,6 +267,10 @@ def load_study_config(path: str | Path, *, insecure: bool = False) -> StudyConfi
     if not isinstance(raw_analyses, list) or not raw_analyses:
         raise reader.error("at least one [[analysis]] table is required", "analysis")
     analyses = parse_analyses(raw_analyses, schema, path=where)
+    min_cohort = study.get("min_cohort", 10)
+    if isinstance(min_cohort, bool) or not isinstance(min_cohort, int) or min_cohort < 1:
+        raise reader.error(f"must be a whole number >= 1, got {min_cohort!r}",
+                           "study.min_cohort")
     release_bits = study.get("ckks_release_bits", 20)
     if isinstance(release_bits, bool) or not isinstance(release_bits, int) \
             or not 0 <= release_bits <= 40:
@@ -294,5 +300,6 @@ def load_study_config(path: str | Path, *, insecure: bool = False) -> StudyConfi
         peer_timeout_seconds=reader.number(study, "study", "peer_timeout_seconds", 15.0),
         min_cell_count=min_cell_count,
         ckks_release_bits=release_bits,
+        min_cohort=min_cohort,
         audit_log=reader.audit_log("coordinator"),
     )

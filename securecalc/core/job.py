@@ -20,10 +20,20 @@ class Job:
     schema: Schema
     analyses: tuple[Analysis, ...]
     min_cell_count: int = 5
+    min_cohort: int = 10
 
     @property
     def options(self) -> StudyOptions:
-        return StudyOptions(min_cell_count=self.min_cell_count)
+        return StudyOptions(min_cell_count=self.min_cell_count, min_cohort=self.min_cohort)
+
+    def cohort_gates(self, engine: str) -> list[tuple[int, ...]]:
+        """Per analysis, the slots that must reach ``min_cohort`` for it to be released."""
+        from securecalc.core.kinds import kind_of
+
+        if self.min_cohort <= 1:
+            return [() for _ in self.analyses]
+        return [kind_of(a.kind).cohort_slots(a, plan)
+                for a, plan in zip(self.analyses, self.plans(engine), strict=True)]
 
     def plans(self, engine: str) -> list[Plan]:
         """Every analysis's plan on ``engine``: public, so every party derives the same."""

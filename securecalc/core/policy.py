@@ -27,6 +27,7 @@ class Policy:
     columns: frozenset[str] | None = None
     kinds: frozenset[str] | None = None
     min_cell_count: int = 5
+    min_cohort: int = 10
     approval: bool = False
 
     def check(self, job: Job) -> None:
@@ -46,6 +47,10 @@ class Policy:
             raise PolicyError(f"study {job.study!r} would release counts down to "
                               f"{job.min_cell_count}; this node requires min_cell_count >= "
                               f"{self.min_cell_count}")
+        if job.min_cohort < self.min_cohort:
+            raise PolicyError(f"study {job.study!r} would release results of cohorts down to "
+                              f"{job.min_cohort}; this node requires min_cohort >= "
+                              f"{self.min_cohort}")
 
 
 def request_id(job: Job) -> str:
@@ -53,6 +58,7 @@ def request_id(job: Job) -> str:
     schema and thresholds (a changed study needs a new approval)."""
     body = {"study": job.study, "analyses": [a.table() for a in job.analyses],
             "columns": job.columns(), "min_cell_count": job.min_cell_count,
+            "min_cohort": job.min_cohort,
             "parties": list(job.party_names())}
     digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
     return f"{job.study}-{digest[:10]}"
@@ -72,7 +78,7 @@ def describe_request(job: Job) -> dict[str, Any]:
 
 def policy_from_mapping(raw: Mapping[str, Any], *, path: str | None = None) -> Policy:
     """Parse ``[policy]`` of node.toml."""
-    allowed = {"columns", "kinds", "min_cell_count", "approval"}
+    allowed = {"columns", "kinds", "min_cell_count", "min_cohort", "approval"}
     for key in raw:
         if key not in allowed:
             raise ConfigError(f"unknown key (allowed: {', '.join(sorted(allowed))})",
@@ -86,10 +92,13 @@ def policy_from_mapping(raw: Mapping[str, Any], *, path: str | None = None) -> P
             raise ConfigError("must be a list of names", path=path, field=f"policy.{key}")
         return frozenset(value)
 
-    min_cell = raw.get("min_cell_count", 5)
-    if isinstance(min_cell, bool) or not isinstance(min_cell, int) or min_cell < 1:
-        raise ConfigError(f"must be a whole number >= 1, got {min_cell!r}", path=path,
-                          field="policy.min_cell_count")
+    thresholds = {}
+    for key, default in (("min_cell_count", 5), ("min_cohort", 10)):
+        value = raw.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"must be a whole number >= 1, got {value!r}", path=path,
+                              field=f"policy.{key}")
+        thresholds[key] = value
     approval = raw.get("approval", False)
     if not isinstance(approval, bool):
         raise ConfigError("must be true or false", path=path, field="policy.approval")
@@ -101,5 +110,4 @@ def policy_from_mapping(raw: Mapping[str, Any], *, path: str | None = None) -> P
         if unknown:
             raise ConfigError(f"unknown kind(s) {', '.join(unknown)}", path=path,
                               field="policy.kinds")
-    return Policy(columns=names("columns"), kinds=kinds, min_cell_count=min_cell,
-                  approval=approval)
+    return Policy(columns=names("columns"), kinds=kinds, approval=approval, **thresholds)

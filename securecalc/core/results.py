@@ -32,11 +32,16 @@ class AnalysisResult:
     id: str
     kind: str
     value: Any
-    n: int
+    n: int | None
     cost: Cost
+    #: why a value is missing (for example a cohort below the study's min_cohort)
+    note: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "value": self.value, "n": self.n, "cost": self.cost.to_json()}
+        out = {"kind": self.kind, "value": self.value, "n": self.n, "cost": self.cost.to_json()}
+        if self.note:
+            out["note"] = self.note
+        return out
 
 
 @dataclass(frozen=True)

@@ -47,16 +47,20 @@ def contributions(job: Job, table: Table, engine: str) -> list[LocalContribution
     return parts
 
 
-def mpc_steps(parts: Sequence[LocalContribution]) -> tuple[Any, ...]:
-    """One MPC step per analysis."""
+def mpc_steps(parts: Sequence[LocalContribution], gates: Sequence[tuple[int, ...]],
+              min_cohort: int) -> tuple[Any, ...]:
+    """One MPC step per analysis; ``gates[i]`` are analysis i's cohort slots (see
+    :meth:`securecalc.core.job.Job.cohort_gates`)."""
     from securecalc.engines.mpc import job as mpc
 
     steps: list[Any] = []
-    for part in parts:
+    for part, gate in zip(parts, gates, strict=True):
         name, plan = part.analysis.id, part.plan
         if isinstance(plan, SumPlan):
             values = mpc_encode(plan, part.local)
-            if plan.suppress_below:
+            if gate:
+                steps.append(mpc.GatedSumStep(name, values, mpc_bound(plan), gate, min_cohort))
+            elif plan.suppress_below:
                 steps.append(mpc.SuppressedSumStep(name, values, mpc_bound(plan),
                                                    plan.suppress_below))
             else:

@@ -38,6 +38,7 @@ def job_to_proto(job: Job) -> study_pb2.JobSpec:
         analyses=[study_pb2.AnalysisSpec(id=a.id, kind=a.kind, table_json=a.to_json())
                   for a in job.analyses],
         min_cell_count=job.min_cell_count,
+        min_cohort=job.min_cohort,
     )
 
 
@@ -68,6 +69,7 @@ def job_from_proto(spec: study_pb2.JobSpec, engine: str) -> Job:
         schema=schema,
         analyses=tuple(analyses),
         min_cell_count=spec.min_cell_count,
+        min_cohort=spec.min_cohort,
     )
     job.check(engine)
     return job

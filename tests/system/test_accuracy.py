@@ -39,6 +39,8 @@ type = "category"
 levels = ["a", "b"]
 """
 
+ANY_COHORT = "min_cohort = 1\n"
+
 ANALYSES = {
     "rows": ("count", None, None),
     "rows_a_old": ("count", None, "arm == 'a' and age >= 60"),
@@ -143,7 +145,9 @@ def edge_cluster(cluster_factory, tmp_path_factory):  # type: ignore[no-untyped-
     files = {name: write_csv(data_dir / f"{name}.csv", site)
              for name, site in zip(("hospital-a", "hospital-b", "hospital-c"), sites,
                                    strict=True)}
-    return cluster_factory(files), reference(sites)
+    # cohorts at the bounds are tiny: these nodes (and studies) allow results of any size
+    allow_small = {name: "[policy]\nmin_cohort = 1\n" for name in files}
+    return cluster_factory(files, node_extra=allow_small), reference(sites)
 
 
 def check(result, expected, tolerance: float) -> None:  # type: ignore[no-untyped-def]
@@ -161,7 +165,8 @@ def check(result, expected, tolerance: float) -> None:  # type: ignore[no-untype
 @pytest.mark.timeout(120)
 def test_mpc_matches_pooled_numpy(edge_cluster) -> None:  # type: ignore[no-untyped-def]
     cluster, expected = edge_cluster
-    result = run_study(cluster.study("edge-mpc", "mpc", SCHEMA, analyses_toml()))
+    result = run_study(cluster.study("edge-mpc", "mpc", SCHEMA, analyses_toml(),
+                                     extra_study=ANY_COHORT))
     check(result, expected, 1e-9)
     assert result.results["sum_score"].value == expected["sum_score"][0]  # exact, ~1e9
     assert result.results["var_flat"].value == 0.0
@@ -172,8 +177,23 @@ def test_mpc_matches_pooled_numpy(edge_cluster) -> None:  # type: ignore[no-unty
 @pytest.mark.timeout(120)
 def test_ckks_matches_pooled_numpy(edge_cluster) -> None:  # type: ignore[no-untyped-def]
     cluster, expected = edge_cluster
-    result = run_study(cluster.study("edge-ckks", "ckks", SCHEMA, analyses_toml()))
+    result = run_study(cluster.study("edge-ckks", "ckks", SCHEMA, analyses_toml(),
+                                     extra_study=ANY_COHORT))
     check(result, expected, 1e-6)
     assert result.results["rows"].value == expected["rows"][0]  # counts are rounded: exact
     for r in result.results.values():
         assert r.cost.ciphertexts and r.cost.bytes_sent > 0
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("engine", ["mpc", "ckks"])
+def test_small_cohorts_are_withheld(edge_cluster, engine: str) -> None:  # type: ignore[no-untyped-def]
+    """At the default min_cohort (10) every analysis of fewer rows releases nothing."""
+    cluster, expected = edge_cluster
+    result = run_study(cluster.study(f"cohort-{engine}", engine, SCHEMA, analyses_toml()))
+    for aid, (value, n) in expected.items():
+        got = result.results[aid]
+        if n < 10:
+            assert got.value is None and got.n is None and "min_cohort" in (got.note or ""), aid
+        elif value is not None:
+            assert got.n == n and got.note is None, aid

@@ -26,6 +26,7 @@ class StudyOptions:
     """Study-wide settings a kind may need."""
 
     min_cell_count: int = 5
+    min_cohort: int = 10
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,12 @@ class Kind:
         indices (see SearchPlan). IterativePlan: whatever the program's ``local`` takes.
         """
         raise NotImplementedError
+
+    def cohort_slots(self, analysis: Analysis, plan: Plan) -> tuple[int, ...]:
+        """Slots of a SumPlan that hold cohort sizes. When the study sets ``min_cohort``, the
+        analysis is released only if every one of them reaches it (checked securely on MPC);
+        kinds without such slots are not gated."""
+        return ()
 
     def finish(self, analysis: Analysis, schema: Schema, released: Any,
                study: StudyOptions) -> tuple[Any, int]:

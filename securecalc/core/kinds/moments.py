@@ -50,6 +50,9 @@ class Moment(Kind):
              study: StudyOptions) -> Plan:
         return layout_of(analysis, schema).plan()
 
+    def cohort_slots(self, analysis: Analysis, plan: Plan) -> tuple[int, ...]:
+        return (0,)  # n
+
     def local(self, analysis: Analysis, schema: Schema, table: Table, mask: np.ndarray,
               study: StudyOptions) -> tuple[Any, ...]:
         return local_statistics(analysis, schema, table, mask)

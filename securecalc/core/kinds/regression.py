@@ -124,6 +124,9 @@ class LinReg(Kind):
         terms = self._terms(analysis, schema)
         return moment_plan([t.half_range for t in terms], [t.integral for t in terms])
 
+    def cohort_slots(self, analysis: Analysis, plan: Plan) -> tuple[int, ...]:
+        return (0,)  # n of the complete cases
+
     def local(self, analysis: Analysis, schema: Schema, table: Table, mask: np.ndarray,
               study: StudyOptions) -> tuple[Any, ...]:
         terms = self._terms(analysis, schema)

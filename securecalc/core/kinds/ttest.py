@@ -66,6 +66,10 @@ class TTest(Kind):
         one = moment_plan([half_range(column)], [column.type == "int"])
         return SumPlan.concat([one, one])
 
+    def cohort_slots(self, analysis: Analysis, plan: Plan) -> tuple[int, ...]:
+        assert isinstance(plan, SumPlan)
+        return (0, plan.width // 2)  # n of each level
+
     def local(self, analysis: Analysis, schema: Schema, table: Table, mask: np.ndarray,
               study: StudyOptions) -> tuple[Any, ...]:
         assert analysis.column is not None

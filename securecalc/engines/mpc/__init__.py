@@ -9,6 +9,7 @@ worker messages), ``frames.py`` (worker <-> worker frames), ``session.py`` (iden
 
 from securecalc.engines.mpc.job import (
     MIN_PARTIES,
+    GatedSumStep,
     IterativeStep,
     JobResult,
     MpcJob,
@@ -27,6 +28,7 @@ from securecalc.engines.mpc.local import Fault, LocalOutcome, run_local, run_loc
 __all__ = [
     "MIN_PARTIES",
     "Fault",
+    "GatedSumStep",
     "IterativeStep",
     "JobResult",
     "LocalOutcome",

@@ -143,6 +143,44 @@ class SuppressedSumStep:
         return (self.kind, self.name, len(self.values), self.bound, self.threshold)
 
 
+@dataclass(frozen=True)
+class GatedSumStep:
+    """Element-wise sum released only when every cohort slot reaches ``threshold``.
+
+    Every party inputs ``values`` (``|v| <= bound``). The totals in ``gate_slots`` (cohort
+    sizes) are compared with the public ``threshold`` securely and only whether *all* of them
+    pass is revealed; then, on a pass, the totals are released: ``totals = (1, t_0, ...)``,
+    otherwise ``(0,)`` and nothing else. A small cohort's size stays secret from everyone.
+    """
+
+    name: str
+    values: tuple[int, ...]
+    bound: int
+    gate_slots: tuple[int, ...]
+    threshold: int
+    kind: ClassVar[str] = "gated-sum"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "values", tuple(self.values))
+        object.__setattr__(self, "gate_slots", tuple(self.gate_slots))
+        _check_name(self.name)
+        _check_int(self.name, "bound", self.bound, 1)
+        _check_int(self.name, "threshold", self.threshold, 1)
+        if not self.gate_slots or any(not 0 <= i < len(self.values) for i in self.gate_slots):
+            raise ConfigError(f"step {self.name!r}: gate slots outside the vector",
+                              field="gate_slots")
+
+    def check_inputs(self) -> None:
+        _check_values(self.name, self.values, -self.bound, self.bound)
+
+    def int_values(self) -> list[int]:
+        return [operator.index(v) for v in self.values]
+
+    def public_spec(self) -> tuple[object, ...]:
+        return (self.kind, self.name, len(self.values), self.bound, self.gate_slots,
+                self.threshold)
+
+
 #: largest grid a search accepts (indices must fit int64 with room to spare)
 MAX_SEARCH_POINTS = 2**62
 

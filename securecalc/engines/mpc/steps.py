@@ -44,6 +44,7 @@ from typing import Any, TypeVar
 from securecalc.core.plans import MAX_ROWS_PER_SITE
 from securecalc.engines.mpc.failure import Failure
 from securecalc.engines.mpc.job import (
+    GatedSumStep,
     IterativeStep,
     SearchStep,
     Step,
@@ -147,6 +148,26 @@ async def _run_suppressed_sum(rt: Any, step: SuppressedSumStep) -> Sequence[int]
     masked = await settled(rt.schur_prod(bits, totals))
     released = [int(v) for v in await settled(rt.output(bits + masked))]  # signed: |v| < p / 2
     return _bits(released[:w]) + released[w:]
+
+
+@register(GatedSumStep)
+async def _run_gated_sum(rt: Any, step: GatedSumStep) -> Sequence[int]:
+    """Compare the cohort totals with the threshold securely, reveal only whether all pass,
+    then (on a pass) the totals: input, batched comparison, product of the bits, output of
+    one bit, output of the totals."""
+    gates = list(step.gate_slots)
+    length = sum_bit_length(max(step.bound, step.threshold), len(rt.parties))
+    field = comparison_field(rt, length)
+    prep = prepare(rt, field, len(gates), length)
+    totals = await pooled_shares(rt, field, step.int_values())
+    less = await less_than_zero(rt, prep, [totals[i] - step.threshold for i in gates])
+    passed = 1 - less[0]
+    for bit in less[1:]:  # all gates must pass: a product of bits
+        passed = (await settled(rt.schur_prod([passed], [1 - bit])))[0]
+    (verdict,) = _bits([int(v) for v in await settled(rt.output([passed]))])
+    if not verdict:
+        return (0,)
+    return (1, *(int(v) for v in await settled(rt.output(totals))))
 
 
 @register(SearchStep)

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19securecalc/v1/study.proto\x12\rsecurecalc.v1\"R\n\nColumnSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x0b\n\x03min\x18\x03 \x01(\x01\x12\x0b\n\x03max\x18\x04 \x01(\x01\x12\x0e\n\x06levels\x18\x05 \x03(\t\"<\n\x0c\x41nalysisSpec\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x12\n\ntable_json\x18\x03 \x01(\t\")\n\x08PartyRef\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\"\xc4\x01\n\x07JobSpec\x12\r\n\x05study\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12(\n\x07parties\x18\x03 \x03(\x0b\x32\x17.securecalc.v1.PartyRef\x12)\n\x06schema\x18\x04 \x03(\x0b\x32\x19.securecalc.v1.ColumnSpec\x12-\n\x08\x61nalyses\x18\x05 \x03(\x0b\x32\x1b.securecalc.v1.AnalysisSpec\x12\x16\n\x0emin_cell_count\x18\x06 \x01(\r\"Z\n\nCkksParams\x12\x1b\n\x13poly_modulus_degree\x18\x01 \x01(\r\x12\x1b\n\x13\x63oeff_mod_bit_sizes\x18\x02 \x03(\r\x12\x12\n\nscale_bits\x18\x03 \x01(\rb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19securecalc/v1/study.proto\x12\rsecurecalc.v1\"R\n\nColumnSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x0b\n\x03min\x18\x03 \x01(\x01\x12\x0b\n\x03max\x18\x04 \x01(\x01\x12\x0e\n\x06levels\x18\x05 \x03(\t\"<\n\x0c\x41nalysisSpec\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x12\n\ntable_json\x18\x03 \x01(\t\")\n\x08PartyRef\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\"\xd8\x01\n\x07JobSpec\x12\r\n\x05study\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12(\n\x07parties\x18\x03 \x03(\x0b\x32\x17.securecalc.v1.PartyRef\x12)\n\x06schema\x18\x04 \x03(\x0b\x32\x19.securecalc.v1.ColumnSpec\x12-\n\x08\x61nalyses\x18\x05 \x03(\x0b\x32\x1b.securecalc.v1.AnalysisSpec\x12\x16\n\x0emin_cell_count\x18\x06 \x01(\r\x12\x12\n\nmin_cohort\x18\x07 \x01(\r\"Z\n\nCkksParams\x12\x1b\n\x13poly_modulus_degree\x18\x01 \x01(\r\x12\x1b\n\x13\x63oeff_mod_bit_sizes\x18\x02 \x03(\r\x12\x12\n\nscale_bits\x18\x03 \x01(\rb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,7 +38,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PARTYREF']._serialized_start=190
   _globals['_PARTYREF']._serialized_end=231
   _globals['_JOBSPEC']._serialized_start=234
-  _globals['_JOBSPEC']._serialized_end=430
-  _globals['_CKKSPARAMS']._serialized_start=432
-  _globals['_CKKSPARAMS']._serialized_end=522
+  _globals['_JOBSPEC']._serialized_end=450
+  _globals['_CKKSPARAMS']._serialized_start=452
+  _globals['_CKKSPARAMS']._serialized_end=542
 # @@protoc_insertion_point(module_scope)

@@ -39,20 +39,22 @@ class PartyRef(_message.Message):
     def __init__(self, name: _Optional[str] = ..., address: _Optional[str] = ...) -> None: ...
 
 class JobSpec(_message.Message):
-    __slots__ = ("study", "job_id", "parties", "schema", "analyses", "min_cell_count")
+    __slots__ = ("study", "job_id", "parties", "schema", "analyses", "min_cell_count", "min_cohort")
     STUDY_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     PARTIES_FIELD_NUMBER: _ClassVar[int]
     SCHEMA_FIELD_NUMBER: _ClassVar[int]
     ANALYSES_FIELD_NUMBER: _ClassVar[int]
     MIN_CELL_COUNT_FIELD_NUMBER: _ClassVar[int]
+    MIN_COHORT_FIELD_NUMBER: _ClassVar[int]
     study: str
     job_id: str
     parties: _containers.RepeatedCompositeFieldContainer[PartyRef]
     schema: _containers.RepeatedCompositeFieldContainer[ColumnSpec]
     analyses: _containers.RepeatedCompositeFieldContainer[AnalysisSpec]
     min_cell_count: int
-    def __init__(self, study: _Optional[str] = ..., job_id: _Optional[str] = ..., parties: _Optional[_Iterable[_Union[PartyRef, _Mapping]]] = ..., schema: _Optional[_Iterable[_Union[ColumnSpec, _Mapping]]] = ..., analyses: _Optional[_Iterable[_Union[AnalysisSpec, _Mapping]]] = ..., min_cell_count: _Optional[int] = ...) -> None: ...
+    min_cohort: int
+    def __init__(self, study: _Optional[str] = ..., job_id: _Optional[str] = ..., parties: _Optional[_Iterable[_Union[PartyRef, _Mapping]]] = ..., schema: _Optional[_Iterable[_Union[ColumnSpec, _Mapping]]] = ..., analyses: _Optional[_Iterable[_Union[AnalysisSpec, _Mapping]]] = ..., min_cell_count: _Optional[int] = ..., min_cohort: _Optional[int] = ...) -> None: ...
 
 class CkksParams(_message.Message):
     __slots__ = ("poly_modulus_degree", "coeff_mod_bit_sizes", "scale_bits")
