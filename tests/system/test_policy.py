@@ -82,3 +82,10 @@ def test_operator_approval(cluster) -> None:  # type: ignore[no-untyped-def]
     events = [json.loads(x)["event"] for x in
               (cluster.root / "audit" / "hospital-c.jsonl").read_text().splitlines()]
     assert "approval" in events
+
+
+@pytest.mark.timeout(60)
+def test_nodes_refuse_a_lower_minimum_cohort(cluster) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(PolicyError, match="min_cohort >= 10"):
+        run_study(study(cluster, "small-cohorts", analysis("mean", "age"),
+                        extra="min_cohort = 3\nmin_cell_count = 10\n"))
