@@ -115,8 +115,8 @@ def show(records: Sequence[dict[str, Any]]) -> str:
     lines = []
     for record in records:
         data = dict(record.get("data", {}))
-        if record.get("event") == CHECKPOINT:
-            data = {k: data[k] for k in ("signer", "count") if k in data}
+        if record.get("event") in (CHECKPOINT, "peer_checkpoint"):
+            data = {k: data[k] for k in ("job", "signer", "count") if k in data}
             data["head"] = str(record.get("data", {}).get("head", ""))[:12]
         fields = " ".join(f"{k}={json.dumps(v)}" for k, v in data.items())
         lines.append(f"{record.get('seq', '?'):>5}  {record.get('time', '?')}  "

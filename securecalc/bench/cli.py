@@ -49,6 +49,7 @@ def _select(plan: BenchPlan, only: str | None) -> BenchPlan:
 
 
 def run(args: argparse.Namespace) -> int:
+    import signal
     import sys
     import tempfile
     from dataclasses import replace
@@ -57,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
     from securecalc.bench.matrix import full_plan, quick_plan
     from securecalc.bench.runner import Bench, write_outputs
 
+    # SIGTERM unwinds like Ctrl-C, so every node process started is stopped
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     plan = _select(quick_plan() if args.quick else full_plan(), args.only)
     if args.reps is not None:
         plan = replace(plan, reps=max(1, args.reps))
