@@ -211,3 +211,15 @@ def test_results_json_shape(bad_cluster, tmp_path: Path) -> None:  # type: ignor
     entry = doc["results"]["n"]
     assert entry["kind"] == "count" and entry["value"] == entry["n"] == 40 + 14 + 40
     assert set(entry["cost"]) == {"seconds", "bytes_sent", "rounds"}
+
+
+@pytest.mark.timeout(60)
+def test_a_node_at_another_partys_address_is_refused(bad_cluster) -> None:  # type: ignore[no-untyped-def]
+    """The study claims hospital-b lives where hospital-c does: its certificate says otherwise."""
+    parties = [("hospital-a", bad_cluster.addresses["hospital-a"]),
+               ("hospital-b", bad_cluster.addresses["hospital-c"]),
+               ("hospital-c", bad_cluster.addresses["hospital-c"])]
+    study = study_file(bad_cluster, "impersonation", '[[analysis]]\nid = "n"\nkind = "count"\n',
+                       parties=parties)
+    line = one_line_error(securecalc("study", "run", str(study)))
+    assert "hospital-b" in line, line
