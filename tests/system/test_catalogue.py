@@ -7,8 +7,6 @@ of int columns, min, max), CKKS 1e-4; p-values 1e-6 absolute.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from scipy import stats
