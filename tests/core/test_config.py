@@ -609,8 +609,9 @@ def test_example_studies_load(engine: str) -> None:
         assert config.compute == Party(compute.name, compute.listen)
     else:
         assert config.compute is None
-    assert len(config.analyses) == 8
-    assert {a.kind for a in config.analyses} == {"count", "mean", "sum", "variance", "std"}
+    assert len(config.analyses) == 11
+    assert {a.kind for a in config.analyses} == {"count", "mean", "sum", "variance", "std",
+                                                 "median", "linreg", "kaplan_meier"}
     assert config.tls is not None and config.tls.key == EXAMPLES.resolve() / "pki/coordinator.key"
 
 
