@@ -33,6 +33,10 @@ class ServerProcess:
     def stop(self, grace: float = 5.0) -> None:
         """Stop the server, killing it when it has not stopped after ``grace`` seconds."""
         self.terminate()
+        self.wait_or_kill(grace)
+
+    def wait_or_kill(self, grace: float = 5.0) -> None:
+        """Wait up to ``grace`` seconds for the process to end, then kill it."""
         try:
             self.process.wait(grace)
         except subprocess.TimeoutExpired:
@@ -98,10 +102,10 @@ class ServerGroup:
         return server
 
     def stop_all(self) -> None:
-        for server in self.servers.values():
+        for server in self.servers.values():  # all at once, then wait for each
             server.terminate()
         for server in self.servers.values():
-            server.stop()
+            server.wait_or_kill()
 
     def __enter__(self) -> ServerGroup:
         return self

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import grpc
@@ -42,10 +42,9 @@ class _Tally:
     bytes_sent: int = 0
     ciphertexts: int = 0
     rounds: int = 0
-    phases: dict[str, float] | None = None
+    phases: dict[str, float] = field(default_factory=dict)
 
     def add_phase(self, name: str, seconds: float) -> None:
-        self.phases = self.phases or {}
         self.phases[name] = self.phases.get(name, 0.0) + seconds
 
 
@@ -169,7 +168,7 @@ def run_ckks(config: StudyConfig, job: Job, tls: TlsFiles | None,
     tally.add_phase("keys", time.perf_counter() - started)
     rounds = _Round(config, tls, holder, public_context, tally)
 
-    gates = dict(zip((a.id for a in job.analyses), job.cohort_gates("ckks"), strict=True))
+    gates = dict(zip((a.id for a in job.analyses), job.cohort_gates(plans), strict=True))
     states = {aid: p.program.initial_state() for aid, p in iterative.items()}
     released: dict[str, Any] = {}
     widths: dict[str, int] = {}
@@ -216,4 +215,4 @@ def run_ckks(config: StudyConfig, job: Job, tls: TlsFiles | None,
     return StudyResult(study=config.name, engine="ckks", job_id=job.job_id, results=results,
                        cost=Cost(seconds=time.perf_counter() - started,
                                  bytes_sent=tally.bytes_sent, ciphertexts=tally.ciphertexts),
-                       phases=dict(tally.phases or {}), heads=tuple(rounds.heads))
+                       phases=dict(tally.phases), heads=tuple(rounds.heads))

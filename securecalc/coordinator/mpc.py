@@ -49,8 +49,9 @@ def _release(config: StudyConfig, job: Job, replies: dict[str, node_pb2.MpcJobRe
     if [s.analysis_id for s in reference.steps] != [a.id for a in job.analyses]:
         raise ProtocolError("nodes returned results for other analyses")
     results = {}
-    gates = job.cohort_gates("mpc")
-    for index, (analysis, plan) in enumerate(zip(job.analyses, job.plans("mpc"), strict=True)):
+    plans = job.plans("mpc")
+    gates = job.cohort_gates(plans)
+    for index, (analysis, plan) in enumerate(zip(job.analyses, plans, strict=True)):
         steps = [reply.steps[index] for reply in replies.values()]
         released = from_mpc(plan, [int(t) for t in reference.steps[index].totals],
                             gates[index], job.min_cohort)

@@ -115,8 +115,11 @@ def analysis_from_mapping(raw: Any, *, index: int, schema: Schema | None = None,
 
 
 def check_analyses(analyses: Sequence[Analysis], schema: Schema, *,
-                   path: str | None = None) -> None:
-    """Check ids are unique, each kind's keys fit the schema, and filters parse."""
+                   path: str | None = None, parsed: bool = False) -> None:
+    """Check ids are unique, each kind's keys fit the schema, and filters parse.
+
+    ``parsed``: the analyses were just built by :func:`analysis_from_mapping` with this
+    schema, so their kinds' keys need no second validation."""
     seen: set[str] = set()
     for i, analysis in enumerate(analyses):
         prefix = f"analysis[{i}]"
@@ -129,6 +132,8 @@ def check_analyses(analyses: Sequence[Analysis], schema: Schema, *,
                 parse_where(analysis.where, schema)
             except ConfigError as exc:
                 raise type(exc)(str(exc), path=path, field=f"{prefix}.where") from None
+        if parsed:
+            continue
         reparsed = analysis_from_mapping(analysis.table(), index=i, schema=schema, path=path)
         if reparsed.table() != analysis.table():
             raise ConfigError("is not in its validated form", path=path, field=prefix)
@@ -139,5 +144,5 @@ def parse_analyses(raws: Sequence[Any], schema: Schema, *,
     """Every ``[[analysis]]`` table, fully validated against the schema."""
     analyses = tuple(analysis_from_mapping(raw, index=i, schema=schema, path=path)
                      for i, raw in enumerate(raws))
-    check_analyses(analyses, schema, path=path)
+    check_analyses(analyses, schema, path=path, parsed=True)
     return analyses

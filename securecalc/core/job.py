@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from securecalc.core.analyses import Analysis, check_analyses
@@ -26,14 +27,15 @@ class Job:
     def options(self) -> StudyOptions:
         return StudyOptions(min_cell_count=self.min_cell_count, min_cohort=self.min_cohort)
 
-    def cohort_gates(self, engine: str) -> list[tuple[int, ...]]:
-        """Per analysis, the slots that must reach ``min_cohort`` for it to be released."""
+    def cohort_gates(self, plans: Sequence[Plan]) -> list[tuple[int, ...]]:
+        """Per analysis (with its plan from :meth:`plans`), the slots that must reach
+        ``min_cohort`` for it to be released."""
         from securecalc.core.kinds import kind_of
 
         if self.min_cohort <= 1:
             return [() for _ in self.analyses]
         return [kind_of(a.kind).cohort_slots(a, plan)
-                for a, plan in zip(self.analyses, self.plans(engine), strict=True)]
+                for a, plan in zip(self.analyses, plans, strict=True)]
 
     def plans(self, engine: str) -> list[Plan]:
         """Every analysis's plan on ``engine``: public, so every party derives the same."""

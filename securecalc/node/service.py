@@ -84,8 +84,9 @@ class NodeService(node_pb2_grpc.PartyNodeServicer):
         try:
             with audited(self.audit, job.job_id) as end:
                 started = time.perf_counter()
-                steps = mpc_steps(contributions(job, self.store.table_for(job), "mpc"),
-                                  job.cohort_gates("mpc"), job.min_cohort)
+                parts = contributions(job, self.store.table_for(job), "mpc")
+                steps = mpc_steps(parts, job.cohort_gates([p.plan for p in parts]),
+                                  job.min_cohort)
                 local_seconds = time.perf_counter() - started
                 peer_timeout = request.peer_timeout_seconds or 15.0
                 result = session.run(MpcJob(
