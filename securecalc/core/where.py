@@ -9,8 +9,17 @@ Grammar (keywords are lowercase and case-sensitive)::
     primary    := '(' expr ')' | comparison
     comparison := COLUMN op literal
                 | COLUMN ['not'] 'in' '[' literal (',' literal)* [','] ']'
+    COLUMN     := name | `name`                   (backticks quote a column name)
     op         := '==' | '!=' | '<' | '<=' | '>' | '>='
     literal    := number | 'string' | "string"     (backslash escapes the quote and itself)
+
+A column name may always be written in backticks, and must be when it is a keyword (``and``,
+``or``, ``not``, ``in``) or not a plain word of letters, digits and underscores::
+
+    `in` == 1 and `not` not in [0, 2]
+
+Only the lowercase words are keywords, so ``AND`` or ``In`` name columns without quotes.
+Column names are identifiers and never hold a backtick, so a quoted name has no escapes.
 
 Text is tokenized and parsed by hand; nothing is ever evaluated as code or SQL. Missing
 values follow SQL's three-valued (Kleene) logic: a comparison involving a missing value is
@@ -47,7 +56,7 @@ ORDER_OPS = frozenset({"<", "<=", ">", ">="})
 class _Token(NamedTuple):
     kind: str  # "op" | "punct" | "number" | "string" | "name" | "keyword" | "end"
     text: str  # source text of the token
-    value: Value | None
+    value: Value | None  # a literal's value; a name's column name (without backticks)
     pos: int  # 0-based offset into the expression
 
 
@@ -78,6 +87,14 @@ def _tokenize(text: str) -> Iterator[_Token]:
         elif ch in _PUNCT:
             yield _Token("punct", ch, None, i)
             i += 1
+        elif ch == "`":
+            end = text.find("`", i + 1)
+            if end < 0:
+                raise _fail(text, "unterminated quoted column name", i)
+            if end == i + 1:
+                raise _fail(text, "empty quoted column name", i)
+            yield _Token("name", text[i : end + 1], text[i + 1 : end], i)
+            i = end + 1
         elif ch in "'\"":
             value, end = _read_string(text, i)
             yield _Token("string", text[i:end], value, i)
@@ -91,7 +108,10 @@ def _tokenize(text: str) -> Iterator[_Token]:
             i = m.end()
         elif (m := _NAME.match(text, i)) is not None:
             word = m.group()
-            yield _Token("keyword" if word in KEYWORDS else "name", word, None, i)
+            if word in KEYWORDS:
+                yield _Token("keyword", word, None, i)
+            else:
+                yield _Token("name", word, word, i)
             i = m.end()
         else:
             raise _fail(text, f"unexpected {ch!r}", i)
@@ -245,11 +265,16 @@ class _Parser:
     def parse_comparison(self) -> _Node:
         tok = self.tok
         if tok.kind != "name":
-            raise self.unexpected("a column name")
-        if tok.text not in self.schema:
+            clashes = [n for n in self.schema.names() if n in KEYWORDS]
+            if tok.kind == "keyword" and tok.text in clashes:
+                clashes.insert(0, tok.text)
+            hint = f"; write column {clashes[0]!r} as `{clashes[0]}`" if clashes else ""
+            raise self.unexpected("a column name" + hint)
+        name = str(tok.value)
+        if name not in self.schema:
             known = ", ".join(self.schema.names()) or "none"
-            raise self.fail(f"unknown column {tok.text!r}", tok, f"known: {known}")
-        column = self.schema.columns[tok.text]
+            raise self.fail(f"unknown column {name!r}", tok, f"known: {known}")
+        column = self.schema.columns[name]
         self.advance()
         op_tok = self.tok
         if op_tok.kind == "op":
@@ -366,6 +391,13 @@ _COMPARE = {
 # --------------------------------------------------------------------------- canonical text
 
 
+def _name_text(name: str) -> str:
+    """A column name as written in a filter: bare, or in backticks where it must be."""
+    if name in KEYWORDS or _NAME.fullmatch(name) is None:
+        return f"`{name}`"
+    return name
+
+
 def _literal_text(value: Value) -> str:
     if isinstance(value, str):
         return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
@@ -377,10 +409,10 @@ def _text(node: _Node, parent: int = 0) -> str:
     if isinstance(node, _All):
         return ""
     if isinstance(node, _Compare):
-        return f"{node.column.name} {node.op} {_literal_text(node.value)}"
+        return f"{_name_text(node.column.name)} {node.op} {_literal_text(node.value)}"
     if isinstance(node, _In):
         items = ", ".join(_literal_text(v) for v in node.values)
-        return f"{node.column.name} {'not in' if node.negated else 'in'} [{items}]"
+        return f"{_name_text(node.column.name)} {'not in' if node.negated else 'in'} [{items}]"
     if isinstance(node, _Not):
         return f"not {_text(node.child, 3)}"
     strength, word = (2, " and ") if isinstance(node, _And) else (1, " or ")

@@ -509,6 +509,33 @@ def test_analysis_malformed_where(tmp_path: Path, where: str, words: str) -> Non
     assert words in message and repr(where) in message
 
 
+KEYWORD_SCHEMA = """
+[schema.in]
+type = "int"
+min = 0
+max = 9
+
+[schema.not]
+type = "category"
+levels = ["y", "n"]
+"""
+
+
+def test_keyword_named_columns_are_usable_in_backticks(tmp_path: Path) -> None:
+    analyses = analysis_block(id='"m"', kind='"mean"', column='"in"',
+                              where='"`in` > 2 and not `not` == \'n\'"')
+    config = load_study_config(write(tmp_path, study_text(schema=KEYWORD_SCHEMA,
+                                                          analyses=analyses)))
+    assert config.analyses[0].where == "`in` > 2 and not `not` == 'n'"
+
+
+def test_keyword_named_column_without_backticks_says_how_to_quote(tmp_path: Path) -> None:
+    analyses = analysis_block(id='"n"', kind='"count"', where='"in > 2"')
+    path = write(tmp_path, study_text(schema=KEYWORD_SCHEMA, analyses=analyses))
+    message = config_error(load_study_config, path, "analysis[0].where", kind=WhereError)
+    assert "write column 'in' as `in`" in message
+
+
 def test_count_may_take_a_category_column(tmp_path: Path) -> None:
     analyses = analysis_block(id='"arms"', kind='"count"', column='"arm"')
     config = load_study_config(write(tmp_path, study_text(analyses=analyses)))

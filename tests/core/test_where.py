@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from securecalc.core.schema import Column, Schema
+from securecalc.core.schema import Column, Schema, schema_from_mapping
 from securecalc.core.table import Table
 from securecalc.core.where import MAX_DEPTH, MAX_LENGTH, parse_where
 from securecalc.errors import ConfigError, DataError, WhereError
@@ -337,3 +337,92 @@ def test_not_a_string() -> None:
 def test_float_column_nan_is_unknown() -> None:
     t = Table.from_columns(SCHEMA, {"y": [math.nan, 1.0, None]})
     assert parse_where("y != 0", SCHEMA).evaluate(t).tolist() == [False, True, False]
+
+
+# --------------------------------------------------------------------------- quoted column names
+
+KEYWORD_SCHEMA = schema_from_mapping(
+    {
+        "and": {"type": "int", "min": 0, "max": 9},
+        "or": {"type": "int", "min": 0, "max": 9},
+        "not": {"type": "category", "levels": ["y", "n"]},
+        "in": {"type": "float", "min": 0, "max": 1},
+        "AND": {"type": "int", "min": 0, "max": 9},  # keywords are lowercase only
+        "cafe\u0301": {"type": "int", "min": 0, "max": 9},  # an identifier, but no plain word
+    }
+)
+
+
+def keyword_table() -> Table:
+    return Table.from_columns(
+        KEYWORD_SCHEMA,
+        {
+            "and": [1, 2, None, 4],
+            "or": [5, 0, 1, 2],
+            "not": ["y", "n", "y", None],
+            "in": [0.5, 0.25, None, 1.0],
+            "AND": [3, 3, 4, 4],
+            "cafe\u0301": [0, 1, 2, 3],
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("`and` >= 2", [False, True, False, True]),
+        ("`or` == 1 or `and` == 1", [True, False, True, False]),
+        ("not `not` == 'y'", [False, True, False, False]),
+        ("`not` not in ['n'] and `in` in [0.5, 1]", [True, False, False, False]),
+        ("`in` < 0.3 or AND == 4 and `and` > 3", [False, True, False, True]),
+        ("`AND` == 3 and `cafe\u0301` > 0", [False, True, False, False]),
+    ],
+)
+def test_keyword_columns_are_quoted_with_backticks(text: str, expected: list[bool]) -> None:
+    predicate = parse_where(text, KEYWORD_SCHEMA)
+    assert predicate.evaluate(keyword_table()).tolist() == expected
+    again = parse_where(str(predicate), KEYWORD_SCHEMA)  # canonical text quotes where needed
+    assert again == predicate and str(again) == str(predicate)
+
+
+def test_canonical_text_quotes_only_where_needed() -> None:
+    text = "`x` == 1 and `and` in [1] and AND != 2 and `cafe\u0301` == 0 and not `not` == 'n'"
+    schema = Schema({**KEYWORD_SCHEMA.columns, "x": Column("x", "int", min=0, max=9)})
+    assert str(parse_where(text, schema)) == (
+        "x == 1 and `and` in [1] and AND != 2 and `cafe\u0301` == 0 and not `not` == 'n'"
+    )
+    assert parse_where(text, schema).columns == frozenset({"x", "and", "AND", "cafe\u0301", "not"})
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("and == 1", "unexpected 'and' at column 1 (expected a column name; "
+                     "write column 'and' as `and`)"),
+        ("`or` == 1 or in > 0", "unexpected 'in' at column 14 (expected a column name; "
+                                "write column 'in' as `in`)"),
+        ("`and` == 1 and (", "write column 'and' as `and`"),
+        ("`and == 1", "unterminated quoted column name at column 1"),
+        ("`` == 1", "empty quoted column name at column 1"),
+        ("`nor` == 1", "unknown column 'nor' at column 1"),
+        ("`and` == `or`", "unexpected '`or`' at column 10 (expected a number or a quoted"),
+        ("`not` == `y`", "expected a number or a quoted string"),
+    ],
+)
+def test_quoted_column_errors(text: str, expected: str) -> None:
+    with pytest.raises(WhereError) as info:
+        parse_where(text, KEYWORD_SCHEMA)
+    assert expected in str(info.value)
+
+
+def test_backticks_inside_a_string_literal_are_text() -> None:
+    schema = schema_from_mapping({"c": {"type": "category", "levels": ["`and`", "b"]}})
+    predicate = parse_where("c == '`and`'", schema)
+    t = Table.from_columns(schema, {"c": ["`and`", "b"]})
+    assert predicate.evaluate(t).tolist() == [True, False]
+    assert str(predicate) == "c == '`and`'"
+
+
+def test_bare_names_still_parse_as_before() -> None:
+    assert str(parse_where("`x` > 1 and `c` == 'a'", SCHEMA)) == "x > 1 and c == 'a'"
+    assert "write column" not in error("and == 1")  # no hint without a keyword column
