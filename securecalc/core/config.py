@@ -43,6 +43,8 @@ class NodeConfig:
     audit_log: Path | None = None
     policy: Policy = field(default_factory=Policy)
     approvals_dir: Path | None = None
+    #: the differential-privacy ledger (see :mod:`securecalc.node.privacy_ledger`)
+    privacy_ledger: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,16 @@ class _Reader:
             raise self.error("must be a list of names", f"{prefix}.{key}")
         return tuple(value)
 
+    def coordinators(self, table: Mapping[str, Any], prefix: str) -> tuple[str, ...]:
+        """``coordinators``: the certificate names allowed to start work; never empty."""
+        names = self.names(table, prefix, "coordinators", DEFAULT_COORDINATORS)
+        if not names:
+            raise self.error(
+                "must list at least one coordinator (a certificate name allowed to start "
+                "studies): with none, no one could start a study here; omit the key for the "
+                f"default {list(DEFAULT_COORDINATORS)}", f"{prefix}.coordinators")
+        return names
+
     def tls(self, *, insecure: bool) -> TlsConfig | None:
         if insecure:
             return None
@@ -191,12 +203,14 @@ def load_node_config(path: str | Path, *, insecure: bool = False) -> NodeConfig:
         listen=listen,
         data_path=reader.path_of(_data_table(reader), "data", "path"),
         tls=reader.tls(insecure=insecure),
-        coordinators=reader.names(node, "node", "coordinators", DEFAULT_COORDINATORS),
+        coordinators=reader.coordinators(node, "node"),
         audit_log=reader.audit_log(reader.string(node, "node", "name")),
         policy=policy_from_mapping(reader.table("policy", required=False),
                                    path=str(reader.path)),
         approvals_dir=(reader.path.parent / "approvals"
                        / reader.string(node, "node", "name")).resolve(),
+        privacy_ledger=(reader.path.parent / "privacy-ledger"
+                        / f"{reader.string(node, 'node', 'name')}.jsonl").resolve(),
     )
 
 
@@ -212,7 +226,7 @@ def load_compute_config(path: str | Path, *, insecure: bool = False) -> ComputeC
         name=reader.string(compute, "compute", "name", default="compute"),
         listen=listen,
         tls=reader.tls(insecure=insecure),
-        coordinators=reader.names(compute, "compute", "coordinators", DEFAULT_COORDINATORS),
+        coordinators=reader.coordinators(compute, "compute"),
         audit_log=reader.audit_log(reader.string(compute, "compute", "name", default="compute")),
     )
 

@@ -199,6 +199,21 @@ def test_node_bad_coordinators(tmp_path: Path, value: str) -> None:
     config_error(load_node_config, write(tmp_path, text + TLS), "node.coordinators")
 
 
+@pytest.mark.parametrize(
+    ("loader", "head", "field"),
+    [(load_node_config, NODE, "node.coordinators"),
+     (load_compute_config, COMPUTE, "compute.coordinators")],
+    ids=["node", "compute"],
+)
+def test_empty_coordinators_are_refused(tmp_path: Path, loader: Loader, head: str,
+                                        field: str) -> None:
+    """An empty list would lock the node: no certificate could ever start a study on it."""
+    table = head.split("\n", 1)[0]
+    text = head.replace(f"{table}\n", f"{table}\ncoordinators = []\n") + TLS
+    message = config_error(loader, write(tmp_path, text), field)
+    assert "at least one coordinator" in message and "no one could start a study" in message
+
+
 def test_node_insecure_needs_no_tls(tmp_path: Path) -> None:
     path = write(tmp_path, NODE)
     assert load_node_config(path, insecure=True).tls is None
