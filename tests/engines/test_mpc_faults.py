@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
 
 import pytest
 
-from securecalc.engines.mpc import Fault, MpcJob, SumStep, frames, run_local_outcomes, start_worker
+from securecalc.core.plans import SumPlan
+from securecalc.engines.mpc import (
+    Fault,
+    IterativeStep,
+    MpcJob,
+    SumStep,
+    frames,
+    run_local_outcomes,
+    start_worker,
+)
+from securecalc.engines.mpc.failure import KINDS
 from securecalc.errors import DataError, PartyError, ProtocolError, SecureCalcError
 
 NAMES = ("alpha", "beta", "gamma")
@@ -117,3 +132,60 @@ def test_worker_level_failures(monkeypatch: pytest.MonkeyPatch) -> None:
     finally:
         for h in handles:
             h.close()
+
+
+def test_every_failure_kind_has_its_own_abort_reason() -> None:
+    """Each kind raised in the engine reaches the peers as its own fixed-text reason."""
+    source = Path(frames.__file__).parent
+    raised = {kind for path in source.glob("*.py")
+              for kind in re.findall(r'Failure\(\s*"(\w+)"', path.read_text(encoding="utf-8"))}
+    assert raised and raised <= set(KINDS)
+    assert set(frames.ABORT_CODES) == set(KINDS)
+    codes = [frames.ABORT_CODES[kind] for kind in KINDS]
+    assert len(set(codes)) == len(codes) and set(codes) <= set(frames.ABORT_REASONS)
+    for code in codes:
+        frame = frames.Abort(3, code, None)
+        assert frames.decode(frames.encode(frame)) == frame
+    assert frames.ABORT_REASONS[frames.ABORT_CODES["input"]] == \
+        "its input was refused by its own checks"
+
+
+@dataclass(frozen=True)
+class Echo:
+    """Round i: every party inputs ``data[i]``, a count of at most 10."""
+
+    max_rounds: int = 3
+
+    def initial_state(self) -> int:
+        return 0
+
+    def round_plan(self, state: int) -> SumPlan:
+        return SumPlan((True,), (10,), (1,))
+
+    def local(self, state: int, data: Sequence[int]) -> tuple[int]:
+        return (data[state],)
+
+    def advance(self, state: int, totals: Sequence[Fraction]) -> int:
+        return state + 1
+
+    def done(self, state: int) -> bool:
+        return False
+
+
+@pytest.mark.timeout(60)
+def test_input_refused_in_a_later_round_is_reported_as_such_by_the_peers() -> None:
+    secret = 987654  # beta's round-2 value: far outside the bound, and never to be disclosed
+    datas = [(1, 2, 3), (4, secret, 0), (0, 0, 0)]
+    jobs = [MpcJob("iterative-refused", p, NAMES, (IterativeStep("echo", Echo(), datas[p]),),
+                   peer_timeout=30.0) for p in range(3)]
+    outcomes = run_local_outcomes(jobs, timeout=50)
+    bad = outcomes[1]
+    assert isinstance(bad.error, DataError) and "outside the declared bound" in str(bad.error)
+    assert bad.frames_sent > 0  # round 1 was shared
+    for o in (outcomes[0], outcomes[2]):  # told by beta's ABORT, before its stream closed
+        assert isinstance(o.error, PartyError) and o.error.party == "beta", o.error
+        message = str(o.error)
+        assert "party 'beta' aborted the job after its input was refused" in message, message
+        assert "internal error" not in message
+        assert str(secret) not in message and "bound" not in message  # no detail leaves beta
+        assert o.seconds < 15.0

@@ -1,4 +1,7 @@
-"""The worker's internal failure, reported to the node as ``("failed", kind, message, peer)``."""
+"""The worker's internal failure, reported to the node as ``("failed", kind, message, peer)``.
+
+The peers learn only the kind, as the ABORT code ``frames.ABORT_CODES[kind]``.
+"""
 
 from __future__ import annotations
 

@@ -32,14 +32,20 @@ _HELLO = struct.Struct(f"<H{DIGEST_SIZE}s")
 _DATA = struct.Struct("<q")
 _ABORT = struct.Struct("<BH")
 
+#: what a peer reports after "party X aborted the job after ..."; fixed texts, so an ABORT
+#: never carries the sender's message (which may quote its data)
 ABORT_REASONS = {
     1: "a party was lost",
     2: "a deadline passed",
     3: "a malformed message",
     4: "its node aborted the job",
     5: "an internal error",
+    6: "its input was refused by its own checks",
+    7: "a configuration error",
 }
-ABORT_CODES = {"party_lost": 1, "timeout": 2, "protocol": 3, "aborted": 4}
+#: the ABORT code of each :data:`~securecalc.engines.mpc.failure.KINDS` of failure
+ABORT_CODES = {"party_lost": 1, "timeout": 2, "protocol": 3, "aborted": 4, "internal": 5,
+               "input": 6, "config": 7}
 
 
 class FrameError(ValueError):

@@ -144,7 +144,8 @@ class Session:
     def broadcast_abort(self) -> None:
         """Tell every peer we stopped (best effort; the node drops frames to dead peers)."""
         f = self.failure
-        code = frames.ABORT_CODES.get(f.kind, 5) if f else 5
+        internal = frames.ABORT_CODES["internal"]
+        code = frames.ABORT_CODES.get(f.kind, internal) if f else internal
         culprit = f.peer if f else None
         for p in self.peers:
             try:

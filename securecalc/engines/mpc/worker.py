@@ -8,8 +8,10 @@ worker -> node: ``("out", peer_pid, data)``, ``("done", JobResult)``,
 ``("failed", kind, message, peer_pid | None)``
 
 ``kind`` is one of ``party_lost``, ``timeout``, ``input``, ``config``, ``protocol``,
-``aborted``, ``internal``. Inputs are checked before anything is sent: an ``input`` failure
-means this party sent nothing at all.
+``aborted``, ``internal``. Inputs are checked before they are shared: an ``input`` failure
+at the start means this party sent nothing at all, one in a later round of an iterative step
+that nothing of that round left. A failed worker sends each peer an ABORT whose code names
+the kind (:data:`~securecalc.engines.mpc.frames.ABORT_CODES`), never the message.
 """
 
 from __future__ import annotations
