@@ -65,6 +65,17 @@ class LocalCluster:
                           schema_toml, analyses_toml, compute=compute, extra_study=extra_study)
         return write(self.root / f"{name}.toml", text)
 
+    def restart(self, name: str, env: Mapping[str, str] | None = None) -> str:
+        """Stop party ``name``'s node and start it again from its config (a new port);
+        returns the new address."""
+        old = self.servers.servers[name]
+        old.stop()
+        flags = ["--insecure"] if "--insecure" in old.process.args else []
+        self.addresses[name] = self.servers.start(
+            name, ["node", "serve", "--config", str(self.root / f"{name}.toml"), *flags],
+            env=env).address
+        return self.addresses[name]
+
     def stop(self) -> None:
         self.servers.stop_all()
 

@@ -11,6 +11,7 @@ from securecalc.core.encoding import ckks_decode, mpc_decode
 from securecalc.core.job import Job
 from securecalc.core.kinds import SearchResult, kind_of
 from securecalc.core.plans import IterativePlan, Plan, SearchPlan, SumPlan
+from securecalc.core.privacy import describe
 from securecalc.errors import ProtocolError
 
 
@@ -30,7 +31,12 @@ def finish(analysis: Analysis, job: Job, released: Any) -> tuple[Any, int | None
     if isinstance(released, Withheld):
         return None, None, released.note
     value, n = kind_of(analysis.kind).finish(analysis, job.schema, released, job.options)
-    return value, n, None
+    if analysis.epsilon is None:
+        return value, n, None
+    # the kinds that take epsilon have one SumPlan on every engine
+    noise = job.noise_plans("mpc")[job.analyses.index(analysis)]
+    assert noise is not None
+    return value, n, describe(noise, len(job.parties))
 
 
 def from_mpc(plan: Plan, totals: Sequence[int], gate: tuple[int, ...] = (),

@@ -16,7 +16,7 @@ from securecalc.core.schema import Schema
 from securecalc.core.where import parse_where
 from securecalc.errors import ConfigError
 
-_COMMON = ("id", "kind", "where")
+_COMMON = ("id", "kind", "where", "epsilon")
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,8 @@ class Analysis:
     """One requested analysis.
 
     ``column`` is the main column of kinds that have one; ``options`` holds the kind's other
-    validated keys (plain JSON values).
+    validated keys (plain JSON values). ``epsilon``: release with differential privacy at
+    this epsilon (see :mod:`securecalc.core.privacy`); None releases exact results.
     """
 
     id: str
@@ -32,6 +33,7 @@ class Analysis:
     column: str | None = None
     where: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    epsilon: float | None = None
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Analysis):
@@ -54,6 +56,8 @@ class Analysis:
             out["column"] = self.column
         if self.where is not None:
             out["where"] = self.where
+        if self.epsilon is not None:
+            out["epsilon"] = self.epsilon
         out.update(self.options)
         return out
 
@@ -94,15 +98,17 @@ def analysis_from_mapping(raw: Any, *, index: int, schema: Schema | None = None,
         raise ConfigError(f"unknown kind {kind_name!r} (known: {', '.join(KINDS)})",
                           path=path, field=f"{prefix}.kind")
     allowed = {*_COMMON, *kind.keys}
+    shown = allowed if kind.dp_row_slots else allowed - {"epsilon"}
     for key in raw:
         if key not in allowed:
             raise ConfigError(f"unknown key for kind {kind_name!r} (allowed: "
-                              f"{', '.join(sorted(allowed))})", path=path,
+                              f"{', '.join(sorted(shown))})", path=path,
                               field=f"{prefix}.{key}")
     for key in sorted(kind.required):
         if key not in raw:
             raise ConfigError(f"kind {kind_name!r} needs a {key}", path=path,
                               field=f"{prefix}.{key}")
+    epsilon = _epsilon(raw.get("epsilon"), kind, path=path, field_name=f"{prefix}.epsilon")
     options = {k: v for k, v in raw.items() if k not in _COMMON}
     if schema is not None:
         try:
@@ -111,7 +117,26 @@ def analysis_from_mapping(raw: Any, *, index: int, schema: Schema | None = None,
             raise _field_error(exc, prefix, path) from None
     column = options.pop("column", None)
     return Analysis(id=raw["id"], kind=kind_name, column=column, where=raw.get("where"),
-                    options=options)
+                    options=options, epsilon=epsilon)
+
+
+def _epsilon(value: Any, kind: Any, *, path: str | None, field_name: str) -> float | None:
+    from securecalc.core.kinds import KINDS
+    from securecalc.core.privacy import parse_epsilon
+
+    if value is None:
+        return None
+    try:
+        epsilon = parse_epsilon(value)
+    except ConfigError as exc:
+        raise ConfigError(str(exc).removeprefix("field 'epsilon': "), path=path,
+                          field=field_name) from None
+    if kind.dp_row_slots is None:
+        supported = ", ".join(k.name for k in KINDS.values() if k.dp_row_slots)
+        raise ConfigError(f"kind {kind.name!r} cannot be released with differential privacy "
+                          f"({kind.dp_unsupported}); kinds that can: {supported}",
+                          path=path, field=field_name)
+    return epsilon
 
 
 def check_analyses(analyses: Sequence[Analysis], schema: Schema, *,

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 
 from securecalc.core.analyses import Analysis, check_analyses
 from securecalc.core.config import MIN_PARTIES, Party
 from securecalc.core.kinds import StudyOptions
-from securecalc.core.plans import Plan
+from securecalc.core.plans import Plan, SumPlan
+from securecalc.core.privacy import NoisePlan, exact, noise_plan, widened
 from securecalc.core.schema import Schema
 from securecalc.errors import ConfigError
 
@@ -38,11 +40,43 @@ class Job:
                 for a, plan in zip(self.analyses, plans, strict=True)]
 
     def plans(self, engine: str) -> list[Plan]:
-        """Every analysis's plan on ``engine``: public, so every party derives the same."""
+        """Every analysis's plan on ``engine``: public, so every party derives the same.
+
+        A differentially private analysis's plan has room for the sites' noise shares."""
+        plans = self._exact_plans(engine)
+        return [widened(plan, noise) if isinstance(plan, SumPlan) and noise else plan
+                for plan, noise in zip(plans, self._noise(plans), strict=True)]
+
+    def noise_plans(self, engine: str) -> list[NoisePlan | None]:
+        """Per analysis, the noise each site adds (None: released exactly)."""
+        return self._noise(self._exact_plans(engine))
+
+    def _exact_plans(self, engine: str) -> list[Plan]:
         from securecalc.core.kinds import kind_of
 
         return [kind_of(a.kind).plan(a, self.schema, engine, self.options)
                 for a in self.analyses]
+
+    def _noise(self, plans: Sequence[Plan]) -> list[NoisePlan | None]:
+        from securecalc.core.kinds import kind_of
+
+        out: list[NoisePlan | None] = []
+        for analysis, plan in zip(self.analyses, plans, strict=True):
+            row_slots = kind_of(analysis.kind).dp_row_slots
+            if analysis.epsilon is None:
+                out.append(None)
+            elif not isinstance(plan, SumPlan) or row_slots is None:
+                raise ConfigError(f"analysis {analysis.id!r}: kind {analysis.kind!r} cannot "
+                                  "be released with differential privacy")
+            else:
+                out.append(noise_plan(plan, analysis.epsilon, row_slots))
+        return out
+
+    @property
+    def epsilon(self) -> float:
+        """The privacy budget one run of this job spends: the sum over its analyses."""
+        return float(sum((exact(a.epsilon) for a in self.analyses if a.epsilon is not None),
+                         Fraction(0)))
 
     def party_names(self) -> tuple[str, ...]:
         return tuple(p.name for p in self.parties)

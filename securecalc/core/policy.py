@@ -22,13 +22,21 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Policy:
-    """``columns``/``kinds`` None means any; ``approval`` requires an operator per study."""
+    """``columns``/``kinds`` None means any; ``approval`` requires an operator per study.
+
+    ``dp_budget``: when set, every analysis must be differentially private (``epsilon``),
+    and the epsilon a study spends on this node over all its runs may not exceed it.
+    ``dp_total_budget``: when set, the epsilon all studies together may spend.
+    The node's privacy ledger keeps the account (:mod:`securecalc.node.privacy_ledger`).
+    """
 
     columns: frozenset[str] | None = None
     kinds: frozenset[str] | None = None
     min_cell_count: int = 5
     min_cohort: int = 10
     approval: bool = False
+    dp_budget: float | None = None
+    dp_total_budget: float | None = None
 
     def check(self, job: Job) -> None:
         """Refuse (PolicyError) a job that asks for more than this policy allows."""
@@ -51,6 +59,15 @@ class Policy:
             raise PolicyError(f"study {job.study!r} would release results of cohorts down to "
                               f"{job.min_cohort}; this node requires min_cohort >= "
                               f"{self.min_cohort}")
+        if self.dp_budget is not None:
+            exact_ones = [a.id for a in job.analyses if a.epsilon is None]
+            if exact_ones:
+                raise PolicyError(f"study {job.study!r} asks for exact results of "
+                                  f"{', '.join(exact_ones)}; this node releases only "
+                                  "differentially private results (set epsilon per analysis)")
+            if job.epsilon > self.dp_budget:
+                raise PolicyError(f"study {job.study!r} asks for epsilon {job.epsilon:g} in "
+                                  f"one run; this node allows {self.dp_budget:g} per study")
 
 
 def request_id(job: Job) -> str:
@@ -72,13 +89,16 @@ def describe_request(job: Job) -> dict[str, Any]:
         "parties": list(job.party_names()),
         "columns": job.columns(),
         "min_cell_count": job.min_cell_count,
+        "min_cohort": job.min_cohort,
+        "epsilon": job.epsilon,
         "analyses": [a.table() for a in job.analyses],
     }
 
 
 def policy_from_mapping(raw: Mapping[str, Any], *, path: str | None = None) -> Policy:
     """Parse ``[policy]`` of node.toml."""
-    allowed = {"columns", "kinds", "min_cell_count", "min_cohort", "approval"}
+    allowed = {"columns", "kinds", "min_cell_count", "min_cohort", "approval", "dp_budget",
+               "dp_total_budget"}
     for key in raw:
         if key not in allowed:
             raise ConfigError(f"unknown key (allowed: {', '.join(sorted(allowed))})",
@@ -110,4 +130,13 @@ def policy_from_mapping(raw: Mapping[str, Any], *, path: str | None = None) -> P
         if unknown:
             raise ConfigError(f"unknown kind(s) {', '.join(unknown)}", path=path,
                               field="policy.kinds")
-    return Policy(columns=names("columns"), kinds=kinds, approval=approval, **thresholds)
+    budgets = {}
+    for key in ("dp_budget", "dp_total_budget"):
+        value = raw.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
+                                  or not 0 < value < float("inf")):
+            raise ConfigError(f"must be a positive number (an epsilon), got {value!r}",
+                              path=path, field=f"policy.{key}")
+        budgets[key] = None if value is None else float(value)
+    return Policy(columns=names("columns"), kinds=kinds, approval=approval, **thresholds,
+                  **budgets)

@@ -115,7 +115,7 @@ def add_statistics(parts: Sequence[Sequence[Number]]) -> tuple[Fraction, ...]:
 def finish(analysis: Analysis, column: Column | None,
            totals: Sequence[Number]) -> tuple[float | int | None, int]:
     """Turn pooled statistics into ``(value, n)``; value is None when undefined (n too small)."""
-    n = int(round(Fraction(totals[0])))
+    n = max(0, int(round(Fraction(totals[0]))))  # a noisy count may fall below 0
     if analysis.kind == "count":
         return n, n
     assert column is not None

@@ -23,6 +23,7 @@ from securecalc.core.plans import (
     SumPlan,
     round_plan,
 )
+from securecalc.core.privacy import RandomSource, add_noise, sample_noise
 from securecalc.core.table import Table
 from securecalc.core.where import parse_where
 from securecalc.errors import DataError, ProtocolError
@@ -35,14 +36,22 @@ class LocalContribution:
     local: Any
 
 
-def contributions(job: Job, table: Table, engine: str) -> list[LocalContribution]:
-    """Local inputs for every analysis of the job, in job order."""
+def contributions(job: Job, table: Table, engine: str,
+                  rng: RandomSource | None = None) -> list[LocalContribution]:
+    """Local inputs for every analysis of the job, in job order.
+
+    A differentially private analysis's input carries this site's noise share (drawn from
+    ``rng``, by default the system's cryptographic generator; see
+    :mod:`securecalc.core.privacy`)."""
     if table.n_rows > MAX_ROWS_PER_SITE:
         raise DataError(f"{table.n_rows} rows exceed the limit of {MAX_ROWS_PER_SITE} per site")
     parts = []
-    for analysis, plan in zip(job.analyses, job.plans(engine), strict=True):
+    for analysis, plan, noise in zip(job.analyses, job.plans(engine), job.noise_plans(engine),
+                                     strict=True):
         mask = parse_where(analysis.where, job.schema).evaluate(table)
         local = kind_of(analysis.kind).local(analysis, job.schema, table, mask, job.options)
+        if noise is not None:
+            local = add_noise(local, sample_noise(noise, rng))
         parts.append(LocalContribution(analysis, plan, local))
     return parts
 

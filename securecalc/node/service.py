@@ -17,12 +17,13 @@ from securecalc.core.job import Job
 from securecalc.core.policy import describe_request, request_id
 from securecalc.engines.ckks.layout import Layout
 from securecalc.engines.mpc.job import MpcJob
-from securecalc.errors import PolicyError, ProtocolError
+from securecalc.errors import ConfigError, PolicyError, ProtocolError
 from securecalc.node.approvals import Approvals
 from securecalc.node.ckks_job import contribute
 from securecalc.node.contribution import contributions, mpc_steps
 from securecalc.node.datastore import DataStore
 from securecalc.node.mpc_session import MpcSession, SessionRegistry
+from securecalc.node.privacy_ledger import Charge, PrivacyLedger
 from securecalc.transport import chunks
 from securecalc.transport.codec import ckks_params_from_proto, job_from_proto
 from securecalc.transport.errors import rpc_boundary
@@ -49,6 +50,8 @@ class NodeService(node_pb2_grpc.PartyNodeServicer):
         self.sessions = SessionRegistry()
         self.approvals = Approvals(config.approvals_dir or
                                    config.data_path.parent / "approvals" / config.name)
+        self.ledger = PrivacyLedger(config.privacy_ledger or config.data_path.parent
+                                    / "privacy-ledger" / f"{config.name}.jsonl")
 
     def _received(self, job: Job, engine: str, coordinator: str) -> None:
         """Record the request, then apply the policy (and approval) before any computation."""
@@ -64,12 +67,33 @@ class NodeService(node_pb2_grpc.PartyNodeServicer):
                 _LOG.warning("study %r awaits approval: %s", job.study, path)
                 raise PolicyError(f"awaiting approval: an operator of {self.config.name} must "
                                   f"run `securecalc node approve {request_id(job)}`")
+            charge = self._charge(job)
         except PolicyError as exc:
             self.audit.append("policy_decision", job=job.job_id, decision="refused",
                               reason=str(exc))
             raise
         self.audit.append("policy_decision", job=job.job_id, decision="allowed",
                           approval=request_id(job) if policy.approval else None)
+        if charge is not None:
+            self.audit.append("privacy_charge", job=job.job_id, study=job.study,
+                              epsilon=float(charge.epsilon),
+                              study_spent=float(charge.study_spent),
+                              total_spent=float(charge.total_spent))
+
+    def _charge(self, job: Job) -> Charge | None:
+        """Charge a differentially private job to the ledger before it computes anything."""
+        if not any(a.epsilon is not None for a in job.analyses):
+            return None
+        policy = self.config.policy
+        try:
+            return self.ledger.charge(study=job.study, job_id=job.job_id, epsilon=job.epsilon,
+                                      study_budget=policy.dp_budget,
+                                      total_budget=policy.dp_total_budget)
+        except ConfigError as exc:  # a damaged ledger: fail closed, keep its path local
+            _LOG.error("%s", exc)
+            raise PolicyError(f"the privacy ledger of {self.config.name} is damaged; no "
+                              "differentially private study runs until an operator "
+                              "repairs it") from None
 
     @rpc_boundary
     def RunMpc(self, request: node_pb2.MpcJobRequest,

@@ -87,7 +87,7 @@ def test_not_a_table(raw: Any) -> None:
 
 def test_unknown_key() -> None:
     message = from_mapping_error({"id": "a", "kind": "count", "filter": "x"}, "analysis[0].filter")
-    assert "unknown key" in message and "column, id, kind, where" in message
+    assert "unknown key" in message and "column, epsilon, id, kind, where" in message
 
 
 @pytest.mark.parametrize("key", ["id", "kind", "column", "where"])

@@ -50,6 +50,12 @@ class Kind:
     keys: ClassVar[Mapping[str, str]] = {}
     #: keys that must be present
     required: ClassVar[frozenset[str]] = frozenset()
+    #: differential privacy (see :mod:`securecalc.core.privacy`): ``"all"`` when one row can
+    #: change every slot of the kind's SumPlan, ``"one"`` when it changes at most one slot
+    #: (disjoint cells); None when the kind cannot take ``epsilon``, for ``dp_unsupported``
+    dp_row_slots: ClassVar[str | None] = None
+    dp_unsupported: ClassVar[str] = ("its finishing formulas are not yet robust to noisy "
+                                     "sums: a noisy matrix or variance may be invalid")
 
     def parse(self, raw: Mapping[str, Any], schema: Schema) -> dict[str, Any]:
         """Validated options (JSON-compatible). Raise ConfigError(field=<key>) on mistakes."""

@@ -20,6 +20,7 @@ class Moment(Kind):
     """A moment kind; instances differ only by name (see :data:`MOMENTS`)."""
 
     keys: ClassVar[Mapping[str, str]] = {"column": "the column"}
+    dp_row_slots: ClassVar[str | None] = "all"  # a row adds to n, S and Q
 
     def __init__(self, name: str, reveals: str, needs_column: bool = True):
         self.name = name  # type: ignore[misc]

@@ -146,6 +146,8 @@ class OrderKind(Kind):
     """Base of the order-statistic kinds; subclasses say which probabilities they want."""
 
     engines: ClassVar[frozenset[str]] = frozenset({"mpc", "ckks"})
+    dp_unsupported: ClassVar[str] = ("on MPC its search reveals comparison outcomes on "
+                                     "exact counts, which noise on sums does not cover")
     reveals: ClassVar[str] = (
         "the pooled n; on MPC the outcome of every comparison of the search (whether at least "
         "k values lie at or below each probed grid point), which brackets each result between "

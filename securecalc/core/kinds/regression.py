@@ -312,6 +312,8 @@ class LogReg(Kind):
     """
 
     name = "logreg"
+    dp_unsupported: ClassVar[str] = ("its Newton iterations release a data-dependent number "
+                                     "of rounds of sums")
     reveals: ClassVar[str] = (
         "the pooled n, gradient, Hessian and log-likelihood at every iterate (so every "
         "iterate's coefficients); the first Hessian is X'X/4, so the means, variances and "

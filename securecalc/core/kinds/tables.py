@@ -50,6 +50,7 @@ class Histogram(Kind):
     """
 
     name = "histogram"
+    dp_row_slots: ClassVar[str | None] = "one"  # a row falls in one bin
     reveals: ClassVar[str] = ("the pooled count of every bin, except that counts below "
                               "min_cell_count are withheld (only that they are small is "
                               "revealed).")
@@ -103,6 +104,7 @@ class Crosstab(Kind):
     """
 
     name = "crosstab"
+    dp_row_slots: ClassVar[str | None] = "one"  # a row falls in one cell
     reveals: ClassVar[str] = ("the pooled count of every cell, except that counts below "
                               "min_cell_count are withheld (only that they are small is "
                               "revealed).")

@@ -1,0 +1,124 @@
+"""A node's differential-privacy ledger: the epsilon each study has spent on its data.
+
+A JSON-lines file, one line per charged run: ``{"study", "job", "epsilon", "time"}`` with
+epsilon as an exact decimal string. :meth:`PrivacyLedger.charge` holds an exclusive lock while
+it adds up what was spent, decides, and appends (fsync'ed), so concurrent studies cannot
+overspend and a restart loses nothing. A run is charged *before* any computation and never
+refunded: a run that fails halfway may already have released something, and a refusal by
+another node cannot be told apart from a failure. A line that does not parse makes every
+charge fail (the ledger fails closed) until an operator repairs the file.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from fractions import Fraction
+from pathlib import Path
+
+from securecalc.core.privacy import exact
+from securecalc.errors import ConfigError, PolicyError
+
+
+@dataclass(frozen=True)
+class Charge:
+    """A run's charge and the totals after it (exact)."""
+
+    epsilon: Fraction
+    study_spent: Fraction
+    total_spent: Fraction
+
+
+class PrivacyLedger:
+    def __init__(self, path: Path, clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
+        self.path = Path(path)
+        self._clock = clock
+
+    def _open_locked(self) -> int:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return fd
+
+    def _entries(self, fd: int) -> list[tuple[str, Fraction]]:
+        os.lseek(fd, 0, os.SEEK_SET)
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        out = []
+        for number, line in enumerate(b"".join(chunks).splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+                study, epsilon = str(entry["study"]), Fraction(entry["epsilon"])
+                if epsilon < 0:
+                    raise ValueError
+            except (ValueError, KeyError, TypeError, ZeroDivisionError):
+                raise ConfigError(f"line {number} is not a ledger entry; no differentially "
+                                  "private study runs until the ledger is repaired",
+                                  path=str(self.path)) from None
+            out.append((study, epsilon))
+        return out
+
+    def spent(self, study: str | None = None) -> Fraction:
+        """Epsilon spent by ``study`` (by every study when None)."""
+        fd = self._open_locked()
+        try:
+            return sum((e for s, e in self._entries(fd) if study is None or s == study),
+                       Fraction(0))
+        finally:
+            os.close(fd)
+
+    def charge(self, *, study: str, job_id: str, epsilon: float,
+               study_budget: float | None, total_budget: float | None) -> Charge:
+        """Record that ``job_id`` of ``study`` spends ``epsilon``, or refuse (PolicyError)
+        when that would exceed ``study_budget`` for the study or ``total_budget`` over all
+        studies. Nothing is recorded on a refusal."""
+        cost = exact(epsilon)
+        fd = self._open_locked()
+        try:
+            entries = self._entries(fd)
+            study_spent = sum((e for s, e in entries if s == study), Fraction(0))
+            total_spent = sum((e for _, e in entries), Fraction(0))
+            if study_budget is not None and study_spent + cost > exact(study_budget):
+                raise PolicyError(
+                    f"study {study!r} would spend epsilon {_show(cost)} on top of the "
+                    f"{_show(study_spent)} it has spent; this node allows {study_budget:g} "
+                    "per study (policy.dp_budget)")
+            if total_budget is not None and total_spent + cost > exact(total_budget):
+                raise PolicyError(
+                    f"study {study!r} would spend epsilon {_show(cost)}; the studies on this "
+                    f"node have spent {_show(total_spent)} of the node's total "
+                    f"{total_budget:g} (policy.dp_total_budget)")
+            line = json.dumps({"study": study, "job": job_id, "epsilon": _show(cost),
+                               "time": self._clock().isoformat()}, sort_keys=True)
+            os.write(fd, (line + "\n").encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return Charge(cost, study_spent + cost, total_spent + cost)
+
+
+def _show(value: Fraction) -> str:
+    """An exact decimal when there is one (epsilons are decimals), else the fraction."""
+    if value.denominator == 1:
+        return str(value.numerator)
+    d = value.denominator
+    twos = fives = 0
+    while d % 2 == 0:
+        d //= 2
+        twos += 1
+    while d % 5 == 0:
+        d //= 5
+        fives += 1
+    if d != 1:
+        return str(value)
+    digits = max(twos, fives)
+    scaled = value * 10**digits
+    text = f"{scaled.numerator:0{digits + 1}d}"
+    return f"{text[:-digits]}.{text[-digits:]}"
