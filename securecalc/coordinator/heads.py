@@ -2,20 +2,23 @@
 
 The coordinator keeps every party's signed head in its own log and hands the whole set to
 every hospital node, so that each hospital holds the others' heads: a party that later
-truncates or rewrites its log is caught by anyone holding an older head.
+truncates or rewrites its log is caught by anyone holding an older head. With the heads go
+the release outcomes: which analyses were released, partly withheld or withheld, and a
+digest of each released value, which every node records in its own log.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Sequence
+from typing import Any
 
-from securecalc.audit.events import signed_head, store_heads
+from securecalc.audit.events import digest, signed_head, store_heads
 from securecalc.audit.log import AuditLog
 from securecalc.coordinator.calls import call_all
 from securecalc.core.config import StudyConfig
 from securecalc.core.job import Job
+from securecalc.core.results import StudyResult
 from securecalc.errors import SecureCalcError
 from securecalc.transport.channel import create_channel
 from securecalc.transport.proto import node_pb2, node_pb2_grpc
@@ -24,19 +27,45 @@ from securecalc.transport.tls import TlsFiles
 _LOG = logging.getLogger(__name__)
 
 
+def release_outcomes(result: StudyResult, min_cell_count: int) -> list[node_pb2.ReleaseOutcome]:
+    """Per analysis, what was released: withheld (no value), partly withheld (cells shown as
+    ``"<k"``) or released, with the digest of the value (never the value itself)."""
+    small = f"<{min_cell_count}"
+
+    def cells_withheld(value: Any) -> int:
+        if isinstance(value, dict):
+            return sum(cells_withheld(v) for v in value.values())
+        if isinstance(value, list):
+            return sum(cells_withheld(v) for v in value)
+        return int(value == small)
+
+    out = []
+    for rid, r in result.results.items():
+        hidden = cells_withheld(r.value)
+        status = ("withheld" if r.value is None and r.note and r.note.startswith("withheld")
+                  else "partly withheld" if hidden else "released")
+        note = r.note or (f"{hidden} cell(s) below min_cell_count ({min_cell_count}) withheld"
+                          if hidden else "")
+        out.append(node_pb2.ReleaseOutcome(analysis_id=rid, status=status, note=note,
+                                           digest=digest(r.value)))
+    return out
+
+
 def exchange_heads(config: StudyConfig, job: Job, tls: TlsFiles | None, log: AuditLog,
-                   heads: Sequence[str]) -> None:
-    """Record the parties' heads and deliver all of them to every node (best effort: the
-    results are already released, so a failure is recorded and reported, not raised)."""
-    if tls is None:  # development mode: nothing is signed
-        return
-    ca_pem = tls.ca.read_bytes()
+                   result: StudyResult) -> None:
+    """Record the parties' heads and deliver all of them, with what was released, to every
+    node (best effort: the results are already released, so a failure is recorded and
+    reported, not raised). Without TLS (development mode) nothing is signed: only the
+    outcomes travel."""
     try:
-        store_heads(log, job.job_id, heads, ca_pem=ca_pem)
-        everything = [*heads, signed_head(log)]
+        everything: list[str] = []
+        if tls is not None:
+            store_heads(log, job.job_id, result.heads, ca_pem=tls.ca.read_bytes())
+            everything = [*result.heads, signed_head(log)]
         channels = {p.name: create_channel(p.address, tls=tls, expected_name=p.name)
                     for p in job.parties}
-        request = node_pb2.HeadsRequest(job_id=job.job_id, checkpoint_json=everything)
+        request = node_pb2.HeadsRequest(job_id=job.job_id, checkpoint_json=everything,
+                                        outcomes=release_outcomes(result, job.min_cell_count))
         try:
             call_all({name: (lambda ch=ch: node_pb2_grpc.PartyNodeStub(ch).StoreHeads.future(
                          request, timeout=30.0)) for name, ch in channels.items()},

@@ -51,5 +51,5 @@ def run_study(config: StudyConfig | str | Path, *, insecure: bool = False) -> St
     log.append("study_end", job=job.job_id, seconds=round(result.cost.seconds, 6),
                bytes_sent=result.cost.bytes_sent,
                results={rid: digest(r.value) for rid, r in result.results.items()})
-    exchange_heads(config, job, tls, log, result.heads)
+    exchange_heads(config, job, tls, log, result)
     return result

@@ -190,10 +190,15 @@ class NodeService(node_pb2_grpc.PartyNodeServicer):
     @rpc_boundary
     def StoreHeads(self, request: node_pb2.HeadsRequest,
                    context: grpc.ServicerContext) -> node_pb2.HeadsReply:
-        require_peer(context, self.config.coordinators, insecure=self.insecure)
+        coordinator = require_peer(context, self.config.coordinators, insecure=self.insecure)
         ca_pem = self.tls.ca.read_bytes() if self.tls else None
         stored = store_heads(self.audit, request.job_id, request.checkpoint_json,
                              ca_pem=ca_pem)
+        if request.outcomes:
+            self.audit.append("release_reported", job=request.job_id, coordinator=coordinator,
+                              outcomes=[{"analysis": o.analysis_id, "status": o.status,
+                                         "note": o.note, "digest": o.digest}
+                                        for o in request.outcomes])
         return node_pb2.HeadsReply(stored=stored)
 
 

@@ -6,6 +6,7 @@ Tolerances: MPC relative error <= 1e-9 (exact for int columns), CKKS <= 1e-6.
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -197,3 +198,15 @@ def test_small_cohorts_are_withheld(edge_cluster, engine: str) -> None:  # type:
             assert got.value is None and got.n is None and "min_cohort" in (got.note or ""), aid
         elif value is not None:
             assert got.n == n and got.note is None, aid
+    # every node is told what the coordinator released and withheld (on CKKS only the
+    # coordinator sees the totals), and records it in its own audit log
+    for party in cluster.addresses:
+        if party == "compute":
+            continue
+        records = [json.loads(x) for x in
+                   (cluster.root / "audit" / f"{party}.jsonl").read_text().splitlines()]
+        (told,) = [r["data"] for r in records if r["event"] == "release_reported"
+                   and r["data"]["job"] == result.job_id]
+        status = {o["analysis"]: o["status"] for o in told["outcomes"]}
+        assert status == {aid: "withheld" if n < 10 else "released"
+                          for aid, (_, n) in expected.items()}, (party, status)

@@ -8,12 +8,26 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class HeadsRequest(_message.Message):
-    __slots__ = ("job_id", "checkpoint_json")
+    __slots__ = ("job_id", "checkpoint_json", "outcomes")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     CHECKPOINT_JSON_FIELD_NUMBER: _ClassVar[int]
+    OUTCOMES_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     checkpoint_json: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, job_id: _Optional[str] = ..., checkpoint_json: _Optional[_Iterable[str]] = ...) -> None: ...
+    outcomes: _containers.RepeatedCompositeFieldContainer[ReleaseOutcome]
+    def __init__(self, job_id: _Optional[str] = ..., checkpoint_json: _Optional[_Iterable[str]] = ..., outcomes: _Optional[_Iterable[_Union[ReleaseOutcome, _Mapping]]] = ...) -> None: ...
+
+class ReleaseOutcome(_message.Message):
+    __slots__ = ("analysis_id", "status", "note", "digest")
+    ANALYSIS_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    analysis_id: str
+    status: str
+    note: str
+    digest: str
+    def __init__(self, analysis_id: _Optional[str] = ..., status: _Optional[str] = ..., note: _Optional[str] = ..., digest: _Optional[str] = ...) -> None: ...
 
 class HeadsReply(_message.Message):
     __slots__ = ("stored",)

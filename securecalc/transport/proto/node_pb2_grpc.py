@@ -83,7 +83,7 @@ class PartyNodeServicer:
 
     def StoreHeads(self, request, context):
         """Coordinator -> node: the signed audit heads of every party of a finished job, so that
-        each hospital holds the others' heads.
+        each hospital holds the others' heads, and what the coordinator released or withheld.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
