@@ -1,4 +1,6 @@
-"""Suppressed sums with real MPyC workers: totals below the threshold are never released."""
+"""Suppressed sums with real MPyC workers: totals below the threshold are never released.
+
+Small thresholds run the zero test (``steps_gate``), large ones the secure comparison."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from securecalc.engines.mpc import (
     run_local,
     sum_bit_length,
 )
+from securecalc.engines.mpc.steps import suppressed_sum_plan
 from securecalc.engines.mpc.steps_compare import comparison_rounds
 
 BOUND = MAX_ROWS_PER_SITE + 1  # what mpc_bound gives for a counts plan
@@ -60,9 +63,13 @@ def run(m: int, threshold: int, seed: int) -> tuple[list[JobResult], dict[str, l
     return run_local(jobs, timeout=50), totals
 
 
-def check(results: list[JobResult], totals: dict[str, list[int]], threshold: int) -> None:
-    # input (overlapping the comparison's randomness), comparison, product, output
-    expected = comparison_rounds(sum_bit_length(BOUND, len(results))) + 2
+def check(results: list[JobResult], totals: dict[str, list[int]], threshold: int) -> bool:
+    """Check the released values and rounds; whether the zero test ran."""
+    by_zero, expected = suppressed_sum_plan(SuppressedSumStep("s", (), BOUND, threshold),
+                                            len(results))
+    # comparison: input (overlapping the comparison's randomness), comparison, product, output;
+    # the session may count a peer's early input as a dependency of our randomness: +1
+    slack = 0 if by_zero else 1
     for name, tot in totals.items():
         bits = [int(t >= threshold) for t in tot]
         masked = [t if b else 0 for t, b in zip(tot, bits, strict=True)]
@@ -73,16 +80,17 @@ def check(results: list[JobResult], totals: dict[str, list[int]], threshold: int
     for r in results:  # every width costs the same rounds: one batch per round
         rounds = {s.name: s.rounds for s in r.steps if s.name != "plain"}
         assert rounds.pop("empty") == 0
-        # the session may count a peer's early input as a dependency of our randomness: +1
-        assert all(expected <= v <= expected + 1 for v in rounds.values()), (expected, rounds)
+        assert all(expected <= v <= expected + slack for v in rounds.values()), (expected, rounds)
         assert r.totals("plain") == tuple(totals["wide"])
+    return by_zero
 
 
 @pytest.mark.timeout(60)
 def test_three_parties_withhold_small_totals() -> None:
     results, totals = run(3, threshold=11, seed=1)
     assert totals["mixed"][:4] == [0, 10, 11, 12]
-    check(results, totals, 11)
+    assert check(results, totals, 11)  # zero test: 12 factors, depth 4
+    assert {s.rounds for s in results[0].steps if s.name != "empty"} == {5, 2}
     mixed = results[0].totals("mixed")
     assert mixed[:6] == (0, 0, 1, 1, 1, 1) and mixed[6:8] == (0, 0)  # 10 stays secret
     assert mixed[10] == totals["mixed"][4] > 2 * MAX_ROWS_PER_SITE  # large totals fit
@@ -94,6 +102,19 @@ def test_three_parties_withhold_small_totals() -> None:
 @pytest.mark.timeout(60)
 def test_five_parties_withhold_small_totals() -> None:
     results, totals = run(5, threshold=5, seed=2)
-    check(results, totals, 5)
+    assert check(results, totals, 5)
+    assert results[0].steps[0].rounds == 4  # input, 2 levels of products, opening
     assert results[0].totals("single-small") == (0, 0)
     assert results[0].totals("single-at") == (1, 5)
+
+
+@pytest.mark.timeout(60)
+def test_large_threshold_is_compared() -> None:
+    """Beyond about 2**10 the zero test's depth exceeds the comparison's rounds."""
+    results, totals = run(3, threshold=3000, seed=4)
+    assert not check(results, totals, 3000)
+    length = sum_bit_length(BOUND, 3)
+    assert suppressed_sum_plan(SuppressedSumStep("s", (), BOUND, 3000), 3) == (
+        False, comparison_rounds(length) + 2) == (False, 11)
+    assert suppressed_sum_plan(SuppressedSumStep("s", (), BOUND, 1022), 3) == (True, 11)
+    assert suppressed_sum_plan(SuppressedSumStep("s", (), BOUND, 1023), 3) == (False, 11)

@@ -113,9 +113,10 @@ def _check_values(name: str, values: Sequence[object], lo: int, hi: int) -> None
 class SuppressedSumStep:
     """Element-wise sum of counts, withholding every total below ``threshold`` from everyone.
 
-    Every party inputs ``values`` (counts: ``0 <= v <= bound``). The totals are compared with
-    the public ``threshold`` securely, all slots in parallel (the rounds do not grow with the
-    width ``w``), and for each slot only ``b = [total >= threshold]`` and ``b * total`` are
+    Every party inputs ``values`` (counts: ``0 <= v <= bound``). The totals are tested against
+    the public ``threshold`` securely (a zero test, or a comparison for large thresholds; see
+    ``steps.py``), all slots in parallel (the rounds do not grow with the width ``w``), and
+    for each slot only ``b = [total >= threshold]`` and ``b * total`` are
     released: ``totals = (b_0, ..., b_{w-1}, masked_0, ..., masked_{w-1})``. Reveals which
     slots are small and the totals of the others; a small total stays secret (masked 0).
     """
@@ -148,9 +149,16 @@ class GatedSumStep:
     """Element-wise sum released only when every cohort slot reaches ``threshold``.
 
     Every party inputs ``values`` (``|v| <= bound``). The totals in ``gate_slots`` (cohort
-    sizes) are compared with the public ``threshold`` securely and only whether *all* of them
-    pass is revealed; then, on a pass, the totals are released: ``totals = (1, t_0, ...)``,
-    otherwise ``(0,)`` and nothing else. A small cohort's size stays secret from everyone.
+    sizes) are tested against the public ``threshold`` securely and only whether *all* of
+    them pass is revealed; then, on a pass, the totals are released: ``totals = (1, t_0,
+    ...)``, otherwise ``(0,)`` and nothing else. A small cohort's size stays secret from
+    everyone.
+
+    ``gate_floor`` is the least value a party may input in a gate slot (public; checked by
+    :meth:`check_inputs`): 0 for exact counts, ``-cap`` for counts carrying a noise share of at
+    most ``cap``; None (the default) allows any ``-bound <= v``. The narrower the range of
+    pooled cohort sizes below the threshold, the cheaper the zero test that decides the gate
+    (see ``steps.py``); with the default, it is decided by a secure comparison.
     """
 
     name: str
@@ -158,6 +166,7 @@ class GatedSumStep:
     bound: int
     gate_slots: tuple[int, ...]
     threshold: int
+    gate_floor: int | None = None
     kind: ClassVar[str] = "gated-sum"
 
     def __post_init__(self) -> None:
@@ -169,16 +178,30 @@ class GatedSumStep:
         if not self.gate_slots or any(not 0 <= i < len(self.values) for i in self.gate_slots):
             raise ConfigError(f"step {self.name!r}: gate slots outside the vector",
                               field="gate_slots")
+        if self.gate_floor is not None:
+            _check_int(self.name, "gate_floor", self.gate_floor, -self.bound)
+            if self.gate_floor > 0:
+                raise ConfigError(f"step {self.name!r}: gate_floor must be <= 0",
+                                  field="gate_floor")
+
+    @property
+    def floor(self) -> int:
+        """The least admissible value in a gate slot."""
+        return -self.bound if self.gate_floor is None else self.gate_floor
 
     def check_inputs(self) -> None:
         _check_values(self.name, self.values, -self.bound, self.bound)
+        for i in self.gate_slots:
+            if operator.index(self.values[i]) < self.floor:
+                raise DataError(f"step {self.name!r}: value #{i} (a cohort size) is below "
+                                f"the gate floor {self.floor}")
 
     def int_values(self) -> list[int]:
         return [operator.index(v) for v in self.values]
 
     def public_spec(self) -> tuple[object, ...]:
         return (self.kind, self.name, len(self.values), self.bound, self.gate_slots,
-                self.threshold)
+                self.threshold, self.gate_floor)
 
 
 #: largest grid a search accepts (indices must fit int64 with room to spare)

@@ -17,12 +17,15 @@ For ``l``-bit values (``-2**(l-1) <= a < 2**(l-1)``) and MPyC's statistical secu
    no messages);
 2. open ``c = a + 2**l + r + 2**l * r'``, which hides ``a`` statistically;
 3. ``ceil(log2(l + 1))`` rounds: the product of ``l + 1`` shared factors per element;
-4. open the product times a random nonzero mask (is it zero?), and derive ``[a < 0]`` locally.
+4. open the product times a random nonzero mask (is it zero?) at degree ``2t``, randomized by
+   a pseudorandom sharing of zero (:func:`open_2t`), and derive ``[a < 0]`` locally.
 
 So :func:`comparison_rounds` ``= ceil(log2(l + 1)) + 3`` rounds, the first of which can
 overlap an ``input``. Uses MPyC 0.11 internals (``_randoms``, ``random_bits`` on a field,
-``output(threshold=2t)``), as ``runtime.sgn`` does; the engine pins ``mpyc==0.11``. Like the
-runners, this module does not import mpyc: the runtime is passed in.
+``output(threshold=2t)``, ``thresha.pseudorandom_share_zero``), as ``runtime.sgn`` and
+``random_bits`` do; the engine pins ``mpyc==0.11``. Like the runners, this module does not
+import mpyc at import time: the runtime is passed in (:func:`open_2t` takes ``mpyc.thresha``
+from the worker's already imported mpyc).
 """
 
 from __future__ import annotations
@@ -90,7 +93,19 @@ def prepare(rt: Any, field: Any, n: int, length: int) -> Prepared:
 
 
 
-async def _products(rt: Any, factors: list[list[Any]]) -> list[Any]:
+async def open_2t(rt: Any, field: Any, shares: Sequence[Any]) -> list[Any]:
+    """Open degree-``2t`` shares (local products of two degree-``t`` sharings) at threshold
+    ``2t``, each plus a pseudorandom degree-``2t`` sharing of zero (PRSS, no messages): the
+    opened polynomial is then uniform but for its value at 0, as in MPyC's ``random_bits``."""
+    from mpyc import thresha  # the worker has imported mpyc already
+
+    zeros = thresha.pseudorandom_share_zero(field, len(rt.parties), rt.pid,
+                                            rt.prfs(field.order), rt._prss_uci(), len(shares))
+    return await settled(rt.output([a + z for a, z in zip(shares, zeros, strict=True)],
+                                   threshold=2 * rt.threshold))
+
+
+async def products(rt: Any, factors: list[list[Any]]) -> list[Any]:
     """Per row, the product of its shared factors (rows of equal length), batched by level."""
     rows = [list(r) for r in factors]
     while len(rows[0]) > 1:
@@ -139,10 +154,9 @@ async def less_than_zero(rt: Any, prep: Prepared, a: Sequence[Any]) -> list[Any]
             xors += 1 - r_j if c_j else r_j
         e[ell] = field(s - 1 + 3 * xors)
         factors.append(e)
-    prods = await _products(rt, factors)
+    prods = await products(rt, factors)
     masks = rt._randoms(field, n)  # nonzero except with negligible probability
-    zero = await settled(rt.output([p * r for p, r in zip(prods, masks, strict=True)],
-                                   threshold=2 * rt.threshold))
+    zero = await open_2t(rt, field, [p * r for p, r in zip(prods, masks, strict=True)])
     two_l = field(1 << ell)
     out = []
     for i in range(n):
