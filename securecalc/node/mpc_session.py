@@ -19,7 +19,7 @@ import grpc
 
 from securecalc.core.job import Job
 from securecalc.engines.mpc.job import JobResult, MpcJob
-from securecalc.engines.mpc.launcher import WorkerHandle
+from securecalc.engines.mpc.launcher import SparePool, WorkerHandle
 from securecalc.transport.channel import create_channel
 from securecalc.transport.proto import node_pb2, node_pb2_grpc
 from securecalc.transport.tls import TlsFiles
@@ -42,8 +42,10 @@ def injected_latency() -> float:
 class MpcSession:
     """Relays one job's frames between its worker and the peer nodes."""
 
-    def __init__(self, job: Job, me: str, tls: TlsFiles | None, timeout: float):
+    def __init__(self, job: Job, me: str, tls: TlsFiles | None, timeout: float,
+                 pool: SparePool | None = None):
         self.job = job
+        self.pool = pool
         self.me = me
         self.pid = job.index_of(me)
         self.tls = tls
@@ -87,7 +89,7 @@ class MpcSession:
         """Start the worker and the streams, relay until the worker ends, and clean up."""
         from securecalc.engines.mpc.launcher import start_worker
 
-        handle = start_worker(mpc_job, on_frame=self._send)
+        handle = start_worker(mpc_job, on_frame=self._send, pool=self.pool)
         with self._lock:
             self._handle = handle
             pending, self._inbox = self._inbox, []

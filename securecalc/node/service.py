@@ -17,6 +17,7 @@ from securecalc.core.job import Job
 from securecalc.core.policy import describe_request, request_id
 from securecalc.engines.ckks.layout import Layout
 from securecalc.engines.mpc.job import MpcJob
+from securecalc.engines.mpc.launcher import SparePool
 from securecalc.errors import ConfigError, PolicyError, ProtocolError
 from securecalc.node.approvals import Approvals
 from securecalc.node.ckks_job import contribute
@@ -48,6 +49,8 @@ class NodeService(node_pb2_grpc.PartyNodeServicer):
         self.tls = (TlsFiles(config.tls.ca, config.tls.cert, config.tls.key)
                     if config.tls else None)
         self.sessions = SessionRegistry()
+        self.spares = SparePool()  # an MPC worker ready before the first job arrives
+        self.spares.fill()
         self.approvals = Approvals(config.approvals_dir or
                                    config.data_path.parent / "approvals" / config.name)
         self.ledger = PrivacyLedger(config.privacy_ledger or config.data_path.parent
@@ -102,7 +105,7 @@ class NodeService(node_pb2_grpc.PartyNodeServicer):
         job = job_from_proto(request.spec, "mpc")
         self._received(job, "mpc", coordinator)
         timeout = _remaining(context)
-        session = MpcSession(job, self.config.name, self.tls, timeout)
+        session = MpcSession(job, self.config.name, self.tls, timeout, pool=self.spares)
         self.sessions.add(session)  # before anything slow: peers may already be sending
         context.add_callback(lambda: session.abort("the coordinator cancelled the job"))
         try:

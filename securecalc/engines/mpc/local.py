@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from securecalc.engines.mpc.job import JobResult, MpcJob
-from securecalc.engines.mpc.launcher import WorkerHandle, start_worker
+from securecalc.engines.mpc.launcher import SparePool, WorkerHandle, start_worker
 from securecalc.errors import ConfigError, SecureCalcError
 
 
@@ -46,7 +46,8 @@ class LocalOutcome:
 
 
 class _Relay:
-    def __init__(self, jobs: Sequence[MpcJob], fault: Fault | None):
+    def __init__(self, jobs: Sequence[MpcJob], fault: Fault | None,
+                 pools: Sequence[SparePool | None] = ()):
         m = len(jobs)
         if sorted(j.pid for j in jobs) != list(range(m)) or any(j.m != m for j in jobs):
             raise ConfigError("run_local needs one job per party, pids 0..m-1")
@@ -54,6 +55,7 @@ class _Relay:
             raise ConfigError("run_local needs one job id")
         self.jobs = sorted(jobs, key=lambda j: j.pid)
         self.fault = fault
+        self.pools = list(pools) or [None] * m
         self.handles: list[WorkerHandle] = []
         self.ready = threading.Event()
         self.silenced: set[int] = set()
@@ -64,7 +66,8 @@ class _Relay:
         try:
             for job in self.jobs:
                 self.handles.append(start_worker(job, on_frame=partial(self._route, job.pid),
-                                                 on_done=partial(self._done, job.pid)))
+                                                 on_done=partial(self._done, job.pid),
+                                                 pool=self.pools[job.pid]))
         finally:
             self.ready.set()
 
@@ -100,9 +103,11 @@ class _Relay:
 
 
 def run_local_outcomes(jobs: Sequence[MpcJob], *, fault: Fault | None = None,
-                       timeout: float | None = None) -> list[LocalOutcome]:
-    """Run every party's job in its own worker; return each party's outcome (by pid)."""
-    relay = _Relay(jobs, fault)
+                       timeout: float | None = None,
+                       pools: Sequence[SparePool | None] = ()) -> list[LocalOutcome]:
+    """Run every party's job in its own worker (from ``pools[pid]`` when given); return each
+    party's outcome (by pid)."""
+    relay = _Relay(jobs, fault, pools)
     limit = timeout if timeout is not None else max(j.job_timeout for j in jobs) + 30
     try:
         relay.start()

@@ -93,6 +93,22 @@ def _reader(conn: Connection, loop: asyncio.AbstractEventLoop, session: Session)
             return
 
 
+def run_spare(conn: Connection) -> None:
+    """Spawn target of a spare worker: import everything now, then wait for ``("job", job)``
+    and run it (see :class:`~securecalc.engines.mpc.launcher.SparePool`). Exits quietly when
+    the node closes the pipe or sends anything else."""
+    _import_mpyc()
+    from securecalc.engines.mpc import steps  # noqa: F401 - the runners, imported ahead
+
+    try:
+        msg = conn.recv()
+    except (EOFError, OSError):
+        return
+    if isinstance(msg, tuple) and len(msg) == 2 and msg[0] == "job" and \
+            isinstance(msg[1], MpcJob):
+        run_worker(conn, msg[1])
+
+
 def run_worker(conn: Connection, job: MpcJob) -> None:
     """Spawn target: run ``job`` and report ``done`` or ``failed`` on ``conn``."""
     send_lock = threading.Lock()
