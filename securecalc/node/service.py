@@ -49,8 +49,9 @@ class NodeService(node_pb2_grpc.PartyNodeServicer):
         self.tls = (TlsFiles(config.tls.ca, config.tls.cert, config.tls.key)
                     if config.tls else None)
         self.sessions = SessionRegistry()
-        self.spares = SparePool()  # an MPC worker ready before the first job arrives
-        self.spares.fill()
+        # after its first MPC job, a node keeps the next job's worker process ready (a node
+        # that only serves CKKS never starts one)
+        self.spares = SparePool()
         self.approvals = Approvals(config.approvals_dir or
                                    config.data_path.parent / "approvals" / config.name)
         self.ledger = PrivacyLedger(config.privacy_ledger or config.data_path.parent
