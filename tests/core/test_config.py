@@ -616,6 +616,7 @@ EXAMPLE_LOADERS: dict[str, Loader] = {
     "compute.toml": load_compute_config,
     "study-mpc.toml": load_study_config,
     "study-ckks.toml": load_study_config,
+    "study-dp.toml": load_study_config,
 }
 
 
@@ -655,6 +656,14 @@ def test_example_studies_load(engine: str) -> None:
     assert {a.kind for a in config.analyses} == {"count", "mean", "sum", "variance", "std",
                                                  "median", "linreg", "kaplan_meier"}
     assert config.tls is not None and config.tls.key == EXAMPLES.resolve() / "pki/coordinator.key"
+
+
+def test_example_dp_study_loads() -> None:
+    config = load_study_config(EXAMPLES / "study-dp.toml")
+    assert [(a.kind, a.epsilon) for a in config.analyses] == [
+        ("count", 0.1), ("mean", 0.2), ("histogram", 0.2)]
+    assert [p.address for p in config.parties] == [
+        p.address for p in load_study_config(EXAMPLES / "study-mpc.toml").parties]
 
 
 def test_example_studies_agree() -> None:
