@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from securecalc.core.plans import SumPlan
+from securecalc.core.plans import MAX_SEARCH_SPLITS, SearchPlan, SumPlan, search_arity
 from securecalc.engines.mpc import (
     IterativeStep,
     MpcJob,
@@ -67,6 +67,33 @@ def test_iterations_are_ceil_log_arity() -> None:
                 depth += 1
             assert depth <= search_iterations(n, a)
             assert len(split_points(0, n - 1, a)) <= a - 1
+
+
+@pytest.mark.timeout(10)
+def test_arity_gives_fewest_iterations_within_the_split_cap() -> None:
+    cap = MAX_SEARCH_SPLITS
+    sizes = [*range(1, 3000), 10**4, 10**5, 10**6, 66**3, 66**3 + 1, 2**40, 2**62]
+    for n in sizes:
+        a = search_arity(n)
+        i = search_iterations(n, a)
+        assert 2 <= a <= cap + 1 and i == search_iterations(n, cap + 1), n  # fewest iterations
+        assert a == 2 or search_iterations(n, a - 1) > i, n  # and then the fewest comparisons
+    assert [search_arity(n) for n in (2, 65, 66, 10**3, 10**4, 10**6)] == [2, 65, 9, 32, 22, 32]
+    plan = SearchPlan(lo=0.0, hi=9999.0, resolution=1.0, probs=(0.5,))
+    assert plan.arity == 22 and SearchPlan(0.0, 1.0, 0.5, (0.5,), 8).arity == 8
+    assert SearchStep("q", (), 10**4, (0.5,)).arity == 22
+    assert SearchStep("q", (), 10**4, (0.5,), 5).arity == 5
+
+
+@pytest.mark.timeout(60)
+@settings(max_examples=100, deadline=None)
+@given(values=st.lists(st.integers(0, 9999), min_size=1, max_size=200),
+       n_extra=st.integers(0, 5000))
+def test_search_results_do_not_depend_on_the_arity(values: list[int], n_extra: int) -> None:
+    n_points = max(values) + 1 + n_extra
+    counts = pooled_counts(np.array(values, dtype=np.int64), n_points)
+    want = plain_search(counts, PROBS, 8, search_target)
+    assert plain_search(counts, PROBS, search_arity(n_points), search_target) == want
 
 
 @pytest.mark.timeout(10)
@@ -265,7 +292,7 @@ def test_digest_covers_public_parameters_only() -> None:
     ]:
         assert job(*steps).digest() != base
     spec = SearchStep("b", idx, 10, (0.5,)).public_spec()
-    assert spec == ("search", "b", 10, (0.5,), 8)
+    assert spec == ("search", "b", 10, (0.5,), 10)  # arity search_arity(10): one iteration
     it = IterativeStep("c", Countdown(10), 1).public_spec()
     assert it[2].endswith("test_mpc_steps_pure.Countdown") and "stop=10" in it[3]
 

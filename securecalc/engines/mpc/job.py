@@ -26,7 +26,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from securecalc.core.plans import MAX_ROWS_PER_SITE, IterativeProgram, SumPlan
+from securecalc.core.plans import MAX_ROWS_PER_SITE, IterativeProgram, SumPlan, search_arity
 from securecalc.errors import ConfigError, DataError, ProtocolError
 
 MIN_PARTIES = 3
@@ -235,19 +235,21 @@ class SearchStep:
     split points ``s``; these equal ``[s >= k_j]``, so they say nothing beyond the results.
 
     Cost: :func:`~securecalc.engines.mpc.steps_search.search_iterations` iterations
-    (``ceil(log_arity(n_points))``: 5 for 10**4 points and arity 8), each one ``input`` of at
-    most ``(arity - 1) * len(probs)`` counts and one batch of secure comparisons on
-    ``N.bit_length() + 2`` bits (``ceil(log2(l + 1)) + 3`` rounds: 7 for ``N < 2**13``, 8 for
-    ``N < 2**29``) whose bits are then output. In all ``2 + 5 * 8 = 42`` rounds for 10**4
-    points, arity 8 and ``N < 2**13``, 47 for ``N < 2**29`` (see ``steps.py``), whatever the
-    number of probs. Equality compares the public parameters and the indices.
+    (``ceil(log_arity(n_points))``), each one ``input`` of at most ``(arity - 1) *
+    len(probs)`` counts and one batch of secure comparisons on ``N.bit_length() + 2`` bits
+    (``ceil(log2(l + 1)) + 3`` rounds: 7 for ``N < 2**13``, 8 for ``N < 2**29``) whose bits are
+    then output. ``arity`` 0 (the default) takes ``search_arity(n_points)`` (fewest iterations
+    with at most 64 comparisons per prob each): for 10**4 points arity 22, 3 iterations, in
+    all ``2 + 3 * 8 = 26`` rounds for ``N < 2**13``, 29 for ``N < 2**29`` (arity 8: 5
+    iterations, 42 and 47; see ``steps.py``), whatever the number of probs. Equality
+    compares the public parameters and the indices.
     """
 
     name: str
     indices: np.ndarray | tuple[int, ...]
     n_points: int
     probs: tuple[float, ...]
-    arity: int = 8
+    arity: int = 0
     kind: ClassVar[str] = "search"
 
     def __post_init__(self) -> None:
@@ -256,6 +258,8 @@ class SearchStep:
         _check_int(name, "n_points", self.n_points, 1)
         if self.n_points > MAX_SEARCH_POINTS:
             raise ConfigError(f"step {name!r}: n_points must be <= 2**62", field="n_points")
+        if isinstance(self.arity, int) and not isinstance(self.arity, bool) and not self.arity:
+            object.__setattr__(self, "arity", search_arity(self.n_points))
         _check_int(name, "arity", self.arity, 2)
         try:
             probs = tuple(self.probs)
