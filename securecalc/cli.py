@@ -82,6 +82,30 @@ def _node_approve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _node_budget(args: argparse.Namespace) -> int:
+    from fractions import Fraction
+
+    from securecalc.core.config import load_node_config
+    from securecalc.core.privacy import exact
+    from securecalc.node.privacy_ledger import PrivacyLedger, show
+
+    config = load_node_config(args.config, insecure=True)
+    assert config.privacy_ledger is not None
+    spent = PrivacyLedger(config.privacy_ledger).by_study()
+    policy = config.policy
+    print(f"privacy ledger: {config.privacy_ledger}")
+    print(f"budget per study: {policy.dp_budget if policy.dp_budget is not None else 'none'}; "
+          f"over all studies: "
+          f"{policy.dp_total_budget if policy.dp_total_budget is not None else 'none'}")
+    for study, epsilon in spent.items():
+        left = "" if policy.dp_budget is None else \
+            f" (left: {show(max(Fraction(0), exact(policy.dp_budget) - epsilon))})"
+        print(f"  {study}: epsilon {show(epsilon)} spent{left}")
+    print(f"total spent: {show(sum(spent.values(), Fraction(0)))}"
+          if spent else "no differentially private study has run")
+    return 0
+
+
 def _compute_serve(args: argparse.Namespace) -> int:
     from securecalc.compute.server import start_compute
     from securecalc.core.config import load_compute_config
@@ -184,6 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     approve.add_argument("request", help="the request id shown by `node pending`")
     approve.add_argument("--config", required=True, help="node.toml")
     approve.set_defaults(func=_node_approve)
+    budget = node.add_parser("budget", help="epsilon each study has spent on this node")
+    budget.add_argument("--config", required=True, help="node.toml")
+    budget.set_defaults(func=_node_budget)
 
     compute = commands.add_parser("compute", help="the untrusted CKKS compute node")
     compute_serve = compute.add_subparsers(dest="action", required=True, metavar="ACTION") \

@@ -7,6 +7,7 @@ node's MPC worker) enters a secure computation.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +24,7 @@ from securecalc.core.plans import (
     SumPlan,
     round_plan,
 )
-from securecalc.core.privacy import RandomSource, add_noise, sample_noise
+from securecalc.core.privacy import NoisePlan, RandomSource, add_noise, sample_noise
 from securecalc.core.table import Table
 from securecalc.core.where import parse_where
 from securecalc.errors import DataError, ProtocolError
@@ -34,6 +35,13 @@ class LocalContribution:
     analysis: Analysis
     plan: Plan
     local: Any
+    #: the noise share ``local`` carries (differentially private analyses), else None
+    noise: NoisePlan | None = None
+
+    def floor(self, slot: int) -> int:
+        """The least value this site may input in count slot ``slot``: 0, or minus the
+        largest noise share."""
+        return 0 if self.noise is None else -math.ceil(self.noise.caps[slot])
 
 
 def contributions(job: Job, table: Table, engine: str,
@@ -52,7 +60,7 @@ def contributions(job: Job, table: Table, engine: str,
         local = kind_of(analysis.kind).local(analysis, job.schema, table, mask, job.options)
         if noise is not None:
             local = add_noise(local, sample_noise(noise, rng))
-        parts.append(LocalContribution(analysis, plan, local))
+        parts.append(LocalContribution(analysis, plan, local, noise))
     return parts
 
 
@@ -67,11 +75,15 @@ def mpc_steps(parts: Sequence[LocalContribution], gates: Sequence[tuple[int, ...
         name, plan = part.analysis.id, part.plan
         if isinstance(plan, SumPlan):
             values = mpc_encode(plan, part.local)
+            bound = mpc_bound(plan)
             if gate:
-                steps.append(mpc.GatedSumStep(name, values, mpc_bound(plan), gate, min_cohort))
+                floor = max(-bound, min(part.floor(i) for i in gate))
+                steps.append(mpc.GatedSumStep(name, values, bound, gate, min_cohort,
+                                              gate_floor=floor))
             elif plan.suppress_below:
-                steps.append(mpc.SuppressedSumStep(name, values, mpc_bound(plan),
-                                                   plan.suppress_below))
+                floor = max(-bound, min(part.floor(i) for i in range(plan.width)))
+                steps.append(mpc.SuppressedSumStep(name, values, bound, plan.suppress_below,
+                                                   floor=floor))
             else:
                 steps.append(mpc.SumStep(name, values, mpc_bound(plan)))
         elif isinstance(plan, SearchPlan):

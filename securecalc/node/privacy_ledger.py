@@ -74,6 +74,17 @@ class PrivacyLedger:
         finally:
             os.close(fd)
 
+    def by_study(self) -> dict[str, Fraction]:
+        """Epsilon spent per study, in the order studies first appear."""
+        fd = self._open_locked()
+        try:
+            out: dict[str, Fraction] = {}
+            for study, epsilon in self._entries(fd):
+                out[study] = out.get(study, Fraction(0)) + epsilon
+            return out
+        finally:
+            os.close(fd)
+
     def charge(self, *, study: str, job_id: str, epsilon: float,
                study_budget: float | None, total_budget: float | None) -> Charge:
         """Record that ``job_id`` of ``study`` spends ``epsilon``, or refuse (PolicyError)
@@ -87,15 +98,15 @@ class PrivacyLedger:
             total_spent = sum((e for _, e in entries), Fraction(0))
             if study_budget is not None and study_spent + cost > exact(study_budget):
                 raise PolicyError(
-                    f"study {study!r} would spend epsilon {_show(cost)} on top of the "
-                    f"{_show(study_spent)} it has spent; this node allows {study_budget:g} "
+                    f"study {study!r} would spend epsilon {show(cost)} on top of the "
+                    f"{show(study_spent)} it has spent; this node allows {study_budget:g} "
                     "per study (policy.dp_budget)")
             if total_budget is not None and total_spent + cost > exact(total_budget):
                 raise PolicyError(
-                    f"study {study!r} would spend epsilon {_show(cost)}; the studies on this "
-                    f"node have spent {_show(total_spent)} of the node's total "
+                    f"study {study!r} would spend epsilon {show(cost)}; the studies on this "
+                    f"node have spent {show(total_spent)} of the node's total "
                     f"{total_budget:g} (policy.dp_total_budget)")
-            line = json.dumps({"study": study, "job": job_id, "epsilon": _show(cost),
+            line = json.dumps({"study": study, "job": job_id, "epsilon": show(cost),
                                "time": self._clock().isoformat()}, sort_keys=True)
             os.write(fd, (line + "\n").encode())
             os.fsync(fd)
@@ -104,7 +115,7 @@ class PrivacyLedger:
         return Charge(cost, study_spent + cost, total_spent + cost)
 
 
-def _show(value: Fraction) -> str:
+def show(value: Fraction) -> str:
     """An exact decimal when there is one (epsilons are decimals), else the fraction."""
     if value.denominator == 1:
         return str(value.numerator)

@@ -19,6 +19,7 @@ from securecalc.engines.mpc import (
 )
 from securecalc.engines.mpc.steps import suppressed_sum_plan
 from securecalc.engines.mpc.steps_compare import comparison_rounds
+from securecalc.errors import DataError
 
 BOUND = MAX_ROWS_PER_SITE + 1  # what mpc_bound gives for a counts plan
 
@@ -118,3 +119,25 @@ def test_large_threshold_is_compared() -> None:
         False, comparison_rounds(length) + 2) == (False, 11)
     assert suppressed_sum_plan(SuppressedSumStep("s", (), BOUND, 1022), 3) == (True, 11)
     assert suppressed_sum_plan(SuppressedSumStep("s", (), BOUND, 1023), 3) == (False, 11)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("floor", [-3, -(2**20)])
+def test_noisy_counts_below_zero_are_withheld(floor: int) -> None:
+    """Counts with noise shares may be negative: a pooled total below 0 is small too, by the
+    zero test over ``[m * floor, threshold)`` or, for a wide floor, by the comparison."""
+    m, threshold = 3, 5
+    parts = [(-3, 2, 0, floor, 4), (-2, 2, 5, 0, 4), (0, 0, 0, 7, -1)]
+    totals = [sum(col) for col in zip(*parts, strict=True)]  # -5, 4, 5, floor + 7, 7
+    names = tuple(f"hospital-{chr(97 + p)}" for p in range(m))
+    step = SuppressedSumStep("noisy", (), BOUND, threshold, floor=floor)
+    by_zero, _ = suppressed_sum_plan(step, m)
+    assert by_zero == (floor == -3)
+    jobs = [MpcJob("noisy", p, names, (SuppressedSumStep("noisy", parts[p], BOUND, threshold,
+                                                         floor=floor),)) for p in range(m)]
+    bits = [int(t >= threshold) for t in totals]
+    for r in run_local(jobs, timeout=50):
+        assert r.totals("noisy") == (*bits, *(t if b else 0 for t, b in zip(totals, bits,
+                                                                             strict=True)))
+    with pytest.raises(DataError, match="outside the declared bound"):
+        SuppressedSumStep("noisy", (floor - 1,), BOUND, threshold, floor=floor).check_inputs()

@@ -113,7 +113,9 @@ def _check_values(name: str, values: Sequence[object], lo: int, hi: int) -> None
 class SuppressedSumStep:
     """Element-wise sum of counts, withholding every total below ``threshold`` from everyone.
 
-    Every party inputs ``values`` (counts: ``0 <= v <= bound``). The totals are tested against
+    Every party inputs ``values`` (counts: ``floor <= v <= bound``; ``floor`` is 0 for exact
+    counts and ``-cap`` for counts carrying a noise share of at most ``cap``). The totals are
+    tested against
     the public ``threshold`` securely (a zero test, or a comparison for large thresholds; see
     ``steps.py``), all slots in parallel (the rounds do not grow with the width ``w``), and
     for each slot only ``b = [total >= threshold]`` and ``b * total`` are
@@ -125,6 +127,7 @@ class SuppressedSumStep:
     values: tuple[int, ...]
     bound: int
     threshold: int
+    floor: int = 0
     kind: ClassVar[str] = "suppressed-sum"
 
     def __post_init__(self) -> None:
@@ -132,16 +135,19 @@ class SuppressedSumStep:
         _check_name(self.name)
         _check_int(self.name, "bound", self.bound, 1)
         _check_int(self.name, "threshold", self.threshold, 1)
+        _check_int(self.name, "floor", self.floor, -self.bound)
+        if self.floor > 0:
+            raise ConfigError(f"step {self.name!r}: floor must be <= 0", field="floor")
 
     def check_inputs(self) -> None:
-        _check_values(self.name, self.values, 0, self.bound)
+        _check_values(self.name, self.values, self.floor, self.bound)
 
     def int_values(self) -> list[int]:
         """The values as Python ints (after :meth:`check_inputs`)."""
         return [operator.index(v) for v in self.values]
 
     def public_spec(self) -> tuple[object, ...]:
-        return (self.kind, self.name, len(self.values), self.bound, self.threshold)
+        return (self.kind, self.name, len(self.values), self.bound, self.threshold, self.floor)
 
 
 @dataclass(frozen=True)

@@ -167,9 +167,9 @@ async def _run_sum(rt: Any, step: SumStep) -> Sequence[int]:
 def suppressed_sum_plan(step: SuppressedSumStep, parties: int) -> tuple[bool, int]:
     """``(by zero test, rounds)`` of ``step``: the zero test unless a comparison is cheaper.
 
-    The zero test needs every pooled count ``>= 0``: :meth:`SuppressedSumStep.check_inputs`
-    admits only counts ``0 <= v <= bound``."""
-    zero = zero_test_rounds(step.threshold)  # counts: every value >= 0
+    The zero test covers every pooled count in ``[m * floor, threshold)``:
+    :meth:`SuppressedSumStep.check_inputs` admits only counts ``floor <= v <= bound``."""
+    zero = zero_test_rounds(step.threshold - parties * step.floor)
     cmp = comparison_rounds(_compare_length(step.bound, step.threshold, parties)) + 2
     return (True, zero) if zero <= cmp else (False, cmp)
 
@@ -201,8 +201,8 @@ async def _run_suppressed_sum(rt: Any, step: SuppressedSumStep) -> Sequence[int]
     field = comparison_field(rt, length)
     if suppressed_sum_plan(step, m)[0]:
         totals = await pooled_shares(rt, field, step.int_values())
-        kept = await release_if_large(rt, field, [([t], [t]) for t in totals], 0,
-                                      step.threshold)
+        kept = await release_if_large(rt, field, [([t], [t]) for t in totals],
+                                      m * step.floor, step.threshold)
         return [int(k is not None) for k in kept] + [k[0] if k else 0 for k in kept]
     prep = prepare(rt, field, w, length)
     totals = await pooled_shares(rt, field, step.int_values())
