@@ -42,6 +42,10 @@ def channel_options(
         # A connection attempt (TCP + TLS handshake) gives up after 5 s instead of 20 s: a
         # frozen process still accepts TCP connections but never completes the handshake.
         ("grpc.min_reconnect_backoff_ms", 5_000),
+        # Never through an HTTP proxy: gRPC otherwise honours grpc_proxy/https_proxy/http_proxy
+        # from the environment, and party traffic must go straight to the party we name (a
+        # proxy would see who talks to whom and when, and could stall or reroute studies).
+        ("grpc.enable_http_proxy", 0),
     ]
     if expected_name is not None:
         # The server's certificate must name the party we mean to reach, whatever the address.
@@ -106,25 +110,80 @@ def create_channel(
     """
     parse_host_port(address)
     validate_name(expected_name)
+    credentials = client_credentials(tls, own_name)
+    return _open(address, credentials, expected_name=expected_name, own_name=own_name,
+                 max_message_bytes=max_message_bytes)
+
+
+def client_credentials(tls: TlsFiles | None,
+                       own_name: str | None = None) -> grpc.ChannelCredentials | None:
+    """Our TLS client credentials (None in insecure mode), loaded and checked once."""
     if tls is None:
-        _LOG.warning("connecting to %s at %s WITHOUT TLS (dev only)", expected_name, address)
-        inner = grpc.insecure_channel(address, options=channel_options(None, max_message_bytes))
-        if own_name is not None:
-            inner = grpc.intercept_channel(inner, _PartyHeader(validate_name(own_name)))
-        return PartyChannel(inner, party=expected_name, address=address)
+        return None
     material = tls.load()
     if own_name is not None and certificate_name(material.cert) != own_name:
         raise ConfigError(
             f"{tls.cert} names {certificate_name(material.cert)!r}, but this node is {own_name!r}"
         )
-    credentials = grpc.ssl_channel_credentials(
+    return grpc.ssl_channel_credentials(
         root_certificates=material.ca,
         private_key=material.key,
         certificate_chain=material.cert,
     )
+
+
+def _open(address: str, credentials: grpc.ChannelCredentials | None, *, expected_name: str,
+          own_name: str | None, max_message_bytes: int) -> PartyChannel:
+    parse_host_port(address)
+    validate_name(expected_name)
+    if credentials is None:
+        _LOG.warning("connecting to %s at %s WITHOUT TLS (dev only)", expected_name, address)
+        inner = grpc.insecure_channel(address, options=channel_options(None, max_message_bytes))
+        if own_name is not None:
+            inner = grpc.intercept_channel(inner, _PartyHeader(validate_name(own_name)))
+        return PartyChannel(inner, party=expected_name, address=address)
     options = channel_options(expected_name, max_message_bytes)
     inner = grpc.secure_channel(address, credentials, options=options)
     return PartyChannel(inner, party=expected_name, address=address)
+
+
+class ChannelSet:
+    """One channel per party, made on first use and reused until ``close`` (e.g. a study).
+
+    Our TLS files are loaded once for the whole set, and every call to a party shares one
+    connection: no TCP and TLS handshake per call. Use as a context manager.
+    """
+
+    def __init__(self, tls: TlsFiles | None, *, own_name: str | None = None,
+                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES):
+        self._credentials = client_credentials(tls, own_name)
+        self._own_name = own_name
+        self._max_message_bytes = max_message_bytes
+        self._channels: dict[tuple[str, str], PartyChannel] = {}
+
+    def get(self, name: str, address: str) -> PartyChannel:
+        """The channel to party ``name`` at ``address`` (opened on first use)."""
+        key = (name, address)
+        channel = self._channels.get(key)
+        if channel is None:
+            channel = _open(address, self._credentials, expected_name=name,
+                            own_name=self._own_name, max_message_bytes=self._max_message_bytes)
+            self._channels[key] = channel
+        return channel
+
+    def __len__(self) -> int:
+        return len(self._channels)
+
+    def close(self) -> None:
+        channels, self._channels = list(self._channels.values()), {}
+        for channel in channels:
+            channel.close()
+
+    def __enter__(self) -> ChannelSet:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def wait_ready(
@@ -197,4 +256,5 @@ class _PartyHeader(
         return continuation(self._details(client_call_details), request_iterator)
 
 
-__all__ = ["PARTY_HEADER", "PartyChannel", "channel_options", "create_channel", "wait_ready"]
+__all__ = ["PARTY_HEADER", "ChannelSet", "PartyChannel", "channel_options", "client_credentials",
+           "create_channel", "wait_ready"]

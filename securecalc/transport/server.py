@@ -11,6 +11,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from securecalc.errors import ConfigError
+from securecalc.transport.latency import latency_interceptors
 from securecalc.transport.tls import TlsFiles
 
 _LOG = logging.getLogger(__name__)
@@ -69,6 +70,8 @@ def create_server(
     ``register`` adds the servicers. The standard health service answers SERVING for the
     server as a whole and for each name in ``services``; pass your own ``health_servicer``
     to change per-service status later (see ``set_serving``). Stop with ``server.stop(grace)``.
+    With ``SECURECALC_DEV_LATENCY_MS`` set (development only) every call but the MPC frame
+    stream is delayed by that one-way latency (see ``transport.latency``).
     """
     host, port = parse_host_port(listen)
     if max_message_bytes < 1:
@@ -78,6 +81,7 @@ def create_server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc-server"),
         options=server_options(max_message_bytes),
         maximum_concurrent_rpcs=None,
+        interceptors=latency_interceptors(),
     )
     register(server)
     health_servicer = health_servicer or health.HealthServicer()
