@@ -28,7 +28,7 @@ from securecalc.engines.ckks.context import KeyHolder
 from securecalc.engines.ckks.layout import CkksParams, Layout
 from securecalc.errors import ProtocolError
 from securecalc.transport import chunks
-from securecalc.transport.channel import create_channel
+from securecalc.transport.channel import ChannelSet
 from securecalc.transport.codec import ckks_params_to_proto, job_to_proto
 from securecalc.transport.errors import raise_from_rpc_error
 from securecalc.transport.proto import compute_pb2, compute_pb2_grpc, node_pb2, node_pb2_grpc
@@ -49,13 +49,15 @@ class _Tally:
 
 
 class _Round:
-    """One aggregation job: OpenJob at the compute node, RunCkks at every site, FetchSum."""
+    """One aggregation job: OpenJob at the compute node, RunCkks at every site, FetchSum.
 
-    def __init__(self, config: StudyConfig, tls: TlsFiles | None, holder: KeyHolder,
+    Every round of a study uses the study's channels (one per site and one to the compute
+    node), so connections and TLS handshakes are made once per study, not per call."""
+
+    def __init__(self, config: StudyConfig, channels: ChannelSet, holder: KeyHolder,
                  public_context: bytes, tally: _Tally):
-        self.config, self.tls, self.holder = config, tls, holder
+        self.config, self.channels, self.holder = config, channels, holder
         self.public_context = public_context
-        self.own = "coordinator" if tls is None else None
         self.tally = tally
         self.heads: list[str] = []
 
@@ -63,23 +65,21 @@ class _Round:
         config, compute = self.config, self.config.compute
         assert compute is not None
         started = time.perf_counter()
-        with create_channel(compute.address, tls=self.tls, expected_name=compute.name,
-                            own_name=self.own) as channel:
-            stub = compute_pb2_grpc.ComputeNodeStub(channel)
-            params_context = self.holder.params_context_bytes()
-            self._call(compute, lambda: stub.OpenJob(compute_pb2.OpenJobRequest(
-                job_id=job.job_id, sites=list(job.party_names()), n_values=layout.n_values,
-                params=ckks_params_to_proto(layout.params), params_context=params_context),
-                timeout=min(30.0, config.timeout_seconds)))
-            replies = self._contribute(job, layout, states)
-            submitted = time.perf_counter()
-            pieces = self._call(compute, lambda: self._fetch(stub, job.job_id, layout))
-            fetched = time.perf_counter()
-            self.heads = [r.checkpoint_json for r in replies.values() if r.checkpoint_json]
-            compute_head = self._call(compute, lambda: stub.Checkpoint(
-                compute_pb2.CheckpointRequest(job_id=job.job_id), timeout=30.0))
-            if compute_head.checkpoint_json:
-                self.heads.append(compute_head.checkpoint_json)
+        stub = compute_pb2_grpc.ComputeNodeStub(self.channels.get(compute.name, compute.address))
+        params_context = self.holder.params_context_bytes()
+        self._call(compute, lambda: stub.OpenJob(compute_pb2.OpenJobRequest(
+            job_id=job.job_id, sites=list(job.party_names()), n_values=layout.n_values,
+            params=ckks_params_to_proto(layout.params), params_context=params_context),
+            timeout=min(30.0, config.timeout_seconds)))
+        replies = self._contribute(job, layout, states)
+        submitted = time.perf_counter()
+        pieces = self._call(compute, lambda: self._fetch(stub, job.job_id, layout))
+        self.heads = [r.checkpoint_json for r in replies.values() if r.checkpoint_json]
+        compute_head = self._call(compute, lambda: stub.Checkpoint(
+            compute_pb2.CheckpointRequest(job_id=job.job_id), timeout=30.0))
+        if compute_head.checkpoint_json:
+            self.heads.append(compute_head.checkpoint_json)
+        fetched = time.perf_counter()  # "fetch": the sum and the compute node's checkpoint
         values = release_rounding(self.holder.decrypt(pieces, layout),
                                   self.config.ckks_release_bits)
         tally = self.tally
@@ -110,17 +110,12 @@ class _Round:
             for piece in chunks.split(self.public_context):
                 yield node_pb2.CkksJobChunk(context_chunk=piece)
 
-        channels = {p.name: create_channel(p.address, tls=self.tls, expected_name=p.name,
-                                           own_name=self.own) for p in job.parties}
-        try:
-            calls = {name: (lambda ch=ch: node_pb2_grpc.PartyNodeStub(ch).RunCkks.future(
-                         request_stream(), timeout=self.config.timeout_seconds))
-                     for name, ch in channels.items()}
-            return call_all(calls, addresses={p.name: p.address for p in job.parties},
-                            timeout=self.config.timeout_seconds)
-        finally:
-            for channel in channels.values():
-                channel.close()
+        channels = {p.name: self.channels.get(p.name, p.address) for p in job.parties}
+        calls = {name: (lambda ch=ch: node_pb2_grpc.PartyNodeStub(ch).RunCkks.future(
+                     request_stream(), timeout=self.config.timeout_seconds))
+                 for name, ch in channels.items()}
+        return call_all(calls, addresses={p.name: p.address for p in job.parties},
+                        timeout=self.config.timeout_seconds)
 
     def _fetch(self, stub: compute_pb2_grpc.ComputeNodeStub, job_id: str,
                layout: Layout) -> list[bytes]:
@@ -166,41 +161,44 @@ def run_ckks(config: StudyConfig, job: Job, tls: TlsFiles | None,
     public_context = holder.public_context_bytes()
     tally = _Tally()
     tally.add_phase("keys", time.perf_counter() - started)
-    rounds = _Round(config, tls, holder, public_context, tally)
+    # one channel per site and to the compute node for the whole study (all rounds)
+    channels = ChannelSet(tls, own_name="coordinator" if tls is None else None)
+    rounds = _Round(config, channels, holder, public_context, tally)
 
     gates = dict(zip((a.id for a in job.analyses), job.cohort_gates(plans), strict=True))
     states = {aid: p.program.initial_state() for aid, p in iterative.items()}
     released: dict[str, Any] = {}
     widths: dict[str, int] = {}
     pending = list(range(len(job.analyses)))
-    while pending:
-        if tally.rounds >= max_rounds:
-            raise ProtocolError("iterative analyses did not finish within their rounds")
-        round_job = replace(job, job_id=f"{job.job_id}.{tally.rounds}",
-                            analyses=tuple(job.analyses[i] for i in pending))
-        round_states = {job.analyses[i].id: states[job.analyses[i].id] for i in pending
-                        if job.analyses[i].id in states}
-        sum_plans = [round_plan(plans[i], states.get(job.analyses[i].id)) for i in pending]
-        layout = Layout(n_values=sum(p.width for p in sum_plans), params=params)
-        values = rounds.run(round_job, layout, round_states)
-        offset, still = 0, []
-        for i, plan in zip(pending, sum_plans, strict=True):
-            analysis = job.analyses[i]
-            piece = values[offset:offset + plan.width]
-            offset += plan.width
-            widths[analysis.id] = widths.get(analysis.id, 0) + plan.width
-            if analysis.id in iterative:
-                program = iterative[analysis.id].program
-                states[analysis.id] = program.advance(states[analysis.id],
-                                                      ckks_decode(plan, piece))
-                if program.done(states[analysis.id]):
-                    released[analysis.id] = states[analysis.id]
+    with channels:
+        while pending:
+            if tally.rounds >= max_rounds:
+                raise ProtocolError("iterative analyses did not finish within their rounds")
+            round_job = replace(job, job_id=f"{job.job_id}.{tally.rounds}",
+                                analyses=tuple(job.analyses[i] for i in pending))
+            round_states = {job.analyses[i].id: states[job.analyses[i].id] for i in pending
+                            if job.analyses[i].id in states}
+            sum_plans = [round_plan(plans[i], states.get(job.analyses[i].id)) for i in pending]
+            layout = Layout(n_values=sum(p.width for p in sum_plans), params=params)
+            values = rounds.run(round_job, layout, round_states)
+            offset, still = 0, []
+            for i, plan in zip(pending, sum_plans, strict=True):
+                analysis = job.analyses[i]
+                piece = values[offset:offset + plan.width]
+                offset += plan.width
+                widths[analysis.id] = widths.get(analysis.id, 0) + plan.width
+                if analysis.id in iterative:
+                    program = iterative[analysis.id].program
+                    states[analysis.id] = program.advance(states[analysis.id],
+                                                          ckks_decode(plan, piece))
+                    if program.done(states[analysis.id]):
+                        released[analysis.id] = states[analysis.id]
+                    else:
+                        still.append(i)
                 else:
-                    still.append(i)
-            else:
-                released[analysis.id] = from_ckks(plan, piece, gates[analysis.id],
-                                                  job.min_cohort)
-        pending = still
+                    released[analysis.id] = from_ckks(plan, piece, gates[analysis.id],
+                                                      job.min_cohort)
+            pending = still
 
     finish_started = time.perf_counter()
     results = {}
