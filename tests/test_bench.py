@@ -12,6 +12,7 @@ import pytest
 
 from securecalc.bench.compare import aligned, relative_error
 from securecalc.bench.extrapolate import fit
+from securecalc.bench.matrix import LATENCIES_MS, full_plan, quick_plan
 from securecalc.bench.output import CSV_FIELDS
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -31,6 +32,8 @@ def test_quick_bench_writes_every_output(tmp_path: Path) -> None:
     assert cells and {c["engine"] for c in cells} == {"plain", "mpc", "ckks"}
     assert all(c["status"] in ("ok", "not available") for c in cells), \
         [(c["engine"], c["analysis"], c["note"]) for c in cells if c["status"] == "error"]
+    delayed = {c["engine"] for c in cells if c["latency_ms"] > 0 and c["status"] == "ok"}
+    assert delayed == {"mpc", "ckks"}
     moments = [c for c in cells if c["analysis"] == "moments" and c["status"] == "ok"]
     for cell in moments:
         assert cell["seconds"] > 0
@@ -60,3 +63,14 @@ def test_compare_aligns_nested_values() -> None:
 def test_fit_recovers_a_linear_cost() -> None:
     f = fit("linear", [10, 20, 40], [1.5, 2.5, 4.5])
     assert f.predict(1000) == pytest.approx(100.5)
+
+
+def test_latency_sweep_covers_both_secure_engines() -> None:
+    full = full_plan()
+    swept = {(c.engine, c.latency_ms) for c in full.cells() if "latency" in c.sweeps}
+    assert swept == {(e, ms) for e in ("mpc", "ckks") for ms in LATENCIES_MS}
+    for plan in (full, quick_plan()):
+        assert all(g.with_compute for g in plan.groups if any(c.engine == "ckks"
+                                                              for c in g.cells))
+    quick = {(c.engine, c.latency_ms) for c in quick_plan().cells() if "latency" in c.sweeps}
+    assert quick == {(e, ms) for e in ("mpc", "ckks") for ms in LATENCIES_MS[:2]}

@@ -201,13 +201,17 @@ HOW_TO_READ = (
     "run of each cell is cold_seconds in the JSON/CSV); node start-up is excluded (last "
     "table). Phases: MPC local / setup / secure / finishing come from the nodes (maxima over "
     "nodes; setup can include waiting for a slower node's local phase, so they may overlap); "
-    "CKKS keys / local / encrypt / transfer (sending and adding) / fetch / decrypt / "
+    "CKKS keys / local / encrypt / transfer (sending and adding) / fetch (the sum and the "
+    "compute node's audit checkpoint) / decrypt / "
     "finishing; 'other' is the rest of the wall time (MPC worker process start, RPC set-up, "
     "the coordinator's audit-log exchange). 'secure s' is the MPC secure phase, or CKKS "
     "keys+encrypt+transfer+fetch+decrypt. For plain cells 'time s' is the numpy computation "
     "on pooled in-memory rows and 'load' the reading of every site's file. Peak MB: VmHWM of "
     "the largest node (plain: the bench process); worker MB: largest MPC worker. rel.err: "
-    "normwise relative error against numpy on the pooled rows (p-values excluded). * : other "
+    "normwise relative error against numpy on the pooled rows (p-values excluded). Injected "
+    "latency (development option SECURECALC_DEV_LATENCY_MS on every node and the compute "
+    "node): one-way, on every MPC frame and on each request and response of every call a "
+    "node answers (streams pipelined: once per direction). * : other "
     f"processes used >= {BUSY_CORES} cores of this shared 2-core machine during the cell.")
 
 
@@ -263,19 +267,24 @@ def pivot_parties(results: Record) -> str:
     return table(["analysis", *(f"{e.upper()} {p}" for e, p in columns)], body)
 
 
-def pivot_latency(results: Record) -> str:
-    """MPC end-to-end seconds (secure phase) by injected latency, 3 parties, base rows."""
+def pivot_latency(results: Record, engine: str = "mpc") -> str:
+    """End-to-end seconds (secure phase) of ``engine`` by injected latency, 3 parties, base
+    rows; MPC also gives its rounds."""
     cells, rows = results["cells"], results["plan"]["base_rows"]
-    latencies = sorted({c["latency_ms"] for c in cells if c["engine"] == "mpc"})
+    latencies = sorted({c["latency_ms"] for c in cells if c["engine"] == engine
+                        and "latency" in c.get("sweeps", [])})
+    if not latencies:
+        return "not measured in this run"
     body = []
     for name in results["plan"]["matrix_analyses"]:
         row, rounds = [name], "-"
         for ms in latencies:
-            c = _pick(cells, engine="mpc", analysis=name, parties=3, rows=rows, latency_ms=ms)
+            c = _pick(cells, engine=engine, analysis=name, parties=3, rows=rows, latency_ms=ms)
             row.append(f"{_time(c)} ({_s(c['secure_seconds'])})" if c else "-")
             rounds = str(c["rounds"]) if c else rounds
-        body.append([*row, rounds])
-    return table(["analysis", *(f"{ms} ms" for ms in latencies), "rounds"], body)
+        body.append([*row, rounds] if engine == "mpc" else row)
+    extra = ["rounds"] if engine == "mpc" else []
+    return table(["analysis", *(f"{ms} ms" for ms in latencies), *extra], body)
 
 
 def summary(results: Record) -> str:
@@ -294,10 +303,13 @@ def summary(results: Record) -> str:
     parts += ["## Side by side (3 parties, 0 ms; ~ = extrapolated)", side_by_side(results),
               "## By parties: seconds end to end (secure phase)", pivot_parties(results),
               "## By injected one-way latency: MPC seconds end to end (secure phase)",
-              pivot_latency(results)]
+              pivot_latency(results, "mpc"),
+              "## By injected one-way latency: CKKS seconds end to end (secure phase)",
+              pivot_latency(results, "ckks")]
     for sweep, title in (("rows", "Rows sweep (3 parties, 0 ms)"),
                          ("parties", "Parties sweep"),
-                         ("latency", "Latency sweep (MPC, injected one-way latency per frame)"),
+                         ("latency", "Latency sweep (injected one-way latency on every MPC "
+                                     "frame and every call a node answers)"),
                          ("target", "mean+variance+median at 3 x 10^4 rows"),
                          ("five", "Five analyses in one study")):
         mine = _sweep(cells, sweep)

@@ -118,14 +118,16 @@ def time_vs_latency(path: Path, results: Record) -> None:
     rows = results["plan"]["base_rows"]
 
     def series(ax: Any, name: str) -> None:
-        mine = sorted(_ok(cells, engine="mpc", analysis=name, rows=rows, parties=3),
-                      key=lambda c: c["latency_ms"])
-        xs = [c["latency_ms"] for c in mine]
-        _line(ax, "mpc (end to end)", xs, [c["seconds"] for c in mine])
-        _line(ax, "mpc (secure phase)", xs, [c["secure_seconds"] for c in mine], dashed=True)
+        for engine in ("mpc", "ckks"):
+            mine = sorted(_ok(cells, engine=engine, analysis=name, rows=rows, parties=3),
+                          key=lambda c: c["latency_ms"])
+            xs = [c["latency_ms"] for c in mine]
+            _line(ax, f"{engine} (end to end)", xs, [c["seconds"] for c in mine])
+            _line(ax, f"{engine} (secure phase)", xs, [c["secure_seconds"] for c in mine],
+                  dashed=True)
 
-    _sweep_figure(path, f"MPC time vs injected one-way latency (3 parties, {rows} rows)",
-                  "one-way latency per frame (ms)", analyses, series, logx=False)
+    _sweep_figure(path, f"time vs injected one-way latency (3 parties, {rows} rows per site)",
+                  "one-way latency (ms)", analyses, series, logx=False)
 
 
 def phases(path: Path, results: Record) -> None:

@@ -2,7 +2,9 @@
 
 A :class:`BenchCluster` starts one :class:`~securecalc.cluster.LocalCluster` for a
 :class:`~securecalc.bench.matrix.Group` (a fresh CA, mutual TLS on loopback, injected latency
-through the nodes' environment) and runs its MPC and CKKS cells. Each cell runs its study
+through the environment of the nodes and the compute node, which then delay every call they
+answer and every MPC frame they send: see ``transport.latency``) and runs its MPC and CKKS
+cells. Each cell runs its study
 once to warm the nodes' data caches (that "cold" run loads the data and is reported apart),
 then ``reps`` times; the figures are medians over the repetitions. Node peak memory is reset
 before each run and read after it; MPC workers are sampled while it runs.
@@ -42,7 +44,7 @@ class BenchCluster:
     """Node processes (and a compute node) for one group of cells."""
 
     def __init__(self, group: Group, work: Path):
-        from securecalc.node.mpc_session import LATENCY_ENV
+        from securecalc.transport.latency import LATENCY_ENV
 
         self.group = group
         self.paths = write_sites(work / "data" / f"rows-{group.rows}", sites=group.sites,
