@@ -12,7 +12,7 @@ import fcntl
 import json
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -75,16 +75,28 @@ class AuditLog:
 
     def append(self, event: str, **data: Any) -> dict[str, Any]:
         """Write one event durably (fsync) and return its record."""
+        return self.append_all([(event, data)])[0]
+
+    def append_all(self, events: Sequence[tuple[str, Mapping[str, Any]]]) -> list[dict[str, Any]]:
+        """Write several events in order, durably with one fsync, and return their records."""
         with self._lock:
             fd = self._locked()
             try:
                 seq, head = self._tail(fd)
-                record = make_record(seq + 1, self._clock().isoformat(), event, data, head)
-                os.write(fd, (json.dumps(record, sort_keys=True) + "\n").encode())
-                os.fsync(fd)
+                records, lines = [], []
+                for event, data in events:
+                    seq += 1
+                    record = make_record(seq, self._clock().isoformat(), event, dict(data),
+                                         head)
+                    head = record["hash"]
+                    records.append(record)
+                    lines.append(json.dumps(record, sort_keys=True) + "\n")
+                if lines:
+                    os.write(fd, "".join(lines).encode())
+                    os.fsync(fd)
             finally:
                 os.close(fd)  # releases the lock
-            return record
+            return records
 
     def checkpoint(self) -> dict[str, Any]:
         """Sign the current head, append the checkpoint, and return it for the other parties."""

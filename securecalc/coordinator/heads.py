@@ -62,7 +62,8 @@ def exchange_heads(config: StudyConfig, job: Job, tls: TlsFiles | None, log: Aud
         if tls is not None:
             store_heads(log, job.job_id, result.heads, ca_pem=tls.ca.read_bytes())
             everything = [*result.heads, signed_head(log)]
-        channels = {p.name: create_channel(p.address, tls=tls, expected_name=p.name)
+        channels = {p.name: create_channel(p.address, tls=tls, expected_name=p.name,
+                                           own_name="coordinator" if tls is None else None)
                     for p in job.parties}
         request = node_pb2.HeadsRequest(job_id=job.job_id, checkpoint_json=everything,
                                         outcomes=release_outcomes(result, job.min_cell_count))

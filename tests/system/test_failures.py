@@ -122,6 +122,10 @@ def test_insecure_development_mode_end_to_end(tmp_path: Path, cohort) -> None:  
             "insecure", "mpc", list(addresses.items()), tmp_path / "no-pki", SYNTH_SCHEMA_TOML,
             DEMO_ANALYSES_TOML))
         assert run_study(study, insecure=True).results["patients"].value == 6000
+        for name in [*cohort, "coordinator"]:  # the release report reached every node
+            events = (tmp_path / "audit" / f"{name}.jsonl").read_text()
+            assert "heads_not_delivered" not in events, name
+            assert name == "coordinator" or '"release_reported"' in events, name
         with pytest.raises(PartyError):  # TLS coordinator against insecure nodes: no handshake
             from securecalc.pki import init_pki
 
