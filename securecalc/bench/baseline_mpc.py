@@ -144,14 +144,14 @@ def estimate(points: Sequence[Point], analysis: str, rows: int, parties: int = 3
 
 def gate_rounds(parties: int = 3, threshold: int = 10) -> dict[str, int]:
     """Rounds of the engine's plain secure sum and of the same sum behind the cohort gate
-    (the secure comparison a study's ``min_cohort`` adds), for a mean's 2 slots."""
+    (the zero test a study's ``min_cohort`` adds on exact counts), for a mean's 2 slots."""
     from securecalc.engines.mpc import MpcJob, SumStep, run_local
     from securecalc.engines.mpc.job import GatedSumStep
 
     names = tuple(f"rounds-{p}" for p in range(parties))
     jobs = [MpcJob("rounds", p, names, (SumStep("sum", (1000, 5), 2**40),
                                         GatedSumStep("gated", (1000, 5), 2**40, (0,),
-                                                     threshold)))
+                                                     threshold, gate_floor=0)))
             for p in range(parties)]
     steps = run_local(jobs, timeout=120)[0].steps
     return {"sum": steps[0].rounds, "gated_sum": steps[1].rounds}

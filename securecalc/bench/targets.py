@@ -121,7 +121,9 @@ def rounds(cells: Sequence[Record], base_rows: int,
                   and c["status"] == "ok" and c["latency_ms"] == 0), None)
         got = cell["analyses"].get(aid, {}).get("rounds") if cell else None
         detail = "kind not registered or cell missing" if got is None else \
-            (gate if limit == 5 else "k-ary search, arity 8: 5 iterations of ~10 rounds")
+            (gate if limit == 5 else "k-ary search, arity from the grid size (at most 64 "
+                 "comparisons per probability and iteration): 3 iterations of ~9 rounds for "
+                 "10**4 points")
         out.append(_row(f"rounds_{aid}", f"rounds of {aid} <= {limit}",
                         "-" if got is None else str(got), None if got is None else got <= limit,
                         detail))

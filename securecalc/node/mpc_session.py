@@ -21,13 +21,12 @@ from securecalc.core.job import Job
 from securecalc.engines.mpc.job import JobResult, MpcJob
 from securecalc.engines.mpc.launcher import SparePool, WorkerHandle
 from securecalc.transport.channel import create_channel
+from securecalc.transport.latency import LATENCY_ENV  # development only: see that module
 from securecalc.transport.proto import node_pb2, node_pb2_grpc
 from securecalc.transport.tls import TlsFiles
 
 _END = object()
 
-#: development only: one-way delay added to every MPC frame this node sends, to emulate a WAN
-LATENCY_ENV = "SECURECALC_DEV_LATENCY_MS"
 
 
 def injected_latency() -> float:
