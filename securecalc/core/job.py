@@ -43,13 +43,17 @@ class Job:
         """Every analysis's plan on ``engine``: public, so every party derives the same.
 
         A differentially private analysis's plan has room for the sites' noise shares."""
-        plans = self._exact_plans(engine)
-        return [widened(plan, noise) if isinstance(plan, SumPlan) and noise else plan
-                for plan, noise in zip(plans, self._noise(plans), strict=True)]
+        return [plan for plan, _ in self.plans_and_noise(engine)]
 
     def noise_plans(self, engine: str) -> list[NoisePlan | None]:
         """Per analysis, the noise each site adds (None: released exactly)."""
-        return self._noise(self._exact_plans(engine))
+        return [noise for _, noise in self.plans_and_noise(engine)]
+
+    def plans_and_noise(self, engine: str) -> list[tuple[Plan, NoisePlan | None]]:
+        """Per analysis, its plan (as :meth:`plans`) and its noise (as :meth:`noise_plans`)."""
+        plans = self._exact_plans(engine)
+        return [(widened(plan, noise) if isinstance(plan, SumPlan) and noise else plan, noise)
+                for plan, noise in zip(plans, self._noise(plans), strict=True)]
 
     def _exact_plans(self, engine: str) -> list[Plan]:
         from securecalc.core.kinds import kind_of

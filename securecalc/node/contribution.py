@@ -54,8 +54,7 @@ def contributions(job: Job, table: Table, engine: str,
     if table.n_rows > MAX_ROWS_PER_SITE:
         raise DataError(f"{table.n_rows} rows exceed the limit of {MAX_ROWS_PER_SITE} per site")
     parts = []
-    for analysis, plan, noise in zip(job.analyses, job.plans(engine), job.noise_plans(engine),
-                                     strict=True):
+    for analysis, (plan, noise) in zip(job.analyses, job.plans_and_noise(engine), strict=True):
         mask = parse_where(analysis.where, job.schema).evaluate(table)
         local = kind_of(analysis.kind).local(analysis, job.schema, table, mask, job.options)
         if noise is not None:
