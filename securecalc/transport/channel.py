@@ -108,8 +108,6 @@ def create_channel(
     ``x-securecalc-party`` header of every call instead. The channel connects lazily: use
     ``wait_ready`` or per-call deadlines.
     """
-    parse_host_port(address)
-    validate_name(expected_name)
     credentials = client_credentials(tls, own_name)
     return _open(address, credentials, expected_name=expected_name, own_name=own_name,
                  max_message_bytes=max_message_bytes)
