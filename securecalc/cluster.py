@@ -14,6 +14,7 @@ from types import TracebackType
 from securecalc.launch import ServerGroup
 from securecalc.pki import init_pki
 from securecalc.studyfolder import compute_toml, node_toml, study_toml, write
+from securecalc.synth import SYNTH_CATALOGUE_TOML
 
 
 @dataclass
@@ -29,8 +30,11 @@ class LocalCluster:
     def start(cls, root: Path, data: Mapping[str, Path], *, with_compute: bool = True,
               extra_names: Sequence[str] = (), env: Mapping[str, str] | None = None,
               insecure: bool = False,
-              node_extra: Mapping[str, str] | None = None) -> LocalCluster:
-        """``node_extra`` appends TOML (e.g. a ``[policy]`` table) to a node's config."""
+              node_extra: Mapping[str, str] | None = None,
+              catalogue: str | Mapping[str, str] | None = None) -> LocalCluster:
+        """``node_extra`` appends TOML (e.g. a ``[policy]`` table) to a node's config;
+        ``catalogue`` is the ``[catalogue.*]`` tables of every node (a string) or per node (a
+        mapping); by default, and for a node the mapping omits, what synthetic data offer."""
         root.mkdir(parents=True, exist_ok=True)
         pki = root / "pki"
         init_pki(pki, [*data, "compute", "coordinator", *extra_names], force=True)
@@ -39,7 +43,9 @@ class LocalCluster:
         flags = ["--insecure"] if insecure else []
         try:
             for name, path in data.items():
-                text = node_toml(name, "127.0.0.1:0", path, pki)
+                offered = (catalogue if isinstance(catalogue, str)
+                           else (catalogue or {}).get(name, SYNTH_CATALOGUE_TOML))
+                text = node_toml(name, "127.0.0.1:0", path, pki, offered)
                 config = write(root / f"{name}.toml",
                                text + "\n" + (node_extra or {}).get(name, ""))
                 cluster.addresses[name] = cluster.servers.start(

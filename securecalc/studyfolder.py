@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from securecalc.synth import SYNTH_CATALOGUE_TOML
+
 DEMO_ANALYSES_TOML = '''\
 [[analysis]]
 id = "patients"
@@ -78,9 +80,12 @@ def _tls_block(pki: Path, name: str) -> str:
             f'key = "{pki / f"{name}.key"}"\n')
 
 
-def node_toml(name: str, listen: str, data: Path, pki: Path) -> str:
+def node_toml(name: str, listen: str, data: Path, pki: Path,
+              catalogue: str = SYNTH_CATALOGUE_TOML) -> str:
+    """A node.toml; ``catalogue`` is its ``[catalogue.*]`` tables (by default, what a
+    :mod:`securecalc.synth` site offers)."""
     return (f'[node]\nname = "{name}"\nlisten = "{listen}"\n\n[data]\npath = "{data}"\n\n'
-            + _tls_block(pki, name))
+            + _tls_block(pki, name) + "\n" + catalogue.strip() + "\n")
 
 
 def compute_toml(name: str, listen: str, pki: Path) -> str:

@@ -64,6 +64,9 @@ min = 0
 max = 1
 """
 
+#: what a node serving a synthetic site offers: the schema's columns, bounds and levels
+SYNTH_CATALOGUE_TOML = SYNTH_SCHEMA_TOML.replace("[schema.", "[catalogue.")
+
 DECIMALS = {"bmi": 1, "cholesterol": 2}
 MISSING_RATE = {"bmi": 0.02, "cholesterol": 0.01}
 FORMATS = {"csv": ".csv", "parquet": ".parquet"}
@@ -207,4 +210,5 @@ def _write_csv(path: Path, data: dict[str, np.ndarray]) -> None:
         pa_csv.write_csv(table, sink, options)
 
 
-__all__ = ["SYNTH_SCHEMA_TOML", "generate_site", "site_names", "synth_schema", "write_cohort"]
+__all__ = ["SYNTH_CATALOGUE_TOML", "SYNTH_SCHEMA_TOML", "generate_site", "site_names",
+           "synth_schema", "write_cohort"]

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from securecalc.core.analyses import Analysis, parse_analyses
+from securecalc.core.catalogue import catalogue_from_mapping
 from securecalc.core.kinds import kind_of
 from securecalc.core.policy import Policy, policy_from_mapping
 from securecalc.core.schema import Schema, schema_from_mapping
@@ -45,6 +46,9 @@ class NodeConfig:
     approvals_dir: Path | None = None
     #: the differential-privacy ledger (see :mod:`securecalc.node.privacy_ledger`)
     privacy_ledger: Path | None = None
+    #: the columns this node offers, with published bounds and levels
+    #: (see :mod:`securecalc.core.catalogue`)
+    catalogue: Schema = field(default_factory=Schema)
 
 
 @dataclass(frozen=True)
@@ -190,10 +194,22 @@ def _data_table(reader: _Reader) -> Mapping[str, Any]:
     return table
 
 
+def _catalogue(reader: _Reader) -> Schema:
+    """``[catalogue.<column>]`` tables: required, so that a node publishes what it offers."""
+    if "catalogue" not in reader.data:
+        raise reader.error(
+            "missing table [catalogue]: add one [catalogue.<column>] table per column this "
+            "node offers, with the keys of a study's [schema.<column>] (type = int, float or "
+            "category; min and max, or levels); the node checks its data against them when it "
+            "starts, and they are published to coordinators", "catalogue")
+    return catalogue_from_mapping(reader.table("catalogue"), path=str(reader.path))
+
+
 def load_node_config(path: str | Path, *, insecure: bool = False) -> NodeConfig:
-    """Parse node.toml: ``[node] name, listen, coordinators``, ``[data] path``, ``[tls]``."""
+    """Parse node.toml: ``[node] name, listen, coordinators``, ``[data] path``, ``[tls]``,
+    ``[catalogue]``."""
     reader = _read(path)
-    reader.known_keys(reader.data, "", {"node", "data", "tls", "audit", "policy"})
+    reader.known_keys(reader.data, "", {"node", "data", "tls", "audit", "policy", "catalogue"})
     node = reader.table("node")
     reader.known_keys(node, "node", {"name", "listen", "coordinators"})
     listen = reader.string(node, "node", "listen")
@@ -211,6 +227,7 @@ def load_node_config(path: str | Path, *, insecure: bool = False) -> NodeConfig:
                        / reader.string(node, "node", "name")).resolve(),
         privacy_ledger=(reader.path.parent / "privacy-ledger"
                         / f"{reader.string(node, 'node', 'name')}.jsonl").resolve(),
+        catalogue=_catalogue(reader),
     )
 
 

@@ -83,9 +83,13 @@ class Schema:
 
 
 def column_from_mapping(name: str, raw: Mapping[str, object], *,
-                        path: str | None = None) -> Column:
-    """Build a :class:`Column` from one ``[schema.<name>]`` table, checking every field."""
-    where = f"schema.{name}"
+                        path: str | None = None, table: str = "schema") -> Column:
+    """Build a :class:`Column` from one ``[<table>.<name>]`` table, checking every field.
+
+    ``table`` is the TOML table the column comes from (``schema`` in a study, ``catalogue``
+    in a node's configuration); errors name the field under it.
+    """
+    where = f"{table}.{name}"
 
     def fail(message: str, key: str | None = None) -> ConfigError:
         return ConfigError(message, path=path, field=f"{where}.{key}" if key else where)
@@ -129,11 +133,12 @@ def column_from_mapping(name: str, raw: Mapping[str, object], *,
     return Column(name=name, type=ctype, min=bounds["min"], max=bounds["max"])
 
 
-def schema_from_mapping(raw: Mapping[str, object], *, path: str | None = None) -> Schema:
-    """Build a :class:`Schema` from the parsed TOML table ``[schema]``."""
+def schema_from_mapping(raw: Mapping[str, object], *, path: str | None = None,
+                        table: str = "schema") -> Schema:
+    """Build a :class:`Schema` from the parsed TOML table ``[schema]`` (or ``[<table>]``)."""
     columns: dict[str, Column] = {}
     for name, spec in raw.items():
         if not isinstance(spec, Mapping):
-            raise ConfigError("each column must be a table", path=path, field=f"schema.{name}")
-        columns[name] = column_from_mapping(name, spec, path=path)
+            raise ConfigError("each column must be a table", path=path, field=f"{table}.{name}")
+        columns[name] = column_from_mapping(name, spec, path=path, table=table)
     return Schema(columns)

@@ -52,7 +52,7 @@ def contributions(job: Job, table: Table, engine: str,
     ``rng``, by default the system's cryptographic generator; see
     :mod:`securecalc.core.privacy`)."""
     if table.n_rows > MAX_ROWS_PER_SITE:
-        raise DataError(f"{table.n_rows} rows exceed the limit of {MAX_ROWS_PER_SITE} per site")
+        raise DataError(f"this site's rows exceed the limit of {MAX_ROWS_PER_SITE} per site")
     parts = []
     for analysis, (plan, noise) in zip(job.analyses, job.plans_and_noise(engine), strict=True):
         mask = parse_where(analysis.where, job.schema).evaluate(table)

@@ -1,4 +1,11 @@
-"""A node's own data file, loaded and validated once per schema."""
+"""A node's own data file, validated against its catalogue, and the studies' view of it.
+
+The node validates every catalogue column when it starts (:meth:`DataStore.load`) and again
+whenever the file changes (its modification time or size). A study never triggers a row-level
+check: :meth:`DataStore.admit` checks the study against the catalogue only, and
+:meth:`DataStore.table_for` hands out the validated rows. What a refusal says therefore never
+depends on the rows; the detail of data that do not fit stays in the node's log.
+"""
 
 from __future__ import annotations
 
@@ -6,46 +13,78 @@ import logging
 import threading
 from pathlib import Path
 
+from securecalc.core.catalogue import check_coverage, study_table
 from securecalc.core.job import Job
-from securecalc.core.schema import Column, Schema
+from securecalc.core.plans import MAX_ROWS_PER_SITE
+from securecalc.core.schema import Schema
 from securecalc.core.table import Table, load_table
-from securecalc.errors import DataError
+from securecalc.errors import DataError, PolicyError
 
 _LOG = logging.getLogger(__name__)
 
+FileState = tuple[int, int] | None
 
-def redacted(exc: DataError) -> DataError:
-    """The error as the coordinator may see it: the column and the fault, never a value or row."""
-    what = f"column {exc.column!r}" + (f" ({exc.reason})" if exc.reason else "") \
-        if exc.column else "the data file"
-    return DataError(f"the data does not fit the study schema: {what}; details are in the "
-                     "node's log", column=exc.column, reason=exc.reason)
+
+def validated(path: Path, catalogue: Schema) -> Table:
+    """Every catalogue column of the file, checked; :class:`DataError` (full detail) if not."""
+    table = load_table(path, catalogue)
+    if table.n_rows > MAX_ROWS_PER_SITE:
+        raise DataError(f"{path}: {table.n_rows} rows exceed the limit of {MAX_ROWS_PER_SITE} "
+                        "per site")
+    return table
+
+
+def unfit_message(node: str) -> str:
+    """The fixed refusal of a node whose data stopped fitting its catalogue."""
+    return f"the data of {node} no longer fit its catalogue; an operator must fix them"
 
 
 class DataStore:
-    """Loads the node's data for the columns a job reads, caching by schema and file state."""
+    """The node's validated table, revalidated when its file changes."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, catalogue: Schema, node: str):
         self.path = path
+        self.catalogue = catalogue
+        self.node = node
         self._lock = threading.Lock()
-        self._cache: dict[tuple[object, ...], Table] = {}
+        self._state: FileState = None
+        self._table: Table | None = None
+
+    def load(self) -> Table:
+        """Validate the file now (at start); :class:`DataError` with the full detail."""
+        with self._lock:
+            state = self._file_state()
+            self._table, self._state = validated(self.path, self.catalogue), state
+            return self._table
+
+    def current(self) -> Table:
+        """The validated table; :class:`PolicyError` (a fixed text) once it no longer fits."""
+        with self._lock:
+            state = self._file_state()
+            if state is None or state != self._state:
+                self._state, self._table = state, None
+                try:
+                    self._table = validated(self.path, self.catalogue)
+                except DataError as exc:
+                    _LOG.error("%s", exc)  # the detail stays on this node
+            if self._table is None:
+                raise PolicyError(unfit_message(self.node))
+            return self._table
+
+    def admit(self, job: Job) -> None:
+        """Refuse (:class:`PolicyError`) a job the catalogue does not cover, or any job while
+        the data no longer fit; reads no row of a fitting file that did not change."""
+        check_coverage(self.node, self.catalogue, job.schema, job.columns())
+        self.current()
 
     def table_for(self, job: Job) -> Table:
-        names = job.columns()
-        columns: tuple[Column, ...] = tuple(job.schema[name] for name in names)
+        """The columns ``job`` reads, as its schema declares them (after :meth:`admit`)."""
+        check_coverage(self.node, self.catalogue, job.schema, job.columns())
+        return study_table(self.current(), job.schema, job.columns())
+
+    def _file_state(self) -> FileState:
         try:
             stat = self.path.stat()
-            state: tuple[object, ...] = (stat.st_mtime_ns, stat.st_size)
         except OSError:
-            state = ()
-        key = (columns, state)
-        with self._lock:
-            table = self._cache.get(key)
-            if table is None:
-                try:
-                    table = load_table(self.path, Schema({c.name: c for c in columns}), names)
-                except DataError as exc:
-                    _LOG.error("%s", exc)  # the full detail stays on this node
-                    raise redacted(exc) from None
-                self._cache = {key: table}  # keep one: the newest schema asked for
-            return table
+            return None
+        return stat.st_mtime_ns, stat.st_size

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import grpc
 
 from securecalc.audit.events import open_log
@@ -13,11 +15,14 @@ from securecalc.transport.proto import node_pb2_grpc
 from securecalc.transport.server import create_server
 from securecalc.transport.tls import TlsFiles, certificate_name
 
+_LOG = logging.getLogger(__name__)
+
 
 def start_node(config: NodeConfig) -> tuple[grpc.Server, int]:
     """Start serving; ``config.tls is None`` means the development-only insecure mode."""
     if not config.data_path.is_file():
         raise DataError(f"{config.data_path}: data file not found")
+    store = load_store(config)
     tls = TlsFiles(config.tls.ca, config.tls.cert, config.tls.key) if config.tls else None
     if tls is not None:
         named = certificate_name(tls.load().cert)
@@ -29,9 +34,24 @@ def start_node(config: NodeConfig) -> tuple[grpc.Server, int]:
                      cert=tls.cert if tls else None)
     audit.append("node_start", listen=config.listen, data=str(config.data_path),
                  coordinators=list(config.coordinators), tls=tls is not None)
-    service = NodeService(config, DataStore(config.data_path), audit)
+    service = NodeService(config, store, audit)
     return create_server(
         config.listen, tls=tls, max_workers=64,
         register=lambda server: node_pb2_grpc.add_PartyNodeServicer_to_server(service, server),
         services=("securecalc.v1.PartyNode",),
     )
+
+
+def load_store(config: NodeConfig) -> DataStore:
+    """The node's data, validated against its catalogue; a node whose data do not fit refuses
+    to start: its log names the row, the error only the column."""
+    store = DataStore(config.data_path, config.catalogue, config.name)
+    try:
+        store.load()
+    except DataError as exc:
+        _LOG.error("%s", exc)
+        what = f"column {exc.column!r}" if exc.column else "the data file"
+        raise DataError(f"{config.data_path}: {what} does not fit the catalogue of "
+                        f"{config.name} (the row is named in this node's log)",
+                        column=exc.column) from None
+    return store

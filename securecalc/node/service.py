@@ -66,6 +66,7 @@ class NodeService(node_pb2_grpc.PartyNodeServicer):
         policy = self.config.policy
         try:
             policy.check(job)
+            self.store.admit(job)  # the catalogue covers what the job reads; no row is read
             if policy.approval and not self.approvals.is_approved(request_id(job)):
                 path = self.approvals.record_pending(describe_request(job))
                 _LOG.warning("study %r awaits approval: %s", job.study, path)

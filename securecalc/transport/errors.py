@@ -2,7 +2,9 @@
 
 Server side, ``@rpc_boundary`` turns what a servicer raises into a status: a SecureCalcError
 keeps its message (ProtocolError excepted: "malformed message", so a probing peer learns
-nothing), anything else becomes an opaque INTERNAL logged here with its traceback. The kind
+nothing; and DataError, which describes the serving node's own data: a fixed text, so no
+count, value, row or line of those data leaves the node), anything else becomes an opaque
+INTERNAL logged here with its traceback. The kind
 of error (and, for PartyError, the party it names) travels in trailing metadata so that
 ``raise_from_rpc_error`` on the client re-raises the same kind; status codes alone remain
 meaningful to other gRPC clients.
@@ -12,7 +14,7 @@ server raises      status code          client re-raises
 =================  ===================  ===========================================
 WhereError         INVALID_ARGUMENT     WhereError("<party>: <message>")
 ConfigError        FAILED_PRECONDITION  ConfigError("<party>: <message>")
-DataError          FAILED_PRECONDITION  DataError("<party>: <message>")
+DataError          FAILED_PRECONDITION  DataError("<party>: its data do not fit ...")
 PolicyError        PERMISSION_DENIED    PolicyError("<party>: <message>")
 PartyError(p)      ABORTED              PartyError(p, "<message> (reported by <party>)")
 ProtocolError      INVALID_ARGUMENT     ProtocolError("<party>: malformed message")
@@ -52,6 +54,7 @@ _LOG = logging.getLogger(__name__)
 ERROR_KIND_KEY = "x-securecalc-error"
 ERROR_PARTY_KEY = "x-securecalc-error-party"
 MALFORMED = "malformed message"
+DATA_WITHHELD = "its data do not fit this job (details are in this node's log)"
 INTERNAL = "internal error (details are in this node's log)"
 
 STATUS_OF: dict[type[SecureCalcError], grpc.StatusCode] = {
@@ -74,7 +77,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 def status_of(exc: SecureCalcError) -> tuple[grpc.StatusCode, str, type[SecureCalcError]]:
     """Status code, client-visible message and table kind for a SecureCalcError."""
     kind = next(c for c in type(exc).__mro__ if c in STATUS_OF)
-    message = MALFORMED if isinstance(exc, ProtocolError) else str(exc)
+    message = (MALFORMED if isinstance(exc, ProtocolError)
+               else DATA_WITHHELD if isinstance(exc, DataError) else str(exc))
     return STATUS_OF[kind], message, kind
 
 
@@ -114,6 +118,8 @@ def _abort_for(context: grpc.ServicerContext, exc: Exception, method: Any) -> No
         code, message, kind = status_of(exc)
         if isinstance(exc, ProtocolError):
             _LOG.info("%s: malformed input from %s: %s", name, context.peer(), exc)
+        elif isinstance(exc, DataError):
+            _LOG.error("%s: DataError (withheld from the caller): %s", name, exc)
         else:
             _LOG.info("%s: %s: %s", name, kind.__name__, exc)
         metadata: list[tuple[str, str]] = [(ERROR_KIND_KEY, kind.__name__)]
@@ -193,6 +199,7 @@ def _header_safe(value: str) -> bool:
 
 
 __all__ = [
+    "DATA_WITHHELD",
     "ERROR_KIND_KEY",
     "ERROR_PARTY_KEY",
     "STATUS_OF",

@@ -57,6 +57,10 @@ def failure_error(job: MpcJob, kind: str, message: str, peer: int | None) -> Sec
     if kind == "protocol":
         who = "" if peer is None else f"party {job.party_name(peer)!r}: "
         return ProtocolError(who + message)
+    if kind == "internal":  # an exception's text may quote this node's data: keep it here
+        log.error("MPC job %r failed: %s", job.job_id, message)
+        return SecureCalcError(f"MPC job {job.job_id!r} failed (internal error; details are "
+                               "in this node's log)")
     return SecureCalcError(f"MPC job {job.job_id!r} failed ({kind}): {message}")
 
 

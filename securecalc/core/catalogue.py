@@ -1,0 +1,126 @@
+"""A node's catalogue: the columns it offers, with their published types, bounds and levels.
+
+The catalogue is public (``securecalc node describe`` prints it). A node checks its rows
+against it when it starts and whenever its data file changes; a study is then checked against
+the catalogue alone, before any row is read (:func:`check_coverage`). So whether a study is
+refused, and what the refusal says, depends on the study and the catalogue, never on the
+rows: a coordinator cannot bisect a patient's value by narrowing bounds study after study.
+
+A study covers a catalogue column when it declares the same type and, for a numeric column,
+bounds that contain the catalogue's (study min <= catalogue min, study max >= catalogue max),
+or, for a category, every catalogue level (extra study levels are fine). Rows that fit the
+catalogue then fit the study, and :func:`study_table` hands them over unchanged, with
+category codes renumbered in the study's level order.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+
+from securecalc.core.schema import Column, Schema, schema_from_mapping
+from securecalc.core.table import ColumnData, Table
+from securecalc.errors import PolicyError
+
+
+def catalogue_from_mapping(raw: Mapping[str, object], *, path: str | None = None) -> Schema:
+    """The catalogue of a parsed ``[catalogue]`` table (same keys as a study's ``[schema]``)."""
+    return schema_from_mapping(raw, path=path, table="catalogue")
+
+
+def coverage_problem(offered: Column, asked: Column) -> str | None:
+    """Why the study's declaration ``asked`` does not cover the catalogue's ``offered``, or None.
+
+    The text quotes only the two declarations, both public.
+    """
+    if offered.type != asked.type:
+        return f"as {offered.type}; the study declares it {asked.type}"
+    if offered.type == "category":
+        lacking = [level for level in offered.levels if level not in asked.levels]
+        if lacking:
+            return (f"with levels {_levels(offered.levels)}; the study's levels lack "
+                    f"{_levels(lacking)}")
+        return None
+    assert offered.min is not None and offered.max is not None
+    assert asked.min is not None and asked.max is not None
+    if asked.min > offered.min or asked.max < offered.max:
+        return (f"with bounds {_bounds(offered)}; the study's bounds {_bounds(asked)} must "
+                "contain them")
+    return None
+
+
+def check_coverage(node: str, catalogue: Schema, schema: Schema, columns: Iterable[str]) -> None:
+    """:class:`PolicyError` unless ``catalogue`` offers every column of ``columns`` in a way
+    ``schema`` (the study's) covers; the first refused column is named."""
+    for name in dict.fromkeys(columns):
+        if name not in catalogue:
+            offered = ", ".join(catalogue.names()) or "no columns"
+            raise PolicyError(f"{node} does not offer column {name!r} (its catalogue: "
+                              f"{offered})")
+        problem = coverage_problem(catalogue[name], schema[name])
+        if problem is not None:
+            raise PolicyError(f"{node} offers column {name!r} {problem}")
+
+
+def study_table(table: Table, schema: Schema, columns: Iterable[str]) -> Table:
+    """``columns`` of a catalogue-validated ``table`` as the study declares them.
+
+    Numeric columns are unchanged; category codes are renumbered in the study's level order
+    (missing stays -1). Call after :func:`check_coverage` for the same columns.
+    """
+    names = list(dict.fromkeys(columns))
+    data: dict[str, ColumnData] = {}
+    for name in names:
+        column = table.column(name)
+        asked = schema[name]
+        if asked.type == "category":
+            codes = np.array([asked.levels.index(level) for level in table.schema[name].levels]
+                             + [-1], dtype=np.int64)  # code -1 (missing) indexes the last: -1
+            values = codes[column.values]
+            values.flags.writeable = False
+            column = ColumnData(values, column.missing)
+        data[name] = column
+    return Table(Schema({name: schema[name] for name in names}), data, table.n_rows)
+
+
+def catalogue_toml(catalogue: Schema, table: str = "schema") -> str:
+    """The catalogue as TOML ``[<table>.<column>]`` tables (by default a study's schema)."""
+    blocks = []
+    for column in catalogue:
+        lines = [f"[{table}.{column.name}]", f'type = "{column.type}"']
+        if column.type == "category":
+            lines.append(f"levels = [{', '.join(json.dumps(v) for v in column.levels)}]")
+        else:
+            assert column.min is not None and column.max is not None
+            lines += [f"min = {_toml_number(column, column.min)}",
+                      f"max = {_toml_number(column, column.max)}"]
+        blocks.append("\n".join(lines) + "\n")
+    return "\n".join(blocks)
+
+
+def describe_column(column: Column) -> str:
+    """``[min, max]`` of a numeric column, or its levels."""
+    return _levels(column.levels) if column.type == "category" else _bounds(column)
+
+
+def _toml_number(column: Column, value: float) -> str:
+    return str(int(value)) if column.type == "int" else repr(float(value))
+
+
+def _bounds(column: Column) -> str:
+    assert column.min is not None and column.max is not None
+    return f"[{_show(column.min)}, {_show(column.max)}]"
+
+
+def _show(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def _levels(levels: Iterable[str]) -> str:
+    return "[" + ", ".join(json.dumps(level) for level in levels) + "]"
+
+
+__all__ = ["catalogue_from_mapping", "catalogue_toml", "check_coverage", "coverage_problem",
+           "describe_column", "study_table"]
