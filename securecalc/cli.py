@@ -106,6 +106,31 @@ def _node_budget(args: argparse.Namespace) -> int:
     return 0
 
 
+def _node_describe(args: argparse.Namespace) -> int:
+    from securecalc.core.catalogue import catalogue_toml
+    from securecalc.core.config import load_node_config
+
+    config = load_node_config(args.config, insecure=True)
+    print(f"# the catalogue of {config.name}: paste into a study's [schema]\n")
+    print(catalogue_toml(config.catalogue), end="")
+    return 0
+
+
+def _node_check(args: argparse.Namespace) -> int:
+    from securecalc.core.catalogue import describe_column
+    from securecalc.core.config import load_node_config
+    from securecalc.node.datastore import validated
+
+    config = load_node_config(args.config, insecure=True)
+    table = validated(config.data_path, config.catalogue)
+    print(f"{config.data_path}: {table.n_rows} rows fit the catalogue of {config.name}")
+    print(f"{'column':<16} {'type':<9} {'missing':>9}  bounds or levels")
+    for column in config.catalogue:
+        missing = int(table.column(column.name).missing.sum())
+        print(f"{column.name:<16} {column.type:<9} {missing:>9}  {describe_column(column)}")
+    return 0
+
+
 def _compute_serve(args: argparse.Namespace) -> int:
     from securecalc.compute.server import start_compute
     from securecalc.core.config import load_compute_config
@@ -211,6 +236,13 @@ def build_parser() -> argparse.ArgumentParser:
     budget = node.add_parser("budget", help="epsilon each study has spent on this node")
     budget.add_argument("--config", required=True, help="node.toml")
     budget.set_defaults(func=_node_budget)
+    describe_node = node.add_parser("describe",
+                                    help="print the catalogue coordinators may ask for")
+    describe_node.add_argument("--config", required=True, help="node.toml")
+    describe_node.set_defaults(func=_node_describe)
+    check = node.add_parser("check", help="check the data against the catalogue (local output)")
+    check.add_argument("--config", required=True, help="node.toml")
+    check.set_defaults(func=_node_check)
 
     compute = commands.add_parser("compute", help="the untrusted CKKS compute node")
     compute_serve = compute.add_subparsers(dest="action", required=True, metavar="ACTION") \

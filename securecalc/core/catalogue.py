@@ -91,7 +91,7 @@ def catalogue_toml(catalogue: Schema, table: str = "schema") -> str:
     for column in catalogue:
         lines = [f"[{table}.{column.name}]", f'type = "{column.type}"']
         if column.type == "category":
-            lines.append(f"levels = [{', '.join(json.dumps(v) for v in column.levels)}]")
+            lines.append(f"levels = [{', '.join(_toml_string(v) for v in column.levels)}]")
         else:
             assert column.min is not None and column.max is not None
             lines += [f"min = {_toml_number(column, column.min)}",
@@ -103,6 +103,13 @@ def catalogue_toml(catalogue: Schema, table: str = "schema") -> str:
 def describe_column(column: Column) -> str:
     """``[min, max]`` of a numeric column, or its levels."""
     return _levels(column.levels) if column.type == "category" else _bounds(column)
+
+
+def _toml_string(text: str) -> str:
+    """A TOML basic string: quotes, backslashes and control characters escaped."""
+    escaped = "".join(f"\\u{ord(ch):04x}" if ch < " " or ch == "\x7f" or ch in '"\\' else ch
+                      for ch in text)
+    return f'"{escaped}"'
 
 
 def _toml_number(column: Column, value: float) -> str:

@@ -31,7 +31,9 @@ REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
 
 TLS = '[tls]\nca = "pki/ca.crt"\ncert = "pki/me.crt"\nkey = "pki/me.key"\n'
-NODE = '[node]\nname = "hospital-a"\nlisten = "127.0.0.1:50051"\n\n[data]\npath = "data/a.csv"\n'
+CATALOGUE = '[catalogue.age]\ntype = "int"\nmin = 18\nmax = 95\n'
+NODE = ('[node]\nname = "hospital-a"\nlisten = "127.0.0.1:50051"\n\n[data]\npath = "data/a.csv"\n'
+        + CATALOGUE)
 COMPUTE = '[compute]\nname = "cmp"\nlisten = "127.0.0.1:50060"\n'
 SCHEMA = """
 [schema.age]
@@ -242,6 +244,44 @@ def test_node_insecure_needs_no_tls(tmp_path: Path) -> None:
 def test_node_errors(tmp_path: Path, text: str, field: str | None, words: str) -> None:
     message = config_error(load_node_config, write(tmp_path, text), field)
     assert words in message
+
+
+def test_node_catalogue(tmp_path: Path) -> None:
+    text = NODE + '[catalogue.arm]\ntype = "category"\nlevels = ["a", "b"]\n' + TLS
+    catalogue = load_node_config(write(tmp_path, text)).catalogue
+    assert catalogue.names() == ["age", "arm"]
+    assert (catalogue["age"].min, catalogue["age"].max) == (18.0, 95.0)
+    assert catalogue["arm"].levels == ("a", "b")
+
+
+def test_node_without_catalogue_is_told_what_to_add(tmp_path: Path) -> None:
+    message = config_error(load_node_config, write(tmp_path, NODE.replace(CATALOGUE, "") + TLS),
+                           "catalogue")
+    assert "missing table [catalogue]" in message and "[catalogue.<column>]" in message
+    assert "published to coordinators" in message
+
+
+def test_node_with_an_empty_catalogue_offers_no_column(tmp_path: Path) -> None:
+    text = NODE.replace(CATALOGUE, "[catalogue]\n") + TLS
+    assert load_node_config(write(tmp_path, text)).catalogue.names() == []
+
+
+@pytest.mark.parametrize(
+    ("entry", "field", "words"),
+    [
+        ('[catalogue.age]\ntype = "int"\nmin = 18\n', "catalogue.age.max", "needs max"),
+        ('[catalogue.age]\ntype = "text"\n', "catalogue.age.type", "type must be one of"),
+        ('[catalogue.age]\ntype = "int"\nmin = 1\nmax = 2\nunit = "y"\n', "catalogue.age.unit",
+         "unknown key"),
+        ('[catalogue.arm]\ntype = "category"\nlevels = []\n', "catalogue.arm.levels",
+         "non-empty list"),
+        ('[catalogue]\nage = 3\n', "catalogue.age", "must be a table"),
+    ],
+)
+def test_node_catalogue_errors_name_the_catalogue_field(tmp_path: Path, entry: str, field: str,
+                                                        words: str) -> None:
+    text = NODE.replace(CATALOGUE, entry) + TLS
+    assert words in config_error(load_node_config, write(tmp_path, text), field)
 
 
 @pytest.mark.parametrize(

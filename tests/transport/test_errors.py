@@ -20,6 +20,7 @@ from securecalc.errors import (
 )
 from securecalc.transport.channel import PartyChannel, create_channel
 from securecalc.transport.errors import (
+    DATA_WITHHELD,
     ERROR_KIND_KEY,
     STATUS_OF,
     raise_from_rpc_error,
@@ -104,7 +105,8 @@ def reconstruct(channel: PartyChannel, err: grpc.RpcError) -> Exception:
             "study.toml, field 'min_cell': min_cell_size must be >= 5",
         ),
         ("where", WhereError, "INVALID_ARGUMENT", "unknown column 'agee'"),
-        ("data", DataError, "FAILED_PRECONDITION", "cohort.csv: column age holds 'abc'"),
+        ("data", DataError, "FAILED_PRECONDITION",
+         "its data do not fit this job (details are in this node's log)"),
         ("protocol", ProtocolError, "INVALID_ARGUMENT", "malformed message"),
         ("crypto", CryptoError, "UNAUTHENTICATED", "ciphertext authentication failed"),
         ("base", SecureCalcError, "UNKNOWN", "something deliberate"),
@@ -127,6 +129,17 @@ def test_protocol_error_stays_opaque(channel: PartyChannel, caplog: pytest.LogCa
     assert err.details() == "malformed message"
     assert SECRET not in str(reconstruct(channel, err))
     assert SECRET in caplog.text  # the operator of the node still sees it
+
+
+@pytest.mark.timeout(20)
+def test_data_error_stays_in_the_node_log(channel: PartyChannel,
+                                          caplog: pytest.LogCaptureFixture) -> None:
+    """A DataError describes the serving node's own data: nothing of it leaves the node."""
+    with caplog.at_level(logging.ERROR, logger="securecalc.transport.errors"):
+        err = unary(channel, "data")
+    assert err.details() == DATA_WITHHELD
+    assert "abc" not in str(reconstruct(channel, err))
+    assert "column age holds 'abc'" in caplog.text
 
 
 @pytest.mark.timeout(20)
@@ -164,7 +177,7 @@ def test_stream_fails_after_its_first_messages(channel: PartyChannel) -> None:
             received.append(message)
     assert received == [b"one", b"two"]
     exc = reconstruct(channel, info.value)
-    assert isinstance(exc, DataError) and "column age" in str(exc)
+    assert isinstance(exc, DataError) and str(exc) == f"hospital-a: {DATA_WITHHELD}"
 
 
 @pytest.mark.timeout(20)
