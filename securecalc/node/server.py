@@ -52,6 +52,6 @@ def load_store(config: NodeConfig) -> DataStore:
         _LOG.error("%s", exc)
         what = f"column {exc.column!r}" if exc.column else "the data file"
         raise DataError(f"{config.data_path}: {what} does not fit the catalogue of "
-                        f"{config.name} (the row is named in this node's log)",
+                        f"{config.name} (details, such as the row, are in this node's log)",
                         column=exc.column) from None
     return store

@@ -35,6 +35,7 @@ max = 1
 """
 GOOD = "age,bmi,arm,flag\n" + "".join(f"{30 + i},{20 + i / 10},{'ab'[i % 2]},1\n"
                                       for i in range(40))
+CATALOGUE = SCHEMA.replace("[schema.", "[catalogue.")
 # hospital-b's file: every column is wrong in its own way, with values that must not leak
 BAD = ("age,bmi,arm,flag\n" + "".join(f"{30 + i},{20 + i / 10},{'ab'[i % 2]},0\n"
                                       for i in range(10))
@@ -58,7 +59,10 @@ def bad_cluster(cluster_factory, tmp_path_factory):  # type: ignore[no-untyped-d
     data = tmp_path_factory.mktemp("bad-data")
     files = {"hospital-a": write(data / "a.csv", GOOD), "hospital-b": write(data / "b.csv", BAD),
              "hospital-c": write(data / "c.csv", GOOD)}
-    return cluster_factory(files, extra_names=("mallory",), with_compute=False)
+    # hospital-b offers no column: its file does not fit any, and it counts rows only
+    return cluster_factory(files, extra_names=("mallory",), with_compute=False,
+                           catalogue={"hospital-a": CATALOGUE, "hospital-b": "[catalogue]\n",
+                                      "hospital-c": CATALOGUE})
 
 
 def study_file(cluster, name: str, analyses: str, *, cert_name: str = "coordinator",  # type: ignore[no-untyped-def]
@@ -78,20 +82,28 @@ def analysis(kind: str, column: str, where: str | None = None) -> str:
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize(("column", "kind", "secret", "fault"), [
-    ("age", "mean", "777", "outside the declared range"),
-    ("bmi", "mean", "seventeen", "not a number"),
-    ("arm", "count", "zebra", "not a level"),
-    ("flag", "sum", "NaN,", "NaN is not allowed in int column flag"),
+@pytest.mark.parametrize(("column", "secret", "fault", "row"), [
+    ("age", "777", "outside the declared range", "row 11 (line 12)"),
+    ("bmi", "seventeen", "not a number", "row 13 (line 14)"),
+    ("arm", "zebra", "not a level", "row 14 (line 15)"),
+    ("flag", "NaN,", "NaN is not allowed in int column flag", "row 12 (line 13)"),
 ])
-def test_bad_values_at_one_node(bad_cluster, tmp_path: Path, column: str, kind: str,  # type: ignore[no-untyped-def]
-                                secret: str, fault: str) -> None:
-    out = tmp_path / "results.json"
-    study = study_file(bad_cluster, f"bad-{column}", analysis(kind, column))
-    line = one_line_error(securecalc("study", "run", str(study), "--out", str(out)))
-    assert "hospital-b" in line and repr(column) in line and fault in line, line
-    assert secret not in line  # no patient value leaves the node
-    assert not out.exists()  # nothing released
+def test_a_node_whose_data_do_not_fit_its_catalogue_refuses_to_start(
+        tmp_path: Path, column: str, secret: str, fault: str, row: str) -> None:
+    """Values are checked when the node starts, never when a study asks: the node's log names
+    the row and the fault, its one-line error only the column."""
+    offered = CATALOGUE.split("\n\n")[["age", "bmi", "arm", "flag"].index(column)]
+    config = write(tmp_path / "b.toml", node_toml("hospital-b", "127.0.0.1:0",
+                                                  write(tmp_path / "b.csv", BAD), tmp_path,
+                                                  offered))
+    result = securecalc("node", "serve", "--insecure", "--config", str(config))
+    line = one_line_error(result)
+    assert "hospital-b" in line and repr(column) in line, line
+    assert secret not in line and fault not in line, line
+    assert not any(ch.isdigit() for ch in line.replace(str(tmp_path), "")), line  # no row
+    log = result.stderr.replace(line, "")
+    assert fault in log and row in log, log
+    assert "listening" not in result.stdout
 
 
 @pytest.mark.timeout(60)
@@ -176,7 +188,7 @@ def test_node_refuses_to_start_without_its_data(tmp_path: Path) -> None:
 def test_node_refuses_a_certificate_of_another_name(tmp_path: Path) -> None:
     init_pki(tmp_path / "pki", ["hospital-a", "hospital-b"])
     data = write(tmp_path / "a.csv", GOOD)
-    text = node_toml("hospital-a", "127.0.0.1:0", data, tmp_path / "pki").replace(
+    text = node_toml("hospital-a", "127.0.0.1:0", data, tmp_path / "pki", CATALOGUE).replace(
         "hospital-a.crt", "hospital-b.crt").replace("hospital-a.key", "hospital-b.key")
     line = one_line_error(securecalc("node", "serve", "--config",
                                      str(write(tmp_path / "a.toml", text))))
@@ -201,7 +213,7 @@ def test_results_json_shape(bad_cluster, tmp_path: Path) -> None:  # type: ignor
     study = study_file(bad_cluster, "shape", analysis("mean", "age", "arm == 'a'"))
     out = tmp_path / "results.json"
     securecalc("study", "run", str(study), "--out", str(out))
-    # hospital-b's file is bad in age: the study fails and writes nothing
+    # hospital-b does not offer age: the study is refused and writes nothing
     assert not out.exists()
     study = study_file(bad_cluster, "shape2", '[[analysis]]\nid = "n"\nkind = "count"\n')
     result = securecalc("study", "run", str(study), "--out", str(out))
