@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from securecalc.core.config import load_compute_config, load_node_config, load_study_config
+from securecalc.core.schema import schema_from_mapping
 from securecalc.core.table import load_table
-from securecalc.synth import synth_schema
+from securecalc.studyfolder import node_toml
+from securecalc.synth import synth_schema, write_cohort
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,6 +45,36 @@ def test_synth_writes_loadable_files(tmp_path: Path) -> None:
     assert all(load_table(f, synth_schema()).n_rows == 500 for f in files)
     bad = securecalc("synth", "--sites", "0", "--rows", "5", "--out", str(tmp_path))
     assert bad.returncode == 1 and "sites" in bad.stderr
+
+
+@pytest.mark.timeout(60)
+def test_node_describe_prints_a_schema_a_study_can_paste(tmp_path: Path) -> None:
+    (data,) = write_cohort(tmp_path, sites=1, rows=200, seed=2)
+    config = tmp_path / "node.toml"
+    config.write_text(node_toml("hospital-a", "127.0.0.1:0", data, tmp_path / "pki"))
+    result = securecalc("node", "describe", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    assert schema_from_mapping(tomllib.loads(result.stdout)["schema"]) == synth_schema()
+    assert "200" not in result.stdout  # the catalogue, nothing of the data
+
+
+@pytest.mark.timeout(60)
+def test_node_check_counts_rows_and_names_the_row_that_does_not_fit(tmp_path: Path) -> None:
+    (data,) = write_cohort(tmp_path, sites=1, rows=200, seed=2)
+    config = tmp_path / "node.toml"
+    config.write_text(node_toml("hospital-a", "127.0.0.1:0", data, tmp_path / "pki"))
+    table = load_table(data, synth_schema())
+    ok = securecalc("node", "check", "--config", str(config))
+    assert ok.returncode == 0, ok.stderr
+    assert f"{data}: 200 rows fit the catalogue of hospital-a" in ok.stdout
+    bmi = next(line for line in ok.stdout.splitlines() if line.startswith("bmi "))
+    assert bmi.split()[:3] == ["bmi", "float", str(int(table.column("bmi").missing.sum()))]
+    lines = data.read_text().splitlines()
+    lines[5] = "130" + lines[5][lines[5].index(","):]
+    data.write_text("\n".join(lines) + "\n")
+    bad = securecalc("node", "check", "--config", str(config))
+    assert bad.returncode == 1
+    assert "column 'age', row 5 (line 6): '130' is outside the declared range" in bad.stderr
 
 
 @pytest.mark.timeout(30)
