@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from securecalc.bench.analyses import FIVE, analyses_toml
-from securecalc.bench.datasets import BENCH_SCHEMA_TOML, write_sites
+from securecalc.bench.datasets import BENCH_CATALOGUE_TOML, BENCH_SCHEMA_TOML, write_sites
 from securecalc.cluster import LocalCluster
 from securecalc.coordinator.study import new_job, run_study
 from securecalc.core.config import load_study_config
@@ -80,7 +80,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="securecalc-profile-") as tmp:
         work = Path(tmp)
         paths = write_sites(work / "data", sites=3, rows=args.rows)
-        with LocalCluster.start(work / "cluster", paths) as cluster:
+        with LocalCluster.start(work / "cluster", paths,
+                                catalogue=BENCH_CATALOGUE_TOML) as cluster:
             study = cluster.study("profile", args.engine, BENCH_SCHEMA_TOML,
                                   analyses_toml(FIVE.ids), extra_study="timeout_seconds = 600\n")
             config = load_study_config(study)

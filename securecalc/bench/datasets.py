@@ -39,6 +39,8 @@ def _schema_toml() -> str:
 
 
 BENCH_SCHEMA_TOML = _schema_toml()
+#: what a node serving benchmark data offers: the schema's columns, bounds and levels
+BENCH_CATALOGUE_TOML = BENCH_SCHEMA_TOML.replace("[schema.", "[catalogue.")
 
 
 def bench_schema() -> Schema:
@@ -79,5 +81,5 @@ def write_sites(out_dir: Path, *, sites: int, rows: int, seed: int = 0) -> dict[
     return paths
 
 
-__all__ = ["BENCH_SCHEMA_TOML", "LEVELS_A", "LEVELS_B", "MAX_TIME", "PREDICTORS", "bench_schema",
-           "generate_site", "write_sites"]
+__all__ = ["BENCH_CATALOGUE_TOML", "BENCH_SCHEMA_TOML", "LEVELS_A", "LEVELS_B", "MAX_TIME",
+           "PREDICTORS", "bench_schema", "generate_site", "write_sites"]

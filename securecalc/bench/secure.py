@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from securecalc.bench.analyses import ALL, analyses_toml, missing_kinds, runnable_ids
-from securecalc.bench.datasets import BENCH_SCHEMA_TOML, write_sites
+from securecalc.bench.datasets import BENCH_CATALOGUE_TOML, BENCH_SCHEMA_TOML, write_sites
 from securecalc.bench.load import ForeignLoad
 from securecalc.bench.matrix import Cell, Group
 from securecalc.bench.memory import ChildSampler, peak_mb, reset_peak
@@ -52,7 +52,8 @@ class BenchCluster:
         env = {LATENCY_ENV: str(group.latency_ms)} if group.latency_ms else None
         started = time.perf_counter()
         self.cluster = LocalCluster.start(work / "clusters" / group.name, self.paths,
-                                          with_compute=group.with_compute, env=env)
+                                          with_compute=group.with_compute, env=env,
+                                          catalogue=BENCH_CATALOGUE_TOML)
         self.start_seconds = time.perf_counter() - started
 
     def close(self) -> None:
