@@ -5,7 +5,7 @@ from __future__ import annotations
 import tomllib
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from securecalc.core.catalogue import (
@@ -81,6 +81,7 @@ def test_an_empty_catalogue_covers_only_reads_of_no_column() -> None:
 bounds = st.integers(-1000, 1000)
 
 
+@settings(deadline=None)  # a shared machine: time is no property here
 @given(bounds, bounds, bounds, bounds)
 def test_coverage_is_containment_and_fitting_rows_then_fit_the_study(
         a: int, b: int, c: int, d: int) -> None:
@@ -95,6 +96,7 @@ def test_coverage_is_containment_and_fitting_rows_then_fit_the_study(
         Table.from_columns(Schema({"x": asked}), {"x": remapped.column("x").values.tolist()})
 
 
+@settings(deadline=None)  # a shared machine: time is no property here
 @given(st.lists(st.sampled_from("abcdefgh"), min_size=1, max_size=8, unique=True),
        st.lists(st.sampled_from("abcdefghij"), min_size=1, max_size=10, unique=True),
        st.data())
@@ -123,6 +125,7 @@ def test_study_table_keeps_numeric_columns_and_only_the_columns_asked_for() -> N
     assert out.schema["bmi"].max == 100.0
 
 
+@settings(deadline=None)  # a shared machine: time is no property here
 @given(st.dictionaries(
     st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True),
     st.one_of(
