@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import pickle
 import subprocess
 import sys
@@ -113,6 +114,16 @@ def test_failure_mapping() -> None:
     assert isinstance(failure_error(j, "config", "x", None), ConfigError)
     assert isinstance(failure_error(j, "protocol", "x", 1), ProtocolError)
     assert type(failure_error(j, "internal", "x", None)) is SecureCalcError
+
+
+@pytest.mark.timeout(10)
+def test_an_internal_failure_keeps_its_text_in_the_node_log(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """An exception's text may quote the node's data: it is logged, never passed on."""
+    with caplog.at_level(logging.ERROR):
+        error = failure_error(job(), "internal", "ValueError: cannot use 57.25", None)
+    assert "57.25" not in str(error) and "details are in this node's log" in str(error)
+    assert "57.25" in caplog.text
 
 
 frame_st = st.one_of(
