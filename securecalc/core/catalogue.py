@@ -36,7 +36,9 @@ def coverage_problem(offered: Column, asked: Column) -> str | None:
     The text quotes only the two declarations, both public.
     """
     if offered.type != asked.type:
-        return f"as {offered.type}; the study declares it {asked.type}"
+        published = "levels" if offered.type == "category" else "bounds"
+        return (f"as {offered.type} with {published} {describe_column(offered)}; the study "
+                f"declares it {asked.type}")
     if offered.type == "category":
         lacking = [level for level in offered.levels if level not in asked.levels]
         if lacking:

@@ -55,7 +55,7 @@ def test_the_synthetic_schema_covers_the_synthetic_catalogue() -> None:
      "hospital-b offers column 'bmi' with bounds [15, 60]; the study's bounds [15, 57.5] must "
      "contain them"),
     (numeric("int", 15, 60, "bmi"),
-     "hospital-b offers column 'bmi' as float; the study declares it int"),
+     "hospital-b offers column 'bmi' as float with bounds [15, 60]; the study declares it int"),
     (category(["F"], "sex"),
      "hospital-b offers column 'sex' with levels [\"F\", \"M\"]; the study's levels lack [\"M\"]"),
     (numeric("int", 100, 250, "height"),

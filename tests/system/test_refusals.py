@@ -158,7 +158,8 @@ BOUNDS = "hospital-b offers column 'bmi' with bounds [15, 60]; the study's bound
      "lack [\"U\"]"),
     ("wrong-type", schema(score="float"),
      '[[analysis]]\nid = "s"\nkind = "sum"\ncolumn = "score"\n',
-     "hospital-b offers column 'score' as int; the study declares it float"),
+     "hospital-b offers column 'score' as int with bounds [0, 10]; the study declares it "
+     "float"),
     ("not-offered", schema(),
      '[[analysis]]\nid = "h"\nkind = "mean"\ncolumn = "height"\n',
      "hospital-b does not offer column 'height' (its catalogue: age, bmi, sex, score)"),
