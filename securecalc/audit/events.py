@@ -17,9 +17,12 @@ from securecalc.errors import ProtocolError, SecureCalcError
 
 
 def open_log(path: Path, party: str, *, key: Path | None, cert: Path | None) -> AuditLog:
-    """The party's log; it signs checkpoints when the party has a TLS identity."""
-    return AuditLog(path, party=party, key_pem=key.read_bytes() if key else None,
-                    cert_pem=cert.read_bytes() if cert else None)
+    """The party's log, checked and with a torn tail moved aside (:meth:`AuditLog.recover`);
+    it signs checkpoints when the party has a TLS identity."""
+    log = AuditLog(path, party=party, key_pem=key.read_bytes() if key else None,
+                   cert_pem=cert.read_bytes() if cert else None)
+    log.recover()
+    return log
 
 
 def digest(value: Any) -> str:
