@@ -194,3 +194,16 @@ def test_a_real_full_disk(tmp_path: Path) -> None:
         assert verify_log(path).ok and len(verify_log(path).records) == 4
     finally:
         subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_a_torn_tail_that_cannot_be_moved_aside_is_left_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    filled(path)
+    with path.open("ab") as f:
+        f.write(b'{"seq": 4, "ti')
+    before = path.read_bytes()
+    with pytest.raises(StorageError, match="quarantine file of the audit log cannot be "
+                                           "written: the disk is full"):
+        AuditLog(path, party="hospital-a", ops=failing(write=raises(errno.ENOSPC))).recover()
+    assert path.read_bytes() == before and list(tmp_path.glob("*.torn-*")) == []
+    assert AuditLog(path, party="hospital-a").recover() is not None  # once space is freed

@@ -51,26 +51,26 @@ def append(fd: int, data: bytes, *, path: Path, what: str, ops: FileOps = SYSTEM
 
 
 def write_new(path: Path, data: bytes, *, what: str, ops: FileOps = SYSTEM) -> None:
-    """Create ``path`` (it must not exist) holding ``data``, fsync'ed with its folder; on a
-    failure no partial file is left behind."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+    """Create ``path`` (it must not exist) holding ``data``, fsync'ed with its folder, or
+    raise StorageError leaving no file behind."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+    except OSError as exc:
+        raise _failure(exc, path, what) from exc
     try:
         append(fd, data, path=path, what=what, ops=ops)
     except StorageError:
-        os.close(fd)
         path.unlink(missing_ok=True)
         raise
-    os.close(fd)
-    sync_folder(path.parent)
-
-
-def sync_folder(folder: Path) -> None:
-    """Make a new or renamed entry of ``folder`` durable."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
     finally:
         os.close(fd)
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        ops.fsync(folder)  # the new name survives a crash
+    except OSError as exc:
+        raise _failure(exc, path, what) from exc
+    finally:
+        os.close(folder)
 
 
 def truncate(fd: int, length: int, *, path: Path, what: str, ops: FileOps = SYSTEM) -> None:
