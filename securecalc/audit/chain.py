@@ -51,7 +51,8 @@ def parse_record(line: str | bytes) -> dict[str, Any] | None:
     """The audit record on ``line``, or None when the line is not one."""
     try:
         record = json.loads(line)
-        if isinstance(record, dict) and all(k in record for k in (*_BODY, "hash")):
+        if (isinstance(record, dict) and all(k in record for k in _BODY)
+                and isinstance(record.get("hash"), str) and type(record["seq"]) is int):
             return record
     except ValueError:
         pass

@@ -58,11 +58,16 @@ def test_a_node_quarantines_a_torn_tail_at_start_and_serves(cluster_factory, coh
     with log.open("ab") as f:  # what a crash between write and fsync leaves
         f.write(torn)
     assert verify_log(log).torn == len(torn)
+    ledger = cluster.root / "privacy-ledger" / "hospital-a.jsonl"  # beside node.toml
+    ledger.parent.mkdir(exist_ok=True)
+    ledger.write_bytes(b'{"epsilon": "0.5", "job": "cut-off", "st')  # a charge cut off too
     cluster.restart("hospital-a")
     run_counts(cluster, "after-repair", 3)
     moved = list(log.parent.glob("hospital-a.jsonl.torn-*"))
     assert len(moved) == 1 and moved[0].read_bytes() == torn
-    assert "log_repaired" in [r["event"] for r in verify_log(log).records]
+    assert ledger.read_bytes() == b"" and len(list(ledger.parent.glob("*.torn-*"))) == 1
+    events = [r["event"] for r in verify_log(log).records]
+    assert "log_repaired" in events and "ledger_repaired" in events
     node_log = (cluster.root / "logs" / "hospital-a.log").read_text()
     assert "WARNING" in node_log and str(log) in node_log and str(moved[0]) in node_log
     assert_logs_verify(cluster)
