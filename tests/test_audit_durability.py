@@ -15,9 +15,11 @@ from pathlib import Path
 import pytest
 
 from securecalc.audit.durable import FileOps
+from securecalc.audit.events import signed_head
 from securecalc.audit.log import AuditLog
 from securecalc.audit.verify import verify_log
 from securecalc.errors import ConfigError, StorageError
+from securecalc.pki import init_pki
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -207,3 +209,16 @@ def test_a_torn_tail_that_cannot_be_moved_aside_is_left_in_place(tmp_path: Path)
         AuditLog(path, party="hospital-a", ops=failing(write=raises(errno.ENOSPC))).recover()
     assert path.read_bytes() == before and list(tmp_path.glob("*.torn-*")) == []
     assert AuditLog(path, party="hospital-a").recover() is not None  # once space is freed
+
+
+def test_a_checkpoint_the_disk_cannot_hold_is_an_error_not_a_missing_signature(
+        tmp_path: Path) -> None:
+    init_pki(tmp_path / "pki", ["hospital-a"])
+    pki = tmp_path / "pki"
+    log = AuditLog(tmp_path / "audit.jsonl", party="hospital-a",
+                   key_pem=(pki / "hospital-a.key").read_bytes(),
+                   cert_pem=(pki / "hospital-a.crt").read_bytes(),
+                   ops=failing(write=raises(errno.ENOSPC)))
+    with pytest.raises(StorageError, match="the disk is full"):
+        signed_head(log)
+    assert signed_head(AuditLog(tmp_path / "plain.jsonl", party="hospital-a")) == ""
