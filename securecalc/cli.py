@@ -1,7 +1,8 @@
 """The ``securecalc`` command line: a thin layer over the Python API.
 
 Every failure prints one line naming what is at fault and exits non-zero (1 for a securecalc
-error, 2 for a usage error, 130 when interrupted).
+error, 2 for a usage error, 130 when interrupted; `audit verify` exits 3 for a log that is
+intact up to a torn tail, which the party quarantines at its next start).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from securecalc.errors import SecureCalcError
 
 INSECURE_HELP = "development only: no TLS, identities are claimed, not proven"
+TORN_TAIL_STATUS = 3
 
 
 def _certs_init(args: argparse.Namespace) -> int:
@@ -178,13 +180,15 @@ def _audit_verify(args: argparse.Namespace) -> int:
                         heads=load_heads([Path(p) for p in args.head]))
     for problem in report.problems:
         print(f"{args.log}: {problem}", file=sys.stderr)
+    if report.torn:
+        print(f"{args.log}: {report.torn_message()}", file=sys.stderr)
     if not report.ok:
         print(f"securecalc: error: {args.log}: {len(report.problems)} problem(s) found",
               file=sys.stderr)
         return 1
     print(f"{args.log}: {len(report.records)} records, {report.checkpoints} checkpoints, "
-          "chain and signatures intact")
-    return 0
+          "chain and signatures intact" + (" up to a torn tail" if report.torn else ""))
+    return TORN_TAIL_STATUS if report.torn else 0
 
 
 def _audit_show(args: argparse.Namespace) -> int:
@@ -194,6 +198,8 @@ def _audit_show(args: argparse.Namespace) -> int:
     print(show(report.records))
     for problem in report.problems:
         print(f"warning: {problem}", file=sys.stderr)
+    if report.torn:
+        print(f"warning: {report.torn_message()}", file=sys.stderr)
     return 0
 
 

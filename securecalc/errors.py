@@ -4,7 +4,8 @@
 
     SecureCalcError                 anything securecalc raises on purpose
     ├── ConfigError                 a configuration file or field is wrong (names file and field)
-    │   └── WhereError              a where-expression does not parse or names unknown things
+    │   ├── WhereError              a where-expression does not parse or names unknown things
+    │   └── StorageError            an audit log or ledger could not be written (disk full/failing)
     ├── DataError                   a data file is missing or holds a value the schema forbids
     ├── PolicyError                 a node's policy refuses what a study asks for
     ├── PartyError                  a named party failed (unreachable, refused, died or hung)
@@ -34,6 +35,11 @@ class ConfigError(SecureCalcError):
 
 class WhereError(ConfigError):
     """A where-expression is malformed or names an unknown column or level."""
+
+
+class StorageError(ConfigError):
+    """A durable file (audit log, privacy ledger) could not be written: the disk is full or
+    failing. The append was undone; nothing was recorded."""
 
 
 class DataError(SecureCalcError):
@@ -77,5 +83,6 @@ __all__ = [
     "PolicyError",
     "ProtocolError",
     "SecureCalcError",
+    "StorageError",
     "WhereError",
 ]

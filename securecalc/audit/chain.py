@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 GENESIS = "0" * 64
+_BODY = ("seq", "time", "event", "data", "prev")
 CHECKPOINT = "checkpoint"
 
 
@@ -46,31 +47,57 @@ class Problem:
         return f"line {self.line}: {self.message}" if self.line else self.message
 
 
-def verify_chain(lines: Iterable[str]) -> tuple[list[dict[str, Any]], list[Problem]]:
-    """Parse and check every record; return the records and every problem found."""
-    records: list[dict[str, Any]] = []
-    problems: list[Problem] = []
-    prev = GENESIS
-    for number, line in enumerate(lines, start=1):
+def parse_record(line: str | bytes) -> dict[str, Any] | None:
+    """The audit record on ``line``, or None when the line is not one."""
+    try:
+        record = json.loads(line)
+        if (isinstance(record, dict) and all(k in record for k in _BODY)
+                and isinstance(record.get("hash"), str) and type(record["seq"]) is int):
+            return record
+    except ValueError:
+        pass
+    return None
+
+
+class ChainCheck:
+    """Checks records one line at a time, remembering only the previous record's hash."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.prev = GENESIS
+
+    def feed(self, number: int, line: str | bytes) -> tuple[dict[str, Any] | None,
+                                                             list[Problem]]:
+        """The record on line ``number`` (None when it is not one) and its problems."""
         if not line.strip():
-            problems.append(Problem(number, "empty line"))
-            continue
-        try:
-            record = json.loads(line)
-            body = {k: record[k] for k in ("seq", "time", "event", "data", "prev")}
-            stored = record["hash"]
-        except (ValueError, KeyError, TypeError):
-            problems.append(Problem(number, "not an audit record"))
-            continue
-        expected_seq = len(records) + 1
-        if record_hash(body) != stored:
+            return None, [Problem(number, "empty line")]
+        record = parse_record(line)
+        if record is None:
+            return None, [Problem(number, "not an audit record")]
+        problems = []
+        body = {k: record[k] for k in _BODY}
+        expected_seq = self.count + 1
+        if record_hash(body) != record["hash"]:
             problems.append(Problem(number, f"record {body['seq']} was changed (hash mismatch)"))
         if body["seq"] != expected_seq:
             problems.append(Problem(number, f"sequence {body['seq']} where {expected_seq} was "
                                             "expected (record deleted, inserted or reordered)"))
-        if body["prev"] != prev:
+        if body["prev"] != self.prev:
             problems.append(Problem(number, "does not follow the record before it (record "
                                             "deleted, inserted or reordered)"))
-        records.append(record)
-        prev = stored
+        self.count += 1
+        self.prev = record["hash"]
+        return record, problems
+
+
+def verify_chain(lines: Iterable[str | bytes]) -> tuple[list[dict[str, Any]], list[Problem]]:
+    """Parse and check every record; return the records and every problem found."""
+    records: list[dict[str, Any]] = []
+    problems: list[Problem] = []
+    check = ChainCheck()
+    for number, line in enumerate(lines, start=1):
+        record, found = check.feed(number, line)
+        if record is not None:
+            records.append(record)
+        problems.extend(found)
     return records, problems

@@ -13,13 +13,16 @@ from typing import Any
 from securecalc.audit.chain import canonical
 from securecalc.audit.log import AuditLog
 from securecalc.audit.verify import check_checkpoint
-from securecalc.errors import ProtocolError, SecureCalcError
+from securecalc.errors import ProtocolError, SecureCalcError, StorageError
 
 
 def open_log(path: Path, party: str, *, key: Path | None, cert: Path | None) -> AuditLog:
-    """The party's log; it signs checkpoints when the party has a TLS identity."""
-    return AuditLog(path, party=party, key_pem=key.read_bytes() if key else None,
-                    cert_pem=cert.read_bytes() if cert else None)
+    """The party's log, checked and with a torn tail moved aside (:meth:`AuditLog.recover`);
+    it signs checkpoints when the party has a TLS identity."""
+    log = AuditLog(path, party=party, key_pem=key.read_bytes() if key else None,
+                   cert_pem=cert.read_bytes() if cert else None)
+    log.recover()
+    return log
 
 
 def digest(value: Any) -> str:
@@ -50,9 +53,12 @@ def audited(log: AuditLog, job_id: str, **start: Any) -> Iterator[dict[str, Any]
 
 
 def signed_head(log: AuditLog) -> str:
-    """This party's signed checkpoint as JSON, or "" when it cannot sign (insecure mode)."""
+    """This party's signed checkpoint as JSON, or "" when it cannot sign (insecure mode); a
+    checkpoint the disk cannot hold raises StorageError."""
     try:
         return json.dumps(log.checkpoint())
+    except StorageError:
+        raise
     except SecureCalcError:
         return ""
 

@@ -1,8 +1,11 @@
 """Appending to an audit log, and signing its head.
 
 Each event is written and fsync'ed before :meth:`AuditLog.append` returns, so an event that
-was acknowledged survives a crash. A checkpoint (record count and head hash) is signed with
-the party's TLS key, appended to the log itself, and handed to the other parties.
+was acknowledged survives a crash; an append that fails (disk full or failing) is undone and
+raises StorageError. A torn tail left by a crash is moved aside and recorded as
+``log_repaired``, at start (:meth:`AuditLog.recover`) or by the next append. A checkpoint
+(record count and head hash) is signed with the party's TLS key, appended to the log itself,
+and handed to the other parties.
 """
 
 from __future__ import annotations
@@ -20,11 +23,14 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from securecalc.audit.chain import CHECKPOINT, GENESIS, checkpoint_message, make_record
+from securecalc.audit import durable
+from securecalc.audit.chain import CHECKPOINT, ChainCheck, checkpoint_message, make_record
+from securecalc.audit.durable import SYSTEM, FileOps
+from securecalc.audit.lines import Quarantined, iter_lines, quarantine
+from securecalc.audit.tail import Tail, read_tail
 from securecalc.errors import ConfigError
 
-#: bytes read from the end of the log to find its last record (records are a few KiB at most)
-_TAIL_BYTES = 64 * 1024
+REPAIRED = "log_repaired"
 
 
 class AuditLog:
@@ -32,36 +38,27 @@ class AuditLog:
 
     def __init__(self, path: Path, *, party: str, key_pem: bytes | None = None,
                  cert_pem: bytes | None = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 ops: FileOps = SYSTEM):
         self.path = Path(path)
         self.party = party
         self._key = (serialization.load_pem_private_key(key_pem, password=None)
                      if key_pem else None)
         self._cert_pem = cert_pem
         self._clock = clock
+        self._ops = ops
         self._lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        _ = self.head  # fail early on a log whose tail is not a record
-
-    def _tail(self, fd: int) -> tuple[int, str]:
-        """Sequence number and hash of the last record (the file is locked by the caller)."""
-        size = os.fstat(fd).st_size
-        if size == 0:
-            return 0, GENESIS
-        window = min(size, _TAIL_BYTES)
-        os.lseek(fd, size - window, os.SEEK_SET)
-        lines = [ln for ln in os.read(fd, window).splitlines() if ln.strip()]
-        try:
-            record = json.loads(lines[-1])
-            return int(record["seq"]), str(record["hash"])
-        except (ValueError, KeyError, TypeError, IndexError):
-            raise ConfigError("the last line is not an audit record; run "
-                              "`securecalc audit verify` on it", path=str(self.path)) from None
 
     def _locked(self) -> int:
         fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX)  # other threads and processes appending to this log
         return fd
+
+    def _broken(self, problem: str) -> ConfigError:
+        return ConfigError(f"the audit log's chain is broken ({problem}); nothing more is "
+                           f"appended to it: run `securecalc audit verify {self.path}`",
+                           path=str(self.path))
 
     @property
     def head(self) -> tuple[int, str]:
@@ -69,7 +66,26 @@ class AuditLog:
         with self._lock:
             fd = self._locked()
             try:
-                return self._tail(fd)
+                tail = read_tail(fd)
+            finally:
+                os.close(fd)
+        if not tail.intact:
+            raise self._broken("the line before its last is not an audit record")
+        return tail.head
+
+    def recover(self) -> Quarantined | None:
+        """Check the whole chain, as a party does at start, and move a torn tail aside
+        (recorded as ``log_repaired``); a broken chain raises ConfigError."""
+        with self._lock:
+            fd = self._locked()
+            try:
+                tail = read_tail(fd)
+                check = ChainCheck()
+                for number, line in enumerate(iter_lines(fd, tail.end), start=1):
+                    problems = check.feed(number, line)[1]
+                    if problems:
+                        raise self._broken(str(problems[0]))
+                return self._write(fd, tail, [])[1]
             finally:
                 os.close(fd)
 
@@ -78,25 +94,37 @@ class AuditLog:
         return self.append_all([(event, data)])[0]
 
     def append_all(self, events: Sequence[tuple[str, Mapping[str, Any]]]) -> list[dict[str, Any]]:
-        """Write several events in order, durably with one fsync, and return their records."""
+        """Write several events in order, all or none, durably with one fsync, and return
+        their records; StorageError when the disk is full or failing."""
         with self._lock:
             fd = self._locked()
             try:
-                seq, head = self._tail(fd)
-                records, lines = [], []
-                for event, data in events:
-                    seq += 1
-                    record = make_record(seq, self._clock().isoformat(), event, dict(data),
-                                         head)
-                    head = record["hash"]
-                    records.append(record)
-                    lines.append(json.dumps(record, sort_keys=True) + "\n")
-                if lines:
-                    os.write(fd, "".join(lines).encode())
-                    os.fsync(fd)
+                return self._write(fd, read_tail(fd), events)[0]
             finally:
                 os.close(fd)  # releases the lock
-            return records
+
+    def _write(self, fd: int, tail: Tail, events: Sequence[tuple[str, Mapping[str, Any]]]
+               ) -> tuple[list[dict[str, Any]], Quarantined | None]:
+        """Append after ``tail`` (the file is locked), moving a torn tail aside first."""
+        if not tail.intact:
+            raise self._broken("the line before its last is not an audit record")
+        seq, head = tail.head
+        moved = None
+        if tail.torn:
+            moved = quarantine(fd, self.path, tail.end, now=self._clock(), what="audit log",
+                               ops=self._ops)
+            events = [(REPAIRED, {**moved.describe(), "after_record": seq}), *events]
+        records, lines = [], []
+        for event, data in events:
+            seq += 1
+            record = make_record(seq, self._clock().isoformat(), event, dict(data), head)
+            head = record["hash"]
+            records.append(record)
+            lines.append(json.dumps(record, sort_keys=True) + "\n")
+        if lines:
+            durable.append(fd, "".join(lines).encode(), path=self.path, what="audit log",
+                           ops=self._ops)
+        return records[1 if moved else 0:], moved
 
     def checkpoint(self) -> dict[str, Any]:
         """Sign the current head, append the checkpoint, and return it for the other parties."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from securecalc.audit.chain import CHECKPOINT, Problem, checkpoint_message, verify_chain
+from securecalc.audit.lines import iter_lines
+from securecalc.audit.tail import read_tail
 from securecalc.errors import ConfigError
 
 
@@ -23,10 +26,16 @@ class Report:
     records: list[dict[str, Any]]
     problems: list[Problem] = field(default_factory=list)
     checkpoints: int = 0
+    torn: int = 0  # bytes after the last complete record, which a party moves aside at start
 
     @property
     def ok(self) -> bool:
+        """The chain and signatures are intact (a torn tail aside)."""
         return not self.problems
+
+    def torn_message(self) -> str:
+        return (f"torn tail: {self.torn} bytes after record {len(self.records)}; the node will "
+                "quarantine it at start")
 
 
 def check_checkpoint(checkpoint: dict[str, Any], *, ca_pem: bytes | None) -> str | None:
@@ -64,12 +73,16 @@ def verify_log(path: Path, *, ca: Path | None = None,
     """Verify the chain and checkpoints of ``path``; ``heads`` are checkpoints of this log
     held by other parties (they reveal a truncated or rewritten tail)."""
     try:
-        lines = path.read_text().splitlines()
+        fd = os.open(path, os.O_RDONLY)
     except OSError as exc:
         raise ConfigError(f"cannot read: {exc.strerror}", path=str(path)) from None
+    try:
+        tail = read_tail(fd)  # the same rule a party applies at start
+        records, problems = verify_chain(iter_lines(fd, tail.end))
+    finally:
+        os.close(fd)
     ca_pem = ca.read_bytes() if ca else None
-    records, problems = verify_chain(lines)
-    report = Report(records, problems)
+    report = Report(records, problems, torn=tail.torn)
     by_seq = {r.get("seq"): r for r in records}
     for number, record in enumerate(records, start=1):
         if record.get("event") != CHECKPOINT:

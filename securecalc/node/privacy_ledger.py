@@ -5,8 +5,13 @@ epsilon as an exact decimal string. :meth:`PrivacyLedger.charge` holds an exclus
 it adds up what was spent, decides, and appends (fsync'ed), so concurrent studies cannot
 overspend and a restart loses nothing. A run is charged *before* any computation and never
 refunded: a run that fails halfway may already have released something, and a refusal by
-another node cannot be told apart from a failure. A line that does not parse makes every
-charge fail (the ledger fails closed) until an operator repairs the file.
+another node cannot be told apart from a failure. A complete line that does not parse makes
+every charge fail (the ledger fails closed) until an operator repairs the file.
+
+A charge is appended all or nothing (StorageError when the disk is full or failing, and the
+run is refused). A last line without its newline is a charge whose append never completed,
+so its run never computed: it is moved to a quarantine file beside the ledger (see
+:func:`securecalc.audit.lines.quarantine`) and the ledger goes on.
 """
 
 from __future__ import annotations
@@ -20,6 +25,9 @@ from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
 
+from securecalc.audit import durable
+from securecalc.audit.durable import SYSTEM, FileOps
+from securecalc.audit.lines import Quarantined, line_start, quarantine, read_range
 from securecalc.core.privacy import exact
 from securecalc.errors import ConfigError, PolicyError
 
@@ -34,9 +42,11 @@ class Charge:
 
 
 class PrivacyLedger:
-    def __init__(self, path: Path, clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
+    def __init__(self, path: Path, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 ops: FileOps = SYSTEM):
         self.path = Path(path)
         self._clock = clock
+        self._ops = ops
 
     def _open_locked(self) -> int:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -44,13 +54,27 @@ class PrivacyLedger:
         fcntl.flock(fd, fcntl.LOCK_EX)
         return fd
 
+    def _complete(self, fd: int) -> tuple[bytes, Quarantined | None]:
+        """The ledger's complete lines, after moving a torn last line aside."""
+        size = os.fstat(fd).st_size
+        keep = line_start(fd, size)
+        moved = None
+        if keep < size:
+            moved = quarantine(fd, self.path, keep, now=self._clock(), what="privacy ledger",
+                               ops=self._ops)
+        return read_range(fd, 0, keep), moved
+
+    def recover(self) -> Quarantined | None:
+        """Move a torn last line aside, as a node does at start; what was moved, if any."""
+        fd = self._open_locked()
+        try:
+            return self._complete(fd)[1]
+        finally:
+            os.close(fd)
+
     def _entries(self, fd: int) -> list[tuple[str, Fraction]]:
-        os.lseek(fd, 0, os.SEEK_SET)
-        chunks = []
-        while chunk := os.read(fd, 1 << 20):
-            chunks.append(chunk)
         out = []
-        for number, line in enumerate(b"".join(chunks).splitlines(), start=1):
+        for number, line in enumerate(self._complete(fd)[0].splitlines(), start=1):
             if not line.strip():
                 continue
             try:
@@ -108,8 +132,8 @@ class PrivacyLedger:
                     f"{total_budget:g} (policy.dp_total_budget)")
             line = json.dumps({"study": study, "job": job_id, "epsilon": show(cost),
                                "time": self._clock().isoformat()}, sort_keys=True)
-            os.write(fd, (line + "\n").encode())
-            os.fsync(fd)
+            durable.append(fd, (line + "\n").encode(), path=self.path, what="privacy ledger",
+                           ops=self._ops)
         finally:
             os.close(fd)
         return Charge(cost, study_spent + cost, total_spent + cost)

@@ -35,6 +35,9 @@ def start_node(config: NodeConfig) -> tuple[grpc.Server, int]:
     audit.append("node_start", listen=config.listen, data=str(config.data_path),
                  coordinators=list(config.coordinators), tls=tls is not None)
     service = NodeService(config, store, audit)
+    moved = service.ledger.recover()  # a charge cut off by a crash never ran
+    if moved is not None:
+        audit.append("ledger_repaired", **moved.describe())
     return create_server(
         config.listen, tls=tls, max_workers=64,
         register=lambda server: node_pb2_grpc.add_PartyNodeServicer_to_server(service, server),

@@ -18,7 +18,7 @@ from securecalc.core.policy import describe_request, request_id
 from securecalc.engines.ckks.layout import Layout
 from securecalc.engines.mpc.job import MpcJob
 from securecalc.engines.mpc.launcher import SparePool
-from securecalc.errors import ConfigError, PolicyError, ProtocolError
+from securecalc.errors import ConfigError, PolicyError, ProtocolError, StorageError
 from securecalc.node.approvals import Approvals
 from securecalc.node.ckks_job import contribute
 from securecalc.node.contribution import contributions, mpc_steps
@@ -94,6 +94,8 @@ class NodeService(node_pb2_grpc.PartyNodeServicer):
             return self.ledger.charge(study=job.study, job_id=job.job_id, epsilon=job.epsilon,
                                       study_budget=policy.dp_budget,
                                       total_budget=policy.dp_total_budget)
+        except StorageError:  # the disk is full or failing: says so, nothing was charged
+            raise
         except ConfigError as exc:  # a damaged ledger: fail closed, keep its path local
             _LOG.error("%s", exc)
             raise PolicyError(f"the privacy ledger of {self.config.name} is damaged; no "

@@ -24,6 +24,7 @@ from tests.engines.test_mpc_steps_iterative import Echo
 
 NAMES = ("alpha", "beta", "gamma")
 PEER_TIMEOUT = 3.0
+SILENCE_MARGIN = 5.0  # README: a silent party is named within peer_timeout_seconds + 5 s
 
 
 def jobs(job_id: str, values: list[tuple[int, ...]], **kw: float) -> list[MpcJob]:
@@ -55,10 +56,14 @@ def test_silently_killed_worker_is_named_within_peer_timeout() -> None:
     outcomes = run_local_outcomes(jobs("killed", [(1,), (2,), (3,)]),
                                   fault=Fault(pid=1, after_frames=4), timeout=50)
     assert outcomes[1].error is not None and outcomes[1].frames_sent >= 5
+    silent_since = outcomes[1].seconds  # beta was killed, after its last frame, by then
     for o in (outcomes[0], outcomes[2]):
         assert isinstance(o.error, PartyError), o.error
         assert o.error.party == "beta"
-        assert PEER_TIMEOUT <= o.seconds < PEER_TIMEOUT + 3
+        assert o.seconds >= PEER_TIMEOUT  # it waited out the silence, no earlier
+        # named within peer_timeout of beta's silence, plus the margin the README states
+        # for a loaded machine; the time workers take to start is not part of the promise
+        assert o.seconds - silent_since < PEER_TIMEOUT + SILENCE_MARGIN
     assert any("no message for 3 s" in str(o.error) for o in outcomes)
 
 
