@@ -78,9 +78,12 @@ def _tls_block(pki: Path, name: str) -> str:
             f'key = "{pki / f"{name}.key"}"\n')
 
 
-def node_toml(name: str, listen: str, data: Path, pki: Path) -> str:
-    return (f'[node]\nname = "{name}"\nlisten = "{listen}"\n\n[data]\npath = "{data}"\n\n'
-            + _tls_block(pki, name))
+def node_toml(name: str, listen: str, data: Path, pki: Path,
+              hospitals: Sequence[str]) -> str:
+    """node.toml of hospital ``name``, computing with the ``hospitals`` of its roster."""
+    roster = ", ".join(f'"{h}"' for h in hospitals)
+    return (f'[node]\nname = "{name}"\nlisten = "{listen}"\nhospitals = [{roster}]\n\n'
+            f'[data]\npath = "{data}"\n\n' + _tls_block(pki, name))
 
 
 def compute_toml(name: str, listen: str, pki: Path) -> str:

@@ -22,14 +22,24 @@ def securecalc(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[
 
 @pytest.mark.timeout(60)
 def test_certs_init_and_refusal_to_overwrite(tmp_path: Path) -> None:
-    ok = securecalc("certs", "init", "--dir", str(tmp_path), "--names", "hospital-a,compute")
+    from securecalc.roles import Role, certificate_role
+
+    ok = securecalc("certs", "init", "--dir", str(tmp_path), "--hospitals", "hospital-a",
+                    "--compute", "compute", "--coordinators", "coordinator")
     assert ok.returncode == 0, ok.stderr
     assert {p.name for p in tmp_path.iterdir()} >= {"ca.crt", "ca.key", "hospital-a.crt",
-                                                    "hospital-a.key", "compute.crt"}
-    again = securecalc("certs", "init", "--dir", str(tmp_path), "--names", "hospital-a")
+                                                    "hospital-a.key", "compute.crt",
+                                                    "coordinator.crt"}
+    assert certificate_role((tmp_path / "hospital-a.crt").read_bytes()) is Role.HOSPITAL
+    assert certificate_role((tmp_path / "compute.crt").read_bytes()) is Role.COMPUTE
+    assert certificate_role((tmp_path / "coordinator.crt").read_bytes()) is Role.COORDINATOR
+    again = securecalc("certs", "init", "--dir", str(tmp_path), "--hospitals", "hospital-a")
     assert again.returncode == 1 and "securecalc: error:" in again.stderr
-    bad = securecalc("certs", "init", "--dir", str(tmp_path / "x"), "--names", "Hospital A")
+    bad = securecalc("certs", "init", "--dir", str(tmp_path / "x"), "--hospitals", "Hospital A")
     assert bad.returncode == 1 and "Hospital A" in bad.stderr
+    old = securecalc("certs", "init", "--dir", str(tmp_path / "y"), "--names", "hospital-a")
+    assert old.returncode == 1 and "--hospitals" in old.stderr and "--coordinators" in old.stderr
+    assert not (tmp_path / "y").exists()
 
 
 @pytest.mark.timeout(60)
