@@ -222,14 +222,22 @@ def load_node_config(path: str | Path, *, insecure: bool = False) -> NodeConfig:
     listen = reader.string(node, "node", "listen")
     check_address(listen, path=str(reader.path), field="node.listen")
     name = reader.string(node, "node", "name")
+    data_path = reader.path_of(_data_table(reader), "data", "path")
+    tls = reader.tls(insecure=insecure)
+    hospitals = _hospitals(reader, node, name)
+    coordinators = reader.coordinators(node, "node")
+    compute = reader.string(node, "node", "compute", default=DEFAULT_COMPUTE)
+    if compute in (*hospitals, *coordinators):
+        raise reader.error(f"{compute!r} is also a hospital or coordinator here; the compute "
+                           "node must be a party of its own", "node.compute")
     return NodeConfig(
         name=name,
         listen=listen,
-        data_path=reader.path_of(_data_table(reader), "data", "path"),
-        tls=reader.tls(insecure=insecure),
-        hospitals=_hospitals(reader, node, name),
-        coordinators=reader.coordinators(node, "node"),
-        compute=reader.string(node, "node", "compute", default=DEFAULT_COMPUTE),
+        data_path=data_path,
+        tls=tls,
+        hospitals=hospitals,
+        coordinators=coordinators,
+        compute=compute,
         audit_log=reader.audit_log(reader.string(node, "node", "name")),
         policy=policy_from_mapping(reader.table("policy", required=False),
                                    path=str(reader.path)),

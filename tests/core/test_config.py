@@ -211,6 +211,8 @@ def test_node_roster_and_party_policy(tmp_path: Path) -> None:
     ('hospitals = ["hospital-a", "hospital-a"]', "node.hospitals", "twice"),
     ('hospitals = "hospital-a"', "node.hospitals", "list of names"),
     ('hospitals = ["hospital-a"]\ncompute = ""', "node.compute", "non-empty"),
+    ('hospitals = ["hospital-a"]\ncompute = "coordinator"', "node.compute", "of its own"),
+    ('hospitals = ["hospital-a", "cmp"]\ncompute = "cmp"', "node.compute", "also a hospital"),
 ])
 def test_node_bad_roster(tmp_path: Path, line: str | None, field: str, words: str) -> None:
     text = NODE.replace('hospitals = ["hospital-a", "hospital-b", "hospital-c"]\n',
