@@ -43,10 +43,12 @@ def empty_like(path: Path, out: Path) -> Path:
 
 def start_coordinator_node(cluster: LocalCluster, cohort: dict[str, Path],
                            roster: list[str]) -> None:
-    """The coordinator's own party node: its certificate, an empty data file (and an audit
-    log apart from the one the coordinator keeps as such)."""
+    """The coordinator's own party node: its certificate, an empty data file, a policy that
+    accepts anything (so only the hospitals refuse), and an audit log apart from the one the
+    coordinator keeps as such."""
     empty = empty_like(cohort["hospital-a"], cluster.root / "empty.csv")
     cluster.start_node("coordinator", empty, [*roster, "coordinator"],
+                       '[policy]\nmin_parties = 2\nckks = "exact"\n\n'
                        '[audit]\nlog = "audit/coordinator-node.jsonl"\n')
 
 
