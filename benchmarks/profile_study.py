@@ -80,7 +80,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="securecalc-profile-") as tmp:
         work = Path(tmp)
         paths = write_sites(work / "data", sites=3, rows=args.rows)
-        with LocalCluster.start(work / "cluster", paths,
+        # ckks = "exact": profiled CKKS runs are exact (synthetic data only)
+        with LocalCluster.start(work / "cluster", paths, ckks="exact",
                                 catalogue=BENCH_CATALOGUE_TOML) as cluster:
             study = cluster.study("profile", args.engine, BENCH_SCHEMA_TOML,
                                   analyses_toml(FIVE.ids), extra_study="timeout_seconds = 600\n")

@@ -16,16 +16,24 @@ from typing import Any
 
 from securecalc.errors import SecureCalcError
 
-INSECURE_HELP = "development only: no TLS, identities are claimed, not proven"
+INSECURE_HELP = ("development only: no TLS, identities are claimed, not proven, and roles "
+                 "(hospital, compute, coordinator) are not checked")
 TORN_TAIL_STATUS = 3
 
 
 def _certs_init(args: argparse.Namespace) -> int:
+    from securecalc.errors import ConfigError
     from securecalc.pki import init_pki
 
-    names = [n.strip() for n in args.names.split(",") if n.strip()]
-    init_pki(Path(args.dir), names, days=args.days, force=args.force)
-    print(f"wrote a study CA and certificates for {', '.join(names)} to {args.dir}")
+    if args.names is not None:
+        raise ConfigError("--names is gone: certificates now state each party's role; use "
+                          "--hospitals a,b,c --compute compute --coordinators coordinator")
+    roles = {role: [n.strip() for n in (value or "").split(",") if n.strip()]
+             for role, value in (("hospitals", args.hospitals), ("compute", args.compute),
+                                 ("coordinators", args.coordinators))}
+    init_pki(Path(args.dir), **roles, days=args.days, force=args.force)
+    written = "; ".join(f"{role}: {', '.join(names)}" for role, names in roles.items() if names)
+    print(f"wrote a study CA and certificates ({written}) to {args.dir}")
     return 0
 
 
@@ -220,8 +228,11 @@ def build_parser() -> argparse.ArgumentParser:
         dest="action", required=True, metavar="ACTION")
     init = certs.add_parser("init", help="create a study CA and one certificate per name")
     init.add_argument("--dir", required=True, help="folder to write ca.crt, NAME.crt, NAME.key")
-    init.add_argument("--names", required=True,
-                      help="comma-separated party names, e.g. hospital-a,hospital-b,compute")
+    init.add_argument("--hospitals", help="comma-separated hospital party names, "
+                      "e.g. hospital-a,hospital-b,hospital-c")
+    init.add_argument("--compute", help="the compute node's name(s), e.g. compute")
+    init.add_argument("--coordinators", help="coordinator name(s), e.g. coordinator")
+    init.add_argument("--names", help=argparse.SUPPRESS)  # removed: explains the new flags
     init.add_argument("--days", type=int, default=90, help="certificate lifetime (max 90)")
     init.add_argument("--force", action="store_true", help="overwrite existing files")
     init.set_defaults(func=_certs_init)

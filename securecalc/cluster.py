@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from securecalc.core.config import DEFAULT_COMPUTE
 from securecalc.launch import ServerGroup
 from securecalc.pki import init_pki
 from securecalc.studyfolder import compute_toml, node_toml, study_toml, write
@@ -24,51 +25,79 @@ class LocalCluster:
     root: Path
     pki: Path
     servers: ServerGroup
+    insecure: bool = False
+    env: Mapping[str, str] | None = None
     addresses: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def start(cls, root: Path, data: Mapping[str, Path], *, with_compute: bool = True,
               extra_names: Sequence[str] = (), env: Mapping[str, str] | None = None,
-              insecure: bool = False,
-              node_extra: Mapping[str, str] | None = None,
+              insecure: bool = False, node_extra: Mapping[str, str] | None = None,
+              rosters: Mapping[str, Sequence[str]] | None = None,
+              ckks: str | None = None,
               catalogue: str | Mapping[str, str] | None = None) -> LocalCluster:
-        """``node_extra`` appends TOML (e.g. a ``[policy]`` table) to a node's config;
-        ``catalogue`` is the ``[catalogue.*]`` tables of every node (a string) or per node (a
-        mapping); by default, and for a node the mapping omits, what synthetic data offer."""
+        """Start a node per hospital in ``data`` (and a compute node).
+
+        ``extra_names``: more hospital certificates, in no node's roster. ``node_extra``
+        appends TOML (e.g. a ``[policy]`` table) to a node's config. ``rosters``: a node's
+        ``hospitals`` (default: every hospital of ``data``). ``ckks``: every node's
+        ``[policy] ckks`` (default: the node's default). ``catalogue``: the ``[catalogue.*]``
+        tables of every node (a string) or per node (a mapping); by default, and for a node
+        the mapping omits, what synthetic data offer.
+        """
         root.mkdir(parents=True, exist_ok=True)
         pki = root / "pki"
-        init_pki(pki, [*data, "compute", "coordinator", *extra_names], force=True)
+        init_pki(pki, hospitals=[*data, *extra_names], compute=["compute"],
+                 coordinators=["coordinator"], force=True)
         (root / "logs").mkdir(exist_ok=True)
-        cluster = cls(root, pki, ServerGroup(root / "logs"))
-        flags = ["--insecure"] if insecure else []
+        cluster = cls(root, pki, ServerGroup(root / "logs"), insecure=insecure, env=env)
         try:
             for name, path in data.items():
+                extra = (node_extra or {}).get(name, "")
+                if ckks is not None:
+                    extra = _with_policy(extra, f'ckks = "{ckks}"')
                 offered = (catalogue if isinstance(catalogue, str)
                            else (catalogue or {}).get(name, SYNTH_CATALOGUE_TOML))
-                text = node_toml(name, "127.0.0.1:0", path, pki, offered)
-                config = write(root / f"{name}.toml",
-                               text + "\n" + (node_extra or {}).get(name, ""))
-                cluster.addresses[name] = cluster.servers.start(
-                    name, ["node", "serve", "--config", str(config), *flags], env=env).address
+                cluster.start_node(name, path, (rosters or {}).get(name, list(data)), extra,
+                                   catalogue=offered)
             if with_compute:
                 config = write(root / "compute.toml", compute_toml("compute", "127.0.0.1:0", pki))
                 cluster.addresses["compute"] = cluster.servers.start(
-                    "compute", ["compute", "serve", "--config", str(config), *flags],
+                    "compute", ["compute", "serve", "--config", str(config), *cluster._flags],
                     env=env).address
         except BaseException:
             cluster.stop()
             raise
         return cluster
 
+    def start_node(self, name: str, data: Path, hospitals: Sequence[str],
+                   extra: str = "", *, catalogue: str = SYNTH_CATALOGUE_TOML) -> str:
+        """Start a party node ``name`` with this cluster's certificate of that name (whatever
+        its role), the roster ``hospitals`` and the ``[catalogue.*]`` tables ``catalogue``;
+        returns its address."""
+        text = node_toml(name, "127.0.0.1:0", data, self.pki, hospitals, catalogue)
+        config = write(self.root / f"{name}.toml", text + "\n" + extra)
+        self.addresses[name] = self.servers.start(
+            name, ["node", "serve", "--config", str(config), *self._flags],
+            env=self.env).address
+        return self.addresses[name]
+
+    @property
+    def _flags(self) -> list[str]:
+        return ["--insecure"] if self.insecure else []
+
     def study(self, name: str, engine: str, schema_toml: str, analyses_toml: str, *,
               parties: Sequence[str] | None = None, extra_study: str = "",
-              address_override: Mapping[str, str] | None = None) -> Path:
-        """Write a study file for this cluster and return its path."""
+              address_override: Mapping[str, str] | None = None,
+              compute: str = DEFAULT_COMPUTE) -> Path:
+        """Write a study file for this cluster and return its path (``compute``: the name the
+        study gives its compute node, at that name's address)."""
         addresses = {**self.addresses, **(address_override or {})}
         parties = parties or [p for p in self.addresses if p != "compute"]
-        compute = ("compute", addresses["compute"]) if engine == "ckks" else None
+        compute_node = (compute, addresses[compute]) if engine == "ckks" else None
         text = study_toml(name, engine, [(p, addresses[p]) for p in parties], self.pki,
-                          schema_toml, analyses_toml, compute=compute, extra_study=extra_study)
+                          schema_toml, analyses_toml, compute=compute_node,
+                          extra_study=extra_study)
         return write(self.root / f"{name}.toml", text)
 
     def restart(self, name: str, env: Mapping[str, str] | None = None) -> str:
@@ -91,3 +120,10 @@ class LocalCluster:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.stop()
+
+
+def _with_policy(extra: str, line: str) -> str:
+    """``extra`` TOML with ``line`` in its ``[policy]`` table (added when it has none)."""
+    if "[policy]\n" in extra:
+        return extra.replace("[policy]\n", f"[policy]\n{line}\n", 1)
+    return f"{extra}\n[policy]\n{line}\n"

@@ -3,9 +3,10 @@
 Run once by whoever sets up the study (``init_pki``); each node then receives ``ca.crt`` plus
 its own ``<name>.crt`` and ``<name>.key``. The CA key is used only here, never by a running
 node. Keys are ECDSA P-256, written 0600. Leaf certificates name the party in both the
-subject CN and a single SAN DNS name, carry serverAuth+clientAuth (a node is server and client
-at once), live at most 90 days, and pass OpenSSL's strict X.509 checks
-(``ssl.VERIFY_X509_STRICT``, the default from Python 3.13 on).
+subject CN and a single SAN DNS name, state its role (:mod:`securecalc.roles`) as the subject's
+OU, carry serverAuth+clientAuth (a node is server and client at once), live at most 90 days,
+and pass OpenSSL's strict X.509 checks (``ssl.VERIFY_X509_STRICT``, the default from Python
+3.13 on).
 
 Time is injectable (``now``) so tests can mint expired or not-yet-valid certificates.
 """
@@ -26,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from securecalc.errors import ConfigError, CryptoError
+from securecalc.roles import Role, role_attribute
 
 if TYPE_CHECKING:
     from securecalc.transport.tls import TlsFiles
@@ -79,23 +81,32 @@ def validate_name(name: str) -> str:
 
 def init_pki(
     directory: Path,
-    names: Sequence[str],
     *,
+    hospitals: Sequence[str] = (),
+    compute: Sequence[str] = (),
+    coordinators: Sequence[str] = (),
     days: int = MAX_LEAF_DAYS,
     now: datetime | None = None,
     ca_days: int = DEFAULT_CA_DAYS,
     ca_name: str = "securecalc study CA",
     force: bool = False,
 ) -> PkiFiles:
-    """Create ``ca.crt``/``ca.key`` and ``<name>.crt``/``<name>.key`` for every name.
+    """Create ``ca.crt``/``ca.key`` and ``<name>.crt``/``<name>.key`` for every name, each
+    certificate stating its role (hospital, compute or coordinator).
 
     Refuses invalid or duplicate names, ``days`` above 90, and existing files unless ``force``.
     """
-    if isinstance(names, str):
-        raise ConfigError("names must be a sequence of party names, not one string")
-    for name in names:
-        validate_name(name)
-    duplicates = sorted({n for n in names if list(names).count(n) > 1})
+    roles: dict[str, Role] = {}
+    names: list[str] = []
+    for role, group in ((Role.HOSPITAL, hospitals), (Role.COMPUTE, compute),
+                        (Role.COORDINATOR, coordinators)):
+        if isinstance(group, str):
+            raise ConfigError(f"{role.value} names must be a sequence of party names, "
+                              "not one string")
+        for name in group:
+            roles[validate_name(name)] = role
+            names.append(name)
+    duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ConfigError(f"duplicate party names: {', '.join(duplicates)}")
     if not names:
@@ -115,7 +126,8 @@ def init_pki(
     ca_cert = _build_ca(ca_key, ca_name, now, ca_days)
     _write_private(ca_key_path, _key_pem(ca_key), force)
     _write_public(ca_cert_path, ca_cert.public_bytes(serialization.Encoding.PEM), force)
-    parties = {name: _issue(ca_cert, ca_key, name, directory, days, now, force) for name in names}
+    parties = {name: _issue(ca_cert, ca_key, name, role, directory, days, now, force)
+               for name, role in roles.items()}
     return PkiFiles(directory, ca_cert_path, ca_key_path, parties)
 
 
@@ -124,24 +136,28 @@ def issue_certificate(
     ca_key_path: Path,
     name: str,
     out_dir: Path,
+    *,
+    role: Role,
     days: int = MAX_LEAF_DAYS,
     now: datetime | None = None,
-    *,
     force: bool = False,
 ) -> PartyFiles:
-    """Issue ``<name>.crt``/``<name>.key`` in ``out_dir`` from an existing CA.
+    """Issue ``<name>.crt``/``<name>.key`` for a party of ``role`` in ``out_dir`` from an
+    existing CA.
 
     For adding a party later, renewing (``force=True``), and tests (``now`` in the past gives an
     expired certificate). The leaf never outlives the CA: its end is clamped to the CA's.
     """
     validate_name(name)
+    if role not in tuple(Role):
+        raise ConfigError(f"role must be one of {', '.join(Role)}, got {role!r}")
     _check_days(days, MAX_LEAF_DAYS, "days")
     out_dir = Path(out_dir)
     if not force:
         _refuse_existing([out_dir / f"{name}.crt", out_dir / f"{name}.key"])
     ca_cert, ca_key = load_ca(Path(ca_cert_path), Path(ca_key_path))
     out_dir.mkdir(parents=True, exist_ok=True)
-    return _issue(ca_cert, ca_key, name, out_dir, days, _utc(now), force)
+    return _issue(ca_cert, ca_key, name, role, out_dir, days, _utc(now), force)
 
 
 def load_ca(
@@ -264,6 +280,7 @@ def _issue(
     ca_cert: x509.Certificate,
     ca_key: ec.EllipticCurvePrivateKey,
     name: str,
+    role: Role,
     out_dir: Path,
     days: int,
     now: datetime,
@@ -276,7 +293,8 @@ def _issue(
     ca_ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     cert = (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .subject_name(x509.Name([role_attribute(role),
+                                 x509.NameAttribute(NameOID.COMMON_NAME, name)]))
         .issuer_name(ca_cert.subject)
         .public_key(public)
         .serial_number(x509.random_serial_number())
@@ -321,6 +339,7 @@ __all__ = [
     "MAX_LEAF_DAYS",
     "PartyFiles",
     "PkiFiles",
+    "Role",
     "init_pki",
     "issue_certificate",
     "load_ca",

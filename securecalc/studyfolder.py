@@ -81,11 +81,14 @@ def _tls_block(pki: Path, name: str) -> str:
 
 
 def node_toml(name: str, listen: str, data: Path, pki: Path,
-              catalogue: str = SYNTH_CATALOGUE_TOML) -> str:
-    """A node.toml; ``catalogue`` is its ``[catalogue.*]`` tables (by default, what a
-    :mod:`securecalc.synth` site offers)."""
-    return (f'[node]\nname = "{name}"\nlisten = "{listen}"\n\n[data]\npath = "{data}"\n\n'
-            + _tls_block(pki, name) + "\n" + catalogue.strip() + "\n")
+              hospitals: Sequence[str], catalogue: str = SYNTH_CATALOGUE_TOML) -> str:
+    """node.toml of hospital ``name``, computing with the ``hospitals`` of its roster;
+    ``catalogue`` is its ``[catalogue.*]`` tables (by default, what a :mod:`securecalc.synth`
+    site offers)."""
+    roster = ", ".join(f'"{h}"' for h in hospitals)
+    return (f'[node]\nname = "{name}"\nlisten = "{listen}"\nhospitals = [{roster}]\n\n'
+            f'[data]\npath = "{data}"\n\n' + _tls_block(pki, name) + "\n"
+            + catalogue.strip() + "\n")
 
 
 def compute_toml(name: str, listen: str, pki: Path) -> str:

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.timeout(60)
 
 @pytest.fixture
 def signed_log(tmp_path: Path) -> tuple[Path, Path, dict]:
-    init_pki(tmp_path / "pki", ["hospital-a", "hospital-b"])
+    init_pki(tmp_path / "pki", hospitals=["hospital-a", "hospital-b"])
     log = AuditLog(tmp_path / "audit.jsonl", party="hospital-a",
                    key_pem=(tmp_path / "pki" / "hospital-a.key").read_bytes(),
                    cert_pem=(tmp_path / "pki" / "hospital-a.crt").read_bytes())
@@ -115,7 +115,7 @@ def test_forged_checkpoint_signature(signed_log) -> None:  # type: ignore[no-unt
 
 def test_checkpoint_from_another_ca(signed_log, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     path, _, head = signed_log
-    init_pki(tmp_path / "other", ["hospital-a"])
+    init_pki(tmp_path / "other", hospitals=["hospital-a"])
     problems = verify_log(path, ca=tmp_path / "other" / "ca.crt").problems
     assert any("not issued by the study CA" in str(p) for p in problems)
 

@@ -213,7 +213,7 @@ def test_a_torn_tail_that_cannot_be_moved_aside_is_left_in_place(tmp_path: Path)
 
 def test_a_checkpoint_the_disk_cannot_hold_is_an_error_not_a_missing_signature(
         tmp_path: Path) -> None:
-    init_pki(tmp_path / "pki", ["hospital-a"])
+    init_pki(tmp_path / "pki", hospitals=["hospital-a"])
     pki = tmp_path / "pki"
     log = AuditLog(tmp_path / "audit.jsonl", party="hospital-a",
                    key_pem=(pki / "hospital-a.key").read_bytes(),

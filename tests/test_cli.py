@@ -25,14 +25,24 @@ def securecalc(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[
 
 @pytest.mark.timeout(60)
 def test_certs_init_and_refusal_to_overwrite(tmp_path: Path) -> None:
-    ok = securecalc("certs", "init", "--dir", str(tmp_path), "--names", "hospital-a,compute")
+    from securecalc.roles import Role, certificate_role
+
+    ok = securecalc("certs", "init", "--dir", str(tmp_path), "--hospitals", "hospital-a",
+                    "--compute", "compute", "--coordinators", "coordinator")
     assert ok.returncode == 0, ok.stderr
     assert {p.name for p in tmp_path.iterdir()} >= {"ca.crt", "ca.key", "hospital-a.crt",
-                                                    "hospital-a.key", "compute.crt"}
-    again = securecalc("certs", "init", "--dir", str(tmp_path), "--names", "hospital-a")
+                                                    "hospital-a.key", "compute.crt",
+                                                    "coordinator.crt"}
+    assert certificate_role((tmp_path / "hospital-a.crt").read_bytes()) is Role.HOSPITAL
+    assert certificate_role((tmp_path / "compute.crt").read_bytes()) is Role.COMPUTE
+    assert certificate_role((tmp_path / "coordinator.crt").read_bytes()) is Role.COORDINATOR
+    again = securecalc("certs", "init", "--dir", str(tmp_path), "--hospitals", "hospital-a")
     assert again.returncode == 1 and "securecalc: error:" in again.stderr
-    bad = securecalc("certs", "init", "--dir", str(tmp_path / "x"), "--names", "Hospital A")
+    bad = securecalc("certs", "init", "--dir", str(tmp_path / "x"), "--hospitals", "Hospital A")
     assert bad.returncode == 1 and "Hospital A" in bad.stderr
+    old = securecalc("certs", "init", "--dir", str(tmp_path / "y"), "--names", "hospital-a")
+    assert old.returncode == 1 and "--hospitals" in old.stderr and "--coordinators" in old.stderr
+    assert not (tmp_path / "y").exists()
 
 
 @pytest.mark.timeout(60)
@@ -51,7 +61,8 @@ def test_synth_writes_loadable_files(tmp_path: Path) -> None:
 def test_node_describe_prints_a_schema_a_study_can_paste(tmp_path: Path) -> None:
     (data,) = write_cohort(tmp_path, sites=1, rows=200, seed=2)
     config = tmp_path / "node.toml"
-    config.write_text(node_toml("hospital-a", "127.0.0.1:0", data, tmp_path / "pki"))
+    config.write_text(node_toml("hospital-a", "127.0.0.1:0", data, tmp_path / "pki",
+                                  ["hospital-a"]))
     result = securecalc("node", "describe", "--config", str(config))
     assert result.returncode == 0, result.stderr
     assert schema_from_mapping(tomllib.loads(result.stdout)["schema"]) == synth_schema()
@@ -62,7 +73,8 @@ def test_node_describe_prints_a_schema_a_study_can_paste(tmp_path: Path) -> None
 def test_node_check_counts_rows_and_names_the_row_that_does_not_fit(tmp_path: Path) -> None:
     (data,) = write_cohort(tmp_path, sites=1, rows=200, seed=2)
     config = tmp_path / "node.toml"
-    config.write_text(node_toml("hospital-a", "127.0.0.1:0", data, tmp_path / "pki"))
+    config.write_text(node_toml("hospital-a", "127.0.0.1:0", data, tmp_path / "pki",
+                                  ["hospital-a"]))
     table = load_table(data, synth_schema())
     ok = securecalc("node", "check", "--config", str(config))
     assert ok.returncode == 0, ok.stderr

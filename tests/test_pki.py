@@ -16,14 +16,17 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from securecalc.errors import ConfigError, CryptoError
-from securecalc.pki import PkiFiles, init_pki, issue_certificate
+from securecalc.pki import PkiFiles, Role, init_pki, issue_certificate
+from securecalc.roles import certificate_role, role_attribute
 
 NAMES = ["hospital-a", "hospital-b", "compute", "coordinator"]
+H = Role.HOSPITAL
 
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> PkiFiles:
-    return init_pki(tmp_path_factory.mktemp("pki"), NAMES)
+    return init_pki(tmp_path_factory.mktemp("pki"), hospitals=NAMES[:2], compute=["compute"],
+                    coordinators=["coordinator"])
 
 
 def _cert(path: Path) -> x509.Certificate:
@@ -150,16 +153,17 @@ def test_strict_flag_catches_a_sloppy_certificate(pki: PkiFiles, tmp_path: Path)
 @pytest.mark.timeout(30)
 def test_validity_at_most_90_days(tmp_path: Path) -> None:
     now = datetime(2026, 1, 1, tzinfo=UTC)
-    files = init_pki(tmp_path / "ok", ["hospital-a"], days=90, now=now)
+    files = init_pki(tmp_path / "ok", hospitals=["hospital-a"], days=90, now=now)
     leaf = _cert(files.parties["hospital-a"].cert)
     assert leaf.not_valid_after_utc - leaf.not_valid_before_utc == timedelta(days=90)
     assert leaf.not_valid_before_utc <= now
     ca = _cert(files.ca_cert)
     assert ca.not_valid_after_utc - ca.not_valid_before_utc > timedelta(days=365)
     with pytest.raises(ConfigError, match="at most 90 days"):
-        init_pki(tmp_path / "long", ["hospital-a"], days=91)
+        init_pki(tmp_path / "long", hospitals=["hospital-a"], days=91)
     with pytest.raises(ConfigError, match="at most 90 days"):
-        issue_certificate(files.ca_cert, files.ca_key, "hospital-b", tmp_path / "ok", days=91)
+        issue_certificate(files.ca_cert, files.ca_key, "hospital-b", tmp_path / "ok", role=H,
+                          days=91)
     assert not (tmp_path / "long").exists()
 
 
@@ -179,41 +183,88 @@ def test_validity_at_most_90_days(tmp_path: Path) -> None:
 )
 def test_bad_names_refused(tmp_path: Path, names: list[str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        init_pki(tmp_path, names)
+        init_pki(tmp_path, hospitals=names)
     assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.timeout(30)
 def test_refuses_to_overwrite_unless_forced(tmp_path: Path) -> None:
-    first = init_pki(tmp_path, ["hospital-a"])
+    first = init_pki(tmp_path, hospitals=["hospital-a"])
     before = first.ca_cert.read_bytes()
     with pytest.raises(ConfigError, match="refusing to overwrite"):
-        init_pki(tmp_path, ["hospital-a"])
+        init_pki(tmp_path, hospitals=["hospital-a"])
     with pytest.raises(ConfigError, match="refusing to overwrite"):
-        issue_certificate(first.ca_cert, first.ca_key, "hospital-a", tmp_path)
+        issue_certificate(first.ca_cert, first.ca_key, "hospital-a", tmp_path, role=H)
     assert first.ca_cert.read_bytes() == before
-    second = init_pki(tmp_path, ["hospital-a"], force=True)
+    second = init_pki(tmp_path, hospitals=["hospital-a"], force=True)
     assert second.ca_cert.read_bytes() != before
     assert stat.S_IMODE(second.parties["hospital-a"].key.stat().st_mode) == 0o600
 
 
 @pytest.mark.timeout(30)
 def test_issue_later_and_expired(pki: PkiFiles, tmp_path: Path) -> None:
-    late = issue_certificate(pki.ca_cert, pki.ca_key, "hospital-c", tmp_path)
+    late = issue_certificate(pki.ca_cert, pki.ca_key, "hospital-c", tmp_path, role=H)
     _cert(late.cert).verify_directly_issued_by(_cert(pki.ca_cert))
     past = datetime.now(UTC) - timedelta(days=100)
-    old = issue_certificate(pki.ca_cert, pki.ca_key, "hospital-d", tmp_path, days=30, now=past)
+    old = issue_certificate(pki.ca_cert, pki.ca_key, "hospital-d", tmp_path, role=H,
+                            days=30, now=past)
     assert _cert(old.cert).not_valid_after_utc < datetime.now(UTC)
     with pytest.raises(ConfigError, match="timezone-aware"):
-        issue_certificate(pki.ca_cert, pki.ca_key, "x", tmp_path, now=datetime(2026, 1, 1))
+        issue_certificate(pki.ca_cert, pki.ca_key, "x", tmp_path, role=H,
+                          now=datetime(2026, 1, 1))
 
 
 @pytest.mark.timeout(30)
 def test_issue_checks_the_ca_files(pki: PkiFiles, tmp_path: Path) -> None:
-    other = init_pki(tmp_path / "other", ["x"])
+    other = init_pki(tmp_path / "other", hospitals=["x"])
     with pytest.raises(CryptoError, match="is not the key of"):
-        issue_certificate(pki.ca_cert, other.ca_key, "hospital-e", tmp_path)
+        issue_certificate(pki.ca_cert, other.ca_key, "hospital-e", tmp_path, role=H)
     with pytest.raises(CryptoError, match="not a CA"):
-        issue_certificate(other.parties["x"].cert, other.parties["x"].key, "y", tmp_path)
+        issue_certificate(other.parties["x"].cert, other.parties["x"].key, "y", tmp_path,
+                          role=H)
     with pytest.raises(ConfigError, match="CA file not found"):
-        issue_certificate(tmp_path / "nope.crt", pki.ca_key, "hospital-e", tmp_path)
+        issue_certificate(tmp_path / "nope.crt", pki.ca_key, "hospital-e", tmp_path, role=H)
+
+
+@pytest.mark.timeout(30)
+def test_every_leaf_states_its_role(pki: PkiFiles, tmp_path: Path) -> None:
+    expected = {"hospital-a": Role.HOSPITAL, "hospital-b": Role.HOSPITAL,
+                "compute": Role.COMPUTE, "coordinator": Role.COORDINATOR}
+    for name, role in expected.items():
+        pem = pki.parties[name].cert.read_bytes()
+        assert certificate_role(pem) is role
+        ous = _cert(pki.parties[name].cert).subject.get_attributes_for_oid(
+            NameOID.ORGANIZATIONAL_UNIT_NAME)
+        assert [a.value for a in ous] == [role.value]
+    later = issue_certificate(pki.ca_cert, pki.ca_key, "lead", tmp_path, role=Role.COORDINATOR)
+    assert certificate_role(later.cert.read_bytes()) is Role.COORDINATOR
+    with pytest.raises(ConfigError, match="role must be one of"):
+        issue_certificate(pki.ca_cert, pki.ca_key, "x", tmp_path, role="admin")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="duplicate party names: a"):
+        init_pki(tmp_path / "dup", hospitals=["a"], coordinators=["a"])
+
+
+def _self_signed(attributes: list[x509.NameAttribute]) -> bytes:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name(attributes)
+    now = datetime.now(UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(1).not_valid_before(now)
+            .not_valid_after(now + timedelta(days=1)).sign(key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+@pytest.mark.timeout(30)
+def test_certificate_role_parsing() -> None:
+    cn = x509.NameAttribute(NameOID.COMMON_NAME, "x")
+    ou = x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "hospital")
+    assert certificate_role(_self_signed([cn])) is None  # predates roles
+    assert certificate_role(_self_signed([ou, cn])) is Role.HOSPITAL
+    assert role_attribute(Role.COMPUTE).value == "compute"
+    with pytest.raises(CryptoError, match="several roles"):
+        certificate_role(_self_signed([ou, role_attribute(Role.COORDINATOR), cn]))
+    with pytest.raises(CryptoError, match="unknown role 'admin'"):
+        certificate_role(_self_signed(
+            [x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "admin"), cn]))
+    with pytest.raises(CryptoError, match="not a PEM certificate"):
+        certificate_role(b"nonsense")

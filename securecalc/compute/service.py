@@ -12,6 +12,7 @@ from securecalc.audit.log import AuditLog
 from securecalc.compute.jobs import ComputeJobs
 from securecalc.engines.ckks.layout import Layout
 from securecalc.errors import CryptoError, ProtocolError
+from securecalc.roles import Role
 from securecalc.signing import verify_submission
 from securecalc.transport import chunks
 from securecalc.transport.codec import ckks_params_from_proto
@@ -35,7 +36,8 @@ class ComputeService(compute_pb2_grpc.ComputeNodeServicer):
     @rpc_boundary
     def OpenJob(self, request: compute_pb2.OpenJobRequest,
                 context: grpc.ServicerContext) -> compute_pb2.OpenJobReply:
-        coordinator = require_peer(context, self.coordinators, insecure=self.insecure)
+        coordinator = require_peer(context, self.coordinators, role=Role.COORDINATOR,
+                                   insecure=self.insecure)
         layout = Layout(n_values=request.n_values, params=ckks_params_from_proto(request.params))
         self.jobs.open(request.job_id, tuple(request.sites), layout, request.params_context)
         self.audit.append("job_open", job=request.job_id, coordinator=coordinator,
@@ -50,7 +52,8 @@ class ComputeService(compute_pb2_grpc.ComputeNodeServicer):
         if first is None or not first.job_id:
             raise ProtocolError("submission without job id")
         job_id = first.job_id
-        site = require_peer(context, self.jobs.expected_sites(job_id), insecure=self.insecure)
+        site = require_peer(context, self.jobs.expected_sites(job_id), role=Role.HOSPITAL,
+                            insecure=self.insecure)
         n_ciphertexts = self.jobs.layout(job_id).n_ciphertexts
         parts: list[list[bytes]] = [[] for _ in range(n_ciphertexts)]
         sizes = [0] * n_ciphertexts
@@ -83,7 +86,8 @@ class ComputeService(compute_pb2_grpc.ComputeNodeServicer):
     @rpc_boundary
     def FetchSum(self, request: compute_pb2.FetchSumRequest,
                  context: grpc.ServicerContext) -> Iterator[compute_pb2.CiphertextChunk]:
-        require_peer(context, self.coordinators, insecure=self.insecure)
+        require_peer(context, self.coordinators, role=Role.COORDINATOR,
+                     insecure=self.insecure)
         wait = min(max(request.wait_seconds, 0.0), MAX_FETCH_WAIT_SECONDS)
         total = self.jobs.take_sum(request.job_id, wait)
         self.audit.append("sum_released", job=request.job_id,
@@ -97,7 +101,8 @@ class ComputeService(compute_pb2_grpc.ComputeNodeServicer):
     @rpc_boundary
     def Checkpoint(self, request: compute_pb2.CheckpointRequest,
                    context: grpc.ServicerContext) -> compute_pb2.CheckpointReply:
-        require_peer(context, self.coordinators, insecure=self.insecure)
+        require_peer(context, self.coordinators, role=Role.COORDINATOR,
+                     insecure=self.insecure)
         return compute_pb2.CheckpointReply(checkpoint_json=signed_head(self.audit))
 
 

@@ -16,13 +16,14 @@ from typing import Any
 from securecalc.core.analyses import Analysis, parse_analyses
 from securecalc.core.catalogue import catalogue_from_mapping
 from securecalc.core.kinds import kind_of
-from securecalc.core.policy import Policy, policy_from_mapping
+from securecalc.core.policy import Policy, Roster, policy_from_mapping
 from securecalc.core.schema import Schema, schema_from_mapping
 from securecalc.errors import ConfigError
 
 ENGINES = ("mpc", "ckks")
 MIN_PARTIES = {"mpc": 3, "ckks": 2}
 DEFAULT_COORDINATORS = ("coordinator",)
+DEFAULT_COMPUTE = "compute"
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,11 @@ class NodeConfig:
     listen: str
     data_path: Path
     tls: TlsConfig | None
+    #: the hospitals this node computes with (its own name among them); never from a job
+    hospitals: tuple[str, ...]
     coordinators: tuple[str, ...] = DEFAULT_COORDINATORS
+    #: the only compute node this node sends CKKS ciphertexts to
+    compute: str = DEFAULT_COMPUTE
     audit_log: Path | None = None
     policy: Policy = field(default_factory=Policy)
     approvals_dir: Path | None = None
@@ -49,6 +54,10 @@ class NodeConfig:
     #: the columns this node offers, with published bounds and levels
     #: (see :mod:`securecalc.core.catalogue`)
     catalogue: Schema = field(default_factory=Schema)
+
+    @property
+    def roster(self) -> Roster:
+        return Roster(me=self.name, hospitals=frozenset(self.hospitals), compute=self.compute)
 
 
 @dataclass(frozen=True)
@@ -205,21 +214,45 @@ def _catalogue(reader: _Reader) -> Schema:
     return catalogue_from_mapping(reader.table("catalogue"), path=str(reader.path))
 
 
+def _hospitals(reader: _Reader, node: Mapping[str, Any], name: str) -> tuple[str, ...]:
+    """``[node] hospitals``: required, unique, and naming this node."""
+    if "hospitals" not in node:
+        raise reader.error("is required: list the hospitals this node computes with, its own "
+                           f"name among them (e.g. [\"{name}\", ...])", "node.hospitals")
+    hospitals = reader.names(node, "node", "hospitals", ())
+    if len(set(hospitals)) != len(hospitals):
+        raise reader.error("lists a hospital twice", "node.hospitals")
+    if name not in hospitals:
+        raise reader.error(f"must include this node's own name {name!r}", "node.hospitals")
+    return hospitals
+
+
 def load_node_config(path: str | Path, *, insecure: bool = False) -> NodeConfig:
-    """Parse node.toml: ``[node] name, listen, coordinators``, ``[data] path``, ``[tls]``,
-    ``[catalogue]``."""
+    """Parse node.toml: ``[node] name, listen, hospitals, compute, coordinators``,
+    ``[data] path``, ``[tls]``, ``[catalogue]``, ``[policy]``, ``[audit]``."""
     reader = _read(path)
     reader.known_keys(reader.data, "", {"node", "data", "tls", "audit", "policy", "catalogue"})
     node = reader.table("node")
-    reader.known_keys(node, "node", {"name", "listen", "coordinators"})
+    reader.known_keys(node, "node", {"name", "listen", "coordinators", "hospitals", "compute"})
     listen = reader.string(node, "node", "listen")
     check_address(listen, path=str(reader.path), field="node.listen")
+    name = reader.string(node, "node", "name")
+    data_path = reader.path_of(_data_table(reader), "data", "path")
+    tls = reader.tls(insecure=insecure)
+    hospitals = _hospitals(reader, node, name)
+    coordinators = reader.coordinators(node, "node")
+    compute = reader.string(node, "node", "compute", default=DEFAULT_COMPUTE)
+    if compute in (*hospitals, *coordinators):
+        raise reader.error(f"{compute!r} is also a hospital or coordinator here; the compute "
+                           "node must be a party of its own", "node.compute")
     return NodeConfig(
-        name=reader.string(node, "node", "name"),
+        name=name,
         listen=listen,
-        data_path=reader.path_of(_data_table(reader), "data", "path"),
-        tls=reader.tls(insecure=insecure),
-        coordinators=reader.coordinators(node, "node"),
+        data_path=data_path,
+        tls=tls,
+        hospitals=hospitals,
+        coordinators=coordinators,
+        compute=compute,
         audit_log=reader.audit_log(reader.string(node, "node", "name")),
         policy=policy_from_mapping(reader.table("policy", required=False),
                                    path=str(reader.path)),
@@ -240,11 +273,12 @@ def load_compute_config(path: str | Path, *, insecure: bool = False) -> ComputeC
     listen = reader.string(compute, "compute", "listen")
     check_address(listen, path=str(reader.path), field="compute.listen")
     return ComputeConfig(
-        name=reader.string(compute, "compute", "name", default="compute"),
+        name=reader.string(compute, "compute", "name", default=DEFAULT_COMPUTE),
         listen=listen,
         tls=reader.tls(insecure=insecure),
         coordinators=reader.coordinators(compute, "compute"),
-        audit_log=reader.audit_log(reader.string(compute, "compute", "name", default="compute")),
+        audit_log=reader.audit_log(reader.string(compute, "compute", "name",
+                                                 default=DEFAULT_COMPUTE)),
     )
 
 
@@ -291,7 +325,8 @@ def load_study_config(path: str | Path, *, insecure: bool = False) -> StudyConfi
         reader.known_keys(table, "compute", {"name", "address"})
         address = reader.string(table, "compute", "address")
         check_address(address, path=where, field="compute.address")
-        compute = Party(reader.string(table, "compute", "name", default="compute"), address)
+        compute = Party(reader.string(table, "compute", "name", default=DEFAULT_COMPUTE),
+                        address)
 
     schema = schema_from_mapping(reader.table("schema"), path=where)
     raw_analyses = reader.data.get("analysis")

@@ -4,6 +4,11 @@ A node checks every job against its policy before computing anything, and refuse
 job with a message naming the rule and what broke it. Thresholds are checked on the study's
 declared values: a study whose ``min_cell_count`` is below the node's own is refused, so the
 secure computation never reveals a count smaller than every node allows.
+
+Who takes part is the node's choice too (:meth:`Policy.check_parties`): the parties must be
+hospitals of the node's own roster, CKKS ciphertexts go only to the compute node its
+configuration names, and on CKKS, where the coordinator decrypts pooled totals before any
+suppression or cohort gate, the node decides whether it accepts exact totals at all.
 """
 
 from __future__ import annotations
@@ -19,6 +24,18 @@ from securecalc.errors import ConfigError, PolicyError
 if TYPE_CHECKING:
     from securecalc.core.job import Job
 
+CKKS_MODES = ("refuse", "epsilon", "exact")
+"""``[policy] ckks``: no CKKS; only differentially private analyses; anything else allowed."""
+
+
+@dataclass(frozen=True)
+class Roster:
+    """Whom a node works with, from its own configuration (never from a job)."""
+
+    me: str
+    hospitals: frozenset[str]
+    compute: str
+
 
 @dataclass(frozen=True)
 class Policy:
@@ -28,6 +45,10 @@ class Policy:
     and the epsilon a study spends on this node over all its runs may not exceed it.
     ``dp_total_budget``: when set, the epsilon all studies together may spend.
     The node's privacy ledger keeps the account (:mod:`securecalc.node.privacy_ledger`).
+    ``min_parties``: fewer parties are refused (MPC needs 3 whatever this says).
+    ``require_all_hospitals``: every hospital of the roster must be a party, so results of
+    different party subsets cannot be differenced ([a, b, c] minus [a, b, d] is c minus d).
+    ``ckks``: one of :data:`CKKS_MODES`.
     """
 
     columns: frozenset[str] | None = None
@@ -37,6 +58,43 @@ class Policy:
     approval: bool = False
     dp_budget: float | None = None
     dp_total_budget: float | None = None
+    min_parties: int = 3
+    require_all_hospitals: bool = False
+    ckks: str = "epsilon"
+
+    def check_parties(self, job: Job, engine: str, compute: str | None, roster: Roster) -> None:
+        """Refuse (PolicyError) a job whose parties, compute node or engine this node does not
+        accept; ``compute`` is the compute node a CKKS job sends ciphertexts to."""
+        parties = job.party_names()
+        if roster.me not in parties:
+            raise PolicyError(f"study {job.study!r}: {roster.me} is not among its parties")
+        strangers = sorted(set(parties) - roster.hospitals)
+        if strangers:
+            raise PolicyError(f"study {job.study!r} lists {', '.join(strangers)} as a party, "
+                              f"which is not a hospital in {roster.me}'s roster "
+                              f"({', '.join(sorted(roster.hospitals))})")
+        if len(parties) < self.min_parties:
+            raise PolicyError(f"study {job.study!r} has {len(parties)} parties; this node "
+                              f"requires min_parties >= {self.min_parties}")
+        missing = sorted(roster.hospitals - set(parties))
+        if self.require_all_hospitals and missing:
+            raise PolicyError(f"study {job.study!r} leaves out {', '.join(missing)}; this "
+                              "node requires every hospital of its roster "
+                              "(require_all_hospitals)")
+        if engine != "ckks":
+            return
+        if compute != roster.compute:
+            raise PolicyError(f"study {job.study!r} sends ciphertexts to {compute!r}; this node "
+                              f"sends them only to its compute node {roster.compute!r}")
+        if self.ckks == "refuse":
+            raise PolicyError(f"study {job.study!r} uses CKKS, which this node's policy "
+                              "refuses (ckks = \"refuse\")")
+        exact_ones = [a.id for a in job.analyses if a.epsilon is None]
+        if self.ckks == "epsilon" and exact_ones:
+            raise PolicyError(f"study {job.study!r} asks for exact CKKS results of "
+                              f"{', '.join(exact_ones)}, which the coordinator would decrypt "
+                              "before any suppression; this node's policy (ckks = "
+                              "\"epsilon\") accepts CKKS only with epsilon per analysis")
 
     def check(self, job: Job) -> None:
         """Refuse (PolicyError) a job that asks for more than this policy allows."""
@@ -70,23 +128,26 @@ class Policy:
                                   f"one run; this node allows {self.dp_budget:g} per study")
 
 
-def request_id(job: Job) -> str:
-    """A stable id for what a study asks of a node: its name and the digest of its analyses,
-    schema and thresholds (a changed study needs a new approval)."""
-    body = {"study": job.study, "analyses": [a.table() for a in job.analyses],
-            "columns": job.columns(), "min_cell_count": job.min_cell_count,
-            "min_cohort": job.min_cohort,
-            "parties": list(job.party_names())}
+def request_id(job: Job, engine: str, compute: str | None) -> str:
+    """A stable id for what a study asks of a node: its name and the digest of everything
+    :func:`describe_request` shows (a changed study, party list or compute node needs a new
+    approval)."""
+    body = _request_body(job, engine, compute)
     digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
     return f"{job.study}-{digest[:10]}"
 
 
-def describe_request(job: Job) -> dict[str, Any]:
+def describe_request(job: Job, engine: str, compute: str | None) -> dict[str, Any]:
     """Exactly what a study asks for, as an operator reviews it before approving."""
+    return {"id": request_id(job, engine, compute), **_request_body(job, engine, compute)}
+
+
+def _request_body(job: Job, engine: str, compute: str | None) -> dict[str, Any]:
     return {
-        "id": request_id(job),
         "study": job.study,
+        "engine": engine,
         "parties": list(job.party_names()),
+        "compute": compute,
         "columns": job.columns(),
         "min_cell_count": job.min_cell_count,
         "min_cohort": job.min_cohort,
@@ -98,7 +159,7 @@ def describe_request(job: Job) -> dict[str, Any]:
 def policy_from_mapping(raw: Mapping[str, Any], *, path: str | None = None) -> Policy:
     """Parse ``[policy]`` of node.toml."""
     allowed = {"columns", "kinds", "min_cell_count", "min_cohort", "approval", "dp_budget",
-               "dp_total_budget"}
+               "dp_total_budget", "min_parties", "require_all_hospitals", "ckks"}
     for key in raw:
         if key not in allowed:
             raise ConfigError(f"unknown key (allowed: {', '.join(sorted(allowed))})",
@@ -122,6 +183,7 @@ def policy_from_mapping(raw: Mapping[str, Any], *, path: str | None = None) -> P
     approval = raw.get("approval", False)
     if not isinstance(approval, bool):
         raise ConfigError("must be true or false", path=path, field="policy.approval")
+    parties = _parties(raw, path)
     kinds = names("kinds")
     if kinds is not None:
         from securecalc.core.kinds import KINDS
@@ -139,4 +201,22 @@ def policy_from_mapping(raw: Mapping[str, Any], *, path: str | None = None) -> P
                               path=path, field=f"policy.{key}")
         budgets[key] = None if value is None else float(value)
     return Policy(columns=names("columns"), kinds=kinds, approval=approval, **thresholds,
-                  **budgets)
+                  **budgets, **parties)
+
+
+def _parties(raw: Mapping[str, Any], path: str | None) -> dict[str, Any]:
+    """``min_parties``, ``require_all_hospitals`` and ``ckks`` of ``[policy]``."""
+    defaults = Policy()
+    min_parties = raw.get("min_parties", defaults.min_parties)
+    if isinstance(min_parties, bool) or not isinstance(min_parties, int) or min_parties < 2:
+        raise ConfigError(f"must be a whole number >= 2, got {min_parties!r}", path=path,
+                          field="policy.min_parties")
+    require_all = raw.get("require_all_hospitals", defaults.require_all_hospitals)
+    if not isinstance(require_all, bool):
+        raise ConfigError("must be true or false", path=path,
+                          field="policy.require_all_hospitals")
+    ckks = raw.get("ckks", defaults.ckks)
+    if ckks not in CKKS_MODES:
+        raise ConfigError(f"must be one of {', '.join(map(repr, CKKS_MODES))}, got {ckks!r}",
+                          path=path, field="policy.ckks")
+    return {"min_parties": min_parties, "require_all_hospitals": require_all, "ckks": ckks}

@@ -57,10 +57,17 @@ class Approvals:
 
 def describe(request: dict[str, Any]) -> str:
     """What an operator sees before approving."""
+    compute = request["compute"]
     lines = [f"request {request['id']}: study {request['study']!r}",
+             f"  engine:         {request['engine']}",
              f"  parties:        {', '.join(request['parties'])}",
+             *([f"  compute node:   {compute} (receives every party's ciphertexts)"]
+               if compute else []),
              f"  columns read:   {', '.join(request['columns']) or '(none)'}",
              f"  min_cell_count: {request['min_cell_count']}",
+             f"  min_cohort:     {request['min_cohort']}",
+             f"  epsilon:        {request['epsilon']:g} per run"
+             if request["epsilon"] else "  epsilon:        none (exact results)",
              "  analyses:"]
     for analysis in request["analyses"]:
         extra = {k: v for k, v in analysis.items() if k not in ("id", "kind")}

@@ -25,6 +25,7 @@ from securecalc.node.contribution import contributions, mpc_steps
 from securecalc.node.datastore import DataStore
 from securecalc.node.mpc_session import MpcSession, SessionRegistry
 from securecalc.node.privacy_ledger import Charge, PrivacyLedger
+from securecalc.roles import Role
 from securecalc.transport import chunks
 from securecalc.transport.codec import ckks_params_from_proto, job_from_proto
 from securecalc.transport.errors import rpc_boundary
@@ -57,28 +58,33 @@ class NodeService(node_pb2_grpc.PartyNodeServicer):
         self.ledger = PrivacyLedger(config.privacy_ledger or config.data_path.parent
                                     / "privacy-ledger" / f"{config.name}.jsonl")
 
-    def _received(self, job: Job, engine: str, coordinator: str) -> None:
-        """Record the request, then apply the policy (and approval) before any computation."""
+    def _received(self, job: Job, engine: str, coordinator: str,
+                  compute: str | None = None) -> None:
+        """Record the request, then apply the policy (and approval) before any computation;
+        ``compute`` is the compute node a CKKS job sends ciphertexts to."""
         self.audit.append("study_received", job=job.job_id, study=job.study, engine=engine,
                           coordinator=coordinator, parties=list(job.party_names()),
+                          compute=compute,
                           analyses=[{"id": a.id, "kind": a.kind, "columns": list(a.columns),
                                      "where": a.where} for a in job.analyses])
         policy = self.config.policy
+        request = request_id(job, engine, compute)
         try:
+            policy.check_parties(job, engine, compute, self.config.roster)
             policy.check(job)
             self.store.admit(job)  # the catalogue covers what the job reads; no row is read
-            if policy.approval and not self.approvals.is_approved(request_id(job)):
-                path = self.approvals.record_pending(describe_request(job))
+            if policy.approval and not self.approvals.is_approved(request):
+                path = self.approvals.record_pending(describe_request(job, engine, compute))
                 _LOG.warning("study %r awaits approval: %s", job.study, path)
                 raise PolicyError(f"awaiting approval: an operator of {self.config.name} must "
-                                  f"run `securecalc node approve {request_id(job)}`")
+                                  f"run `securecalc node approve {request}`")
             charge = self._charge(job)
         except PolicyError as exc:
             self.audit.append("policy_decision", job=job.job_id, decision="refused",
                               reason=str(exc))
             raise
         self.audit.append("policy_decision", job=job.job_id, decision="allowed",
-                          approval=request_id(job) if policy.approval else None)
+                          approval=request if policy.approval else None)
         if charge is not None:
             self.audit.append("privacy_charge", job=job.job_id, study=job.study,
                               epsilon=float(charge.epsilon),
@@ -105,7 +111,8 @@ class NodeService(node_pb2_grpc.PartyNodeServicer):
     @rpc_boundary
     def RunMpc(self, request: node_pb2.MpcJobRequest,
                context: grpc.ServicerContext) -> node_pb2.MpcJobReply:
-        coordinator = require_peer(context, self.config.coordinators, insecure=self.insecure)
+        coordinator = require_peer(context, self.config.coordinators, role=Role.COORDINATOR,
+                                   insecure=self.insecure)
         job = job_from_proto(request.spec, "mpc")
         self._received(job, "mpc", coordinator)
         timeout = _remaining(context)
@@ -145,7 +152,8 @@ class NodeService(node_pb2_grpc.PartyNodeServicer):
         session = self.sessions.wait_for(first.job_id, JOB_ARRIVAL_SECONDS, context.is_active)
         if session is None:
             raise ProtocolError("unknown job")
-        peer = require_peer(context, session.peer_names(), insecure=self.insecure)
+        peer = require_peer(context, session.peer_names(), role=Role.HOSPITAL,
+                            insecure=self.insecure)
         peer_pid = session.peer_pid(peer)
         frames = 0
         try:
@@ -162,14 +170,14 @@ class NodeService(node_pb2_grpc.PartyNodeServicer):
     @rpc_boundary
     def RunCkks(self, request_iterator: Iterator[node_pb2.CkksJobChunk],
                 context: grpc.ServicerContext) -> node_pb2.CkksJobReply:
-        coordinator = require_peer(context, self.config.coordinators, insecure=self.insecure)
+        coordinator = require_peer(context, self.config.coordinators, role=Role.COORDINATOR,
+                                   insecure=self.insecure)
         first = next(request_iterator, None)
         if first is None or not first.HasField("spec"):
             raise ProtocolError("CKKS job without its specification")
         spec = first.spec
         job = job_from_proto(spec.spec, "ckks")
-        job.index_of(self.config.name)
-        self._received(job, "ckks", coordinator)
+        self._received(job, "ckks", coordinator, spec.compute_name)
         public_context = chunks.join(
             (c.context_chunk for c in itertools.chain([first], request_iterator)),
             max_bytes=MAX_CONTEXT_BYTES)
@@ -197,7 +205,8 @@ class NodeService(node_pb2_grpc.PartyNodeServicer):
     @rpc_boundary
     def StoreHeads(self, request: node_pb2.HeadsRequest,
                    context: grpc.ServicerContext) -> node_pb2.HeadsReply:
-        coordinator = require_peer(context, self.config.coordinators, insecure=self.insecure)
+        coordinator = require_peer(context, self.config.coordinators, role=Role.COORDINATOR,
+                                   insecure=self.insecure)
         ca_pem = self.tls.ca.read_bytes() if self.tls else None
         stored = store_heads(self.audit, request.job_id, request.checkpoint_json,
                              ca_pem=ca_pem)

@@ -1,8 +1,11 @@
 """Who is calling: the party named by the peer's certificate (or, insecure, by a header).
 
 With mutual TLS the handshake already proved the peer holds a certificate from our CA; these
-helpers bind that certificate's name to the parties of the job, so a hospital of another
-study (same CA) or a party calling a method meant for another role is refused.
+helpers bind that certificate's name to the parties of the job and its role (stated by the CA,
+:mod:`securecalc.roles`) to the method, so a hospital of another study (same CA), a party
+calling a method meant for another role, or a coordinator posing as a party is refused. In
+insecure (development) mode there is no certificate: names are claimed in a header and roles
+cannot be proven, so they are not checked.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from typing import NoReturn
 
 import grpc
 
+from securecalc.errors import CryptoError
+from securecalc.roles import Role, certificate_role
 from securecalc.transport.channel import PARTY_HEADER
 
 _LOG = logging.getLogger(__name__)
@@ -43,16 +48,37 @@ def peer_name(context: grpc.ServicerContext, *, insecure: bool) -> str | None:
     return cn or None
 
 
-def require_peer(context: grpc.ServicerContext, allowed: Collection[str], *, insecure: bool) -> str:
-    """Return the caller's party name if it is in ``allowed``; abort PERMISSION_DENIED otherwise."""
+def require_peer(context: grpc.ServicerContext, allowed: Collection[str], *, role: Role,
+                 insecure: bool) -> str:
+    """Return the caller's party name if its certificate states ``role`` and names a party in
+    ``allowed``; abort PERMISSION_DENIED otherwise (insecure: the name only)."""
     name = peer_name(context, insecure=insecure)
     if name is None:
         what = f"no {PARTY_HEADER} header" if insecure else "no usable certificate name"
         _deny(context, f"caller presented {what}; cannot tell which party it is")
+    if not insecure:
+        stated = _peer_role(context)
+        if stated is None:
+            _deny(context, f"the certificate of {name} states no role (it predates roles): "
+                           "the study CA must reissue it with one (securecalc certs init "
+                           "--hospitals/--compute/--coordinators)")
+        if stated != role:
+            _deny(context, f"the certificate of {name} is a {stated} certificate; only a "
+                           f"{role} may make this call")
     if name not in allowed:
         what = f"{PARTY_HEADER} header" if insecure else "certificate"
         _deny(context, f"{what} names {name}, which is not a party of this job")
     return name
+
+
+def _peer_role(context: grpc.ServicerContext) -> Role | None:
+    pem = peer_certificate(context)
+    if pem is None:
+        _deny(context, "caller presented no certificate")
+    try:
+        return certificate_role(pem)
+    except CryptoError as exc:
+        _deny(context, f"unusable certificate: {exc}")
 
 
 def _deny(context: grpc.ServicerContext, message: str) -> NoReturn:

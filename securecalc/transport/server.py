@@ -90,7 +90,8 @@ def create_server(
         set_serving(health_servicer, name, True)
     try:
         if material is None:
-            _LOG.warning("listening on %s WITHOUT TLS (development only)", listen)
+            _LOG.warning("listening on %s WITHOUT TLS (development only): callers claim their "
+                         "names and roles cannot be proven", listen)
             bound = server.add_insecure_port(listen)
         else:
             credentials = grpc.ssl_server_credentials(

@@ -23,6 +23,7 @@ from securecalc.core.config import (
     load_node_config,
     load_study_config,
 )
+from securecalc.core.policy import Roster
 from securecalc.errors import ConfigError, WhereError
 
 pytestmark = pytest.mark.timeout(60)
@@ -32,7 +33,8 @@ EXAMPLES = REPO / "examples"
 
 TLS = '[tls]\nca = "pki/ca.crt"\ncert = "pki/me.crt"\nkey = "pki/me.key"\n'
 CATALOGUE = '[catalogue.age]\ntype = "int"\nmin = 18\nmax = 95\n'
-NODE = ('[node]\nname = "hospital-a"\nlisten = "127.0.0.1:50051"\n\n[data]\npath = "data/a.csv"\n'
+NODE = ('[node]\nname = "hospital-a"\nlisten = "127.0.0.1:50051"\n'
+        'hospitals = ["hospital-a", "hospital-b", "hospital-c"]\n\n[data]\npath = "data/a.csv"\n'
         + CATALOGUE)
 COMPUTE = '[compute]\nname = "cmp"\nlisten = "127.0.0.1:50060"\n'
 SCHEMA = """
@@ -186,8 +188,51 @@ def test_node_config(tmp_path: Path) -> None:
         (tmp_path / "pki/me.key").resolve(),
     )
     assert config.coordinators == ("coordinator",)
+    assert config.hospitals == ("hospital-a", "hospital-b", "hospital-c")
+    assert config.roster == Roster(me="hospital-a", compute="compute", hospitals=frozenset(
+        {"hospital-a", "hospital-b", "hospital-c"}))
+    assert config.policy.min_parties == 3 and config.policy.ckks == "epsilon"
+    assert config.policy.require_all_hospitals is False
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.name = "other"  # type: ignore[misc]
+
+
+def test_node_roster_and_party_policy(tmp_path: Path) -> None:
+    text = NODE.replace("[node]\n", '[node]\ncompute = "cloud-1"\n') + TLS + (
+        '[policy]\nmin_parties = 4\nrequire_all_hospitals = true\nckks = "exact"\n')
+    config = load_node_config(write(tmp_path, text))
+    assert config.compute == "cloud-1" and config.roster.compute == "cloud-1"
+    policy = config.policy
+    assert (policy.min_parties, policy.require_all_hospitals, policy.ckks) == (4, True, "exact")
+
+
+@pytest.mark.parametrize(("line", "field", "words"), [
+    (None, "node.hospitals", "is required"),
+    ('hospitals = ["hospital-b", "hospital-c"]', "node.hospitals", "own name 'hospital-a'"),
+    ("hospitals = []", "node.hospitals", "own name"),
+    ('hospitals = ["hospital-a", "hospital-a"]', "node.hospitals", "twice"),
+    ('hospitals = "hospital-a"', "node.hospitals", "list of names"),
+    ('hospitals = ["hospital-a"]\ncompute = ""', "node.compute", "non-empty"),
+    ('hospitals = ["hospital-a"]\ncompute = "coordinator"', "node.compute", "of its own"),
+    ('hospitals = ["hospital-a", "cmp"]\ncompute = "cmp"', "node.compute", "also a hospital"),
+])
+def test_node_bad_roster(tmp_path: Path, line: str | None, field: str, words: str) -> None:
+    text = NODE.replace('hospitals = ["hospital-a", "hospital-b", "hospital-c"]\n',
+                        f"{line}\n" if line else "")
+    message = config_error(load_node_config, write(tmp_path, text + TLS), field)
+    assert words in message
+
+
+@pytest.mark.parametrize(("line", "field", "words"), [
+    ("min_parties = 1", "policy.min_parties", ">= 2"),
+    ("min_parties = true", "policy.min_parties", ">= 2"),
+    ('require_all_hospitals = "yes"', "policy.require_all_hospitals", "true or false"),
+    ('ckks = "sometimes"', "policy.ckks", "'refuse', 'epsilon', 'exact'"),
+])
+def test_node_bad_party_policy(tmp_path: Path, line: str, field: str, words: str) -> None:
+    message = config_error(load_node_config, write(tmp_path, NODE + TLS + f"[policy]\n{line}\n"),
+                           field)
+    assert words in message
 
 
 def test_node_coordinators(tmp_path: Path) -> None:
@@ -672,6 +717,8 @@ def test_example_nodes_load(name: str) -> None:
     assert config.tls == TlsConfig(*(EXAMPLES.resolve() / "pki" / f for f in
                                      ("ca.crt", f"{name}.crt", f"{name}.key")))
     assert config.coordinators == ("coordinator",)
+    assert config.hospitals == ("hospital-a", "hospital-b", "hospital-c")
+    assert config.compute == "compute" and config.policy.ckks == "exact"
 
 
 def test_example_compute_loads() -> None:

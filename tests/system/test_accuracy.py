@@ -148,7 +148,7 @@ def edge_cluster(cluster_factory, tmp_path_factory):  # type: ignore[no-untyped-
                                    strict=True)}
     # cohorts at the bounds are tiny: these nodes (and studies) allow results of any size
     allow_small = {name: "[policy]\nmin_cohort = 1\n" for name in files}
-    return (cluster_factory(files, node_extra=allow_small,
+    return (cluster_factory(files, node_extra=allow_small, ckks="exact",
                             catalogue=SCHEMA.replace("[schema.", "[catalogue.")),
             reference(sites))
 

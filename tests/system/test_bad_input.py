@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from securecalc.pki import init_pki, issue_certificate
+from securecalc.pki import Role, init_pki, issue_certificate
 from securecalc.studyfolder import node_toml, study_toml, write
 
 SCHEMA = """
@@ -95,7 +95,7 @@ def test_a_node_whose_data_do_not_fit_its_catalogue_refuses_to_start(
     offered = CATALOGUE.split("\n\n")[["age", "bmi", "arm", "flag"].index(column)]
     config = write(tmp_path / "b.toml", node_toml("hospital-b", "127.0.0.1:0",
                                                   write(tmp_path / "b.csv", BAD), tmp_path,
-                                                  offered))
+                                                  ["hospital-b"], offered))
     result = securecalc("node", "serve", "--insecure", "--config", str(config))
     line = one_line_error(result)
     assert "hospital-b" in line and repr(column) in line, line
@@ -131,7 +131,7 @@ def test_a_hospital_cannot_act_as_coordinator(bad_cluster) -> None:  # type: ign
 @pytest.mark.timeout(60)
 def test_certificate_from_another_ca(bad_cluster, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     other = tmp_path / "other-pki"
-    init_pki(other, ["coordinator"])
+    init_pki(other, coordinators=["coordinator"])
     study = study_file(bad_cluster, "otherca", analysis("mean", "age"))
     text = study.read_text().replace(str(bad_cluster.pki / "coordinator"),
                                      str(other / "coordinator"))
@@ -177,18 +177,20 @@ def test_missing_study_file(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(30)
 def test_node_refuses_to_start_without_its_data(tmp_path: Path) -> None:
-    init_pki(tmp_path / "pki", ["hospital-a"])
+    init_pki(tmp_path / "pki", hospitals=["hospital-a"])
     config = write(tmp_path / "a.toml", node_toml("hospital-a", "127.0.0.1:0",
-                                                  tmp_path / "missing.csv", tmp_path / "pki"))
+                                                  tmp_path / "missing.csv", tmp_path / "pki",
+                                                  ["hospital-a"]))
     line = one_line_error(securecalc("node", "serve", "--config", str(config)))
     assert "missing.csv" in line
 
 
 @pytest.mark.timeout(30)
 def test_node_refuses_a_certificate_of_another_name(tmp_path: Path) -> None:
-    init_pki(tmp_path / "pki", ["hospital-a", "hospital-b"])
+    init_pki(tmp_path / "pki", hospitals=["hospital-a", "hospital-b"])
     data = write(tmp_path / "a.csv", GOOD)
-    text = node_toml("hospital-a", "127.0.0.1:0", data, tmp_path / "pki", CATALOGUE).replace(
+    text = node_toml("hospital-a", "127.0.0.1:0", data, tmp_path / "pki", ["hospital-a"],
+                     CATALOGUE).replace(
         "hospital-a.crt", "hospital-b.crt").replace("hospital-a.key", "hospital-b.key")
     line = one_line_error(securecalc("node", "serve", "--config",
                                      str(write(tmp_path / "a.toml", text))))
@@ -200,7 +202,8 @@ def test_expired_coordinator_certificate(bad_cluster, tmp_path: Path) -> None:  
     from datetime import UTC, datetime, timedelta
 
     issue_certificate(bad_cluster.pki / "ca.crt", bad_cluster.pki / "ca.key", "coordinator",
-                      tmp_path, days=10, now=datetime.now(UTC) - timedelta(days=30))
+                      tmp_path, role=Role.COORDINATOR, days=10,
+                      now=datetime.now(UTC) - timedelta(days=30))
     study = study_file(bad_cluster, "expired", analysis("mean", "age"))
     text = study.read_text().replace(str(bad_cluster.pki / "coordinator"),
                                      str(tmp_path / "coordinator"))

@@ -100,7 +100,7 @@ group = "arm"
 def catalogue(cluster_factory, tmp_path_factory):  # type: ignore[no-untyped-def]
     files = write_cohort(tmp_path_factory.mktemp("cohort"), sites=3, rows=1500, seed=21,
                          names=HOSPITALS)
-    cluster = cluster_factory(dict(zip(HOSPITALS, files, strict=True)))
+    cluster = cluster_factory(dict(zip(HOSPITALS, files, strict=True)), ckks="exact")
     schema = synth_schema()
     tables = [load_table(f, schema) for f in files]
     pooled = {}

@@ -84,7 +84,7 @@ def test_mpc_study_still_works_after_a_failed_one(cluster_factory, cohort) -> No
 
 @pytest.mark.timeout(60)
 def test_ckks_compute_node_down(cluster_factory, cohort) -> None:  # type: ignore[no-untyped-def]
-    cluster = cluster_factory(cohort)
+    cluster = cluster_factory(cohort, ckks="exact")
     study = cluster.study("nocompute", "ckks", SYNTH_SCHEMA_TOML, DEMO_ANALYSES_TOML,
                           extra_study=FAST_FAILURE)
     cluster.servers.servers["compute"].kill()
@@ -94,7 +94,7 @@ def test_ckks_compute_node_down(cluster_factory, cohort) -> None:  # type: ignor
 
 @pytest.mark.timeout(90)
 def test_ckks_site_hung(cluster_factory, cohort) -> None:  # type: ignore[no-untyped-def]
-    cluster = cluster_factory(cohort)
+    cluster = cluster_factory(cohort, ckks="exact")
     study = cluster.study("hungsite", "ckks", SYNTH_SCHEMA_TOML, DEMO_ANALYSES_TOML,
                           extra_study="timeout_seconds = 60\n")
     victim = cluster.servers.servers["hospital-b"].process
@@ -115,7 +115,7 @@ def test_insecure_development_mode_end_to_end(tmp_path: Path, cohort) -> None:  
         addresses = {}
         for name, data in cohort.items():
             config = write(tmp_path / f"{name}.toml",
-                           node_toml(name, "127.0.0.1:0", data, tmp_path / "no-pki"))
+                           node_toml(name, "127.0.0.1:0", data, tmp_path / "no-pki", list(cohort)))
             addresses[name] = servers.start(
                 name, ["node", "serve", "--config", str(config), "--insecure"]).address
         study = write(tmp_path / "study.toml", study_toml(
@@ -129,5 +129,5 @@ def test_insecure_development_mode_end_to_end(tmp_path: Path, cohort) -> None:  
         with pytest.raises(PartyError):  # TLS coordinator against insecure nodes: no handshake
             from securecalc.pki import init_pki
 
-            init_pki(tmp_path / "no-pki", ["coordinator"])
+            init_pki(tmp_path / "no-pki", coordinators=["coordinator"])
             run_study(study)

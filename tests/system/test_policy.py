@@ -70,6 +70,8 @@ def test_operator_approval(cluster) -> None:  # type: ignore[no-untyped-def]
     pending = subprocess.run([*cli, "pending", "--config", str(config)], capture_output=True,
                              text=True)
     assert request_id in pending.stdout and "columns read:   age" in pending.stdout
+    assert "engine:         mpc" in pending.stdout
+    assert "parties:        hospital-a, hospital-c, hospital-d" in pending.stdout
     approved = subprocess.run([*cli, "approve", request_id, "--config", str(config)],
                               capture_output=True, text=True)
     assert approved.returncode == 0, approved.stderr
@@ -79,6 +81,13 @@ def test_operator_approval(cluster) -> None:  # type: ignore[no-untyped-def]
                     restrictive="hospital-c")
     with pytest.raises(PolicyError, match="awaiting approval"):
         run_study(changed)
+    # so does the same study with another party list (here: other MPC party ids)
+    other_parties = cluster.study("needs-approval", "mpc", SYNTH_SCHEMA_TOML,
+                                  analysis("mean", "age"),
+                                  parties=["hospital-d", "hospital-c", "hospital-a"])
+    with pytest.raises(PolicyError, match="awaiting approval") as again:
+        run_study(other_parties)
+    assert request_id not in str(again.value)
     events = [json.loads(x)["event"] for x in
               (cluster.root / "audit" / "hospital-c.jsonl").read_text().splitlines()]
     assert "approval" in events

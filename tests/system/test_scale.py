@@ -19,7 +19,7 @@ ROWS = 1_000_000
 def million(cluster_factory, tmp_path_factory):  # type: ignore[no-untyped-def]
     files = write_cohort(tmp_path_factory.mktemp("million"), sites=3, rows=ROWS, seed=1,
                          names=HOSPITALS, fmt="parquet")
-    cluster = cluster_factory(dict(zip(HOSPITALS, files, strict=True)))
+    cluster = cluster_factory(dict(zip(HOSPITALS, files, strict=True)), ckks="exact")
     schema = synth_schema()
     tables = [load_table(f, schema) for f in files]
     study = cluster.study("million-mpc", "mpc", SYNTH_SCHEMA_TOML, DEMO_ANALYSES_TOML)

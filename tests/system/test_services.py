@@ -36,7 +36,7 @@ def cohort(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def cluster(cluster_factory, cohort):  # type: ignore[no-untyped-def]
-    return cluster_factory(cohort)
+    return cluster_factory(cohort, ckks="exact")
 
 
 def compute_stub(cluster, as_party: str):  # type: ignore[no-untyped-def]
@@ -174,6 +174,18 @@ def test_no_partial_sum_leaves_the_compute_node(cluster) -> None:  # type: ignor
     with pytest.raises(PartyError, match="already contributed"):
         submit(cluster, "partial", "hospital-a",
                encrypt_packed(holder.public_context_bytes(), [9.0] * 5, layout))
+
+
+@pytest.mark.timeout(60)
+def test_only_a_coordinator_certificate_drives_the_compute_node(cluster) -> None:  # type: ignore[no-untyped-def]
+    holder = KeyHolder.create()
+    layout = Layout(3, holder.params)
+    channel, stub = compute_stub(cluster, "hospital-a")
+    with channel, pytest.raises(PartyError, match="hospital certificate; only a coordinator"):
+        call(cluster, stub.OpenJob, compute_pb2.OpenJobRequest(
+            job_id="by-a-hospital", sites=list(HOSPITALS), n_values=layout.n_values,
+            params=ckks_params_to_proto(layout.params),
+            params_context=holder.params_context_bytes()))
 
 
 @pytest.mark.timeout(90)

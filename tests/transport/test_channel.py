@@ -36,7 +36,7 @@ def test_a_proxy_in_the_environment_is_ignored(monkeypatch: pytest.MonkeyPatch,
         monkeypatch.setenv(name, proxy)
     for name in ("no_proxy", "NO_PROXY", "no_grpc_proxy"):
         monkeypatch.delenv(name, raising=False)
-    pki = init_pki(tmp_path / "pki", ["hospital-a", "coordinator"])
+    pki = init_pki(tmp_path / "pki", hospitals=["hospital-a"], coordinators=["coordinator"])
     server, port = create_server("127.0.0.1:0", tls=pki.tls_files("hospital-a"),
                                  register=lambda s: None)
     try:
@@ -51,7 +51,8 @@ def test_a_proxy_in_the_environment_is_ignored(monkeypatch: pytest.MonkeyPatch,
 
 @pytest.mark.timeout(30)
 def test_channel_set_reuses_one_channel_per_party(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    pki = init_pki(tmp_path / "pki", ["hospital-a", "hospital-b", "coordinator"])
+    pki = init_pki(tmp_path / "pki", hospitals=["hospital-a", "hospital-b"],
+                   coordinators=["coordinator"])
     servers = [create_server("127.0.0.1:0", tls=pki.tls_files(name),
                              register=lambda s: None) for name in ("hospital-a", "hospital-b")]
     addresses = {name: f"127.0.0.1:{port}"

@@ -21,7 +21,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 import securecalc
 from securecalc.errors import ConfigError, CryptoError, PartyError
-from securecalc.pki import PkiFiles, init_pki, issue_certificate
+from securecalc.pki import PkiFiles, Role, init_pki, issue_certificate
 from securecalc.transport.channel import PARTY_HEADER, create_channel, wait_ready
 from securecalc.transport.chunks import join, split
 from securecalc.transport.errors import raise_from_rpc_error, rpc_boundary
@@ -35,13 +35,14 @@ PARTIES = ["hospital-a", "hospital-b", "hospital-c"]
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> PkiFiles:
-    return init_pki(tmp_path_factory.mktemp("pki"), PARTIES)
+    return init_pki(tmp_path_factory.mktemp("pki"), hospitals=PARTIES,
+                    coordinators=["coordinator"])
 
 
 @pytest.fixture(scope="module")
 def foreign(tmp_path_factory: pytest.TempPathFactory) -> PkiFiles:
     """Another study's CA, issuing a certificate with the same party name."""
-    return init_pki(tmp_path_factory.mktemp("foreign"), ["hospital-b"])
+    return init_pki(tmp_path_factory.mktemp("foreign"), hospitals=["hospital-b"])
 
 
 class Plumbing:
@@ -54,11 +55,12 @@ class Plumbing:
 
     @rpc_boundary
     def whoami(self, request: bytes, context: grpc.ServicerContext) -> bytes:
-        return require_peer(context, self.allowed, insecure=self.insecure).encode()
+        return require_peer(context, self.allowed, role=Role.HOSPITAL,
+                            insecure=self.insecure).encode()
 
     @rpc_boundary
     def echo(self, request: bytes, context: grpc.ServicerContext) -> bytes:
-        require_peer(context, self.allowed, insecure=self.insecure)
+        require_peer(context, self.allowed, role=Role.HOSPITAL, insecure=self.insecure)
         return request
 
     @rpc_boundary
@@ -68,7 +70,7 @@ class Plumbing:
 
     @rpc_boundary
     def upload(self, chunks: Iterator[bytes], context: grpc.ServicerContext) -> bytes:
-        require_peer(context, self.allowed, insecure=self.insecure)
+        require_peer(context, self.allowed, role=Role.HOSPITAL, insecure=self.insecure)
         return str(len(join(chunks, max_bytes=64 * MiB))).encode()
 
     @rpc_boundary
@@ -185,7 +187,8 @@ def test_client_certificate_from_another_ca_refused(pki: PkiFiles, foreign: PkiF
 @pytest.mark.timeout(20)
 def test_expired_client_certificate_refused(pki: PkiFiles, tmp_path: Path) -> None:
     past = datetime.now(UTC) - timedelta(days=60)
-    old = issue_certificate(pki.ca_cert, pki.ca_key, "hospital-b", tmp_path, days=30, now=past)
+    old = issue_certificate(pki.ca_cert, pki.ca_key, "hospital-b", tmp_path, role=Role.HOSPITAL,
+                            days=30, now=past)
     with serving(pki.tls_files("hospital-a")) as (_, port):
         channel = raw_channel(port, pki.ca_cert, old.cert, old.key)
         with pytest.raises(PartyError, match="unreachable at .*refused our certificate"):
@@ -230,6 +233,60 @@ def test_require_peer_refuses_a_name_not_in_the_job(pki: PkiFiles) -> None:
             message = "refused: certificate names hospital-b, which is not a party of this job"
             with pytest.raises(PartyError, match=message):
                 call(channel, "Echo", b"x")
+
+
+@pytest.mark.timeout(20)
+def test_require_peer_refuses_another_role(pki: PkiFiles) -> None:
+    """A coordinator certificate whose name is in the allowed set still is no hospital."""
+    allowed = {"hospital-a", "coordinator"}
+    with serving(pki.tls_files("hospital-a"), allowed=allowed) as (_, port):
+        with create_channel(f"127.0.0.1:{port}", tls=pki.tls_files("coordinator"),
+                            expected_name="hospital-a") as channel:
+            message = ("the certificate of coordinator is a coordinator certificate; only a "
+                       "hospital may make this call")
+            with pytest.raises(PartyError, match=message):
+                call(channel, "Echo", b"x")
+
+
+def _roleless(pki: PkiFiles, name: str, folder: Path) -> tuple[Path, Path]:
+    """A certificate of ``name`` from the study CA as issued before roles (no OU)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    from securecalc.pki import load_ca
+
+    ca_cert, ca_key = load_ca(pki.ca_cert, pki.ca_key)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.now(UTC) - timedelta(minutes=5)
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .issuer_name(ca_cert.subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now).not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
+                                                  ExtendedKeyUsageOID.CLIENT_AUTH]), False)
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    cert_path, key_path = folder / f"{name}.crt", folder / f"{name}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+@pytest.mark.timeout(20)
+def test_require_peer_refuses_a_certificate_without_role(pki: PkiFiles, tmp_path: Path) -> None:
+    cert, key = _roleless(pki, "hospital-b", tmp_path)
+    with serving(pki.tls_files("hospital-a")) as (_, port):
+        channel = raw_channel(port, pki.ca_cert, cert, key)
+        with pytest.raises(PartyError, match="states no role \\(it predates roles\\): the "
+                                             "study CA must reissue it"):
+            call(channel, "Echo", b"x")
+        channel.close()
 
 
 @pytest.mark.timeout(20)

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from securecalc.errors import ConfigError, CryptoError
-from securecalc.pki import PkiFiles, init_pki, issue_certificate
+from securecalc.pki import PkiFiles, Role, init_pki, issue_certificate
 from securecalc.transport.tls import TlsFiles, certificate_name, check_validity
 
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> PkiFiles:
-    return init_pki(tmp_path_factory.mktemp("pki"), ["hospital-a", "hospital-b"])
+    return init_pki(tmp_path_factory.mktemp("pki"), hospitals=["hospital-a", "hospital-b"])
 
 
 @pytest.mark.timeout(30)
@@ -48,7 +48,7 @@ def test_wrong_files_are_named(pki: PkiFiles, tmp_path: Path) -> None:
         TlsFiles(ca=pki.ca_cert, cert=a.key, key=a.key).load()
     with pytest.raises(CryptoError, match="not an unencrypted PEM private key"):
         TlsFiles(ca=pki.ca_cert, cert=a.cert, key=a.cert).load()
-    other = init_pki(tmp_path, ["hospital-a"])
+    other = init_pki(tmp_path, hospitals=["hospital-a"])
     with pytest.raises(CryptoError, match="was not issued by the CA"):
         TlsFiles(
             ca=pki.ca_cert,
@@ -60,11 +60,13 @@ def test_wrong_files_are_named(pki: PkiFiles, tmp_path: Path) -> None:
 @pytest.mark.timeout(30)
 def test_expired_and_not_yet_valid(pki: PkiFiles, tmp_path: Path) -> None:
     past = datetime.now(UTC) - timedelta(days=100)
-    old = issue_certificate(pki.ca_cert, pki.ca_key, "old", tmp_path, days=30, now=past)
+    old = issue_certificate(pki.ca_cert, pki.ca_key, "old", tmp_path, role=Role.HOSPITAL,
+                            days=30, now=past)
     with pytest.raises(CryptoError, match=r"our certificate .*old\.crt expired on"):
         TlsFiles(pki.ca_cert, old.cert, old.key).load()
     future = datetime.now(UTC) + timedelta(days=3)
-    early = issue_certificate(pki.ca_cert, pki.ca_key, "early", tmp_path, now=future)
+    early = issue_certificate(pki.ca_cert, pki.ca_key, "early", tmp_path, role=Role.HOSPITAL,
+                              now=future)
     with pytest.raises(CryptoError, match="not valid before .*clock"):
         check_validity(early.cert.read_bytes())
     check_validity(early.cert.read_bytes(), now=future + timedelta(days=1))
@@ -72,7 +74,8 @@ def test_expired_and_not_yet_valid(pki: PkiFiles, tmp_path: Path) -> None:
 
 @pytest.mark.timeout(30)
 def test_warns_near_expiry(pki: PkiFiles, tmp_path: Path, caplog: pytest.LogCaptureFixture):
-    soon = issue_certificate(pki.ca_cert, pki.ca_key, "soon", tmp_path, days=3)
+    soon = issue_certificate(pki.ca_cert, pki.ca_key, "soon", tmp_path, role=Role.HOSPITAL,
+                             days=3)
     with caplog.at_level(logging.WARNING):
         check_validity(soon.cert.read_bytes(), what="our certificate")
     assert "our certificate expires on" in caplog.text

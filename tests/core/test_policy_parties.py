@@ -1,0 +1,65 @@
+"""Who takes part is the node's choice: roster, minimum parties, compute node, CKKS mode."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from securecalc.core.analyses import parse_analyses
+from securecalc.core.config import Party
+from securecalc.core.job import Job
+from securecalc.core.policy import Policy, Roster, describe_request, request_id
+from securecalc.core.schema import schema_from_mapping
+from securecalc.errors import PolicyError
+
+pytestmark = pytest.mark.timeout(30)
+
+ROSTER = Roster(me="a", hospitals=frozenset({"a", "b", "c", "d"}), compute="compute")
+SCHEMA = schema_from_mapping({"age": {"type": "int", "min": 0, "max": 120}})
+
+
+def job(parties: str = "abc", epsilon: float | None = None) -> Job:
+    raw = {"id": "m", "kind": "mean", "column": "age"}
+    if epsilon is not None:
+        raw["epsilon"] = epsilon
+    return Job(study="s", job_id="j", parties=tuple(Party(p, f"h:{i}") for i, p in
+                                                   enumerate(parties)),
+               schema=SCHEMA, analyses=parse_analyses([raw], SCHEMA))
+
+
+@pytest.mark.parametrize(("policy", "parties", "engine", "compute", "words"), [
+    (Policy(), "bcd", "mpc", None, "a is not among its parties"),
+    (Policy(), "abx", "mpc", None, "lists x as a party, which is not a hospital in a's roster"),
+    (Policy(min_parties=4), "abc", "mpc", None, "has 3 parties; this node requires "
+                                                "min_parties >= 4"),
+    (Policy(), "ab", "ckks", "compute", "min_parties >= 3"),
+    (Policy(require_all_hospitals=True), "abc", "mpc", None, "leaves out d"),
+    (Policy(), "abc", "ckks", "coordinator", "sends ciphertexts to 'coordinator'"),
+    (Policy(ckks="refuse"), "abc", "ckks", "compute", 'ckks = \\"refuse\\"'),
+    (Policy(), "abc", "ckks", "compute", "exact CKKS results of m"),
+])
+def test_refusals(policy: Policy, parties: str, engine: str, compute: str | None,
+                  words: str) -> None:
+    with pytest.raises(PolicyError, match=words):
+        policy.check_parties(job(parties), engine, compute, ROSTER)
+
+
+def test_accepted() -> None:
+    Policy().check_parties(job("abc"), "mpc", None, ROSTER)
+    Policy().check_parties(job("abc", epsilon=1.0), "ckks", "compute", ROSTER)
+    Policy(ckks="exact").check_parties(job("abc"), "ckks", "compute", ROSTER)
+    Policy(min_parties=2).check_parties(job("ab", epsilon=1.0), "ckks", "compute", ROSTER)
+    Policy(require_all_hospitals=True).check_parties(job("abcd"), "mpc", None, ROSTER)
+
+
+def test_the_request_id_covers_engine_parties_and_compute() -> None:
+    base = request_id(job("abc"), "ckks", "compute")
+    assert request_id(job("abc"), "ckks", "compute") == base
+    assert request_id(job("abd"), "ckks", "compute") != base
+    assert request_id(job("abc"), "ckks", "other") != base
+    assert request_id(job("abc"), "mpc", None) != base
+    shown = describe_request(job("abc"), "ckks", "compute")
+    assert (shown["id"], shown["engine"], shown["parties"], shown["compute"]) == (
+        base, "ckks", ["a", "b", "c"], "compute")
+    assert request_id(replace(job("abc"), job_id="other-run"), "ckks", "compute") == base
