@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from securecalc.core.limits import ANALYSES
 from securecalc.core.schema import Schema
 from securecalc.core.where import parse_where
 from securecalc.errors import ConfigError
@@ -167,6 +168,7 @@ def check_analyses(analyses: Sequence[Analysis], schema: Schema, *,
 def parse_analyses(raws: Sequence[Any], schema: Schema, *,
                    path: str | None = None) -> tuple[Analysis, ...]:
     """Every ``[[analysis]]`` table, fully validated against the schema."""
+    ANALYSES.check(len(raws), "analysis", path=path)
     analyses = tuple(analysis_from_mapping(raw, index=i, schema=schema, path=path)
                      for i, raw in enumerate(raws))
     check_analyses(analyses, schema, path=path, parsed=True)

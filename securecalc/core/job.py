@@ -9,6 +9,7 @@ from fractions import Fraction
 from securecalc.core.analyses import Analysis, check_analyses
 from securecalc.core.config import MIN_PARTIES, Party
 from securecalc.core.kinds import StudyOptions
+from securecalc.core.limits import ANALYSES, PARTIES, SCHEMA_COLUMNS
 from securecalc.core.plans import Plan, SumPlan
 from securecalc.core.privacy import NoisePlan, exact, noise_plan, widened
 from securecalc.core.schema import Schema
@@ -108,6 +109,9 @@ class Job:
         from securecalc.core.kinds import kind_of
 
         names = self.party_names()
+        PARTIES.check(len(names), "parties")
+        ANALYSES.check(len(self.analyses), "analyses")
+        SCHEMA_COLUMNS.check(len(self.schema.columns), "schema")
         if len(set(names)) != len(names):
             raise ConfigError(f"job {self.job_id}: party names are not unique")
         if len(names) < MIN_PARTIES[engine]:

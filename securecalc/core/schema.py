@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from securecalc.core.limits import LEVELS, SCHEMA_COLUMNS
 from securecalc.errors import ConfigError
 
 ColumnType = Literal["int", "float", "category"]
@@ -107,6 +108,7 @@ def column_from_mapping(name: str, raw: Mapping[str, object], *,
         levels = raw.get("levels")
         if not isinstance(levels, list) or not levels:
             raise fail("a category column needs a non-empty list of levels", "levels")
+        LEVELS.check(len(levels), f"{where}.levels", path=path)
         if not all(isinstance(level, str) and level for level in levels):
             raise fail("levels must be non-empty strings", "levels")
         if len(set(levels)) != len(levels):
@@ -136,6 +138,7 @@ def column_from_mapping(name: str, raw: Mapping[str, object], *,
 def schema_from_mapping(raw: Mapping[str, object], *, path: str | None = None,
                         table: str = "schema") -> Schema:
     """Build a :class:`Schema` from the parsed TOML table ``[schema]`` (or ``[<table>]``)."""
+    SCHEMA_COLUMNS.check(len(raw), table, path=path)
     columns: dict[str, Column] = {}
     for name, spec in raw.items():
         if not isinstance(spec, Mapping):

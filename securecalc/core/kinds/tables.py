@@ -24,6 +24,7 @@ from securecalc.core.kinds.base import (
     option_error,
     present,
 )
+from securecalc.core.limits import COUNT_CELLS, EDGES
 from securecalc.core.plans import Plan, SumPlan
 from securecalc.core.schema import Schema
 from securecalc.core.table import Table
@@ -62,6 +63,7 @@ class Histogram(Kind):
 
     def parse(self, raw: Mapping[str, Any], schema: Schema) -> dict[str, Any]:
         column = numeric_column(raw, schema)
+        EDGES.check_length(raw.get("edges"), "edges")
         number_list(raw, "edges", increasing=True, min_length=2)
         return {"column": column, "edges": list(raw["edges"])}
 
@@ -117,6 +119,8 @@ class Crosstab(Kind):
         col = category_column(raw, schema, "col")
         if row == col:
             raise option_error(f"must differ from row (both are {row!r})", "col")
+        COUNT_CELLS.check(len(schema[row].levels) * len(schema[col].levels),
+                          hint="a crosstab has one count per pair of levels")
         return {"row": row, "col": col}
 
     def columns(self, options: Mapping[str, Any]) -> tuple[str, ...]:
