@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from securecalc.core.limits import ANALYSES
+from securecalc.core.limits import ANALYSES, STUDY_COUNTS
 from securecalc.core.schema import Schema
 from securecalc.core.where import parse_where
 from securecalc.errors import ConfigError
@@ -142,10 +142,13 @@ def _epsilon(value: Any, kind: Any, *, path: str | None, field_name: str) -> flo
 
 def check_analyses(analyses: Sequence[Analysis], schema: Schema, *,
                    path: str | None = None, parsed: bool = False) -> None:
-    """Check ids are unique, each kind's keys fit the schema, and filters parse.
+    """Check ids are unique, each kind's keys fit the schema, filters parse, and the counts
+    of all analyses together stay within the limits table.
 
     ``parsed``: the analyses were just built by :func:`analysis_from_mapping` with this
     schema, so their kinds' keys need no second validation."""
+    from securecalc.core.kinds import kind_of
+
     seen: set[str] = set()
     for i, analysis in enumerate(analyses):
         prefix = f"analysis[{i}]"
@@ -163,6 +166,9 @@ def check_analyses(analyses: Sequence[Analysis], schema: Schema, *,
         reparsed = analysis_from_mapping(analysis.table(), index=i, schema=schema, path=path)
         if reparsed.table() != analysis.table():
             raise ConfigError("is not in its validated form", path=path, field=prefix)
+    STUDY_COUNTS.check(sum(kind_of(a.kind).counts(a.table(), schema) for a in analyses),
+                       "analysis", path=path,
+                       hint="histogram bins, crosstab cells and survival time points per group")
 
 
 def parse_analyses(raws: Sequence[Any], schema: Schema, *,

@@ -75,6 +75,9 @@ COUNT_CELLS = Limit(
     "counts per crosstab or survival analysis", 262_144, "counts",
     "crosstab cells, or survival groups x time points (two groups over 100000 points); "
     "a survival analysis this size sums 524288 values, 128 ciphertexts on CKKS")
+STUDY_COUNTS = Limit(
+    "counts per study, over all its analyses", 1_048_576, "counts",
+    "four survival analyses at the limit above; at most 512 ciphertexts of them on CKKS")
 CKKS_GRID_POINTS = Limit(
     "CKKS order-statistic grid points", 65_536, "grid points",
     "the pooled histogram a CKKS quantile decrypts: 16 ciphertexts; MPC searches any grid")
@@ -116,9 +119,9 @@ CKKS_SUM = Limit(
 
 LIMITS: tuple[Limit, ...] = (
     STUDY_FILE, ANALYSES, PARTIES, SCHEMA_COLUMNS, LEVELS, PROBS, EDGES, SURVIVAL_POINTS,
-    COUNT_CELLS, CKKS_GRID_POINTS, PREDICTORS, CORRELATION_COLUMNS, WHERE_CHARS, WHERE_DEPTH,
-    WHERE_COMPARISONS, IN_LIST, GRPC_MESSAGE, CKKS_CONTEXT, CKKS_CIPHERTEXT, CKKS_CIPHERTEXTS,
-    CKKS_SUM)
+    COUNT_CELLS, STUDY_COUNTS, CKKS_GRID_POINTS, PREDICTORS, CORRELATION_COLUMNS, WHERE_CHARS,
+    WHERE_DEPTH, WHERE_COMPARISONS, IN_LIST, GRPC_MESSAGE, CKKS_CONTEXT, CKKS_CIPHERTEXT,
+    CKKS_CIPHERTEXTS, CKKS_SUM)
 
 
 def markdown_table() -> str:
@@ -132,6 +135,6 @@ __all__ = [
     "ANALYSES", "CKKS_CIPHERTEXT", "CKKS_CIPHERTEXTS", "CKKS_CONTEXT", "CKKS_GRID_POINTS",
     "CKKS_SUM", "CORRELATION_COLUMNS", "COUNT_CELLS", "EDGES", "GRPC_MESSAGE", "IN_LIST",
     "LEVELS", "LIMITS", "PARTIES", "PREDICTORS", "PROBS", "SCHEMA_COLUMNS", "STUDY_FILE",
-    "SURVIVAL_POINTS", "WHERE_CHARS", "WHERE_COMPARISONS", "WHERE_DEPTH", "Limit",
+    "STUDY_COUNTS", "SURVIVAL_POINTS", "WHERE_CHARS", "WHERE_COMPARISONS", "WHERE_DEPTH", "Limit",
     "markdown_table",
 ]

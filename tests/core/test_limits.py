@@ -321,3 +321,20 @@ def test_ckks_ciphertexts_per_job() -> None:
         limits.CKKS_CIPHERTEXTS.value
     refused(limits.CKKS_CIPHERTEXTS, limits.CKKS_CIPHERTEXTS.value + 1, Layout,
             limits.CKKS_CIPHERTEXTS.value * slots + 1)
+
+
+def test_counts_per_study_add_up_over_its_analyses() -> None:
+    per = limits.COUNT_CELLS.value // 3  # four logranks over 3 groups reach the study limit
+    schema = Schema({**SCHEMA.columns, "t": Column("t", "int", min=1, max=per)})
+    n = limits.STUDY_COUNTS.value // (3 * per)
+    raws = [{"id": f"s{i}", "kind": "logrank", "time": "t", "event": "e", "group": "g"}
+            for i in range(n + 1)]
+    parse_analyses(raws[:-1], schema)
+    extra = {"id": "h", "kind": "histogram", "column": "x",
+             "edges": list(range(limits.STUDY_COUNTS.value - 3 * per * n + 2))}
+    refused(limits.STUDY_COUNTS, limits.STUDY_COUNTS.value + 1, parse_analyses,
+            [*raws[:-1], extra], schema)
+    counted = job(analyses=0)
+    refused(limits.STUDY_COUNTS, 3 * per * (n + 1), Job(
+        counted.study, counted.job_id, counted.parties, schema,
+        tuple(parse_analyses(raws[:-1], schema)) + (parse(raws[-1], schema),)).check, "mpc")

@@ -65,6 +65,11 @@ class Kind:
         """Every column the analysis reads (its filter's columns are added by the caller)."""
         raise NotImplementedError
 
+    def counts(self, options: Mapping[str, Any], schema: Schema) -> int:
+        """How many counts the analysis pools (histogram bins, crosstab cells, survival
+        groups x time points), computed without building them; 0 for other kinds."""
+        return 0
+
     def plan(self, analysis: Analysis, schema: Schema, engine: str,
              study: StudyOptions) -> Plan:
         raise NotImplementedError

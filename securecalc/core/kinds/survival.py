@@ -55,7 +55,6 @@ def _parse(raw: Mapping[str, Any], schema: Schema, *, group_required: bool) -> d
     if "grid" in raw:
         SURVIVAL_POINTS.check_length(raw["grid"], "grid")  # before any list is built from it
         grid = number_list(raw, "grid", increasing=True)
-        points = len(grid)
         if grid[-1] < column.max:
             raise option_error(f"must reach the max of {time!r} ({column.max:g}) so that "
                                f"every time rounds up to a grid point; its last point is "
@@ -68,9 +67,17 @@ def _parse(raw: Mapping[str, Any], schema: Schema, *, group_required: bool) -> d
         points = int(column.max) - int(column.min) + 1
         SURVIVAL_POINTS.check(points, "time", hint=f"the range of {time!r} is one point per "
                               "integer: set a coarser grid = [...] of time points")
-    groups = len(schema[out["group"]].levels) if "group" in out else 1
-    COUNT_CELLS.check(groups * points, hint="counts are per group and time point")
+    COUNT_CELLS.check(_cells(out, schema), hint="counts are per group and time point")
     return out
+
+
+def _cells(options: Mapping[str, Any], schema: Schema) -> int:
+    """Groups x time points, computed without listing the time points."""
+    group, grid = options.get("group"), options.get("grid")
+    column = schema[options["time"]]
+    assert column.min is not None and column.max is not None
+    points = len(grid) if grid is not None else int(column.max) - int(column.min) + 1
+    return (len(schema[group].levels) if group else 1) * points
 
 
 def _times(analysis: Analysis, schema: Schema) -> list[Any]:
@@ -93,6 +100,9 @@ class _Survival(Kind):
     def columns(self, options: Mapping[str, Any]) -> tuple[str, ...]:
         group = options.get("group")
         return (options["time"], options["event"], *((group,) if group else ()))
+
+    def counts(self, options: Mapping[str, Any], schema: Schema) -> int:
+        return _cells(options, schema)
 
     def _shape(self, analysis: Analysis, schema: Schema) -> tuple[int, int]:
         groups = _groups(analysis, schema)

@@ -70,6 +70,9 @@ class Histogram(Kind):
     def columns(self, options: Mapping[str, Any]) -> tuple[str, ...]:
         return (options["column"],)
 
+    def counts(self, options: Mapping[str, Any], schema: Schema) -> int:
+        return len(options["edges"]) - 1
+
     def plan(self, analysis: Analysis, schema: Schema, engine: str,
              study: StudyOptions) -> Plan:
         return count_plan(len(analysis.options["edges"]) - 1, study)
@@ -119,12 +122,16 @@ class Crosstab(Kind):
         col = category_column(raw, schema, "col")
         if row == col:
             raise option_error(f"must differ from row (both are {row!r})", "col")
-        COUNT_CELLS.check(len(schema[row].levels) * len(schema[col].levels),
+        out = {"row": row, "col": col}
+        COUNT_CELLS.check(self.counts(out, schema),
                           hint="a crosstab has one count per pair of levels")
-        return {"row": row, "col": col}
+        return out
 
     def columns(self, options: Mapping[str, Any]) -> tuple[str, ...]:
         return (options["row"], options["col"])
+
+    def counts(self, options: Mapping[str, Any], schema: Schema) -> int:
+        return len(schema[options["row"]].levels) * len(schema[options["col"]].levels)
 
     def _shape(self, analysis: Analysis, schema: Schema) -> tuple[tuple[str, ...], ...]:
         return schema[analysis.options["row"]].levels, schema[analysis.options["col"]].levels
