@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from securecalc.core.limits import ANALYSES, STUDY_COUNTS
+from securecalc.core.limits import ANALYSES, NAME_CHARS, STUDY_COUNTS
 from securecalc.core.schema import Schema
 from securecalc.core.where import parse_where
 from securecalc.errors import ConfigError
@@ -93,6 +93,7 @@ def analysis_from_mapping(raw: Any, *, index: int, schema: Schema | None = None,
                               path=path, field=f"{prefix}.{key}")
     if raw.get("id") is None:
         raise ConfigError("is required", path=path, field=f"{prefix}.id")
+    NAME_CHARS.check(len(raw["id"]), f"{prefix}.id", path=path)
     kind_name = raw.get("kind")
     kind = KINDS.get(kind_name) if isinstance(kind_name, str) else None
     if kind is None:

@@ -17,7 +17,7 @@ from typing import Any
 from securecalc.core.analyses import Analysis, parse_analyses
 from securecalc.core.catalogue import catalogue_from_mapping
 from securecalc.core.kinds import kind_of
-from securecalc.core.limits import PARTIES, STUDY_FILE, Limit
+from securecalc.core.limits import NAME_CHARS, PARTIES, STUDY_FILE, Limit
 from securecalc.core.policy import Policy, policy_from_mapping
 from securecalc.core.schema import Schema, schema_from_mapping
 from securecalc.errors import ConfigError
@@ -267,6 +267,7 @@ def load_study_config(path: str | Path, *, insecure: bool = False) -> StudyConfi
     reader.known_keys(study, "study",
                       {"name", "engine", "timeout_seconds", "peer_timeout_seconds",
                        "min_cell_count", "min_cohort", "ckks_release_bits"})
+    NAME_CHARS.check(len(reader.string(study, "study", "name")), "study.name", path=where)
     engine = reader.string(study, "study", "engine")
     if engine not in ENGINES:
         raise reader.error(f"must be one of {', '.join(ENGINES)}, got {engine!r}", "study.engine")
@@ -284,6 +285,7 @@ def load_study_config(path: str | Path, *, insecure: bool = False) -> StudyConfi
         address = reader.string(raw, prefix, "address")
         check_address(address, path=where, field=f"{prefix}.address")
         parties.append(Party(reader.string(raw, prefix, "name"), address))
+        NAME_CHARS.check(len(parties[-1].name), f"{prefix}.name", path=where)
     names = [p.name for p in parties]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:

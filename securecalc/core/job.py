@@ -9,7 +9,7 @@ from fractions import Fraction
 from securecalc.core.analyses import Analysis, check_analyses
 from securecalc.core.config import MIN_PARTIES, Party
 from securecalc.core.kinds import StudyOptions
-from securecalc.core.limits import ANALYSES, PARTIES, SCHEMA_COLUMNS
+from securecalc.core.limits import ANALYSES, NAME_CHARS, PARTIES, SCHEMA_COLUMNS
 from securecalc.core.plans import Plan, SumPlan
 from securecalc.core.privacy import NoisePlan, exact, noise_plan, widened
 from securecalc.core.schema import Schema
@@ -110,6 +110,11 @@ class Job:
 
         names = self.party_names()
         PARTIES.check(len(names), "parties")
+        texts = {"study": self.study, "job_id": self.job_id}
+        for i, party in enumerate(self.parties):
+            texts |= {f"parties[{i}].name": party.name, f"parties[{i}].address": party.address}
+        for key, text in texts.items():
+            NAME_CHARS.check(len(text), key)
         ANALYSES.check(len(self.analyses), "analyses")
         SCHEMA_COLUMNS.check(len(self.schema.columns), "schema")
         if len(set(names)) != len(names):

@@ -88,6 +88,9 @@ PREDICTORS = Limit(
 CORRELATION_COLUMNS = Limit(
     "correlation or covariance columns", 64, "columns",
     "the released matrix has 2080 entries at this size")
+NAME_CHARS = Limit(
+    "names and ids (study, job, party, address, analysis, column, level)", 256, "characters",
+    "they are logged and echoed in errors; party names are DNS labels of at most 63")
 WHERE_CHARS = Limit(
     "where-expression length", 4096, "characters",
     "a filter of tens of comparisons is a few hundred characters")
@@ -119,9 +122,9 @@ CKKS_SUM = Limit(
 
 LIMITS: tuple[Limit, ...] = (
     STUDY_FILE, ANALYSES, PARTIES, SCHEMA_COLUMNS, LEVELS, PROBS, EDGES, SURVIVAL_POINTS,
-    COUNT_CELLS, STUDY_COUNTS, CKKS_GRID_POINTS, PREDICTORS, CORRELATION_COLUMNS, WHERE_CHARS,
-    WHERE_DEPTH, WHERE_COMPARISONS, IN_LIST, GRPC_MESSAGE, CKKS_CONTEXT, CKKS_CIPHERTEXT,
-    CKKS_CIPHERTEXTS, CKKS_SUM)
+    COUNT_CELLS, STUDY_COUNTS, CKKS_GRID_POINTS, PREDICTORS, CORRELATION_COLUMNS, NAME_CHARS,
+    WHERE_CHARS, WHERE_DEPTH, WHERE_COMPARISONS, IN_LIST, GRPC_MESSAGE, CKKS_CONTEXT,
+    CKKS_CIPHERTEXT, CKKS_CIPHERTEXTS, CKKS_SUM)
 
 
 def markdown_table() -> str:
@@ -134,7 +137,7 @@ def markdown_table() -> str:
 __all__ = [
     "ANALYSES", "CKKS_CIPHERTEXT", "CKKS_CIPHERTEXTS", "CKKS_CONTEXT", "CKKS_GRID_POINTS",
     "CKKS_SUM", "CORRELATION_COLUMNS", "COUNT_CELLS", "EDGES", "GRPC_MESSAGE", "IN_LIST",
-    "LEVELS", "LIMITS", "PARTIES", "PREDICTORS", "PROBS", "SCHEMA_COLUMNS", "STUDY_FILE",
-    "STUDY_COUNTS", "SURVIVAL_POINTS", "WHERE_CHARS", "WHERE_COMPARISONS", "WHERE_DEPTH", "Limit",
-    "markdown_table",
+    "LEVELS", "LIMITS", "NAME_CHARS", "PARTIES", "PREDICTORS", "PROBS", "SCHEMA_COLUMNS",
+    "STUDY_COUNTS", "STUDY_FILE", "SURVIVAL_POINTS", "WHERE_CHARS", "WHERE_COMPARISONS",
+    "WHERE_DEPTH", "Limit", "markdown_table",
 ]

@@ -6,6 +6,7 @@ expand them are never called, and refusing a 10^7-point grid allocates next to n
 
 from __future__ import annotations
 
+import dataclasses
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -338,3 +339,25 @@ def test_counts_per_study_add_up_over_its_analyses() -> None:
     refused(limits.STUDY_COUNTS, 3 * per * (n + 1), Job(
         counted.study, counted.job_id, counted.parties, schema,
         tuple(parse_analyses(raws[:-1], schema)) + (parse(raws[-1], schema),)).check, "mpc")
+
+
+def test_names_and_ids(tmp_path: Path) -> None:
+    n = limits.NAME_CHARS.value
+    column_from_mapping("c" * n, {"type": "category", "levels": ["l" * n]})
+    refused(limits.NAME_CHARS, n + 1, column_from_mapping, "c" * (n + 1),
+            {"type": "int", "min": 0, "max": 1})
+    assert refused(limits.NAME_CHARS, n + 1, column_from_mapping, "g",
+                   {"type": "category", "levels": ["a", "l" * (n + 1)]}
+                   ).field == "schema.g.levels"
+    parse({"id": "i" * n, "kind": "count"})
+    assert refused(limits.NAME_CHARS, n + 1, parse_analyses,
+                   [{"id": "i" * (n + 1), "kind": "count"}], SCHEMA).field == "analysis[0].id"
+    for field, value in (("study", "s" * (n + 1)), ("job_id", "j" * (n + 1))):
+        long = dataclasses.replace(job(), **{field: value})
+        assert refused(limits.NAME_CHARS, n + 1, long.check, "mpc").field == field
+    far = dataclasses.replace(job(), parties=(*job().parties[:2], Party("h", "a" * (n + 1))))
+    assert refused(limits.NAME_CHARS, n + 1, far.check, "mpc").field == "parties[2].address"
+    path = tmp_path / "study.toml"
+    path.write_text(study_text().replace('name = "s"', f'name = "{"s" * (n + 1)}"'))
+    assert refused(limits.NAME_CHARS, n + 1, load_study_config, path,
+                   insecure=True).field == "study.name"
