@@ -330,6 +330,10 @@ def load_study_config(path: str | Path, *, insecure: bool = False) -> StudyConfi
             raise reader.error(f"kind {analysis.kind!r} cannot run on the {engine} engine "
                                f"(it runs on: {', '.join(sorted(kind.engines))})",
                                f"analysis[{analyses.index(analysis)}].kind")
+        try:
+            kind.check_engine(analysis, schema, engine)
+        except ConfigError as exc:
+            raise reader.error(str(exc), f"analysis[{analyses.index(analysis)}]") from None
 
     return StudyConfig(
         name=reader.string(study, "study", "name"),

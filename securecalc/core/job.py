@@ -130,3 +130,4 @@ class Job:
         for analysis in self.analyses:
             if engine not in kind_of(analysis.kind).engines:
                 raise ConfigError(f"kind {analysis.kind!r} cannot run on the {engine} engine")
+            kind_of(analysis.kind).check_engine(analysis, self.schema, engine)

@@ -134,8 +134,8 @@ def test_plans() -> None:
     bmi = analysis({"kind": "median", "column": "bmi"}, SCHEMA)
     assert KINDS["median"].plan(bmi, SCHEMA, "mpc", STUDY).grid_points == 10001
     fine = analysis({"kind": "median", "column": "bmi", "resolution": 0.0001}, SCHEMA)
-    with pytest.raises(ConfigError, match=f"analysis 'a'.*450001 grid points; the limit is "
-                                          f"{CKKS_GRID_POINTS.value}"):
+    with pytest.raises(ConfigError, match=f"450001 grid points; the limit is "
+                                          f"{CKKS_GRID_POINTS.value}.*analysis 'a'"):
         KINDS["median"].plan(fine, SCHEMA, "ckks", STUDY)
     assert KINDS["median"].plan(fine, SCHEMA, "mpc", STUDY).grid_points == 450001
 

@@ -192,6 +192,23 @@ def test_ckks_order_statistic_grid() -> None:
         KINDS["median"].plan(a, schema, "mpc", study)  # MPC searches any grid
 
 
+def test_a_ckks_grid_is_refused_when_the_study_is_read_and_when_the_job_arrives(
+        tmp_path: Path) -> None:
+    points = limits.CKKS_GRID_POINTS.value + 1
+    text = study_toml("s", "ckks", [("h0", "127.0.0.1:5000"), ("h1", "127.0.0.1:5001")],
+                      Path("pki"), f'[schema.x]\ntype = "int"\nmin = 1\nmax = {points}\n',
+                      '[[analysis]]\nid = "m"\nkind = "median"\ncolumn = "x"\n',
+                      compute=("compute", "127.0.0.1:5002"))
+    path = tmp_path / "study.toml"
+    path.write_text(text)
+    assert refused(limits.CKKS_GRID_POINTS, points, load_study_config, path,
+                   insecure=True).field == "analysis[0]"
+    schema = Schema({"x": Column("x", "int", min=1, max=points)})
+    median = Job("s", "j", job().parties, schema, (Analysis("m", "median", "x"),))
+    median.check("mpc")
+    refused(limits.CKKS_GRID_POINTS, points, median.check, "ckks")
+
+
 def test_regression_predictors_count_category_levels() -> None:
     n = limits.PREDICTORS.value
     schema = numeric_schema(n + 1)

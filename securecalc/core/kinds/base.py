@@ -70,6 +70,10 @@ class Kind:
         groups x time points), computed without building them; 0 for other kinds."""
         return 0
 
+    def check_engine(self, analysis: Analysis, schema: Schema, engine: str) -> None:
+        """Refuse, before any work, what ``engine`` cannot run at this size (see
+        :mod:`securecalc.core.limits`); nothing to refuse by default."""
+
     def plan(self, analysis: Analysis, schema: Schema, engine: str,
              study: StudyOptions) -> Plan:
         raise NotImplementedError

@@ -180,13 +180,17 @@ class OrderKind(Kind):
              study: StudyOptions) -> Plan:
         grid = self.grid(analysis, schema)
         if engine == "ckks":
-            CKKS_GRID_POINTS.check(grid.points, f"analysis {analysis.id!r}",
-                                   hint=f"on the ckks engine {self.name} decrypts a histogram "
-                                   "per grid point: set a coarser resolution or use the mpc "
-                                   "engine")
+            self.check_engine(analysis, schema, engine)
             return IterativePlan(HistogramProgram(grid.points))
         probs = tuple(float(p) for p in self.probs(analysis.options))
         return SearchPlan(lo=grid.lo, hi=grid.hi, resolution=grid.resolution, probs=probs)
+
+    def check_engine(self, analysis: Analysis, schema: Schema, engine: str) -> None:
+        if engine == "ckks":
+            CKKS_GRID_POINTS.check(self.grid(analysis, schema).points,
+                                   hint=f"analysis {analysis.id!r}: on the ckks engine "
+                                   f"{self.name} decrypts a histogram per grid point; set a "
+                                   "coarser resolution or use the mpc engine")
 
     def local(self, analysis: Analysis, schema: Schema, table: Table, mask: np.ndarray,
               study: StudyOptions) -> np.ndarray:
