@@ -93,7 +93,9 @@ def analysis_from_mapping(raw: Any, *, index: int, schema: Schema | None = None,
                               path=path, field=f"{prefix}.{key}")
     if raw.get("id") is None:
         raise ConfigError("is required", path=path, field=f"{prefix}.id")
-    NAME_CHARS.check(len(raw["id"]), f"{prefix}.id", path=path)
+    for key in ("id", "kind", "column"):
+        if isinstance(raw.get(key), str):
+            NAME_CHARS.check(len(raw[key]), f"{prefix}.{key}", path=path)
     kind_name = raw.get("kind")
     kind = KINDS.get(kind_name) if isinstance(kind_name, str) else None
     if kind is None:

@@ -369,6 +369,8 @@ def test_names_and_ids(tmp_path: Path) -> None:
     parse({"id": "i" * n, "kind": "count"})
     assert refused(limits.NAME_CHARS, n + 1, parse_analyses,
                    [{"id": "i" * (n + 1), "kind": "count"}], SCHEMA).field == "analysis[0].id"
+    assert refused(limits.NAME_CHARS, 10**6, parse, {"kind": "k" * 10**6}
+                   ).field == "analysis[3].kind"
     for field, value in (("study", "s" * (n + 1)), ("job_id", "j" * (n + 1))):
         long = dataclasses.replace(job(), **{field: value})
         assert refused(limits.NAME_CHARS, n + 1, long.check, "mpc").field == field
