@@ -64,7 +64,7 @@ LEVELS = Limit(
     "every level becomes a count, an indicator or a table row; ICD chapters or sites fit")
 PROBS = Limit(
     "probabilities per order statistic", 64, "probabilities",
-    "each one is a separate secure search on MPC; deciles or percentiles fit")
+    "on MPC each adds up to 64 secure comparisons per search round; deciles and tails fit")
 EDGES = Limit(
     "histogram edges", 1024, "edges",
     "one secure count per bin; 1023 bins is finer than any released histogram needs")
