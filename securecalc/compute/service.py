@@ -10,6 +10,7 @@ import grpc
 from securecalc.audit.events import digest, signed_head
 from securecalc.audit.log import AuditLog
 from securecalc.compute.jobs import ComputeJobs
+from securecalc.core.limits import CKKS_CIPHERTEXT, PARTIES
 from securecalc.engines.ckks.layout import Layout
 from securecalc.errors import CryptoError, ProtocolError
 from securecalc.roles import Role
@@ -20,8 +21,6 @@ from securecalc.transport.errors import rpc_boundary
 from securecalc.transport.identity import peer_certificate, require_peer
 from securecalc.transport.proto import compute_pb2, compute_pb2_grpc
 
-#: the largest ciphertext accepted (a fresh N=16384 ciphertext is about 1.3 MB)
-MAX_CIPHERTEXT_BYTES = 4 * 1024 * 1024
 MAX_FETCH_WAIT_SECONDS = 300.0
 
 
@@ -38,6 +37,7 @@ class ComputeService(compute_pb2_grpc.ComputeNodeServicer):
                 context: grpc.ServicerContext) -> compute_pb2.OpenJobReply:
         coordinator = require_peer(context, self.coordinators, role=Role.COORDINATOR,
                                    insecure=self.insecure)
+        PARTIES.check(len(request.sites), "sites")  # the layout checks its ciphertext count
         layout = Layout(n_values=request.n_values, params=ckks_params_from_proto(request.params))
         self.jobs.open(request.job_id, tuple(request.sites), layout, request.params_context)
         self.audit.append("job_open", job=request.job_id, coordinator=coordinator,
@@ -69,7 +69,7 @@ class ComputeService(compute_pb2_grpc.ComputeNodeServicer):
             if signature:
                 raise ProtocolError("data after the signature")
             sizes[chunk.index] += len(chunk.data)
-            if sizes[chunk.index] > MAX_CIPHERTEXT_BYTES:
+            if sizes[chunk.index] > CKKS_CIPHERTEXT.value:
                 raise ProtocolError("ciphertext too large")
             parts[chunk.index].append(chunk.data)
         ciphertexts = [b"".join(p) for p in parts]

@@ -22,6 +22,7 @@ from securecalc.coordinator.release import finish, from_ckks
 from securecalc.core.config import Party, StudyConfig
 from securecalc.core.encoding import ckks_decode
 from securecalc.core.job import Job
+from securecalc.core.limits import CKKS_SUM
 from securecalc.core.plans import IterativePlan, round_plan
 from securecalc.core.results import AnalysisResult, Cost, StudyResult
 from securecalc.engines.ckks.context import KeyHolder
@@ -33,8 +34,6 @@ from securecalc.transport.codec import ckks_params_to_proto, job_to_proto
 from securecalc.transport.errors import raise_from_rpc_error
 from securecalc.transport.proto import compute_pb2, compute_pb2_grpc, node_pb2, node_pb2_grpc
 from securecalc.transport.tls import TlsFiles
-
-MAX_SUM_BYTES = 256 * 1024 * 1024
 
 
 @dataclass
@@ -124,7 +123,7 @@ class _Round:
         for chunk in stub.FetchSum(compute_pb2.FetchSumRequest(job_id=job_id, wait_seconds=10.0),
                                    timeout=self.config.timeout_seconds):
             received += len(chunk.data)
-            if chunk.index >= layout.n_ciphertexts or received > MAX_SUM_BYTES:
+            if chunk.index >= layout.n_ciphertexts or received > CKKS_SUM.value:
                 raise ProtocolError("the compute node sent more than the job's layout")
             pieces[chunk.index].append(chunk.data)
         return [b"".join(p) for p in pieces]

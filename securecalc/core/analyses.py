@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from securecalc.core.limits import ANALYSES, NAME_CHARS, STUDY_COUNTS
 from securecalc.core.schema import Schema
 from securecalc.core.where import parse_where
 from securecalc.errors import ConfigError
@@ -92,6 +93,9 @@ def analysis_from_mapping(raw: Any, *, index: int, schema: Schema | None = None,
                               path=path, field=f"{prefix}.{key}")
     if raw.get("id") is None:
         raise ConfigError("is required", path=path, field=f"{prefix}.id")
+    for key in ("id", "kind", "column"):
+        if isinstance(raw.get(key), str):
+            NAME_CHARS.check(len(raw[key]), f"{prefix}.{key}", path=path)
     kind_name = raw.get("kind")
     kind = KINDS.get(kind_name) if isinstance(kind_name, str) else None
     if kind is None:
@@ -141,10 +145,13 @@ def _epsilon(value: Any, kind: Any, *, path: str | None, field_name: str) -> flo
 
 def check_analyses(analyses: Sequence[Analysis], schema: Schema, *,
                    path: str | None = None, parsed: bool = False) -> None:
-    """Check ids are unique, each kind's keys fit the schema, and filters parse.
+    """Check ids are unique, each kind's keys fit the schema, filters parse, and the counts
+    of all analyses together stay within the limits table.
 
     ``parsed``: the analyses were just built by :func:`analysis_from_mapping` with this
     schema, so their kinds' keys need no second validation."""
+    from securecalc.core.kinds import kind_of
+
     seen: set[str] = set()
     for i, analysis in enumerate(analyses):
         prefix = f"analysis[{i}]"
@@ -162,11 +169,15 @@ def check_analyses(analyses: Sequence[Analysis], schema: Schema, *,
         reparsed = analysis_from_mapping(analysis.table(), index=i, schema=schema, path=path)
         if reparsed.table() != analysis.table():
             raise ConfigError("is not in its validated form", path=path, field=prefix)
+    STUDY_COUNTS.check(sum(kind_of(a.kind).counts(a.table(), schema) for a in analyses),
+                       "analysis", path=path,
+                       hint="histogram bins, crosstab cells and survival time points per group")
 
 
 def parse_analyses(raws: Sequence[Any], schema: Schema, *,
                    path: str | None = None) -> tuple[Analysis, ...]:
     """Every ``[[analysis]]`` table, fully validated against the schema."""
+    ANALYSES.check(len(raws), "analysis", path=path)
     analyses = tuple(analysis_from_mapping(raw, index=i, schema=schema, path=path)
                      for i, raw in enumerate(raws))
     check_analyses(analyses, schema, path=path, parsed=True)

@@ -7,6 +7,7 @@ can be moved as a whole. Every error names the file and the field at fault.
 from __future__ import annotations
 
 import math
+import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from typing import Any
 from securecalc.core.analyses import Analysis, parse_analyses
 from securecalc.core.catalogue import catalogue_from_mapping
 from securecalc.core.kinds import kind_of
+from securecalc.core.limits import NAME_CHARS, PARTIES, STUDY_FILE, Limit
 from securecalc.core.policy import Policy, Roster, policy_from_mapping
 from securecalc.core.schema import Schema, schema_from_mapping
 from securecalc.errors import ConfigError
@@ -173,11 +175,18 @@ class _Reader:
                                  f"{prefix}.{key}" if prefix else key)
 
 
-def _read(path: str | Path) -> _Reader:
+def _read(path: str | Path, max_bytes: Limit | None = None) -> _Reader:
+    """Parse a TOML file; with ``max_bytes``, refuse a larger file before parsing it."""
     path = Path(path)
     try:
         with path.open("rb") as handle:
-            data = tomllib.load(handle)
+            if max_bytes is not None:
+                max_bytes.check(os.fstat(handle.fileno()).st_size, path=str(path))
+                raw = handle.read(max_bytes.value + 1)
+                max_bytes.check(len(raw), path=str(path))
+            else:
+                raw = handle.read()
+        data = tomllib.loads(raw.decode())
     except FileNotFoundError:
         raise ConfigError("file not found", path=str(path)) from None
     except OSError as exc:
@@ -284,7 +293,7 @@ def load_compute_config(path: str | Path, *, insecure: bool = False) -> ComputeC
 
 def load_study_config(path: str | Path, *, insecure: bool = False) -> StudyConfig:
     """Parse study.toml (see the README for every field)."""
-    reader = _read(path)
+    reader = _read(path, STUDY_FILE)
     where = str(reader.path)
     reader.known_keys(reader.data, "",
                       {"study", "party", "compute", "tls", "schema", "analysis", "audit"})
@@ -292,6 +301,7 @@ def load_study_config(path: str | Path, *, insecure: bool = False) -> StudyConfi
     reader.known_keys(study, "study",
                       {"name", "engine", "timeout_seconds", "peer_timeout_seconds",
                        "min_cell_count", "min_cohort", "ckks_release_bits"})
+    NAME_CHARS.check(len(reader.string(study, "study", "name")), "study.name", path=where)
     engine = reader.string(study, "study", "engine")
     if engine not in ENGINES:
         raise reader.error(f"must be one of {', '.join(ENGINES)}, got {engine!r}", "study.engine")
@@ -299,6 +309,7 @@ def load_study_config(path: str | Path, *, insecure: bool = False) -> StudyConfi
     raw_parties = reader.data.get("party")
     if not isinstance(raw_parties, list) or not raw_parties:
         raise reader.error("at least one [[party]] table is required", "party")
+    PARTIES.check(len(raw_parties), "party", path=where)
     parties = []
     for i, raw in enumerate(raw_parties):
         prefix = f"party[{i}]"
@@ -308,6 +319,7 @@ def load_study_config(path: str | Path, *, insecure: bool = False) -> StudyConfi
         address = reader.string(raw, prefix, "address")
         check_address(address, path=where, field=f"{prefix}.address")
         parties.append(Party(reader.string(raw, prefix, "name"), address))
+        NAME_CHARS.check(len(parties[-1].name), f"{prefix}.name", path=where)
     names = [p.name for p in parties]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -353,6 +365,10 @@ def load_study_config(path: str | Path, *, insecure: bool = False) -> StudyConfi
             raise reader.error(f"kind {analysis.kind!r} cannot run on the {engine} engine "
                                f"(it runs on: {', '.join(sorted(kind.engines))})",
                                f"analysis[{analyses.index(analysis)}].kind")
+        try:
+            kind.check_engine(analysis, schema, engine)
+        except ConfigError as exc:
+            raise reader.error(str(exc), f"analysis[{analyses.index(analysis)}]") from None
 
     return StudyConfig(
         name=reader.string(study, "study", "name"),

@@ -9,6 +9,7 @@ from fractions import Fraction
 from securecalc.core.analyses import Analysis, check_analyses
 from securecalc.core.config import MIN_PARTIES, Party
 from securecalc.core.kinds import StudyOptions
+from securecalc.core.limits import ANALYSES, NAME_CHARS, PARTIES, SCHEMA_COLUMNS
 from securecalc.core.plans import Plan, SumPlan
 from securecalc.core.privacy import NoisePlan, exact, noise_plan, widened
 from securecalc.core.schema import Schema
@@ -108,6 +109,14 @@ class Job:
         from securecalc.core.kinds import kind_of
 
         names = self.party_names()
+        PARTIES.check(len(names), "parties")
+        texts = {"study": self.study, "job_id": self.job_id}
+        for i, party in enumerate(self.parties):
+            texts |= {f"parties[{i}].name": party.name, f"parties[{i}].address": party.address}
+        for key, text in texts.items():
+            NAME_CHARS.check(len(text), key)
+        ANALYSES.check(len(self.analyses), "analyses")
+        SCHEMA_COLUMNS.check(len(self.schema.columns), "schema")
         if len(set(names)) != len(names):
             raise ConfigError(f"job {self.job_id}: party names are not unique")
         if len(names) < MIN_PARTIES[engine]:
@@ -121,3 +130,4 @@ class Job:
         for analysis in self.analyses:
             if engine not in kind_of(analysis.kind).engines:
                 raise ConfigError(f"kind {analysis.kind!r} cannot run on the {engine} engine")
+            kind_of(analysis.kind).check_engine(analysis, self.schema, engine)

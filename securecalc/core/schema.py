@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from securecalc.core.limits import LEVELS, NAME_CHARS, SCHEMA_COLUMNS
 from securecalc.errors import ConfigError
 
 ColumnType = Literal["int", "float", "category"]
@@ -94,6 +95,7 @@ def column_from_mapping(name: str, raw: Mapping[str, object], *,
     def fail(message: str, key: str | None = None) -> ConfigError:
         return ConfigError(message, path=path, field=f"{where}.{key}" if key else where)
 
+    NAME_CHARS.check(len(name), where, path=path)
     if not name.isidentifier():
         raise fail("column names must be identifiers (letters, digits, underscore)")
     known_keys = {"type", "min", "max", "levels"}
@@ -107,8 +109,10 @@ def column_from_mapping(name: str, raw: Mapping[str, object], *,
         levels = raw.get("levels")
         if not isinstance(levels, list) or not levels:
             raise fail("a category column needs a non-empty list of levels", "levels")
+        LEVELS.check(len(levels), f"{where}.levels", path=path)
         if not all(isinstance(level, str) and level for level in levels):
             raise fail("levels must be non-empty strings", "levels")
+        NAME_CHARS.check(max(map(len, levels)), f"{where}.levels", path=path)
         if len(set(levels)) != len(levels):
             raise fail("levels must be distinct", "levels")
         if "min" in raw or "max" in raw:
@@ -136,6 +140,7 @@ def column_from_mapping(name: str, raw: Mapping[str, object], *,
 def schema_from_mapping(raw: Mapping[str, object], *, path: str | None = None,
                         table: str = "schema") -> Schema:
     """Build a :class:`Schema` from the parsed TOML table ``[schema]`` (or ``[<table>]``)."""
+    SCHEMA_COLUMNS.check(len(raw), table, path=path)
     columns: dict[str, Column] = {}
     for name, spec in raw.items():
         if not isinstance(spec, Mapping):

@@ -35,14 +35,12 @@ from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import numpy as np
 
+from securecalc.core.limits import IN_LIST, WHERE_CHARS, WHERE_COMPARISONS, WHERE_DEPTH
 from securecalc.core.schema import Column, Schema
 from securecalc.errors import WhereError
 
 if TYPE_CHECKING:
     from securecalc.core.table import Table
-
-MAX_LENGTH = 2000
-MAX_DEPTH = 50
 
 Op = Literal["==", "!=", "<", "<=", ">", ">="]
 Value = int | float | str
@@ -187,6 +185,7 @@ class _Parser:
         self.tokens = _tokenize(text)
         self.tok = next(self.tokens)
         self.depth = 0
+        self.comparisons = 0
 
     # helpers
     def advance(self) -> _Token:
@@ -213,8 +212,9 @@ class _Parser:
 
     def enter(self, tok: _Token) -> None:
         self.depth += 1
-        if self.depth > MAX_DEPTH:
-            raise self.fail(f"nesting deeper than {MAX_DEPTH} levels", tok)
+        if self.depth > WHERE_DEPTH.value:
+            raise self.fail(f"nesting deeper than {WHERE_DEPTH.value} levels (limits table in "
+                            "the README)", tok)
 
     # grammar
     def parse(self) -> _Node:
@@ -264,6 +264,10 @@ class _Parser:
 
     def parse_comparison(self) -> _Node:
         tok = self.tok
+        self.comparisons += 1
+        if self.comparisons > WHERE_COMPARISONS.value:
+            raise self.fail(f"more than {WHERE_COMPARISONS.value} comparisons (limits table "
+                            "in the README)", tok)
         if tok.kind != "name":
             clashes = [n for n in self.schema.names() if n in KEYWORDS]
             if tok.kind == "keyword" and tok.text in clashes:
@@ -298,6 +302,9 @@ class _Parser:
         while self.accept("punct", ","):
             if self.tok.kind == "punct" and self.tok.text == "]":
                 break
+            if len(values) == IN_LIST.value:
+                raise self.fail(f"an 'in' list of more than {IN_LIST.value} values (limits "
+                                "table in the README)", self.tok)
             values.append(self.literal(column))
         if not self.accept("punct", "]"):
             raise self.unexpected("',' or ']'")
@@ -470,14 +477,11 @@ def parse_where(text: str | None, schema: Schema) -> Predicate:
         return Predicate(_All())
     if not isinstance(text, str):
         raise WhereError(f"where must be a string, got {type(text).__name__}")
-    if len(text) > MAX_LENGTH:
-        raise WhereError(
-            f"where {text[:40]!r}...: expression is {len(text)} characters long "
-            f"(at most {MAX_LENGTH})"
-        )
+    if len(text) > WHERE_CHARS.value:
+        raise WhereError(f"where {text[:40]!r}...: {WHERE_CHARS.message(len(text))}")
     if not text.strip():
         raise _fail(text, "empty expression", 0)
     return Predicate(_Parser(text, schema).parse())
 
 
-__all__ = ["MAX_DEPTH", "MAX_LENGTH", "Predicate", "parse_where"]
+__all__ = ["Predicate", "parse_where"]

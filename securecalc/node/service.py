@@ -14,6 +14,7 @@ from securecalc.audit.events import audited, digest, signed_head, store_heads
 from securecalc.audit.log import AuditLog
 from securecalc.core.config import NodeConfig
 from securecalc.core.job import Job
+from securecalc.core.limits import CKKS_CONTEXT
 from securecalc.core.policy import describe_request, request_id
 from securecalc.engines.ckks.layout import Layout
 from securecalc.engines.mpc.job import MpcJob
@@ -30,15 +31,16 @@ from securecalc.transport import chunks
 from securecalc.transport.codec import ckks_params_from_proto, job_from_proto
 from securecalc.transport.errors import rpc_boundary
 from securecalc.transport.identity import require_peer
-from securecalc.transport.proto import node_pb2, node_pb2_grpc
+from securecalc.transport.proto import node_pb2, node_pb2_grpc, study_pb2
 from securecalc.transport.tls import TlsFiles
 
 _LOG = logging.getLogger(__name__)
 
 #: how long an inbound stream waits for the coordinator's request of the same job to arrive
 JOB_ARRIVAL_SECONDS = 30.0
-MAX_CONTEXT_BYTES = 256 * 1024 * 1024
 MAX_JOB_SECONDS = 3600.0
+#: characters kept of a refused job's id and of the reason, in its audit record
+REFUSAL_CHARS = 500
 
 
 class NodeService(node_pb2_grpc.PartyNodeServicer):
@@ -57,6 +59,16 @@ class NodeService(node_pb2_grpc.PartyNodeServicer):
                                    config.data_path.parent / "approvals" / config.name)
         self.ledger = PrivacyLedger(config.privacy_ledger or config.data_path.parent
                                     / "privacy-ledger" / f"{config.name}.jsonl")
+
+    def _decode(self, spec: study_pb2.JobSpec, engine: str, coordinator: str) -> Job:
+        """Decode and check a job off the wire (limits first); a refused job is audited in a
+        short record, so an oversized one never reaches the log."""
+        try:
+            return job_from_proto(spec, engine)
+        except ConfigError as exc:
+            self.audit.append("study_refused", job=spec.job_id[:REFUSAL_CHARS], engine=engine,
+                              coordinator=coordinator, reason=str(exc)[:REFUSAL_CHARS])
+            raise
 
     def _received(self, job: Job, engine: str, coordinator: str,
                   compute: str | None = None) -> None:
@@ -113,7 +125,7 @@ class NodeService(node_pb2_grpc.PartyNodeServicer):
                context: grpc.ServicerContext) -> node_pb2.MpcJobReply:
         coordinator = require_peer(context, self.config.coordinators, role=Role.COORDINATOR,
                                    insecure=self.insecure)
-        job = job_from_proto(request.spec, "mpc")
+        job = self._decode(request.spec, "mpc", coordinator)
         self._received(job, "mpc", coordinator)
         timeout = _remaining(context)
         session = MpcSession(job, self.config.name, self.tls, timeout, pool=self.spares)
@@ -176,11 +188,11 @@ class NodeService(node_pb2_grpc.PartyNodeServicer):
         if first is None or not first.HasField("spec"):
             raise ProtocolError("CKKS job without its specification")
         spec = first.spec
-        job = job_from_proto(spec.spec, "ckks")
+        job = self._decode(spec.spec, "ckks", coordinator)
         self._received(job, "ckks", coordinator, spec.compute_name)
         public_context = chunks.join(
             (c.context_chunk for c in itertools.chain([first], request_iterator)),
-            max_bytes=MAX_CONTEXT_BYTES)
+            max_bytes=CKKS_CONTEXT.value)
         layout = Layout(n_values=spec.n_values, params=ckks_params_from_proto(spec.params))
         try:
             states = json.loads(spec.states_json) if spec.states_json else {}

@@ -7,6 +7,7 @@ import json
 from securecalc.core.analyses import analysis_from_mapping
 from securecalc.core.config import Party
 from securecalc.core.job import Job
+from securecalc.core.limits import ANALYSES, PARTIES, SCHEMA_COLUMNS
 from securecalc.core.schema import Column, Schema, column_from_mapping
 from securecalc.errors import ConfigError
 from securecalc.transport.proto import study_pb2
@@ -46,6 +47,10 @@ def job_from_proto(spec: study_pb2.JobSpec, engine: str) -> Job:
     """Decode and validate a job sent by a coordinator (as strictly as a study file)."""
     if not spec.job_id or not spec.study:
         raise ConfigError("job without id or study name")
+    # counts first: nothing is decoded from a job larger than the limits table allows
+    PARTIES.check(len(spec.parties), "parties")
+    ANALYSES.check(len(spec.analyses), "analyses")
+    SCHEMA_COLUMNS.check(len(spec.schema), "schema")
     columns: dict[str, Column] = {}
     for column_spec in spec.schema:
         if column_spec.name in columns:

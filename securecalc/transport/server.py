@@ -10,6 +10,7 @@ from concurrent import futures
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from securecalc.core.limits import GRPC_MESSAGE
 from securecalc.errors import ConfigError
 from securecalc.transport.latency import latency_interceptors
 from securecalc.transport.tls import TlsFiles
@@ -17,7 +18,8 @@ from securecalc.transport.tls import TlsFiles
 _LOG = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
-DEFAULT_MAX_MESSAGE_BYTES = 8 * MiB
+#: send and receive limit of every server and channel (the limits table)
+DEFAULT_MAX_MESSAGE_BYTES = GRPC_MESSAGE.value
 
 _HOST_PORT = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(?P<port>[0-9]{1,5})")
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from securecalc.core.kinds import KINDS
-from securecalc.core.kinds.order import CKKS_MAX_POINTS, HistogramProgram, grid_of, target_rank
+from securecalc.core.kinds.order import HistogramProgram, grid_of, target_rank
+from securecalc.core.limits import CKKS_GRID_POINTS
 from securecalc.core.plans import IterativePlan, SearchPlan
 from securecalc.core.schema import Column, Schema
 from securecalc.errors import ConfigError
@@ -133,7 +134,8 @@ def test_plans() -> None:
     bmi = analysis({"kind": "median", "column": "bmi"}, SCHEMA)
     assert KINDS["median"].plan(bmi, SCHEMA, "mpc", STUDY).grid_points == 10001
     fine = analysis({"kind": "median", "column": "bmi", "resolution": 0.0001}, SCHEMA)
-    with pytest.raises(ConfigError, match=f"analysis 'a'.*more than {CKKS_MAX_POINTS}"):
+    with pytest.raises(ConfigError, match=f"450001 grid points; the limit is "
+                                          f"{CKKS_GRID_POINTS.value}.*analysis 'a'"):
         KINDS["median"].plan(fine, SCHEMA, "ckks", STUDY)
     assert KINDS["median"].plan(fine, SCHEMA, "mpc", STUDY).grid_points == 450001
 

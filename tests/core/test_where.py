@@ -9,9 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from securecalc.core.limits import WHERE_CHARS, WHERE_DEPTH
 from securecalc.core.schema import Column, Schema, schema_from_mapping
 from securecalc.core.table import Table
-from securecalc.core.where import MAX_DEPTH, MAX_LENGTH, parse_where
+from securecalc.core.where import parse_where
 from securecalc.errors import ConfigError, DataError, WhereError
 
 pytestmark = pytest.mark.timeout(60)
@@ -296,18 +297,18 @@ def test_empty_in_list() -> None:
 
 
 def test_too_long() -> None:
-    text = " or ".join(["x == 1"] * 300)
-    assert len(text) > MAX_LENGTH
-    assert f"at most {MAX_LENGTH}" in error(text)
+    text = " or ".join(["x == 1"] * 500)
+    assert len(text) > WHERE_CHARS.value
+    assert f"{len(text)} characters; the limit is {WHERE_CHARS.value}" in error(text)
 
 
 @pytest.mark.parametrize("opening", ["(", "not "])
 def test_too_deep(opening: str) -> None:
     closing = ")" if opening == "(" else ""
-    ok = opening * MAX_DEPTH + "x > 1" + closing * MAX_DEPTH
+    ok = opening * WHERE_DEPTH.value + "x > 1" + closing * WHERE_DEPTH.value
     parse_where(ok, SCHEMA)
-    deep = opening * (MAX_DEPTH + 1) + "x > 1" + closing * (MAX_DEPTH + 1)
-    assert f"deeper than {MAX_DEPTH}" in error(deep)
+    deep = opening * (WHERE_DEPTH.value + 1) + "x > 1" + closing * (WHERE_DEPTH.value + 1)
+    assert f"deeper than {WHERE_DEPTH.value}" in error(deep)
 
 
 @pytest.mark.parametrize(

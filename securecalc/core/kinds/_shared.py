@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from securecalc.core.kinds.base import _declared, column_list, option_error
+from securecalc.core.limits import PREDICTORS
 from securecalc.core.plans import MAX_ROWS_PER_SITE, Number, SumPlan
 from securecalc.core.schema import Column, Schema
 from securecalc.core.statistics import exact_int_sum
@@ -103,6 +104,7 @@ def binary_values(table: Table, schema: Schema, name: str, keep: np.ndarray) -> 
 def predictor_list(raw: Mapping[str, Any], schema: Schema, key: str, *,
                    outcome: str) -> list[str]:
     """Predictor columns: numeric, or category with at least two levels; not the outcome."""
+    PREDICTORS.check_length(raw.get(key), key)
     names = column_list(raw, schema, key, numeric=False, min_length=1)
     for name in names:
         if name == outcome:
@@ -111,6 +113,9 @@ def predictor_list(raw: Mapping[str, Any], schema: Schema, key: str, *,
         if column.type == "category" and len(column.levels) < 2:
             raise option_error(f"category column {name!r} has a single level, so it cannot "
                                "be a predictor", key)
+    PREDICTORS.check(sum(len(schema[n].levels) - 1 if schema[n].type == "category" else 1
+                         for n in names), key, hint="a category counts one term per level "
+                     "after the first")
     return names
 
 

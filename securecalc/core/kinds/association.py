@@ -17,6 +17,7 @@ import numpy as np
 from securecalc.core.analyses import Analysis
 from securecalc.core.kinds._shared import moment_local, moment_plan, moments_from, numeric_term
 from securecalc.core.kinds.base import Kind, StudyOptions, column_list, present
+from securecalc.core.limits import CORRELATION_COLUMNS
 from securecalc.core.plans import Plan
 from securecalc.core.schema import Schema
 from securecalc.core.table import Table
@@ -38,6 +39,7 @@ class Association(Kind):
         self.reveals = reveals  # type: ignore[misc]
 
     def parse(self, raw: Mapping[str, Any], schema: Schema) -> dict[str, Any]:
+        CORRELATION_COLUMNS.check_length(raw.get("columns"), "columns")
         return {"columns": column_list(raw, schema, "columns", numeric=True, min_length=2)}
 
     def columns(self, options: Mapping[str, Any]) -> tuple[str, ...]:

@@ -65,6 +65,15 @@ class Kind:
         """Every column the analysis reads (its filter's columns are added by the caller)."""
         raise NotImplementedError
 
+    def counts(self, options: Mapping[str, Any], schema: Schema) -> int:
+        """How many counts the analysis pools (histogram bins, crosstab cells, survival
+        groups x time points), computed without building them; 0 for other kinds."""
+        return 0
+
+    def check_engine(self, analysis: Analysis, schema: Schema, engine: str) -> None:
+        """Refuse, before any work, what ``engine`` cannot run at this size (see
+        :mod:`securecalc.core.limits`); nothing to refuse by default."""
+
     def plan(self, analysis: Analysis, schema: Schema, engine: str,
              study: StudyOptions) -> Plan:
         raise NotImplementedError

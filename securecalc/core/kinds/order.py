@@ -18,9 +18,10 @@ most one resolution above the exact quantile. Float columns default to r = (max 
 MPC runs a :class:`~securecalc.core.plans.SearchPlan` over the pooled counts. CKKS runs a
 one-round :class:`~securecalc.core.plans.IterativePlan` whose round is a
 :class:`~securecalc.core.plans.SumPlan` histogram of counts per grid point (at most
-:data:`CKKS_MAX_POINTS` points), and the coordinator reads the quantiles off it. Each site's
-input is the same on both engines (its sorted grid indices): :meth:`Kind.local` is not told
-the engine, so the CKKS program turns those indices into the histogram.
+:data:`~securecalc.core.limits.CKKS_GRID_POINTS`), and the coordinator reads the quantiles
+off it. Each site's input is the same on both engines (its sorted grid indices):
+:meth:`Kind.local` is not told the engine, so the CKKS program turns those indices into the
+histogram.
 """
 
 from __future__ import annotations
@@ -44,13 +45,11 @@ from securecalc.core.kinds.base import (
     option_error,
     present,
 )
+from securecalc.core.limits import CKKS_GRID_POINTS, PROBS
 from securecalc.core.plans import IterativePlan, Plan, SearchPlan, SumPlan
 from securecalc.core.schema import Column, Schema
 from securecalc.core.table import Table
-from securecalc.errors import ConfigError
 
-#: largest histogram the CKKS engine is asked to add for one order statistic
-CKKS_MAX_POINTS = 65536
 #: finest grid the search accepts
 MAX_POINTS = 2**40
 #: grid steps within which a value counts as on a grid point (float columns)
@@ -181,14 +180,17 @@ class OrderKind(Kind):
              study: StudyOptions) -> Plan:
         grid = self.grid(analysis, schema)
         if engine == "ckks":
-            if grid.points > CKKS_MAX_POINTS:
-                raise ConfigError(
-                    f"analysis {analysis.id!r}: on the ckks engine {self.name} needs a histogram "
-                    f"of {grid.points} grid points, more than {CKKS_MAX_POINTS}; set a coarser "
-                    "resolution or use the mpc engine")
+            self.check_engine(analysis, schema, engine)
             return IterativePlan(HistogramProgram(grid.points))
         probs = tuple(float(p) for p in self.probs(analysis.options))
         return SearchPlan(lo=grid.lo, hi=grid.hi, resolution=grid.resolution, probs=probs)
+
+    def check_engine(self, analysis: Analysis, schema: Schema, engine: str) -> None:
+        if engine == "ckks":
+            CKKS_GRID_POINTS.check(self.grid(analysis, schema).points,
+                                   hint=f"analysis {analysis.id!r}: on the ckks engine "
+                                   f"{self.name} decrypts a histogram per grid point; set a "
+                                   "coarser resolution or use the mpc engine")
 
     def local(self, analysis: Analysis, schema: Schema, table: Table, mask: np.ndarray,
               study: StudyOptions) -> np.ndarray:
@@ -230,6 +232,7 @@ class Quantiles(OrderKind):
     required: ClassVar[frozenset[str]] = frozenset({"column", "probs"})
 
     def parse(self, raw: Mapping[str, Any], schema: Schema) -> dict[str, Any]:
+        PROBS.check_length(raw.get("probs"), "probs")
         out = super().parse(raw, schema)
         probs = number_list(raw, "probs", lo=0.0, hi=1.0)
         if len(set(probs)) != len(probs):

@@ -5,10 +5,12 @@ category whose second level means the event happened); ``group`` a category colu
 missing any of them are left out (listwise).
 
 Time points: for an int time column without ``grid``, every integer from its min to its max
-(at most :data:`MAX_POINTS`); a float time column needs a ``grid``. With ``grid`` (strictly
-increasing, its last point at or above the column's max), each time is rounded **up** to the
-next grid point (times at or below the first point go to the first point): the analysis
-then runs on these coarsened times, exactly as if they had been recorded so.
+(at most :data:`~securecalc.core.limits.SURVIVAL_POINTS`, and at most
+:data:`~securecalc.core.limits.COUNT_CELLS` over all groups); a float time column needs a
+``grid``. With ``grid`` (strictly increasing, its last point at or above the column's max),
+each time is rounded **up** to the next grid point (times at or below the first point go to
+the first point): the analysis then runs on these coarsened times, exactly as if they had
+been recorded so.
 
 Each site contributes, per group and time point, its events ``d`` and removals ``r`` (events
 plus censorings); the pooled number at risk at time t is the sum of removals at times >= t.
@@ -32,12 +34,10 @@ from securecalc.core.kinds.base import (
     option_error,
     present,
 )
+from securecalc.core.limits import COUNT_CELLS, SURVIVAL_POINTS
 from securecalc.core.plans import Plan, SumPlan
 from securecalc.core.schema import Schema
 from securecalc.core.table import Table
-
-#: most time points an analysis may use
-MAX_POINTS = 100_000
 
 
 def _parse(raw: Mapping[str, Any], schema: Schema, *, group_required: bool) -> dict[str, Any]:
@@ -53,9 +53,8 @@ def _parse(raw: Mapping[str, Any], schema: Schema, *, group_required: bool) -> d
     column = schema[time]
     assert column.min is not None and column.max is not None
     if "grid" in raw:
+        SURVIVAL_POINTS.check_length(raw["grid"], "grid")  # before any list is built from it
         grid = number_list(raw, "grid", increasing=True)
-        if len(grid) > MAX_POINTS:
-            raise option_error(f"has {len(grid)} points, more than {MAX_POINTS}", "grid")
         if grid[-1] < column.max:
             raise option_error(f"must reach the max of {time!r} ({column.max:g}) so that "
                                f"every time rounds up to a grid point; its last point is "
@@ -66,11 +65,19 @@ def _parse(raw: Mapping[str, Any], schema: Schema, *, group_required: bool) -> d
                            "(each time is rounded up to the next one)", "grid")
     else:
         points = int(column.max) - int(column.min) + 1
-        if points > MAX_POINTS:
-            raise option_error(f"the range of {time!r} has {points} time points, more than "
-                               f"{MAX_POINTS}; set a coarser grid = [...] of time points",
-                               "time")
+        SURVIVAL_POINTS.check(points, "time", hint=f"the range of {time!r} is one point per "
+                              "integer: set a coarser grid = [...] of time points")
+    COUNT_CELLS.check(_cells(out, schema), hint="counts are per group and time point")
     return out
+
+
+def _cells(options: Mapping[str, Any], schema: Schema) -> int:
+    """Groups x time points, computed without listing the time points."""
+    group, grid = options.get("group"), options.get("grid")
+    column = schema[options["time"]]
+    assert column.min is not None and column.max is not None
+    points = len(grid) if grid is not None else int(column.max) - int(column.min) + 1
+    return (len(schema[group].levels) if group else 1) * points
 
 
 def _times(analysis: Analysis, schema: Schema) -> list[Any]:
@@ -93,6 +100,9 @@ class _Survival(Kind):
     def columns(self, options: Mapping[str, Any]) -> tuple[str, ...]:
         group = options.get("group")
         return (options["time"], options["event"], *((group,) if group else ()))
+
+    def counts(self, options: Mapping[str, Any], schema: Schema) -> int:
+        return _cells(options, schema)
 
     def _shape(self, analysis: Analysis, schema: Schema) -> tuple[int, int]:
         groups = _groups(analysis, schema)

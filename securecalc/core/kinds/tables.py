@@ -24,6 +24,7 @@ from securecalc.core.kinds.base import (
     option_error,
     present,
 )
+from securecalc.core.limits import COUNT_CELLS, EDGES
 from securecalc.core.plans import Plan, SumPlan
 from securecalc.core.schema import Schema
 from securecalc.core.table import Table
@@ -62,11 +63,15 @@ class Histogram(Kind):
 
     def parse(self, raw: Mapping[str, Any], schema: Schema) -> dict[str, Any]:
         column = numeric_column(raw, schema)
+        EDGES.check_length(raw.get("edges"), "edges")
         number_list(raw, "edges", increasing=True, min_length=2)
         return {"column": column, "edges": list(raw["edges"])}
 
     def columns(self, options: Mapping[str, Any]) -> tuple[str, ...]:
         return (options["column"],)
+
+    def counts(self, options: Mapping[str, Any], schema: Schema) -> int:
+        return len(options["edges"]) - 1
 
     def plan(self, analysis: Analysis, schema: Schema, engine: str,
              study: StudyOptions) -> Plan:
@@ -117,10 +122,16 @@ class Crosstab(Kind):
         col = category_column(raw, schema, "col")
         if row == col:
             raise option_error(f"must differ from row (both are {row!r})", "col")
-        return {"row": row, "col": col}
+        out = {"row": row, "col": col}
+        COUNT_CELLS.check(self.counts(out, schema),
+                          hint="a crosstab has one count per pair of levels")
+        return out
 
     def columns(self, options: Mapping[str, Any]) -> tuple[str, ...]:
         return (options["row"], options["col"])
+
+    def counts(self, options: Mapping[str, Any], schema: Schema) -> int:
+        return len(schema[options["row"]].levels) * len(schema[options["col"]].levels)
 
     def _shape(self, analysis: Analysis, schema: Schema) -> tuple[tuple[str, ...], ...]:
         return schema[analysis.options["row"]].levels, schema[analysis.options["col"]].levels

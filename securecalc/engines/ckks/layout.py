@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from securecalc.core.limits import CKKS_CIPHERTEXTS
 from securecalc.errors import ConfigError
 
 _DEGREES = (1024, 2048, 4096, 8192, 16384, 32768)
@@ -89,6 +90,8 @@ class Layout:
     def __post_init__(self) -> None:
         if not isinstance(self.n_values, int) or self.n_values < 1:
             raise ConfigError("a layout needs at least one value", field="n_values")
+        CKKS_CIPHERTEXTS.check(self.n_ciphertexts, "n_values",
+                               hint="the study packs too many values for one CKKS job")
 
     @property
     def n_ciphertexts(self) -> int:
