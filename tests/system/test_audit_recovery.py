@@ -14,6 +14,7 @@ import pytest
 from securecalc.audit.verify import verify_log
 from securecalc.cluster import LocalCluster
 from securecalc.coordinator.study import run_study
+from securecalc.core.limits import ANALYSES
 from securecalc.errors import ConfigError, SecureCalcError
 from securecalc.synth import SYNTH_SCHEMA_TOML, write_cohort
 from tests.system.conftest import HOSPITALS
@@ -21,9 +22,13 @@ from tests.system.conftest import HOSPITALS
 ROWS = 300
 
 
+EVERY_AGE = ", ".join(str(age) for age in range(18, 96))  # the catalogue's ages: a long filter
+
+
 def counts_toml(n: int) -> str:
     return "".join(f'[[analysis]]\nid = "count_{i:04d}"\nkind = "count"\n'
-                   f'where = "age >= {18 + i % 60}"\n\n' for i in range(n))
+                   f'where = "age >= {18 + i % 60} and age in [{EVERY_AGE}]"\n\n'
+                   for i in range(n))
 
 
 @pytest.fixture(scope="module")
@@ -74,9 +79,11 @@ def test_a_node_quarantines_a_torn_tail_at_start_and_serves(cluster_factory, coh
 
 
 @pytest.mark.timeout(300)
-def test_a_study_of_1500_analyses_leaves_the_nodes_serving(cluster_factory, cohort) -> None:  # type: ignore[no-untyped-def]
+def test_a_study_at_the_analyses_limit_leaves_the_nodes_serving(cluster_factory, cohort) -> None:  # type: ignore[no-untyped-def]
+    """A study record far beyond 64 KiB (the most analyses a study may hold, each with a long
+    filter) is appended whole, and the node finds its head behind it."""
     cluster = cluster_factory(cohort, with_compute=False)
-    run_counts(cluster, "many-counts", 1500)
+    run_counts(cluster, "many-counts", ANALYSES.value)
     received = [r for r in verify_log(audit_log(cluster, "hospital-b")).records
                 if r["event"] == "study_received"]
     assert len(audit_log(cluster, "hospital-b").read_bytes()) > 64 * 1024 and received
