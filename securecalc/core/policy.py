@@ -27,6 +27,7 @@ class Policy:
     ``dp_budget``: when set, every analysis must be differentially private (``epsilon``),
     and the epsilon a study spends on this node over all its runs may not exceed it.
     ``dp_total_budget``: when set, the epsilon all studies together may spend.
+    ``allow_extremes``: run min and max (and quantiles at p = 0 or 1), single patients' values.
     The node's privacy ledger keeps the account (:mod:`securecalc.node.privacy_ledger`).
     """
 
@@ -37,6 +38,7 @@ class Policy:
     approval: bool = False
     dp_budget: float | None = None
     dp_total_budget: float | None = None
+    allow_extremes: bool = False
 
     def check(self, job: Job) -> None:
         """Refuse (PolicyError) a job that asks for more than this policy allows."""
@@ -51,6 +53,14 @@ class Policy:
             if refused:
                 raise PolicyError(f"study {job.study!r} asks for kind(s) {', '.join(refused)}, "
                                   "which this node's policy does not allow")
+        if not self.allow_extremes:
+            from securecalc.core.kinds import kind_of
+
+            extremes = [a.id for a in job.analyses if kind_of(a.kind).extremes(a)]
+            if extremes:
+                raise PolicyError(f"study {job.study!r} asks for a minimum or maximum "
+                                  f"({', '.join(extremes)}), a single patient's value; this "
+                                  "node's policy does not set allow_extremes")
         if job.min_cell_count < self.min_cell_count:
             raise PolicyError(f"study {job.study!r} would release counts down to "
                               f"{job.min_cell_count}; this node requires min_cell_count >= "
@@ -98,7 +108,7 @@ def describe_request(job: Job) -> dict[str, Any]:
 def policy_from_mapping(raw: Mapping[str, Any], *, path: str | None = None) -> Policy:
     """Parse ``[policy]`` of node.toml."""
     allowed = {"columns", "kinds", "min_cell_count", "min_cohort", "approval", "dp_budget",
-               "dp_total_budget"}
+               "dp_total_budget", "allow_extremes"}
     for key in raw:
         if key not in allowed:
             raise ConfigError(f"unknown key (allowed: {', '.join(sorted(allowed))})",
@@ -119,9 +129,10 @@ def policy_from_mapping(raw: Mapping[str, Any], *, path: str | None = None) -> P
             raise ConfigError(f"must be a whole number >= 1, got {value!r}", path=path,
                               field=f"policy.{key}")
         thresholds[key] = value
-    approval = raw.get("approval", False)
-    if not isinstance(approval, bool):
-        raise ConfigError("must be true or false", path=path, field="policy.approval")
+    approval, allow_extremes = raw.get("approval", False), raw.get("allow_extremes", False)
+    for key, flag in (("approval", approval), ("allow_extremes", allow_extremes)):
+        if not isinstance(flag, bool):
+            raise ConfigError("must be true or false", path=path, field=f"policy.{key}")
     kinds = names("kinds")
     if kinds is not None:
         from securecalc.core.kinds import KINDS
@@ -139,4 +150,4 @@ def policy_from_mapping(raw: Mapping[str, Any], *, path: str | None = None) -> P
                               path=path, field=f"policy.{key}")
         budgets[key] = None if value is None else float(value)
     return Policy(columns=names("columns"), kinds=kinds, approval=approval, **thresholds,
-                  **budgets)
+                  **budgets, allow_extremes=allow_extremes)

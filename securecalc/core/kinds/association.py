@@ -48,7 +48,7 @@ class Association(Kind):
         terms = [numeric_term(schema[c]) for c in analysis.options["columns"]]
         return moment_plan([t.half_range for t in terms], [t.integral for t in terms])
 
-    def cohort_slots(self, analysis: Analysis, plan: Plan) -> tuple[int, ...]:
+    def cohort_slots(self, analysis: Analysis, schema: Schema, plan: Plan) -> tuple[int, ...]:
         return (0,)  # n of the complete cases
 
     def local(self, analysis: Analysis, schema: Schema, table: Table, mask: np.ndarray,
