@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import csv
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from securecalc.coordinator.study import run_study
 from securecalc.core.results import AnalysisResult
+from securecalc.errors import PolicyError
 
 HOSPITALS = ("hospital-a", "hospital-b", "hospital-c")
 ROWS = 300
@@ -74,7 +76,7 @@ def data(tmp_path_factory) -> dict[str, list[dict[str, object]]]:  # type: ignor
 
 
 @pytest.fixture(scope="module")
-def cluster(cluster_factory, tmp_path_factory, data):  # type: ignore[no-untyped-def]
+def files(tmp_path_factory, data) -> dict[str, Path]:  # type: ignore[no-untyped-def]
     folder = tmp_path_factory.mktemp("lone")
     files = {}
     for name, rows in data.items():
@@ -84,6 +86,11 @@ def cluster(cluster_factory, tmp_path_factory, data):  # type: ignore[no-untyped
             writer.writeheader()
             writer.writerows(rows)
         files[name] = path
+    return files
+
+
+@pytest.fixture(scope="module")
+def cluster(cluster_factory, files):  # type: ignore[no-untyped-def]
     return cluster_factory(files)
 
 
@@ -161,3 +168,105 @@ def test_a_lone_level_withholds_regressions(cluster, data, engine: str) -> None:
     logit = results["logit_without_lone"]
     assert logit.n == 3 * ROWS - 1 and logit.value["converged"]
     assert math.isfinite(logit.value["coefficients"]["sbp"]["estimate"])
+
+
+OTHERS = """
+[[analysis]]
+id = "arm_by_outcome"
+kind = "crosstab"
+row = "arm"
+col = "site"
+
+[[analysis]]
+id = "n_arm_c"
+kind = "count"
+where = "arm == 'c'"
+
+[[analysis]]
+id = "ab_by_site"
+kind = "crosstab"
+row = "arm"
+col = "site"
+where = "arm != 'c'"
+
+[[analysis]]
+id = "lone_median"
+kind = "median"
+column = "sbp"
+where = "arm == 'c'"
+
+[[analysis]]
+id = "edge_quantiles"
+kind = "quantiles"
+column = "sbp"
+probs = [0.001, 0.25, 0.5, 0.999]
+
+[[analysis]]
+id = "lone_curve"
+kind = "kaplan_meier"
+time = "days"
+event = "event"
+group = "arm"
+grid = [20, 40, 60, 80, 100]
+
+[[analysis]]
+id = "lone_test"
+kind = "logrank"
+time = "days"
+event = "event"
+group = "arm"
+grid = [20, 40, 60, 80, 100]
+
+[[analysis]]
+id = "curve"
+kind = "kaplan_meier"
+time = "days"
+event = "event"
+grid = [20, 40, 60, 80, 100]
+where = "arm != 'c'"
+"""
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("engine", ["mpc", "ckks"])
+def test_lone_patients_in_tables_order_statistics_and_curves(cluster, data, engine: str) -> None:  # type: ignore[no-untyped-def]
+    results = run(cluster, engine, OTHERS)
+    # the count beside the table: nothing to subtract it from
+    assert_withheld(results["arm_by_outcome"], "min_cell_count", "merge levels")
+    table = results["ab_by_site"].value["table"]
+    rows = pooled(data, lambda row: row["arm"] != "c")
+    assert table == {arm: {site: sum(1 for r in rows if r["arm"] == arm and r["site"] == site)
+                           for site in ("lone", "x", "y")} for arm in ("a", "b", "c")}
+    assert results["ab_by_site"].n == len(rows) and results["ab_by_site"].value["chi2"]
+    assert_withheld(results["lone_median"], "min_cohort")
+    quantiles = results["edge_quantiles"]
+    sbp = np.sort([row["sbp"] for row in pooled(data)])
+    assert quantiles.n == sbp.size and "0.001, 0.999" in quantiles.note
+    assert quantiles.value == {"0.001": None, "0.25": int(sbp[224]), "0.5": int(sbp[449]),
+                               "0.999": None}
+    for name in ("lone_curve", "lone_test"):
+        assert_withheld(results[name], "min_cohort", "grid")
+    curve = results["curve"].value["groups"]["all"]
+    assert [(p["time"], p["at_risk"], p["events"]) for p in curve] == [
+        (t, sum(1 for r in rows if r["days"] >= t),
+         sum(1 for r in rows if r["days"] == t and r["event"])) for t in (20, 40, 60, 80, 100)]
+
+
+EXTREMES = """
+[[analysis]]
+id = "max_sbp"
+kind = "max"
+column = "sbp"
+"""
+
+
+@pytest.mark.timeout(300)
+def test_min_and_max_need_every_node_to_allow_extremes(cluster_factory, cluster, files) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(PolicyError, match="allow_extremes"):
+        run(cluster, "mpc", EXTREMES)
+    allowing = cluster_factory(files, node_extra=dict.fromkeys(
+        HOSPITALS, "[policy]\nallow_extremes = true\n"))
+    for engine in ("mpc", "ckks"):
+        result = run(allowing, engine, EXTREMES)["max_sbp"]
+        assert result.value == 219 and result.n == 3 * ROWS
+
