@@ -105,7 +105,11 @@ class LinReg(Kind):
     name = "linreg"
     reveals: ClassVar[str] = (
         "the pooled n and the cross-products of the outcome and every predictor: the means, "
-        "variances and covariances of all of them (X'X, X'y and y'y).")
+        "variances and covariances of all of them (X'X, X'y and y'y). Released only if every "
+        "level of a category predictor, every value of a 0/1 column, and each one's "
+        "complement holds at least min_cohort rows; a numeric predictor with few rows far "
+        "from the others (high leverage) is not gated, and its coefficient can still come "
+        "close to those rows' values.")
     keys: ClassVar[Mapping[str, str]] = {"y": "the numeric outcome column", "x": _X}
     required: ClassVar[frozenset[str]] = frozenset({"y", "x"})
 
@@ -343,7 +347,10 @@ class LogReg(Kind):
     reveals: ClassVar[str] = (
         "the pooled n, gradient, Hessian and log-likelihood at every iterate (so every "
         "iterate's coefficients); the first Hessian is X'X/4, so the means, variances and "
-        "covariances of the predictors.")
+        "covariances of the predictors. Released only if both outcomes, every level of a "
+        "category predictor, every value of a 0/1 predictor, and each one's complement hold "
+        "at least min_cohort rows (decided before the first round is opened); high-leverage "
+        "numeric predictors are not gated, as for linreg.")
     keys: ClassVar[Mapping[str, str]] = {
         "y": "the 0/1 outcome: an int column within [0, 1] or a two-level category "
              "(second level = 1)",
