@@ -47,8 +47,9 @@ class _Counts(Kind):
 
     dp_row_slots: ClassVar[str | None] = "one"  # a row falls in one cell
     reveals: ClassVar[str] = (
-        "nothing beyond the released counts; with epsilon, that a withheld count is below "
-        "min_cell_count.")
+        "nothing beyond the released counts, or that the table was withheld (a cell between "
+        "1 and min_cell_count - 1, or fewer than min_cohort rows); with epsilon, which noisy "
+        "counts are below min_cell_count.")
 
     def cells(self, analysis: Analysis, schema: Schema) -> int:
         raise NotImplementedError

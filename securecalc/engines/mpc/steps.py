@@ -254,7 +254,7 @@ async def _run_search(rt: Any, step: SearchStep) -> Sequence[int]:
 
     The first ``input`` carries this party's count N and its counts at the first split points
     (the same for every prob); N is released (when ``min_n > 1``, by the zero test of
-    ``steps_gate`` and only if it reaches ``min_n``: 4 more rounds at ``min_n = 10``), the
+    ``steps_gate`` and only if it reaches ``min_n``: 3 more rounds at ``min_n = 10``), the
     targets follow from it, probabilities whose rank is not releasable are skipped, and each
     iteration
     compares the pooled counts with the targets (one batch) and reveals only the bits.
