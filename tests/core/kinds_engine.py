@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import pickle
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from fractions import Fraction
 from typing import Any
 
@@ -99,7 +100,8 @@ def add(plan: SumPlan, parts: Sequence[Sequence[Any]], mode: str,
     return ckks_decode(plan, noisy.tolist())
 
 
-def suppress(plan: SumPlan, totals: Sequence[Fraction]) -> tuple[Fraction | None, ...]:
+def suppress(plan: SumPlan,
+             totals: Sequence[Fraction | None]) -> tuple[Fraction | None, ...]:
     if not plan.suppress_below:
         return tuple(totals)
     return tuple(t if t >= plan.suppress_below else None for t in totals)
@@ -153,14 +155,16 @@ def run(raw: Mapping[str, Any] | Analysis, schema: Schema, tables: Sequence[Tabl
     gates = Gates(kind.cohort_slots(a, schema, plan) if study.min_cohort > 1 else (),
                   kind.cell_slots(a, schema, plan) if study.min_cell_count > 1 else (),
                   study.min_cell_count)
+    if gates:
+        gates = replace(gates, parts=kind.release_parts(a, schema, plan))
     released: Any
     if isinstance(plan, SumPlan):
         for values, n in zip(locals_, rows, strict=True):
             check_input(plan, values, n)
-        totals = add(plan, locals_, mode)
-        if not gates.passes(totals, study.min_cohort):
+        kept = gates.released(add(plan, locals_, mode), study.min_cohort)
+        if kept is None:
             return None, None
-        released = suppress(plan, totals)
+        released = suppress(plan, kept)
     elif isinstance(plan, SearchPlan):
         assert engine == "mpc"
         released = search(plan, locals_)

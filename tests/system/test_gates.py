@@ -244,8 +244,10 @@ def test_lone_patients_in_tables_order_statistics_and_curves(cluster, data, engi
     assert quantiles.n == sbp.size and "0.001, 0.999" in quantiles.note
     assert quantiles.value == {"0.001": None, "0.25": int(sbp[224]), "0.5": int(sbp[449]),
                                "0.999": None}
-    for name in ("lone_curve", "lone_test"):
-        assert_withheld(results[name], "min_cohort", "grid")
+    assert_withheld(results["lone_test"], "min_cohort", "grid")
+    lone = results["lone_curve"]  # the lone patient's group only is withheld
+    assert lone.value["groups"]["c"] is None and lone.note.startswith("withheld for group(s) c")
+    assert lone.value["groups"]["a"] and lone.value["groups"]["b"] and lone.n == 3 * ROWS - 1
     curve = results["curve"].value["groups"]["all"]
     assert [(p["time"], p["at_risk"], p["events"]) for p in curve] == [
         (t, sum(1 for r in rows if r["days"] >= t),

@@ -217,7 +217,7 @@ class OrderKind(Kind):
                    if rank_releasable(float(p), k, n, study.min_cell_count) else -1
                    for p, k in zip(probs, ranks, strict=True)]
 
-    def release_note(self, analysis: Analysis, released: Any,
+    def release_note(self, analysis: Analysis, schema: Schema, released: Any,
                      study: StudyOptions) -> str | None:
         n, indices = self._found(analysis, released, study)
         held = [str(p) for p, i in zip(self.probs(analysis.options), indices, strict=True)

@@ -27,7 +27,8 @@ threshold), m)``, 35 for counts and 3 to 5 parties, so ``P = 6``):
     and the masked totals together. Suppressed sums: ``f = threshold`` per slot, all slots
     in one batch (threshold 5: 4 rounds; 11: 5). Gated sums: ``f = G * (threshold - m *
     gate_floor)`` for ``G`` gates (min_cohort 10, exact counts: 5 rounds for one gate, 6 for
-    two; a noise floor of -4 at 3 parties: 6);
+    two; a noise floor of -4 at 3 parties: 6); cell gates add ``cell_threshold - 1`` factors
+    each and always run the zero test (with ``parts``, one product per part, in one batch);
   - comparison (``steps_compare``): suppressed ``P + 5`` (input overlapping the comparisons'
     randomness, opening, ``P`` product rounds, zero test, multiplication, output: 11 at
     ``l = 35``); gated ``P + 5 + ceil(log2 G)`` (the same, then the product of the ``G``
@@ -183,7 +184,7 @@ def gated_sum_plan(step: GatedSumStep, parties: int) -> tuple[bool, int]:
     ``[1, cell_threshold)``; cell gates are decided only by the zero test."""
     g = len(step.gate_slots)
     zero = zero_test_rounds(gate_factors(_gate_ranges(step, parties)))
-    if step.cell_slots:
+    if step.cell_slots or step.parts:
         return True, zero
     cmp = (comparison_rounds(_compare_length(step.bound, step.threshold, parties))
            + (g - 1).bit_length() + 2)
@@ -233,11 +234,12 @@ async def _run_gated_sum(rt: Any, step: GatedSumStep) -> Sequence[int]:
     field = comparison_field(rt, length)
     if gated_sum_plan(step, m)[0]:
         totals = await pooled_shares(rt, field, step.int_values())
-        ranges = _gate_ranges(step, m)
-        tested = [(totals[i], low, top) for i, (low, top)
-                  in zip((*gates, *step.cell_slots), ranges, strict=True)]
-        (kept,) = await release_if_large(rt, field, [(tested, totals)])
-        return (0,) if kept is None else (1, *kept)
+        ranges = dict(zip((*gates, *step.cell_slots), _gate_ranges(step, m), strict=True))
+        parts = step.parts or (tuple(range(len(totals))),)
+        kept = await release_if_large(rt, field, [
+            ([(totals[i], *ranges[i]) for i in part if i in ranges], [totals[i] for i in part])
+            for part in parts])
+        return [v for k in kept for v in ((0,) if k is None else (1, *k))]
     prep = prepare(rt, field, len(gates), length)
     totals = await pooled_shares(rt, field, step.int_values())
     less = await less_than_zero(rt, prep, [totals[i] - step.threshold for i in gates])
@@ -256,8 +258,8 @@ async def _run_search(rt: Any, step: SearchStep) -> Sequence[int]:
     (the same for every prob); N is released (when ``min_n > 1``, by the zero test of
     ``steps_gate`` and only if it reaches ``min_n``: 3 more rounds at ``min_n = 10``), the
     targets follow from it, probabilities whose rank is not releasable are skipped, and each
-    iteration
-    compares the pooled counts with the targets (one batch) and reveals only the bits.
+    iteration compares the pooled counts with the targets (one batch) and reveals only the
+    bits.
     Comparisons run on ``l = N.bit_length() + 2`` bits, since ``|C(s) - target| <= N``; the
     next iteration's counts are input together with its comparisons' randomness.
     """
