@@ -21,6 +21,12 @@ one-round :class:`~securecalc.core.plans.IterativePlan` whose round is a
 :data:`CKKS_MAX_POINTS` points), and the coordinator reads the quantiles off it. Each site's
 input is the same on both engines (its sorted grid indices): :meth:`Kind.local` is not told
 the engine, so the CKKS program turns those indices into the histogram.
+
+Gates, the same on both engines: nothing is released unless N reaches ``min_cohort`` (on MPC
+decided before N is opened), and the p-quantile only if its rank k satisfies
+``min_cell_count <= k <= N - min_cell_count + 1`` (else None, named in the note). p = 0 and 1
+(min and max) are exempt from the rank rule: they are one patient's value by definition, and a
+node runs them only if its policy sets ``allow_extremes``.
 """
 
 from __future__ import annotations

@@ -10,6 +10,9 @@ are left out (listwise).
 Collinear predictors (a constant predictor, a level absent from the pooled data, or a
 predictor that is a linear combination of the intercept and earlier ones, up to
 1 - R^2 < 1e-10) stop the analysis with a :class:`~securecalc.errors.DataError` naming them.
+Under a ``min_cohort`` gate an absent level is withheld instead: both kinds add the counts per
+level of their category and 0/1 columns (:class:`~securecalc.core.kinds._levels.Levels`; logreg
+in its first round only) to their cohort gate.
 """
 
 from __future__ import annotations
