@@ -18,7 +18,7 @@ from typing import Any
 import grpc
 
 from securecalc.coordinator.calls import call_all
-from securecalc.coordinator.release import finish, from_ckks
+from securecalc.coordinator.release import Withheld, finish, from_ckks
 from securecalc.core.config import Party, StudyConfig
 from securecalc.core.encoding import ckks_decode
 from securecalc.core.job import Job
@@ -188,8 +188,12 @@ def run_ckks(config: StudyConfig, job: Job, tls: TlsFiles | None,
                 widths[analysis.id] = widths.get(analysis.id, 0) + plan.width
                 if analysis.id in iterative:
                     program = iterative[analysis.id].program
-                    states[analysis.id] = program.advance(states[analysis.id],
-                                                          ckks_decode(plan, piece))
+                    totals = ckks_decode(plan, piece)
+                    if tally.rounds == 1 and not gates[analysis.id].passes(totals,
+                                                                           job.min_cohort):
+                        released[analysis.id] = Withheld()  # the first round is gated
+                        continue
+                    states[analysis.id] = program.advance(states[analysis.id], totals)
                     if program.done(states[analysis.id]):
                         released[analysis.id] = states[analysis.id]
                     else:

@@ -29,7 +29,8 @@ _LOG = logging.getLogger(__name__)
 
 def release_outcomes(result: StudyResult, min_cell_count: int) -> list[node_pb2.ReleaseOutcome]:
     """Per analysis, what was released: withheld (no value), partly withheld (cells shown as
-    ``"<k"``) or released, with the digest of the value (never the value itself)."""
+    ``"<k"``, or quantiles or curves withheld, which the note names: "withheld for ...") or
+    released, with the digest of the value (never the value itself)."""
     small = f"<{min_cell_count}"
 
     def cells_withheld(value: Any) -> int:
@@ -43,7 +44,8 @@ def release_outcomes(result: StudyResult, min_cell_count: int) -> list[node_pb2.
     for rid, r in result.results.items():
         hidden = cells_withheld(r.value)
         status = ("withheld" if r.value is None and r.note and r.note.startswith("withheld")
-                  else "partly withheld" if hidden else "released")
+                  else "partly withheld" if hidden or (r.note or "").startswith("withheld for")
+                  else "released")
         note = r.note or (f"{hidden} cell(s) below min_cell_count ({min_cell_count}) withheld"
                           if hidden else "")
         out.append(node_pb2.ReleaseOutcome(analysis_id=rid, status=status, note=note,

@@ -54,7 +54,7 @@ def _release(config: StudyConfig, job: Job, replies: dict[str, node_pb2.MpcJobRe
     for index, (analysis, plan) in enumerate(zip(job.analyses, plans, strict=True)):
         steps = [reply.steps[index] for reply in replies.values()]
         released = from_mpc(plan, [int(t) for t in reference.steps[index].totals],
-                            gates[index], job.min_cohort)
+                            gates[index])
         value, n, note = finish(analysis, job, released)
         cost = Cost(seconds=max(s.seconds for s in steps),
                     bytes_sent=sum(s.bytes_sent for s in steps),

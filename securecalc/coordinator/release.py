@@ -10,43 +10,44 @@ from securecalc.core.analyses import Analysis
 from securecalc.core.encoding import ckks_decode, mpc_decode
 from securecalc.core.job import Job
 from securecalc.core.kinds import SearchResult, kind_of
-from securecalc.core.plans import IterativePlan, Plan, SearchPlan, SumPlan
+from securecalc.core.plans import Gates, IterativePlan, Plan, SearchPlan, SumPlan
 from securecalc.core.privacy import describe
 from securecalc.errors import ProtocolError
 
+#: no gates
+UNGATED = Gates()
+
 
 class Withheld:
-    """An analysis whose cohort was below the study's ``min_cohort``: nothing was released."""
-
-    def __init__(self, min_cohort: int):
-        self.min_cohort = min_cohort
-
-    @property
-    def note(self) -> str:
-        return f"withheld: the cohort is smaller than min_cohort ({self.min_cohort})"
+    """An analysis whose gates failed (a cohort below ``min_cohort`` or a cell below
+    ``min_cell_count``): nothing was released."""
 
 
 def finish(analysis: Analysis, job: Job, released: Any) -> tuple[Any, int | None, str | None]:
     """``(value, n, note)`` of one analysis from what its engine released."""
+    kind = kind_of(analysis.kind)
     if isinstance(released, Withheld):
-        return None, None, released.note
-    value, n = kind_of(analysis.kind).finish(analysis, job.schema, released, job.options)
+        return None, None, kind.withheld_note(analysis, job.options)
+    value, n = kind.finish(analysis, job.schema, released, job.options)
+    note = kind.release_note(analysis, job.schema, released, job.options)
     if analysis.epsilon is None:
-        return value, n, None
+        return value, n, note
     # the kinds that take epsilon have one SumPlan on every engine
     noise = job.noise_plans("mpc")[job.analyses.index(analysis)]
     assert noise is not None
     return value, n, describe(noise, len(job.parties))
 
 
-def from_mpc(plan: Plan, totals: Sequence[int], gate: tuple[int, ...] = (),
-             min_cohort: int = 0) -> Any:
+def from_mpc(plan: Plan, totals: Sequence[int], gate: Gates = UNGATED) -> Any:
     """Decode one MPC step's released integers for ``plan`` (gated: a verdict bit first)."""
+    if gate and gate.parts:
+        assert isinstance(plan, SumPlan) and not plan.suppress_below
+        return _parts(plan, totals, gate.parts)
     if gate:
         if not totals or totals[0] not in (0, 1):
             raise ProtocolError("released totals do not fit the plan")
         if totals[0] == 0:
-            return Withheld(min_cohort)
+            return Withheld()
         totals = totals[1:]
     if isinstance(plan, SumPlan):
         if not plan.suppress_below:
@@ -60,6 +61,8 @@ def from_mpc(plan: Plan, totals: Sequence[int], gate: tuple[int, ...] = (),
     if isinstance(plan, SearchPlan):
         if len(totals) != 1 + len(plan.probs):
             raise ProtocolError("released search results do not fit the plan")
+        if totals[0] == 0 and plan.min_n > 1:
+            return Withheld()
         return SearchResult(n=int(totals[0]), indices=tuple(int(t) for t in totals[1:]))
     if isinstance(plan, IterativePlan):
         from securecalc.engines.mpc.steps import replay
@@ -68,14 +71,37 @@ def from_mpc(plan: Plan, totals: Sequence[int], gate: tuple[int, ...] = (),
     raise ProtocolError(f"unknown plan {type(plan).__name__}")
 
 
-def from_ckks(plan: SumPlan, values: Sequence[float], gate: tuple[int, ...] = (),
+def _parts(plan: SumPlan, totals: Sequence[int], parts: Sequence[Sequence[int]]) -> Any:
+    """Decode a step released part by part (a verdict, then the part's totals on a pass)."""
+    out: list[int | None] = [None] * plan.width
+    pos = 0
+    for part in parts:
+        if pos >= len(totals) or totals[pos] not in (0, 1):
+            raise ProtocolError("released totals do not fit the plan")
+        if totals[pos]:
+            if pos + 1 + len(part) > len(totals):
+                raise ProtocolError("released totals do not fit the plan")
+            for i, v in zip(part, totals[pos + 1:pos + 1 + len(part)], strict=True):
+                out[i] = v
+            pos += len(part)
+        pos += 1
+    if pos != len(totals):
+        raise ProtocolError("released totals do not fit the plan")
+    if all(v is None for v in out):
+        return Withheld()
+    decoded = mpc_decode(plan, [0 if v is None else v for v in out])
+    return tuple(d if v is not None else None for d, v in zip(decoded, out, strict=True))
+
+
+def from_ckks(plan: SumPlan, values: Sequence[float], gate: Gates = UNGATED,
               min_cohort: int = 0) -> Any:
-    """Decode decrypted values; small cohorts and counts below the plan's threshold are
-    withheld here, before anything is released (the coordinator is the only party that
-    decrypts)."""
+    """Decode decrypted values; analyses whose gates fail and counts below the plan's
+    threshold are withheld here, before anything is released (the coordinator is the only
+    party that decrypts)."""
     totals = ckks_decode(plan, values)
-    if gate and any(totals[i] < min_cohort for i in gate):
-        return Withheld(min_cohort)
+    kept = gate.released(totals, min_cohort)
+    if kept is None:
+        return Withheld()
     if not plan.suppress_below:
-        return totals
+        return tuple(kept)
     return tuple(t if t >= plan.suppress_below else None for t in totals)

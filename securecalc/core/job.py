@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
 from securecalc.core.analyses import Analysis, check_analyses
 from securecalc.core.config import MIN_PARTIES, Party
 from securecalc.core.kinds import StudyOptions
 from securecalc.core.limits import ANALYSES, NAME_CHARS, PARTIES, SCHEMA_COLUMNS
-from securecalc.core.plans import Plan, SumPlan
+from securecalc.core.plans import Gates, Plan, SumPlan
 from securecalc.core.privacy import NoisePlan, exact, noise_plan, widened
 from securecalc.core.schema import Schema
 from securecalc.errors import ConfigError
@@ -30,15 +30,22 @@ class Job:
     def options(self) -> StudyOptions:
         return StudyOptions(min_cell_count=self.min_cell_count, min_cohort=self.min_cohort)
 
-    def cohort_gates(self, plans: Sequence[Plan]) -> list[tuple[int, ...]]:
+    def cohort_gates(self, plans: Sequence[Plan]) -> list[Gates]:
         """Per analysis (with its plan from :meth:`plans`), the slots that must reach
-        ``min_cohort`` for it to be released."""
+        ``min_cohort`` and those that must be 0 or reach ``min_cell_count`` for it to be
+        released."""
         from securecalc.core.kinds import kind_of
 
-        if self.min_cohort <= 1:
-            return [() for _ in self.analyses]
-        return [kind_of(a.kind).cohort_slots(a, plan)
-                for a, plan in zip(self.analyses, plans, strict=True)]
+        out = []
+        for analysis, plan in zip(self.analyses, plans, strict=True):
+            kind = kind_of(analysis.kind)
+            gates = Gates(
+                kind.cohort_slots(analysis, self.schema, plan) if self.min_cohort > 1 else (),
+                kind.cell_slots(analysis, self.schema, plan) if self.min_cell_count > 1 else (),
+                self.min_cell_count)
+            out.append(replace(gates, parts=kind.release_parts(analysis, self.schema, plan))
+                       if gates else gates)
+        return out
 
     def plans(self, engine: str) -> list[Plan]:
         """Every analysis's plan on ``engine``: public, so every party derives the same.

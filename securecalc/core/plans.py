@@ -87,6 +87,10 @@ class SearchPlan:
     resolution: float
     probs: tuple[float, ...]
     arity: int = 0  # 0: search_arity(grid_points)
+    #: N is released only if it reaches this (decided securely before N is opened)
+    min_n: int = 1
+    #: a probability is released only if its rank is :func:`rank_releasable` with this
+    min_rank: int = 1
 
     def __post_init__(self) -> None:
         if not self.arity:
@@ -95,6 +99,15 @@ class SearchPlan:
     @property
     def grid_points(self) -> int:
         return int(round((self.hi - self.lo) / self.resolution)) + 1
+
+
+def rank_releasable(p: float, rank: int, n: int, min_rank: int) -> bool:
+    """Whether the p-quantile of ``n`` values, the ``rank``-th smallest, rests on enough
+    patients: at least ``min_rank`` values at or below it and at or above it
+    (``min_rank <= rank <= n - min_rank + 1``). The extremes p = 0 and p = 1 (min and max)
+    are single patients' values by definition; node policy (``allow_extremes``) decides them.
+    """
+    return p in (0.0, 1.0) or min_rank <= rank <= n - min_rank + 1
 
 
 #: most comparisons per probability in one iteration of a k-ary search: each iteration costs
@@ -118,6 +131,45 @@ def search_arity(n_points: int, max_splits: int = MAX_SEARCH_SPLITS) -> int:
     while arity > 2 and (arity - 1) ** iterations >= n_points:
         arity -= 1
     return arity
+
+
+@dataclass(frozen=True)
+class Gates:
+    """Slots of an analysis's SumPlan (an iterative plan's first round) that decide whether
+    anything of it is released: each ``cohort`` total must reach the study's ``min_cohort``
+    and each ``cells`` total must be 0 or at least ``min_cell_count``. Engines decide all of
+    them at once and reveal only pass or fail (MPC: inside the computation)."""
+
+    cohort: tuple[int, ...] = ()
+    cells: tuple[int, ...] = ()
+    min_cell_count: int = 1
+    #: a partition of the slots released part by part (e.g. a survival curve per group), each
+    #: under the gates among its own slots; empty: all or nothing
+    parts: tuple[tuple[int, ...], ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.cohort or self.cells)
+
+    def passes(self, totals: Sequence[Number], min_cohort: int,
+               part: Sequence[int] | None = None) -> bool:
+        """Whether plain ``totals`` pass (the coordinator's check on CKKS), in ``part`` only
+        if given."""
+        def within(slots: tuple[int, ...]) -> list[int]:
+            return list(slots) if part is None else [i for i in slots if i in part]
+
+        return all(totals[i] >= min_cohort for i in within(self.cohort)) and all(
+            totals[i] == 0 or totals[i] >= self.min_cell_count for i in within(self.cells))
+
+    def released(self, totals: Sequence[Number], min_cohort: int) -> list[Number | None] | None:
+        """Plain ``totals`` with every failing part's slots None; None when nothing passes."""
+        if not self.parts:
+            return list(totals) if self.passes(totals, min_cohort) else None
+        out: list[Number | None] = [None] * len(totals)
+        for part in self.parts:
+            if self.passes(totals, min_cohort, part):
+                for i in part:
+                    out[i] = totals[i]
+        return out if any(v is not None for v in out) else None
 
 
 @runtime_checkable

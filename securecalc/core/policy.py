@@ -44,6 +44,7 @@ class Policy:
     ``dp_budget``: when set, every analysis must be differentially private (``epsilon``),
     and the epsilon a study spends on this node over all its runs may not exceed it.
     ``dp_total_budget``: when set, the epsilon all studies together may spend.
+    ``allow_extremes``: run min and max (and quantiles at p = 0 or 1), single patients' values.
     The node's privacy ledger keeps the account (:mod:`securecalc.node.privacy_ledger`).
     ``min_parties``: fewer parties are refused (MPC needs 3 whatever this says).
     ``require_all_hospitals``: every hospital of the roster must be a party, so results of
@@ -58,6 +59,7 @@ class Policy:
     approval: bool = False
     dp_budget: float | None = None
     dp_total_budget: float | None = None
+    allow_extremes: bool = False
     min_parties: int = 3
     require_all_hospitals: bool = False
     ckks: str = "epsilon"
@@ -109,6 +111,14 @@ class Policy:
             if refused:
                 raise PolicyError(f"study {job.study!r} asks for kind(s) {', '.join(refused)}, "
                                   "which this node's policy does not allow")
+        if not self.allow_extremes:
+            from securecalc.core.kinds import kind_of
+
+            extremes = [a.id for a in job.analyses if kind_of(a.kind).extremes(a)]
+            if extremes:
+                raise PolicyError(f"study {job.study!r} asks for a minimum or maximum "
+                                  f"({', '.join(extremes)}), a single patient's value; this "
+                                  "node's policy does not set allow_extremes")
         if job.min_cell_count < self.min_cell_count:
             raise PolicyError(f"study {job.study!r} would release counts down to "
                               f"{job.min_cell_count}; this node requires min_cell_count >= "
@@ -159,7 +169,8 @@ def _request_body(job: Job, engine: str, compute: str | None) -> dict[str, Any]:
 def policy_from_mapping(raw: Mapping[str, Any], *, path: str | None = None) -> Policy:
     """Parse ``[policy]`` of node.toml."""
     allowed = {"columns", "kinds", "min_cell_count", "min_cohort", "approval", "dp_budget",
-               "dp_total_budget", "min_parties", "require_all_hospitals", "ckks"}
+               "dp_total_budget", "min_parties", "require_all_hospitals", "ckks",
+               "allow_extremes"}
     for key in raw:
         if key not in allowed:
             raise ConfigError(f"unknown key (allowed: {', '.join(sorted(allowed))})",
@@ -180,9 +191,10 @@ def policy_from_mapping(raw: Mapping[str, Any], *, path: str | None = None) -> P
             raise ConfigError(f"must be a whole number >= 1, got {value!r}", path=path,
                               field=f"policy.{key}")
         thresholds[key] = value
-    approval = raw.get("approval", False)
-    if not isinstance(approval, bool):
-        raise ConfigError("must be true or false", path=path, field="policy.approval")
+    approval, allow_extremes = raw.get("approval", False), raw.get("allow_extremes", False)
+    for key, flag in (("approval", approval), ("allow_extremes", allow_extremes)):
+        if not isinstance(flag, bool):
+            raise ConfigError("must be true or false", path=path, field=f"policy.{key}")
     parties = _parties(raw, path)
     kinds = names("kinds")
     if kinds is not None:
@@ -201,7 +213,8 @@ def policy_from_mapping(raw: Mapping[str, Any], *, path: str | None = None) -> P
                               path=path, field=f"policy.{key}")
         budgets[key] = None if value is None else float(value)
     return Policy(columns=names("columns"), kinds=kinds, approval=approval, **thresholds,
-                  **budgets, **parties)
+                  **budgets, **parties,
+                  allow_extremes=allow_extremes)
 
 
 def _parties(raw: Mapping[str, Any], path: str | None) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from securecalc.core.job import Job
 from securecalc.core.kinds import kind_of
 from securecalc.core.plans import (
     MAX_ROWS_PER_SITE,
+    Gates,
     IterativePlan,
     Plan,
     SearchPlan,
@@ -63,9 +64,9 @@ def contributions(job: Job, table: Table, engine: str,
     return parts
 
 
-def mpc_steps(parts: Sequence[LocalContribution], gates: Sequence[tuple[int, ...]],
+def mpc_steps(parts: Sequence[LocalContribution], gates: Sequence[Gates],
               min_cohort: int) -> tuple[Any, ...]:
-    """One MPC step per analysis; ``gates[i]`` are analysis i's cohort slots (see
+    """One MPC step per analysis; ``gates[i]`` are analysis i's gates (see
     :meth:`securecalc.core.job.Job.cohort_gates`)."""
     from securecalc.engines.mpc import job as mpc
 
@@ -76,9 +77,11 @@ def mpc_steps(parts: Sequence[LocalContribution], gates: Sequence[tuple[int, ...
             values = mpc_encode(plan, part.local)
             bound = mpc_bound(plan)
             if gate:
-                floor = max(-bound, min(part.floor(i) for i in gate))
-                steps.append(mpc.GatedSumStep(name, values, bound, gate, min_cohort,
-                                              gate_floor=floor))
+                floor = max(-bound, min((part.floor(i) for i in gate.cohort), default=0))
+                steps.append(mpc.GatedSumStep(name, values, bound, gate.cohort, min_cohort,
+                                              gate_floor=floor, cell_slots=gate.cells,
+                                              cell_threshold=gate.min_cell_count,
+                                              parts=gate.parts))
             elif plan.suppress_below:
                 floor = max(-bound, min(part.floor(i) for i in range(plan.width)))
                 steps.append(mpc.SuppressedSumStep(name, values, bound, plan.suppress_below,
@@ -87,9 +90,10 @@ def mpc_steps(parts: Sequence[LocalContribution], gates: Sequence[tuple[int, ...
                 steps.append(mpc.SumStep(name, values, mpc_bound(plan)))
         elif isinstance(plan, SearchPlan):
             steps.append(mpc.SearchStep(name, part.local, plan.grid_points, plan.probs,
-                                        plan.arity))
+                                        plan.arity, plan.min_n, plan.min_rank))
         elif isinstance(plan, IterativePlan):
-            steps.append(mpc.IterativeStep(name, plan.program, part.local))
+            steps.append(mpc.IterativeStep(name, plan.program, part.local, gate.cohort,
+                                           max(1, min_cohort)))
         else:  # pragma: no cover - plans are a closed set
             raise ProtocolError(f"no MPC step for {type(plan).__name__}")
     return tuple(steps)

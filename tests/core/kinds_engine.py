@@ -9,6 +9,9 @@ scaled to the site's row count, the MPC encoding bound), then the inputs are add
   1e-10 of the largest normalised total (a pessimistic stand-in for CKKS error), decoded.
 
 Search plans are answered by a search over pooled counts; iterative plans run their rounds.
+The gates apply as the engines apply them: an analysis whose cohort or cell gates fail gives
+``(None, None)``; a search gives N only from ``min_n`` and skips probabilities whose rank is
+not releasable.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import json
 import pickle
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from fractions import Fraction
 from typing import Any
 
@@ -32,12 +36,22 @@ from securecalc.core.encoding import (
 )
 from securecalc.core.kinds import KINDS, SearchResult, StudyOptions
 from securecalc.core.kinds.order import target_rank
-from securecalc.core.plans import MAX_ROWS_PER_SITE, IterativePlan, SearchPlan, SumPlan
+from securecalc.core.plans import (
+    MAX_ROWS_PER_SITE,
+    Gates,
+    IterativePlan,
+    SearchPlan,
+    SumPlan,
+    rank_releasable,
+)
 from securecalc.core.schema import Schema
 from securecalc.core.table import Table
 from securecalc.core.where import parse_where
 
 STUDY = StudyOptions(min_cell_count=5)
+#: no gates: for tests of the finishing formulas on tiny cohorts
+UNGATED_STUDY = StudyOptions(min_cell_count=1, min_cohort=1)
+UNGATED = Gates()
 
 
 def analysis(raw: Mapping[str, Any], schema: Schema) -> Analysis:
@@ -86,7 +100,8 @@ def add(plan: SumPlan, parts: Sequence[Sequence[Any]], mode: str,
     return ckks_decode(plan, noisy.tolist())
 
 
-def suppress(plan: SumPlan, totals: Sequence[Fraction]) -> tuple[Fraction | None, ...]:
+def suppress(plan: SumPlan,
+             totals: Sequence[Fraction | None]) -> tuple[Fraction | None, ...]:
     if not plan.suppress_below:
         return tuple(totals)
     return tuple(t if t >= plan.suppress_below else None for t in totals)
@@ -99,8 +114,8 @@ def search(plan: SearchPlan, parts: Sequence[np.ndarray]) -> SearchResult:
         assert np.all(np.diff(indices) >= 0)
         assert indices.size == 0 or (indices[0] >= 0 and indices[-1] < plan.grid_points)
     n = sum(len(p) for p in parts)
-    if n == 0:
-        return SearchResult(0, tuple(0 for _ in plan.probs))
+    if n == 0 or n < plan.min_n:
+        return SearchResult(0, tuple(-1 for _ in plan.probs))
 
     def count(i: int) -> int:
         return sum(int(np.searchsorted(p, i, side="right")) for p in parts)
@@ -108,6 +123,9 @@ def search(plan: SearchPlan, parts: Sequence[np.ndarray]) -> SearchResult:
     found = []
     for p in plan.probs:
         rank = target_rank(p, n)
+        if not rank_releasable(p, rank, n, plan.min_rank):
+            found.append(-1)
+            continue
         lo, hi = 0, plan.grid_points - 1
         while lo < hi:
             mid = (lo + hi) // 2
@@ -121,8 +139,9 @@ def search(plan: SearchPlan, parts: Sequence[np.ndarray]) -> SearchResult:
 
 def run(raw: Mapping[str, Any] | Analysis, schema: Schema, tables: Sequence[Table], *,
         engine: str = "mpc", mode: str = "exact", study: StudyOptions = STUDY,
-        where: str | None = None) -> tuple[Any, int]:
-    """``(value, n)`` of an analysis computed over the sites' tables."""
+        where: str | None = None) -> tuple[Any, int | None]:
+    """``(value, n)`` of an analysis computed over the sites' tables; ``(None, None)`` when
+    its gates fail."""
     a = raw if isinstance(raw, Analysis) else analysis(
         {**raw, **({"where": where} if where else {})}, schema)
     kind = KINDS[a.kind]
@@ -133,24 +152,38 @@ def run(raw: Mapping[str, Any] | Analysis, schema: Schema, tables: Sequence[Tabl
         mask = parse_where(a.where, schema).evaluate(table)
         locals_.append(kind.local(a, schema, table, mask, study))
         rows.append(table.n_rows)
+    gates = Gates(kind.cohort_slots(a, schema, plan) if study.min_cohort > 1 else (),
+                  kind.cell_slots(a, schema, plan) if study.min_cell_count > 1 else (),
+                  study.min_cell_count)
+    if gates:
+        gates = replace(gates, parts=kind.release_parts(a, schema, plan))
     released: Any
     if isinstance(plan, SumPlan):
         for values, n in zip(locals_, rows, strict=True):
             check_input(plan, values, n)
-        released = suppress(plan, add(plan, locals_, mode))
+        kept = gates.released(add(plan, locals_, mode), study.min_cohort)
+        if kept is None:
+            return None, None
+        released = suppress(plan, kept)
     elif isinstance(plan, SearchPlan):
         assert engine == "mpc"
         released = search(plan, locals_)
+        if released.n == 0 and plan.min_n > 1:
+            return None, None
     else:
         assert isinstance(plan, IterativePlan)
-        released = iterate(plan, locals_, rows, mode)
+        released = iterate(plan, locals_, rows, mode, gates, study.min_cohort)
+        if released is None:
+            return None, None
     value, n = kind.finish(a, schema, released, study)
     json.dumps(value, allow_nan=False)
     assert isinstance(n, int)
     return value, n
 
 
-def iterate(plan: IterativePlan, data: Sequence[Any], rows: Sequence[int], mode: str) -> Any:
+def iterate(plan: IterativePlan, data: Sequence[Any], rows: Sequence[int], mode: str,
+            gates: Gates = UNGATED, min_cohort: int = 1) -> Any:
+    """The final state, or None when the first round fails the gates."""
     program = plan.program
     assert pickle.loads(pickle.dumps(program)) == program
     assert type(program).__repr__ is not object.__repr__
@@ -162,7 +195,10 @@ def iterate(plan: IterativePlan, data: Sequence[Any], rows: Sequence[int], mode:
         parts = [program.local(state, d) for d in data]
         for values, n in zip(parts, rows, strict=True):
             check_input(round_plan, values, n)
-        state = program.advance(state, add(round_plan, parts, mode, rng))
+        totals = add(round_plan, parts, mode, rng)
+        if rounds == 0 and not gates.passes(totals, min_cohort):
+            return None
+        state = program.advance(state, totals)
         assert json.loads(json.dumps(state, allow_nan=False)) == state
         rounds += 1
     assert program.done(state)

@@ -9,7 +9,7 @@ from securecalc.core.kinds import KINDS
 from securecalc.core.schema import Column, Schema
 from securecalc.errors import ConfigError
 from securecalc.synth import generate_site, synth_schema
-from tests.core.kinds_engine import STUDY, analysis, run, tables_from
+from tests.core.kinds_engine import STUDY, UNGATED_STUDY, analysis, run, tables_from
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -85,15 +85,17 @@ def test_constant_column_and_tiny_cohorts() -> None:
                                                                         max=1)})
     tables = tables_from(schema, [{"a": [2, 2], "b": [0.1, 0.5]}, {"a": [2], "b": [0.9]},
                                   {"a": [None], "b": [0.3]}])
-    value, n = run({"kind": "correlation", "columns": ["a", "b"]}, schema, tables)
+    value, n = run({"kind": "correlation", "columns": ["a", "b"]}, schema, tables,
+                   study=UNGATED_STUDY)
     assert n == 3 and value == {"a": {"a": None, "b": None}, "b": {"a": None, "b": 1.0}}
-    value, _ = run({"kind": "covariance", "columns": ["a", "b"]}, schema, tables)
+    value, _ = run({"kind": "covariance", "columns": ["a", "b"]}, schema, tables,
+                   study=UNGATED_STUDY)
     assert value["a"]["a"] == 0 and value["a"]["b"] == 0
     assert abs(value["b"]["b"] - 0.16) < 1e-15
     assert run({"kind": "correlation", "columns": ["a", "b"]}, schema, tables,
-               where="b > 0.8") == (None, 1)
+               where="b > 0.8", study=UNGATED_STUDY) == (None, 1)
     assert run({"kind": "covariance", "columns": ["a", "b"]}, schema, tables,
-               where="b > 1") == (None, 0)
+               where="b > 1", study=UNGATED_STUDY) == (None, 0)
 
 
 def test_plan_bounds_and_scales() -> None:

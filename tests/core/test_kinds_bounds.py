@@ -3,8 +3,10 @@ bounds (per row, and as the MPC encoding sizes them; see kinds_engine.check_inpu
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -90,3 +92,20 @@ def test_registry_metadata() -> None:
         assert kind.reveals and kind.reveals.endswith("."), name
         assert set(kind.required) <= set(kind.keys), name
         assert all(isinstance(v, str) and v for v in kind.keys.values()), name
+
+
+def test_readme_states_what_each_kind_reveals() -> None:
+    """The README's catalogue table of what each analysis reveals is the kinds' ``reveals``."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("### What each analysis reveals beyond its output")[1]
+    listed: dict[str, str] = {}
+    for line in section.split("\n## ")[0].splitlines():
+        if not line.startswith("| `"):
+            continue
+        names, text = line.strip("|").split(" | ")
+        listed.update(dict.fromkeys(re.findall(r"`(\w+)`", names), text.strip() + "."))
+    catalogue = [name for name in KINDS if name not in ("count", "sum", "mean", "variance",
+                                                        "std")]
+    assert sorted(listed) == sorted(catalogue)
+    for name in catalogue:
+        assert listed[name] == KINDS[name].reveals, name

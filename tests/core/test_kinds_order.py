@@ -14,7 +14,7 @@ from securecalc.core.plans import IterativePlan, SearchPlan
 from securecalc.core.schema import Column, Schema
 from securecalc.errors import ConfigError
 from securecalc.synth import generate_site, synth_schema
-from tests.core.kinds_engine import STUDY, analysis, run, tables_from
+from tests.core.kinds_engine import STUDY, UNGATED_STUDY, analysis, run, tables_from
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -90,18 +90,23 @@ def test_heavy_ties_and_a_value_at_one_site_only() -> None:
     sites = [{"k": [1, 1, 1, 1, None, 2]}, {"k": [1, 1, 2, 2]}, {"k": [-5, 5]}]
     tables = tables_from(schema, sites)
     x = np.array([1, 1, 1, 1, 2, 1, 1, 2, 2, -5, 5])
+    want = {str(p): int(np.quantile(x, p, method="inverted_cdf")) for p in PROBS}
     for engine in ("mpc", "ckks"):
         value, n = run({"kind": "quantiles", "column": "k", "probs": PROBS}, schema, tables,
+                       engine=engine, study=UNGATED_STUDY)
+        assert n == 11 and value == want
+        # gated: only ranks 5..7 of 11 (at least 5 values on either side), and p = 0 and 1
+        value, n = run({"kind": "quantiles", "column": "k", "probs": PROBS}, schema, tables,
                        engine=engine)
-        assert n == 11
-        assert value == {str(p): int(np.quantile(x, p, method="inverted_cdf")) for p in PROBS}
+        assert n == 11 and value == {str(p): want[str(p)] if p in (0, 1) or
+                                     5 <= target_rank(p, 11) <= 7 else None for p in PROBS}
 
 
 def test_int_resolution_coarsens() -> None:
     schema = Schema({"k": Column("k", "int", min=0, max=100)})
     tables = tables_from(schema, [{"k": [0, 7, 10, 11]}, {"k": [99, 100]}, {"k": []}])
     value, _ = run({"kind": "quantiles", "column": "k", "probs": [0, 0.5, 1], "resolution": 10},
-                   schema, tables)
+                   schema, tables, study=UNGATED_STUDY)
     assert value == {"0": 0, "0.5": 10, "1": 100}
 
 
@@ -110,9 +115,11 @@ def test_empty_cohort_is_null(sites) -> None:
     for engine in ("mpc", "ckks"):
         for kind in ("median", "min", "max"):
             assert run({"kind": kind, "column": "age"}, SCHEMA, tables, engine=engine,
-                       where="age > 200") == (None, 0)
+                       where="age > 200", study=UNGATED_STUDY) == (None, 0)
+            assert run({"kind": kind, "column": "age"}, SCHEMA, tables, engine=engine,
+                       where="age > 200") == (None, None)  # below min_cohort: withheld
         assert run({"kind": "quantiles", "column": "age", "probs": [0.5]}, SCHEMA, tables,
-                   engine=engine, where="age > 200") == (None, 0)
+                   engine=engine, where="age > 200") == (None, None)
 
 
 def test_rank_reads_p_as_written() -> None:
@@ -127,7 +134,8 @@ def test_rank_reads_p_as_written() -> None:
 def test_plans() -> None:
     a = analysis({"kind": "quantiles", "column": "age", "probs": [0.5, 0.9]}, SCHEMA)
     plan = KINDS["quantiles"].plan(a, SCHEMA, "mpc", STUDY)
-    assert plan == SearchPlan(lo=18.0, hi=95.0, resolution=1.0, probs=(0.5, 0.9))
+    assert plan == SearchPlan(lo=18.0, hi=95.0, resolution=1.0, probs=(0.5, 0.9), min_n=10,
+                              min_rank=5)
     assert plan.grid_points == 78
     ckks = KINDS["quantiles"].plan(a, SCHEMA, "ckks", STUDY)
     assert isinstance(ckks, IterativePlan) and ckks.program == HistogramProgram(78)

@@ -15,7 +15,7 @@ from securecalc.core.plans import IterativePlan
 from securecalc.core.schema import Column, Schema
 from securecalc.errors import ConfigError, DataError
 from securecalc.synth import generate_site, synth_schema
-from tests.core.kinds_engine import STUDY, analysis, rel_close, run, tables_from
+from tests.core.kinds_engine import STUDY, UNGATED_STUDY, analysis, rel_close, run, tables_from
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -105,14 +105,17 @@ def test_linreg_category_with_a_level_at_one_site_only() -> None:
     y = np.concatenate([s["y"] for s in sites])
     # g[never] is declared but absent everywhere: its indicator is constant (zero)
     with pytest.raises(DataError) as info:
-        run({"kind": "linreg", "y": "y", "x": ["u", "k", "g"]}, schema, tables)
+        run({"kind": "linreg", "y": "y", "x": ["u", "k", "g"]}, schema, tables, study=UNGATED_STUDY)
     assert "analysis 'a'" in str(info.value) and "'g[never]'" in str(info.value)
     assert "constant" in str(info.value)
+    # gated, the absent level (a count below min_cohort) withholds the analysis instead
+    assert run({"kind": "linreg", "y": "y", "x": ["u", "k", "g"]}, schema, tables) == \
+        (None, None)
     # the same model without the absent level, through a schema that does not declare it
     levels = Schema({**schema.columns, "g": Column("g", "category",
                                                    levels=("base", "mid", "top"))})
     value, n = run({"kind": "linreg", "y": "y", "x": ["u", "k", "g"]}, levels,
-                   tables_from(levels, sites))
+                   tables_from(levels, sites), study=UNGATED_STUDY)
     ols = sm.OLS(y[keep], design).fit()
     assert n == keep.sum()
     check_coefficients(value, ["(intercept)", *names], ols, 1e-9, "t")
@@ -161,20 +164,23 @@ def test_linreg_float_collinearity_and_constants() -> None:
 def test_linreg_too_few_rows_and_empty_cohort(synth) -> None:
     tables = synth[0]
     raw = {"kind": "linreg", "y": "sbp", "x": ["age", "sex"]}
-    assert run(raw, SCHEMA, tables, where="age > 200") == (None, 0)
+    assert run(raw, SCHEMA, tables, where="age > 200", study=UNGATED_STUDY) == (None, 0)
     schema = ward_schema()
     tiny = tables_from(schema, [{"y": [1.0, 2.0], "u": [0.0, 1.0], "k": [1, 2]},
                                 {"y": [3.0], "u": [5.0], "k": [3]}, {"y": [], "u": [], "k": []}])
-    assert run({"kind": "linreg", "y": "y", "x": ["u", "k"]}, schema, tiny) == (None, 3)
+    assert run({"kind": "linreg", "y": "y", "x": ["u", "k"]}, schema, tiny,
+               study=UNGATED_STUDY) == (None, 3)
 
 
 def test_linreg_plan_uses_centred_terms() -> None:
     a = analysis({"kind": "linreg", "y": "sbp", "x": ["age", "sex"]}, SCHEMA)
     plan = KINDS["linreg"].plan(a, SCHEMA, "mpc", STUDY)
-    # terms: age (A 39), sex[M] (A 1), sbp (A 70): n, 3 sums, 6 cross-products
-    assert plan.width == 10 and all(plan.integral)
+    # terms: age (A 39), sex[M] (A 1), sbp (A 70): n, 3 sums, 6 cross-products; then the
+    # counts of the two levels of sex
+    assert plan.width == 12 and all(plan.integral)
     assert plan.bounds == tuple(2**31 * Fraction(v) for v in
-                                (1, 39, 1, 70, 39**2, 39, 39 * 70, 1, 70, 70**2))
+                                (1, 39, 1, 70, 39**2, 39, 39 * 70, 1, 70, 70**2, 1, 1))
+    assert KINDS["linreg"].cohort_slots(a, SCHEMA, plan) == (0, 10, 11)
 
 
 # --------------------------------------------------------------------------- logreg
@@ -223,22 +229,26 @@ def test_logreg_perfect_separation_does_not_converge() -> None:
     assert value["iterations"] <= 25
     value, _ = run({"kind": "logreg", "y": "y", "x": ["x"], "max_iter": 3}, schema, tables)
     assert value["converged"] is False and value["iterations"] == 3
-    # a constant outcome separates too
-    value, _ = run({"kind": "logreg", "y": "y", "x": ["x"]}, schema, tables, where="x > 1")
+    # a constant outcome separates too; gated, it is withheld (no row has the other outcome)
+    value, _ = run({"kind": "logreg", "y": "y", "x": ["x"]}, schema, tables, where="x > 1",
+                   study=UNGATED_STUDY)
     assert value["converged"] is False
+    assert run({"kind": "logreg", "y": "y", "x": ["x"]}, schema, tables, where="x > 1") == \
+        (None, None)
 
 
 def test_logreg_collinear_and_tiny(synth) -> None:
     schema = ward_schema()
     tables = tables_from(schema, ward_sites(np.random.default_rng(18)))
     with pytest.raises(DataError) as info:
-        run({"kind": "logreg", "y": "yes", "x": ["u", "k", "w"]}, schema, tables)
+        run({"kind": "logreg", "y": "yes", "x": ["u", "k", "w"]}, schema, tables,
+            study=UNGATED_STUDY)
     assert str(info.value).startswith("analysis 'a': collinear predictors: 'w' is (nearly) a "
                                       "linear combination of the intercept and 'k'")
     with pytest.raises(DataError, match="'g\\[never\\]' is constant"):
-        run({"kind": "logreg", "y": "yes", "x": ["u", "g"]}, schema, tables)
+        run({"kind": "logreg", "y": "yes", "x": ["u", "g"]}, schema, tables, study=UNGATED_STUDY)
     assert run({"kind": "logreg", "y": "diabetes", "x": ["age"]}, SCHEMA, synth[0],
-               where="age > 200") == (None, 0)
+               where="age > 200", study=UNGATED_STUDY) == (None, 0)
 
 
 def test_logreg_program_is_deterministic_and_json() -> None:
@@ -250,16 +260,20 @@ def test_logreg_program_is_deterministic_and_json() -> None:
         a, SCHEMA, "mpc", STUDY).program)
     state = program.initial_state()
     first = program.round_plan(state)
-    # n, gradient (3), Hessian (6), log-likelihood; |x_j x_k w| <= A_j A_k / 4
-    assert first.width == 11 and first.integral == (True,) + (False,) * 10
+    # n, gradient (3), Hessian (6), log-likelihood; |x_j x_k w| <= A_j A_k / 4; then (first
+    # round only) the counts of both values of diabetes and of sex, which gate the release
+    assert first.width == 15 and first.integral == (True,) + (False,) * 10 + (True,) * 4
     assert first.bounds[4] == 2**31 * Fraction(1, 4) and first.bounds[7] == 2**31 * 39**2 / 4
-    assert first.bounds[-1] == 2**31 * Fraction(7, 10)
+    assert first.bounds[10] == 2**31 * Fraction(7, 10)
+    assert KINDS["logreg"].cohort_slots(a, SCHEMA, plan) == (0, 11, 12, 13, 14)
     totals = (Fraction(100), Fraction(-3, 2), Fraction(11), Fraction(1, 3), Fraction(25),
-              Fraction(9), Fraction(5), Fraction(2000), Fraction(40), Fraction(12), Fraction(-60))
+              Fraction(9), Fraction(5), Fraction(2000), Fraction(40), Fraction(12), Fraction(-60),
+              Fraction(40), Fraction(60), Fraction(50), Fraction(50))
     one, two = program.advance(state, totals), program.advance(json.loads(json.dumps(state)),
                                                                totals)
     assert one == two and json.loads(json.dumps(one)) == one
     later = program.round_plan(one)
+    assert later.width == 11
     eta = sum(abs(Fraction(b)) * h for b, h in zip(one["beta"], (1, 39, 1), strict=True))
     assert later.bounds[-1] == 2**31 * (eta + Fraction(7, 10))
 

@@ -7,11 +7,11 @@ import pytest
 from lifelines import KaplanMeierFitter
 from lifelines.statistics import logrank_test, multivariate_logrank_test
 
-from securecalc.core.kinds import KINDS
+from securecalc.core.kinds import KINDS, StudyOptions
 from securecalc.core.schema import Column, Schema
 from securecalc.errors import ConfigError
 from securecalc.synth import generate_site, synth_schema
-from tests.core.kinds_engine import STUDY, analysis, rel_close, run, tables_from
+from tests.core.kinds_engine import STUDY, UNGATED_STUDY, analysis, rel_close, run, tables_from
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -45,7 +45,7 @@ def check_curve(curve, durations, events, rel=1e-9) -> None:
 def test_kaplan_meier_per_group(synth, engine: str, mode: str) -> None:
     tables, pooled = synth
     value, n = run({"kind": "kaplan_meier", "time": "followup_days", "event": "event",
-                    "group": "arm"}, SCHEMA, tables, engine=engine, mode=mode)
+                    "group": "arm"}, SCHEMA, tables, engine=engine, mode=mode, study=UNGATED_STUDY)
     assert n == pooled["arm"].size and set(value["groups"]) == {"a", "b"}
     for level in ("a", "b"):
         rows = pooled["arm"] == level
@@ -56,7 +56,7 @@ def test_kaplan_meier_per_group(synth, engine: str, mode: str) -> None:
 def test_kaplan_meier_on_a_grid_with_ties(synth) -> None:
     tables, pooled = synth
     value, n = run({"kind": "kaplan_meier", "time": "followup_days", "event": "diabetes",
-                    "grid": GRID}, SCHEMA, tables, where="age >= 50")
+                    "grid": GRID}, SCHEMA, tables, where="age >= 50", study=UNGATED_STUDY)
     rows = pooled["age"] >= 50
     grid = np.array(GRID)
     coarse = grid[np.searchsorted(grid, pooled["followup_days"][rows], side="left")]
@@ -79,7 +79,7 @@ def test_float_time_grid_and_a_group_at_one_site_only() -> None:
     tables = tables_from(schema, sites)
     grid = [0.5, 1, 1.5, 2, 3, 4, 6, 8, 10]
     value, n = run({"kind": "kaplan_meier", "time": "t", "event": "dead", "group": "g",
-                    "grid": grid}, schema, tables)
+                    "grid": grid}, schema, tables, study=UNGATED_STUDY)
     t = np.concatenate([s["t"] for s in sites])
     dead = np.concatenate([s["dead"] for s in sites])
     g = np.concatenate([s["g"] for s in sites])
@@ -92,7 +92,7 @@ def test_float_time_grid_and_a_group_at_one_site_only() -> None:
     assert value["groups"]["z"][0]["at_risk"] == np.sum(g[keep] == "z")
     # logrank over the three groups (z at one site only) and over two
     value, n = run({"kind": "logrank", "time": "t", "event": "dead", "group": "g",
-                    "grid": grid}, schema, tables)
+                    "grid": grid}, schema, tables, study=UNGATED_STUDY)
     test = multivariate_logrank_test(coarse, g[keep], dead[keep])
     assert value["df"] == 2 and rel_close(value["statistic"], test.test_statistic)
     assert abs(value["p_value"] - test.p_value) <= 1e-6
@@ -102,7 +102,7 @@ def test_float_time_grid_and_a_group_at_one_site_only() -> None:
 def test_logrank_two_groups(synth, engine: str, mode: str) -> None:
     tables, pooled = synth
     value, n = run({"kind": "logrank", "time": "followup_days", "event": "event",
-                    "group": "arm"}, SCHEMA, tables, engine=engine, mode=mode)
+                    "group": "arm"}, SCHEMA, tables, engine=engine, mode=mode, study=UNGATED_STUDY)
     a, b = pooled["arm"] == "a", pooled["arm"] == "b"
     time, event = pooled["followup_days"], pooled["event"]
     test = logrank_test(time[a], time[b], event[a], event[b])
@@ -116,7 +116,8 @@ def test_logrank_two_groups(synth, engine: str, mode: str) -> None:
 def test_logrank_category_event_and_filters(synth) -> None:
     tables, pooled = synth
     value, n = run({"kind": "logrank", "time": "followup_days", "event": "diabetes",
-                    "group": "sex", "grid": GRID}, SCHEMA, tables, where="arm == 'b'")
+                    "group": "sex", "grid": GRID}, SCHEMA, tables, where="arm == 'b'",
+                   study=UNGATED_STUDY)
     rows = pooled["arm"] == "b"
     coarse = np.array(GRID)[np.searchsorted(GRID, pooled["followup_days"][rows], side="left")]
     test = multivariate_logrank_test(coarse, pooled["sex"][rows], pooled["diabetes"][rows] ==
@@ -125,7 +126,7 @@ def test_logrank_category_event_and_filters(synth) -> None:
     assert abs(value["p_value"] - test.p_value) <= 1e-6
     # one group left: no test
     assert run({"kind": "logrank", "time": "followup_days", "event": "event", "group": "sex"},
-               SCHEMA, tables, where="sex == 'F'")[0] is None
+               SCHEMA, tables, where="sex == 'F'", study=UNGATED_STUDY)[0] is None
 
 
 def test_ties_everywhere_and_everyone_dies() -> None:
@@ -137,7 +138,8 @@ def test_ties_everywhere_and_everyone_dies() -> None:
              {"t": [2, 3, 3, 5], "e": [1, 1, 1, 1], "g": ["p", "p", "q", "q"]},
              {"t": [5, 5, None], "e": [1, 1, 1], "g": ["p", "q", "p"]}]
     tables = tables_from(schema, sites)
-    value, n = run({"kind": "kaplan_meier", "time": "t", "event": "e"}, schema, tables)
+    value, n = run({"kind": "kaplan_meier", "time": "t", "event": "e"}, schema, tables,
+                   study=UNGATED_STUDY)
     t = np.array([1, 1, 2, 2, 2, 3, 2, 3, 3, 5, 5, 5])
     e = np.array([1, 0, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1])
     g = np.array(["p", "q", "p", "q", "p", "q", "p", "p", "q", "q", "p", "q"])
@@ -145,7 +147,8 @@ def test_ties_everywhere_and_everyone_dies() -> None:
     check_curve(value["groups"]["all"], t, e)
     last = value["groups"]["all"][-1]
     assert last["survival"] == 0 and last["ci_lower"] == last["ci_upper"] == 0
-    value, _ = run({"kind": "logrank", "time": "t", "event": "e", "group": "g"}, schema, tables)
+    value, _ = run({"kind": "logrank", "time": "t", "event": "e", "group": "g"}, schema, tables,
+                   study=UNGATED_STUDY)
     test = logrank_test(t[g == "p"], t[g == "q"], e[g == "p"], e[g == "q"])
     assert rel_close(value["statistic"], test.test_statistic)
     assert abs(value["p_value"] - test.p_value) <= 1e-6
@@ -154,20 +157,47 @@ def test_ties_everywhere_and_everyone_dies() -> None:
 def test_empty_cohort(synth) -> None:
     tables, _ = synth
     value, n = run({"kind": "kaplan_meier", "time": "followup_days", "event": "event",
-                    "group": "arm"}, SCHEMA, tables, where="age > 200")
+                    "group": "arm"}, SCHEMA, tables, where="age > 200", study=UNGATED_STUDY)
     assert value == {"groups": {"a": [], "b": []}} and n == 0
     assert run({"kind": "logrank", "time": "followup_days", "event": "event", "group": "arm"},
-               SCHEMA, tables, where="age > 200") == (None, 0)
+               SCHEMA, tables, where="age > 200", study=UNGATED_STUDY) == (None, 0)
 
 
 def test_plan_shape() -> None:
     a = analysis({"kind": "logrank", "time": "followup_days", "event": "event",
                   "group": "arm"}, SCHEMA)
     plan = KINDS["logrank"].plan(a, SCHEMA, "mpc", STUDY)
-    assert plan.width == 2 * 2 * 3650 and all(plan.integral) and not plan.suppress_below
+    # events and removals per group and day, then the count of each of the two groups
+    assert plan.width == 2 * 2 * 3650 + 2 and all(plan.integral) and not plan.suppress_below
+    assert KINDS["logrank"].cohort_slots(a, SCHEMA, plan) == (14600, 14601)
+    assert KINDS["logrank"].cell_slots(a, SCHEMA, plan) == tuple(range(14600))
     a = analysis({"kind": "kaplan_meier", "time": "followup_days", "event": "event",
                   "grid": GRID}, SCHEMA)
-    assert KINDS["kaplan_meier"].plan(a, SCHEMA, "ckks", STUDY).width == 20
+    plan = KINDS["kaplan_meier"].plan(a, SCHEMA, "ckks", STUDY)
+    assert plan.width == 21 and KINDS["kaplan_meier"].cohort_slots(a, SCHEMA, plan) == (20,)
+
+
+def test_gates_withhold_small_steps_and_groups(synth) -> None:
+    tables, pooled = synth
+    daily = {"kind": "kaplan_meier", "time": "followup_days", "event": "event", "group": "arm"}
+    assert run(daily, SCHEMA, tables) == (None, None)  # days with 1 to 4 events
+    value, _ = run({**daily, "grid": GRID}, SCHEMA, tables)
+    assert value["groups"]["b"] is None and value["groups"]["a"]  # 4 events in b at 3650
+    value, n = run({**daily, "grid": [90, 180, 365, 730, 1095, 1460, 1825, 3650]}, SCHEMA,
+                   tables)
+    assert n == pooled["arm"].size
+    for level in ("a", "b"):
+        assert all(p["events"] >= 5 for p in value["groups"][level])
+    # a group of fewer than min_cohort patients withholds its own curve, and the test
+    sizes = {level: int(np.sum(pooled["sex"] == level)) for level in ("F", "M")}
+    assert sizes["M"] < sizes["F"]
+    value, n = run({**daily, "group": "sex", "grid": [90, 180, 365, 730, 1095, 1460, 1825,
+                                                      3650]},
+                   SCHEMA, tables, study=StudyOptions(min_cohort=sizes["M"] + 1))
+    assert value["groups"]["M"] is None and value["groups"]["F"] and n == sizes["F"]
+    assert run({"kind": "logrank", "time": "followup_days", "event": "event", "group": "arm",
+                "grid": GRID}, SCHEMA, tables, study=StudyOptions(min_cohort=2000)) == \
+        (None, None)
 
 
 @pytest.mark.parametrize(

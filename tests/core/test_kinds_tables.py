@@ -43,7 +43,7 @@ def test_histogram_matches_numpy(sites, engine: str) -> None:
     assert n == int(counts.sum()) < bmi.size
 
 
-def test_histogram_last_edge_is_closed_and_small_bins_are_withheld() -> None:
+def test_histogram_last_edge_is_closed_and_a_small_bin_withholds_the_table() -> None:
     schema = Schema({"k": Column("k", "int", min=0, max=10)})
     sites = [{"k": [0, 1, 1, 5, 10, 10, None]}, {"k": [1, 1, 2, 9, 10]}, {"k": [3, 10, 10]}]
     tables = tables_from(schema, sites)
@@ -51,11 +51,19 @@ def test_histogram_last_edge_is_closed_and_small_bins_are_withheld() -> None:
     edges = [0, 2, 6, 10]
     counts, _ = np.histogram(x, bins=edges)
     assert counts.tolist() == [5, 3, 6]
-    value, n = run({"kind": "histogram", "column": "k", "edges": edges}, schema, tables)
-    assert value == {"edges": [0, 2, 6, 10], "counts": [5, "<5", 6]} and n == 11
+    # 3 is below min_cell_count 5: nothing is released, so n minus a count reveals nothing
+    assert run({"kind": "histogram", "column": "k", "edges": edges}, schema, tables) == \
+        (None, None)
     value, n = run({"kind": "histogram", "column": "k", "edges": edges}, schema, tables,
                    study=StudyOptions(min_cell_count=3))
     assert value["counts"] == [5, 3, 6] and n == 14
+    # a table of fewer than min_cohort rows is withheld too
+    assert run({"kind": "histogram", "column": "k", "edges": edges}, schema, tables,
+               study=StudyOptions(min_cell_count=3, min_cohort=15)) == (None, None)
+    # zero cells are released: they rest on no patient
+    value, n = run({"kind": "histogram", "column": "k", "edges": [0, 6, 8, 10]}, schema,
+                   tables, study=StudyOptions(min_cell_count=3))
+    assert value["counts"] == [8, 0, 6] and n == 14
 
 
 @pytest.mark.parametrize("engine", ["mpc", "ckks"])
@@ -80,7 +88,7 @@ def crosstab_schema() -> Schema:
                    "outcome": Column("outcome", "category", levels=("ok", "bad", "dead"))})
 
 
-def test_crosstab_small_cell_withholds_the_test() -> None:
+def test_crosstab_small_cell_withholds_the_table() -> None:
     rng = np.random.default_rng(3)
     schema = crosstab_schema()
     sites = []
@@ -92,17 +100,12 @@ def test_crosstab_small_cell_withholds_the_test() -> None:
             ward[:3], outcome[:3] = "rare", "ok"
         sites.append({"ward": list(ward), "outcome": list(outcome)})
     tables = tables_from(schema, sites)
-    value, n = run({"kind": "crosstab", "row": "ward", "col": "outcome"}, schema, tables)
-    assert value["table"]["rare"] == {"ok": "<5", "bad": "<5", "dead": "<5"}
-    assert value["chi2"] is None and "withheld" in value["note"]
+    raw = {"kind": "crosstab", "row": "ward", "col": "outcome"}
+    assert run(raw, schema, tables) == (None, None)  # the rare level's 3 rows
+    value, n = run(raw, schema, tables, study=StudyOptions(min_cell_count=3))
+    assert value["table"]["rare"] == {"ok": 3, "bad": 0, "dead": 0}
     ward = np.concatenate([s["ward"] for s in sites])
-    assert n == sum(v for row in value["table"].values() for v in row.values()
-                    if isinstance(v, int)) < np.sum(ward != None)  # noqa: E711
-    # with a threshold of 1 (only zero cells withheld) the rare level still blocks the test
-    value, _ = run({"kind": "crosstab", "row": "ward", "col": "outcome"}, schema, tables,
-                   study=StudyOptions(min_cell_count=1))
-    assert value["table"]["rare"] == {"ok": 3, "bad": "<1", "dead": "<1"}
-    assert value["chi2"] is None
+    assert n == np.sum(ward != None) and value["chi2"] is not None  # noqa: E711
 
 
 def test_crosstab_level_at_one_site_only() -> None:
@@ -150,13 +153,19 @@ def test_crosstab_drops_empty_levels_when_zeros_are_released() -> None:
     assert value["chi2"] is None and "fewer than two" in value["note"]
 
 
-def test_plans_suppress_at_the_study_threshold() -> None:
+def test_plans_gate_exact_tables_and_suppress_noisy_cells() -> None:
     a = analysis({"kind": "crosstab", "row": "sex", "col": "arm"}, SCHEMA)
-    plan = KINDS["crosstab"].plan(a, SCHEMA, "mpc", StudyOptions(min_cell_count=11))
+    kind = KINDS["crosstab"]
+    plan = kind.plan(a, SCHEMA, "mpc", StudyOptions(min_cell_count=11))
+    assert plan == SumPlan.counts(5)  # four cells, then their total
+    assert kind.cell_slots(a, SCHEMA, plan) == (0, 1, 2, 3)
+    assert kind.cohort_slots(a, SCHEMA, plan) == (4,)
+    noisy = analysis({"kind": "crosstab", "row": "sex", "col": "arm", "epsilon": 0.5}, SCHEMA)
+    plan = kind.plan(noisy, SCHEMA, "mpc", StudyOptions(min_cell_count=11))
     assert plan == SumPlan((True,) * 4, (2**31,) * 4, (1,) * 4, suppress_below=11)
+    assert kind.cell_slots(noisy, SCHEMA, plan) == kind.cohort_slots(noisy, SCHEMA, plan) == ()
     h = analysis({"kind": "histogram", "column": "age", "edges": [18, 40, 60, 95]}, SCHEMA)
-    assert KINDS["histogram"].plan(h, SCHEMA, "ckks", STUDY).suppress_below == 5
-    assert KINDS["histogram"].plan(h, SCHEMA, "ckks", STUDY).width == 3
+    assert KINDS["histogram"].plan(h, SCHEMA, "ckks", STUDY).width == 4
 
 
 @pytest.mark.parametrize(
@@ -181,10 +190,7 @@ def test_parse_errors(raw, field: str, words: str) -> None:
 
 def test_empty_cohort(sites) -> None:
     _, tables = sites
-    value, n = run({"kind": "histogram", "column": "age", "edges": [18, 50, 95]}, SCHEMA,
-                   tables, where="age > 200")
-    assert value == {"edges": [18, 50, 95], "counts": ["<5", "<5"]} and n == 0
-    value, n = run({"kind": "crosstab", "row": "sex", "col": "arm"}, SCHEMA, tables,
-                   where="age > 200")
-    assert n == 0 and value["chi2"] is None
-    assert value["table"] == {s: {a: "<5" for a in ("a", "b")} for s in ("F", "M")}
+    assert run({"kind": "histogram", "column": "age", "edges": [18, 50, 95]}, SCHEMA,
+               tables, where="age > 200") == (None, None)
+    assert run({"kind": "crosstab", "row": "sex", "col": "arm"}, SCHEMA, tables,
+               where="age > 200") == (None, None)

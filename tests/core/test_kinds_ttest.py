@@ -10,7 +10,7 @@ from securecalc.core.kinds import KINDS
 from securecalc.core.schema import Column, Schema
 from securecalc.errors import ConfigError
 from securecalc.synth import generate_site, synth_schema
-from tests.core.kinds_engine import STUDY, analysis, rel_close, run, tables_from
+from tests.core.kinds_engine import STUDY, UNGATED_STUDY, analysis, rel_close, run, tables_from
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -74,14 +74,14 @@ def test_level_at_one_site_and_too_few_rows() -> None:
     x = np.concatenate([s["x"] for s in sites])
     g = np.concatenate([np.asarray(s["g"], dtype=object) for s in sites])
     value, n = run({"kind": "ttest", "column": "x", "group": "g", "levels": ["u", "v"]},
-                   schema, tables)
+                   schema, tables, study=UNGATED_STUDY)
     keep = ~np.isnan(x)
     check(value, n, x[keep & (g == "u")], x[keep & (g == "v")], ("u", "v"), 1e-9)
     assert value["n"]["v"] == 3  # two at one site, one at another; the third's x is missing
     assert run({"kind": "ttest", "column": "x", "group": "g", "levels": ["u", "w"]},
-               schema, tables) == (None, 96)
+               schema, tables, study=UNGATED_STUDY) == (None, 96)
     assert run({"kind": "ttest", "column": "x", "group": "g", "levels": ["u", "v"]},
-               schema, tables, where="x > 1000") == (None, 0)
+               schema, tables, where="x > 1000", study=UNGATED_STUDY) == (None, 0)
 
 
 def test_zero_variance() -> None:
@@ -90,13 +90,13 @@ def test_zero_variance() -> None:
     tables = tables_from(schema, [{"k": [3, 3], "g": ["a", "b"]}, {"k": [3, 5], "g": ["a", "b"]},
                                   {"k": [5], "g": ["b"]}])
     value, n = run({"kind": "ttest", "column": "k", "group": "g", "levels": ["a", "b"]},
-                   schema, tables)
+                   schema, tables, study=UNGATED_STUDY)
     assert n == 5 and value["mean_difference"] == -4 / 3
     assert value["t"] is not None
     tables = tables_from(schema, [{"k": [3, 4], "g": ["a", "b"]}, {"k": [3, 4], "g": ["a", "b"]},
                                   {"k": [], "g": []}])
     value, n = run({"kind": "ttest", "column": "k", "group": "g", "levels": ["a", "b"]},
-                   schema, tables)
+                   schema, tables, study=UNGATED_STUDY)
     assert value["mean_difference"] == -1 and value["t"] is None and value["ci95"] is None
 
 

@@ -289,10 +289,15 @@ def test_digest_covers_public_parameters_only() -> None:
          IterativeStep("c", Countdown(10), 1)),
         (SuppressedSumStep("a", (1, 2), 10, 5), SearchStep("b", idx, 10, (0.5,)),
          IterativeStep("c", Countdown(11), 1)),
+        (SuppressedSumStep("a", (1, 2), 10, 5), SearchStep("b", idx, 10, (0.5,), 0, 10, 5),
+         IterativeStep("c", Countdown(10), 1)),
+        (SuppressedSumStep("a", (1, 2), 10, 5), SearchStep("b", idx, 10, (0.5,)),
+         IterativeStep("c", Countdown(10), 1, (0,), 10)),
     ]:
         assert job(*steps).digest() != base
     spec = SearchStep("b", idx, 10, (0.5,)).public_spec()
-    assert spec == ("search", "b", 10, (0.5,), 10)  # arity search_arity(10): one iteration
+    # arity search_arity(10): one iteration; then min_n and min_rank
+    assert spec == ("search", "b", 10, (0.5,), 10, 1, 1)
     it = IterativeStep("c", Countdown(10), 1).public_spec()
     assert it[2].endswith("test_mpc_steps_pure.Countdown") and "stop=10" in it[3]
 

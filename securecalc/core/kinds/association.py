@@ -15,10 +15,11 @@ from typing import Any, ClassVar
 import numpy as np
 
 from securecalc.core.analyses import Analysis
+from securecalc.core.kinds._levels import Levels
 from securecalc.core.kinds._shared import moment_local, moment_plan, moments_from, numeric_term
 from securecalc.core.kinds.base import Kind, StudyOptions, column_list, present
 from securecalc.core.limits import CORRELATION_COLUMNS
-from securecalc.core.plans import Plan
+from securecalc.core.plans import Plan, SumPlan
 from securecalc.core.schema import Schema
 from securecalc.core.table import Table
 
@@ -45,20 +46,30 @@ class Association(Kind):
     def columns(self, options: Mapping[str, Any]) -> tuple[str, ...]:
         return tuple(options["columns"])
 
+    def _levels(self, analysis: Analysis, schema: Schema) -> Levels:
+        return Levels.of(schema, analysis.options["columns"])
+
     def plan(self, analysis: Analysis, schema: Schema, engine: str,
              study: StudyOptions) -> Plan:
         terms = [numeric_term(schema[c]) for c in analysis.options["columns"]]
-        return moment_plan([t.half_range for t in terms], [t.integral for t in terms])
+        return SumPlan.concat([
+            moment_plan([t.half_range for t in terms], [t.integral for t in terms]),
+            self._levels(analysis, schema).plan()])
 
-    def cohort_slots(self, analysis: Analysis, plan: Plan) -> tuple[int, ...]:
-        return (0,)  # n of the complete cases
+    def cohort_slots(self, analysis: Analysis, schema: Schema, plan: Plan) -> tuple[int, ...]:
+        # n of the complete cases, then the counts of both values of every 0/1 column: a
+        # covariance with a 0/1 column held by one patient gives that patient's values
+        assert isinstance(plan, SumPlan)
+        tail = self._levels(analysis, schema).width
+        return (0, *range(plan.width - tail, plan.width))
 
     def local(self, analysis: Analysis, schema: Schema, table: Table, mask: np.ndarray,
               study: StudyOptions) -> tuple[Any, ...]:
         names = analysis.options["columns"]
         terms = [numeric_term(schema[c]) for c in names]
         keep = present(table, names, mask)
-        return moment_local([t.moment_input(table, keep) for t in terms])
+        return (*moment_local([t.moment_input(table, keep) for t in terms]),
+                *self._levels(analysis, schema).local(table, keep))
 
     def finish(self, analysis: Analysis, schema: Schema, released: Any,
                study: StudyOptions) -> tuple[Any, int]:
@@ -89,7 +100,9 @@ class Association(Kind):
 
 ASSOCIATION = (
     Association("correlation", "the pooled n, the mean and variance of every column and every "
-                "covariance (from n, the sums and the cross-products)."),
+                "covariance (from n, the sums and the cross-products); gated like linreg: each "
+                "value of a 0/1 column held by at least min_cohort rows."),
     Association("covariance", "the pooled n and the mean of every column (from n and the "
-                "sums)."),
+                "sums); gated like linreg: each value of a 0/1 column held by at least "
+                "min_cohort rows."),
 )

@@ -87,11 +87,39 @@ class Kind:
         """
         raise NotImplementedError
 
-    def cohort_slots(self, analysis: Analysis, plan: Plan) -> tuple[int, ...]:
-        """Slots of a SumPlan that hold cohort sizes. When the study sets ``min_cohort``, the
-        analysis is released only if every one of them reaches it (checked securely on MPC);
-        kinds without such slots are not gated."""
+    def cohort_slots(self, analysis: Analysis, schema: Schema, plan: Plan) -> tuple[int, ...]:
+        """Slots of a SumPlan (an IterativePlan's first round) that hold cohort sizes: the
+        whole cohort, each level or group a released number depends on, and each one's
+        complement. When the study sets ``min_cohort``, the analysis is released only if
+        every one of them reaches it (checked securely on MPC)."""
         return ()
+
+    def cell_slots(self, analysis: Analysis, schema: Schema, plan: Plan) -> tuple[int, ...]:
+        """Slots of a SumPlan that hold exact counts on which released numbers rest: the
+        analysis is released only if each is 0 or reaches ``min_cell_count`` (decided with
+        the cohort slots, in the same secure test)."""
+        return ()
+
+    def release_parts(self, analysis: Analysis, schema: Schema,
+                      plan: Plan) -> tuple[tuple[int, ...], ...]:
+        """A partition of a SumPlan's slots whose parts are gated and released on their own
+        (e.g. one survival curve per group); empty (the default): all or nothing."""
+        return ()
+
+    def extremes(self, analysis: Analysis) -> bool:
+        """Whether the analysis releases a single patient's value by definition (min, max):
+        a node runs it only if its policy sets ``allow_extremes``."""
+        return False
+
+    def withheld_note(self, analysis: Analysis, study: StudyOptions) -> str:
+        """The note of an analysis whose gates failed (the same whichever gate failed)."""
+        return (f"withheld: the cohort, or a level or group of it, or its complement, is "
+                f"smaller than min_cohort ({study.min_cohort})")
+
+    def release_note(self, analysis: Analysis, schema: Schema, released: Any,
+                     study: StudyOptions) -> str | None:
+        """A note on a released analysis (e.g. parts of it withheld), or None."""
+        return None
 
     def finish(self, analysis: Analysis, schema: Schema, released: Any,
                study: StudyOptions) -> tuple[Any, int]:

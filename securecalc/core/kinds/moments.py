@@ -51,7 +51,7 @@ class Moment(Kind):
              study: StudyOptions) -> Plan:
         return layout_of(analysis, schema).plan()
 
-    def cohort_slots(self, analysis: Analysis, plan: Plan) -> tuple[int, ...]:
+    def cohort_slots(self, analysis: Analysis, schema: Schema, plan: Plan) -> tuple[int, ...]:
         return (0,)  # n
 
     def local(self, analysis: Analysis, schema: Schema, table: Table, mask: np.ndarray,

@@ -22,6 +22,12 @@ one-round :class:`~securecalc.core.plans.IterativePlan` whose round is a
 off it. Each site's input is the same on both engines (its sorted grid indices):
 :meth:`Kind.local` is not told the engine, so the CKKS program turns those indices into the
 histogram.
+
+Gates, the same on both engines: nothing is released unless N reaches ``min_cohort`` (on MPC
+decided before N is opened), and the p-quantile only if its rank k satisfies
+``min_cell_count <= k <= N - min_cell_count + 1`` (else None, named in the note). p = 0 and 1
+(min and max) are exempt from the rank rule: they are one patient's value by definition, and a
+node runs them only if its policy sets ``allow_extremes``.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from securecalc.core.analyses import Analysis
-from securecalc.core.kinds._shared import ROWS, optional_number
+from securecalc.core.kinds._shared import optional_number
 from securecalc.core.kinds.base import (
     Kind,
     SearchResult,
@@ -46,7 +52,7 @@ from securecalc.core.kinds.base import (
     present,
 )
 from securecalc.core.limits import CKKS_GRID_POINTS, PROBS
-from securecalc.core.plans import IterativePlan, Plan, SearchPlan, SumPlan
+from securecalc.core.plans import IterativePlan, Plan, SearchPlan, SumPlan, rank_releasable
 from securecalc.core.schema import Column, Schema
 from securecalc.core.table import Table
 
@@ -128,14 +134,15 @@ class HistogramProgram:
         return {"counts": None}
 
     def round_plan(self, state: Any) -> SumPlan:
-        return SumPlan((True,) * self.points, (ROWS,) * self.points, (1,) * self.points)
+        """A count per grid point, then N (the cohort gate's slot)."""
+        return SumPlan.counts(self.points + 1)
 
     def local(self, state: Any, data: Any) -> tuple[int, ...]:
         indices = np.asarray(data, dtype=np.int64)
-        return tuple(np.bincount(indices, minlength=self.points).tolist())
+        return (*np.bincount(indices, minlength=self.points).tolist(), len(indices))
 
     def advance(self, state: Any, totals: Sequence[Fraction]) -> dict[str, Any]:
-        return {"counts": [int(round(t)) for t in totals]}
+        return {"counts": [int(round(t)) for t in totals[:self.points]]}
 
     def done(self, state: Any) -> bool:
         return state.get("counts") is not None
@@ -148,10 +155,13 @@ class OrderKind(Kind):
     dp_unsupported: ClassVar[str] = ("on MPC its search reveals comparison outcomes on "
                                      "exact counts, which noise on sums does not cover")
     reveals: ClassVar[str] = (
-        "the pooled n; on MPC the outcome of every comparison of the search (whether at least "
-        "k values lie at or below each probed grid point), which brackets each result between "
-        "neighbouring probes; on CKKS the pooled histogram of the column at the grid "
-        "resolution (every grid point's count), to the coordinator.")
+        "the pooled n (only when it reaches min_cohort; decided securely on MPC); on MPC the "
+        "outcome of every comparison of the search (whether at least k values lie at or below "
+        "each probed grid point), which brackets each result between neighbouring probes; on "
+        "CKKS the pooled histogram of the column at the grid resolution (every grid point's "
+        "count), to the coordinator. A quantile is released only if at least min_cell_count "
+        "values lie at or below it and at or above it; min and max (p = 0 or 1) are single "
+        "patients' values, run only by nodes whose policy sets allow_extremes.")
     _RESOLUTION = ("grid step (float columns: default (max - min)/10000; int columns: a whole "
                    "number, default 1 = exact); values are rounded up to the grid")
     keys: ClassVar[Mapping[str, str]] = {"column": "the numeric column",
@@ -183,7 +193,40 @@ class OrderKind(Kind):
             self.check_engine(analysis, schema, engine)
             return IterativePlan(HistogramProgram(grid.points))
         probs = tuple(float(p) for p in self.probs(analysis.options))
-        return SearchPlan(lo=grid.lo, hi=grid.hi, resolution=grid.resolution, probs=probs)
+        return SearchPlan(lo=grid.lo, hi=grid.hi, resolution=grid.resolution, probs=probs,
+                          min_n=max(1, study.min_cohort), min_rank=study.min_cell_count)
+
+    def cohort_slots(self, analysis: Analysis, schema: Schema, plan: Plan) -> tuple[int, ...]:
+        """CKKS: N, after the histogram; MPC: none (the search gates N itself)."""
+        return (self.grid(analysis, schema).points,) if isinstance(plan, IterativePlan) else ()
+
+    def extremes(self, analysis: Analysis) -> bool:
+        return any(float(p) in (0.0, 1.0) for p in self.probs(analysis.options))
+
+    def _found(self, analysis: Analysis, released: Any,
+               study: StudyOptions) -> tuple[int, list[int]]:
+        """N and each probability's grid index (-1: withheld by the rank rule)."""
+        probs = self.probs(analysis.options)
+        if isinstance(released, SearchResult):
+            return int(released.n), [int(i) for i in released.indices]
+        # the CKKS histogram program's final state: the same rank rule as the MPC search
+        counts = np.asarray(released["counts"], dtype=np.int64)
+        cumulative = np.cumsum(counts)
+        n = int(cumulative[-1]) if counts.size else 0
+        ranks = [target_rank(p, n) for p in probs]
+        return n, [int(np.searchsorted(cumulative, k, side="left"))
+                   if rank_releasable(float(p), k, n, study.min_cell_count) else -1
+                   for p, k in zip(probs, ranks, strict=True)]
+
+    def release_note(self, analysis: Analysis, schema: Schema, released: Any,
+                     study: StudyOptions) -> str | None:
+        n, indices = self._found(analysis, released, study)
+        held = [str(p) for p, i in zip(self.probs(analysis.options), indices, strict=True)
+                if i < 0]
+        if not n or not held:
+            return None
+        return (f"withheld for p = {', '.join(held)}: fewer than min_cell_count "
+                f"({study.min_cell_count}) values lie at or below it or at or above it")
 
     def check_engine(self, analysis: Analysis, schema: Schema, engine: str) -> None:
         if engine == "ckks":
@@ -202,21 +245,13 @@ class OrderKind(Kind):
     def finish(self, analysis: Analysis, schema: Schema, released: Any,
                study: StudyOptions) -> tuple[Any, int]:
         grid = self.grid(analysis, schema)
-        probs = self.probs(analysis.options)
-        if isinstance(released, SearchResult):
-            n, indices = int(released.n), [int(i) for i in released.indices]
-        else:  # the CKKS histogram program's final state
-            counts = np.asarray(released["counts"], dtype=np.int64)
-            cumulative = np.cumsum(counts)
-            n = int(cumulative[-1]) if counts.size else 0
-            indices = [int(np.searchsorted(cumulative, target_rank(p, n), side="left"))
-                       for p in probs]
+        n, indices = self._found(analysis, released, study)
         if n == 0:
             return None, 0
-        values = [grid.value(i) for i in indices]
+        values = [grid.value(i) if i >= 0 else None for i in indices]
         return self.shape(analysis.options, values), n
 
-    def shape(self, options: Mapping[str, Any], values: list[int | float]) -> Any:
+    def shape(self, options: Mapping[str, Any], values: list[int | float | None]) -> Any:
         return values[0]
 
 
@@ -243,7 +278,7 @@ class Quantiles(OrderKind):
     def probs(self, options: Mapping[str, Any]) -> list[float]:
         return list(options["probs"])
 
-    def shape(self, options: Mapping[str, Any], values: list[int | float]) -> Any:
+    def shape(self, options: Mapping[str, Any], values: list[int | float | None]) -> Any:
         return {str(p): v for p, v in zip(options["probs"], values, strict=True)}
 
 

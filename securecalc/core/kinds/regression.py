@@ -10,6 +10,9 @@ are left out (listwise).
 Collinear predictors (a constant predictor, a level absent from the pooled data, or a
 predictor that is a linear combination of the intercept and earlier ones, up to
 1 - R^2 < 1e-10) stop the analysis with a :class:`~securecalc.errors.DataError` naming them.
+Under a ``min_cohort`` gate an absent level is withheld instead: both kinds add the counts per
+level of their category and 0/1 columns (:class:`~securecalc.core.kinds._levels.Levels`; logreg
+in its first round only) to their cohort gate.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from securecalc.core.analyses import Analysis
+from securecalc.core.kinds._levels import Levels
 from securecalc.core.kinds._shared import (
     LDL,
     ROWS,
@@ -104,7 +108,11 @@ class LinReg(Kind):
     name = "linreg"
     reveals: ClassVar[str] = (
         "the pooled n and the cross-products of the outcome and every predictor: the means, "
-        "variances and covariances of all of them (X'X, X'y and y'y).")
+        "variances and covariances of all of them (X'X, X'y and y'y). Released only if every "
+        "level of a category predictor, every value of a 0/1 column, and each one's "
+        "complement holds at least min_cohort rows; a numeric predictor with few rows far "
+        "from the others (high leverage) is not gated, and its coefficient can still come "
+        "close to those rows' values.")
     keys: ClassVar[Mapping[str, str]] = {"y": "the numeric outcome column", "x": _X}
     required: ClassVar[frozenset[str]] = frozenset({"y", "x"})
 
@@ -119,19 +127,28 @@ class LinReg(Kind):
         return [*design_terms(schema, analysis.options["x"]),
                 numeric_term(schema[analysis.options["y"]])]
 
+    def _levels(self, analysis: Analysis, schema: Schema) -> Levels:
+        return Levels.of(schema, self.columns(analysis.options))
+
     def plan(self, analysis: Analysis, schema: Schema, engine: str,
              study: StudyOptions) -> Plan:
         terms = self._terms(analysis, schema)
-        return moment_plan([t.half_range for t in terms], [t.integral for t in terms])
+        return SumPlan.concat([
+            moment_plan([t.half_range for t in terms], [t.integral for t in terms]),
+            self._levels(analysis, schema).plan()])
 
-    def cohort_slots(self, analysis: Analysis, plan: Plan) -> tuple[int, ...]:
-        return (0,)  # n of the complete cases
+    def cohort_slots(self, analysis: Analysis, schema: Schema, plan: Plan) -> tuple[int, ...]:
+        # n of the complete cases, then the counts in and out of every level (the tail)
+        assert isinstance(plan, SumPlan)
+        tail = self._levels(analysis, schema).width
+        return (0, *range(plan.width - tail, plan.width))
 
     def local(self, analysis: Analysis, schema: Schema, table: Table, mask: np.ndarray,
               study: StudyOptions) -> tuple[Any, ...]:
         terms = self._terms(analysis, schema)
         keep = present(table, self.columns(analysis.options), mask)
-        return moment_local([t.moment_input(table, keep) for t in terms])
+        return (*moment_local([t.moment_input(table, keep) for t in terms]),
+                *self._levels(analysis, schema).local(table, keep))
 
     def finish(self, analysis: Analysis, schema: Schema, released: Any,
                study: StudyOptions) -> tuple[Any, int]:
@@ -192,7 +209,8 @@ class LogisticProgram:
 
     Round r contributes, at the public coefficients ``beta`` (of the centred design):
     ``n``, the gradient ``sum x (y - mu)`` (p slots), the Hessian ``sum w x x'`` (upper
-    triangle) with ``w = mu (1 - mu)``, and the log-likelihood. The Newton step eliminates the
+    triangle) with ``w = mu (1 - mu)``, and the log-likelihood; the first round also the
+    level counts (``data["levels"]``), on which the engines gate it. The Newton step eliminates the
     intercept exactly from the released totals and solves the rest in pure-Python doubles
     (see :class:`~securecalc.core.kinds._shared.Partitioned`), so every party derives
     bit-identical states whatever its platform.
@@ -203,6 +221,9 @@ class LogisticProgram:
     half_ranges: tuple[Fraction, ...]  # largest |x_j| per design column (intercept: 1)
     max_iter: int
     tol: float
+    #: count slots the first round adds: the counts per level of the outcome and of the
+    #: category and 0/1 predictors (see :class:`Levels`), which gate the release
+    level_counts: int = 0
 
     @property
     def max_rounds(self) -> int:
@@ -229,7 +250,18 @@ class LogisticProgram:
             scales.append(scale(a[j]) * scale(a[k]) / 4)
         bounds.append(ROWS * (eta_bound + _LOG2_UP))
         scales.append(eta_bound + _LOG2_UP)
-        return SumPlan(tuple(flags), tuple(bounds), tuple(scales))
+        plan = SumPlan(tuple(flags), tuple(bounds), tuple(scales))
+        return SumPlan.concat([plan, SumPlan.counts(self.level_counts)]) \
+            if self.first(state) else plan
+
+    @property
+    def width(self) -> int:
+        """Slots of every round but the level counts of the first."""
+        return 2 + self.p + len(triangle(self.p))
+
+    @staticmethod
+    def first(state: Any) -> bool:
+        return state["n"] is None
 
     def local(self, state: Any, data: Any) -> tuple[Any, ...]:
         x, y = data["X"], data["y"]
@@ -242,11 +274,12 @@ class LogisticProgram:
         hessian = x.T @ (x * w[:, None])
         ll = float(np.sum(np.where(y == 1, -np.logaddexp(0.0, -eta), -np.logaddexp(0.0, eta))))
         return (n, *(float(g) for g in gradient),
-                *(float(hessian[j, k]) for j, k in triangle(self.p)), ll)
+                *(float(hessian[j, k]) for j, k in triangle(self.p)), ll,
+                *(data["levels"] if self.first(state) else ()))
 
     def _unpack(self, totals: Sequence[Fraction]) -> tuple[int, list[Fraction], Matrix,
                                                             Fraction]:
-        values = [Fraction(t) for t in totals]
+        values = [Fraction(t) for t in totals[:self.width]]
         p = self.p
         gradient = values[1:1 + p]
         hessian = [[Fraction(0)] * p for _ in range(p)]
@@ -317,7 +350,10 @@ class LogReg(Kind):
     reveals: ClassVar[str] = (
         "the pooled n, gradient, Hessian and log-likelihood at every iterate (so every "
         "iterate's coefficients); the first Hessian is X'X/4, so the means, variances and "
-        "covariances of the predictors.")
+        "covariances of the predictors. Released only if both outcomes, every level of a "
+        "category predictor, every value of a 0/1 predictor, and each one's complement hold "
+        "at least min_cohort rows (decided before the first round is opened); high-leverage "
+        "numeric predictors are not gated, as for linreg.")
     keys: ClassVar[Mapping[str, str]] = {
         "y": "the 0/1 outcome: an int column within [0, 1] or a two-level category "
              "(second level = 1)",
@@ -342,6 +378,9 @@ class LogReg(Kind):
     def _terms(self, analysis: Analysis, schema: Schema) -> list[Term]:
         return design_terms(schema, analysis.options["x"])
 
+    def _levels(self, analysis: Analysis, schema: Schema) -> Levels:
+        return Levels.of(schema, self.columns(analysis.options))
+
     def program(self, analysis: Analysis, schema: Schema) -> LogisticProgram:
         terms = self._terms(analysis, schema)
         return LogisticProgram(
@@ -349,15 +388,22 @@ class LogReg(Kind):
             names=(INTERCEPT, *(t.name for t in terms)),
             half_ranges=(Fraction(1), *(t.half_range for t in terms)),
             max_iter=int(analysis.options.get("max_iter", 25)),
-            tol=float(analysis.options.get("tol", 1e-8)))
+            tol=float(analysis.options.get("tol", 1e-8)),
+            level_counts=self._levels(analysis, schema).width)
 
     def plan(self, analysis: Analysis, schema: Schema, engine: str,
              study: StudyOptions) -> Plan:
         return IterativePlan(self.program(analysis, schema))
 
+    def cohort_slots(self, analysis: Analysis, schema: Schema, plan: Plan) -> tuple[int, ...]:
+        """n and the level counts of the first round: every later round sums the same rows."""
+        program = self.program(analysis, schema)
+        return (0, *range(program.width, program.width + program.level_counts))
+
     def local(self, analysis: Analysis, schema: Schema, table: Table, mask: np.ndarray,
               study: StudyOptions) -> dict[str, np.ndarray]:
-        """``{"X": design (float64, intercept first, numeric columns centred), "y": 0/1}``."""
+        """``{"X": design (float64, intercept first, numeric columns centred), "y": 0/1,
+        "levels": the level counts}``."""
         terms = self._terms(analysis, schema)
         keep = present(table, self.columns(analysis.options), mask)
         n = int(np.count_nonzero(keep))
@@ -366,7 +412,7 @@ class LogReg(Kind):
         for j, term in enumerate(terms, start=1):
             x[:, j] = term.values(table, keep)
         y = binary_values(table, schema, analysis.options["y"], keep).astype(np.float64)
-        return {"X": x, "y": y}
+        return {"X": x, "y": y, "levels": self._levels(analysis, schema).local(table, keep)}
 
     def finish(self, analysis: Analysis, schema: Schema, released: Any,
                study: StudyOptions) -> tuple[Any, int]:

@@ -14,6 +14,13 @@ been recorded so.
 
 Each site contributes, per group and time point, its events ``d`` and removals ``r`` (events
 plus censorings); the pooled number at risk at time t is the sum of removals at times >= t.
+
+Gates: no released step may rest on fewer than ``min_cell_count`` patients, so every pooled
+``d`` and ``r`` must be 0 or at least ``min_cell_count``, and every group (and its
+complement, for more than two groups) must hold ``min_cohort`` patients; the plan appends
+those group counts (the whole cohort's without ``group``). Otherwise ``kaplan_meier``
+withholds that group's curve (null, named in the note) and ``logrank`` the test, and the note
+says to coarsen the time points with ``grid``.
 """
 
 from __future__ import annotations
@@ -24,7 +31,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from securecalc.core.analyses import Analysis
-from securecalc.core.kinds._shared import ROWS, binary_column, binary_values
+from securecalc.core.kinds._levels import Levels
+from securecalc.core.kinds._shared import binary_column, binary_values
 from securecalc.core.kinds.base import (
     Kind,
     StudyOptions,
@@ -108,11 +116,32 @@ class _Survival(Kind):
         groups = _groups(analysis, schema)
         return (len(groups) if groups else 1), len(_times(analysis, schema))
 
+    def _levels(self, analysis: Analysis, schema: Schema) -> Levels:
+        group = analysis.options.get("group")
+        return Levels.of(schema, [group] if group else [])
+
+    def _cells(self, analysis: Analysis, schema: Schema) -> int:
+        g, t = self._shape(analysis, schema)
+        return 2 * g * t
+
     def plan(self, analysis: Analysis, schema: Schema, engine: str,
              study: StudyOptions) -> Plan:
-        g, t = self._shape(analysis, schema)
-        width = 2 * g * t
-        return SumPlan((True,) * width, (ROWS,) * width, (1,) * width)
+        """Events and removals per group and time point, then the cohort counts: per group
+        (and its complement), or the whole cohort's without a group."""
+        levels = self._levels(analysis, schema)
+        return SumPlan.counts(self._cells(analysis, schema) + (levels.width or 1))
+
+    def cohort_slots(self, analysis: Analysis, schema: Schema, plan: Plan) -> tuple[int, ...]:
+        assert isinstance(plan, SumPlan)
+        return tuple(range(self._cells(analysis, schema), plan.width))
+
+    def cell_slots(self, analysis: Analysis, schema: Schema, plan: Plan) -> tuple[int, ...]:
+        return tuple(range(self._cells(analysis, schema)))
+
+    def withheld_note(self, analysis: Analysis, study: StudyOptions) -> str:
+        return (f"withheld: a group holds fewer than min_cohort ({study.min_cohort}) patients, "
+                f"or a time point has events or removals below min_cell_count "
+                f"({study.min_cell_count}); coarsen the time points with grid")
 
     def local(self, analysis: Analysis, schema: Schema, table: Table, mask: np.ndarray,
               study: StudyOptions) -> tuple[int, ...]:
@@ -132,13 +161,16 @@ class _Survival(Kind):
         events = binary_values(table, schema, analysis.options["event"], keep) == 1
         d = np.bincount(cell[events], minlength=g * t).reshape(g, t)
         r = np.bincount(cell, minlength=g * t).reshape(g, t)
-        return tuple(np.concatenate([d, r], axis=1).ravel().tolist())
+        counts = self._levels(analysis, schema).local(table, keep) if group else \
+            (int(np.count_nonzero(keep)),)
+        return (*np.concatenate([d, r], axis=1).ravel().tolist(), *counts)
 
     def _counts(self, analysis: Analysis, schema: Schema,
                 released: Any) -> tuple[np.ndarray, np.ndarray]:
         """Pooled events and numbers at risk, shape (groups, time points)."""
         g, t = self._shape(analysis, schema)
-        values = np.array([int(round(v)) for v in released], dtype=np.int64).reshape(g, 2 * t)
+        values = np.array([int(round(v)) for v in released[:2 * g * t]],
+                          dtype=np.int64).reshape(g, 2 * t)
         d, r = values[:, :t], values[:, t:]
         at_risk = np.cumsum(r[:, ::-1], axis=1)[:, ::-1]
         return d, at_risk
@@ -175,14 +207,15 @@ class KaplanMeier(_Survival):
     survival estimate and its 95% interval as lifelines' ``KaplanMeierFitter`` gives it by
     default (exponential Greenwood, i.e. the log(-log) transform). value: ``{"groups":
     {level or "all": [{"time", "at_risk", "events", "survival", "ci_lower", "ci_upper"}]}}``
-    (a level without events has an empty list).
+    (a level without events has an empty list; a level that fails the gates is None).
     """
 
     name = "kaplan_meier"
     reveals: ClassVar[str] = (
         "per group, the pooled events and removals (events plus censorings) at every time "
-        "point: the curve's own data, plus the censorings between event times; no small-cell "
-        "suppression.")
+        "point: the curve's own data, plus the censorings between event times. A group's "
+        "curve is released only if each of its counts is 0 or at least min_cell_count and the "
+        "group (with more than two groups, its complement too) holds min_cohort patients.")
     keys: ClassVar[Mapping[str, str]] = {
         "time": "numeric time column",
         "event": "0/1 event column (int within [0, 1], or a two-level category: second = event)",
@@ -195,12 +228,41 @@ class KaplanMeier(_Survival):
     def parse(self, raw: Mapping[str, Any], schema: Schema) -> dict[str, Any]:
         return _parse(raw, schema, group_required=False)
 
+    def release_parts(self, analysis: Analysis, schema: Schema,
+                      plan: Plan) -> tuple[tuple[int, ...], ...]:
+        """One part per group: its events and removals and its count(s), so a group that fails
+        the gates withholds its own curve only."""
+        g, t = self._shape(analysis, schema)
+        if g == 1:
+            return ()
+        per_group = self._levels(analysis, schema).width // g  # 1, or 2 with the complement
+        cells = 2 * g * t
+        return tuple((*range(i * 2 * t, (i + 1) * 2 * t),
+                      *range(cells + i * per_group, cells + (i + 1) * per_group))
+                     for i in range(g))
+
+    def _withheld(self, analysis: Analysis, schema: Schema, released: Any) -> list[str]:
+        """The groups whose curves were withheld (their slots are None)."""
+        labels = _groups(analysis, schema) or ("all",)
+        t = len(_times(analysis, schema))
+        return [label for i, label in enumerate(labels) if released[i * 2 * t] is None]
+
+    def release_note(self, analysis: Analysis, schema: Schema, released: Any,
+                     study: StudyOptions) -> str | None:
+        withheld = self._withheld(analysis, schema, released)
+        if not withheld:
+            return None
+        return (f"withheld for group(s) {', '.join(withheld)}: "
+                + self.withheld_note(analysis, study).removeprefix("withheld: "))
+
     def finish(self, analysis: Analysis, schema: Schema, released: Any,
                study: StudyOptions) -> tuple[Any, int]:
         times = _times(analysis, schema)
-        d, at_risk = self._counts(analysis, schema, released)
+        withheld = self._withheld(analysis, schema, released)
+        d, at_risk = self._counts(analysis, schema, [0 if v is None else v for v in released])
         labels = _groups(analysis, schema) or ("all",)
-        curves = {label: _km_curve(times, d[i], at_risk[i]) for i, label in enumerate(labels)}
+        curves = {label: None if label in withheld else _km_curve(times, d[i], at_risk[i])
+                  for i, label in enumerate(labels)}
         return {"groups": curves}, int(at_risk[:, 0].sum())
 
 
@@ -214,8 +276,10 @@ class LogRank(_Survival):
     """
 
     name = "logrank"
-    reveals: ClassVar[str] = KaplanMeier.reveals.replace("the curve's own data",
-                                                         "the Kaplan-Meier curves' own data")
+    reveals: ClassVar[str] = (
+        "per group, the pooled events and removals (events plus censorings) at every time "
+        "point: the Kaplan-Meier curves' own data, plus the censorings between event times. "
+        "Released only if every group's curve could be (see kaplan_meier).")
     keys: ClassVar[Mapping[str, str]] = {**KaplanMeier.keys,
                                          "group": "category column: the groups to compare"}
     required: ClassVar[frozenset[str]] = frozenset({"time", "event", "group"})

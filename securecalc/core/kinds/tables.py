@@ -1,8 +1,13 @@
-"""histogram and crosstab: counts per bin or per cell, with small counts withheld.
+"""histogram and crosstab: counts per bin or per cell.
 
-Both release counts under ``SumPlan.counts(..., suppress_below=min_cell_count)``: a pooled
-count below the study's ``min_cell_count`` (default 5) is withheld by the engine and shown
-as ``"<k"``. ``n`` is the number of rows in the released (not withheld) bins or cells.
+Exact counts follow DataSHIELD's rule: the table is released only if every cell is 0 or at
+least the study's ``min_cell_count`` and the table holds at least ``min_cohort`` rows;
+otherwise nothing of it is released (value and n null, and a note). So no released count sits
+beside a hidden one, and no cell follows from ``n`` by subtraction. The plan appends the
+table's total as one more slot (the cohort gate's); the engines decide both gates in one
+secure test. With ``epsilon`` the counts are noisy, so subtraction yields only noisy values:
+each cell below ``min_cell_count`` is then withheld on its own (``SumPlan.suppress_below``) and
+shown as ``"<k"``, and ``n`` counts the rows in released cells.
 """
 
 from __future__ import annotations
@@ -30,11 +35,6 @@ from securecalc.core.schema import Schema
 from securecalc.core.table import Table
 
 
-def count_plan(width: int, study: StudyOptions) -> SumPlan:
-    return SumPlan((True,) * width, (ROWS,) * width, (1,) * width,
-                   suppress_below=study.min_cell_count)
-
-
 def shown(count: Fraction | None, study: StudyOptions) -> int | str:
     return f"<{study.min_cell_count}" if count is None else int(round(count))
 
@@ -43,7 +43,47 @@ def released_total(released: Sequence[Fraction | None]) -> int:
     return sum(int(round(c)) for c in released if c is not None)
 
 
-class Histogram(Kind):
+class _Counts(Kind):
+    """The plan, gates and local total shared by the count tables."""
+
+    dp_row_slots: ClassVar[str | None] = "one"  # a row falls in one cell
+    reveals: ClassVar[str] = (
+        "nothing beyond the released counts, or that the table was withheld (a cell between "
+        "1 and min_cell_count - 1, or fewer than min_cohort rows); with epsilon, which noisy "
+        "counts are below min_cell_count.")
+
+    def cells(self, analysis: Analysis, schema: Schema) -> int:
+        raise NotImplementedError
+
+    def plan(self, analysis: Analysis, schema: Schema, engine: str,
+             study: StudyOptions) -> Plan:
+        cells = self.cells(analysis, schema)
+        if analysis.epsilon is not None:  # noisy: each small cell withheld on its own
+            return SumPlan((True,) * cells, (ROWS,) * cells, (1,) * cells,
+                           suppress_below=study.min_cell_count)
+        return SumPlan.counts(cells + 1)  # the cells, then their total
+
+    def cohort_slots(self, analysis: Analysis, schema: Schema, plan: Plan) -> tuple[int, ...]:
+        assert isinstance(plan, SumPlan)
+        return () if plan.suppress_below else (plan.width - 1,)
+
+    def cell_slots(self, analysis: Analysis, schema: Schema, plan: Plan) -> tuple[int, ...]:
+        assert isinstance(plan, SumPlan)
+        return () if plan.suppress_below else tuple(range(plan.width - 1))
+
+    def withheld_note(self, analysis: Analysis, study: StudyOptions) -> str:
+        return (f"withheld: a cell is below min_cell_count ({study.min_cell_count}) or the "
+                f"table holds fewer than min_cohort ({study.min_cohort}) rows; merge levels "
+                "or widen bins")
+
+    @staticmethod
+    def with_total(analysis: Analysis, counts: np.ndarray) -> tuple[int, ...]:
+        """This site's cells, then (exact counts) their total."""
+        cells = tuple(counts.tolist())
+        return cells if analysis.epsilon is not None else (*cells, int(counts.sum()))
+
+
+class Histogram(_Counts):
     """Counts per bin ``[e_i, e_{i+1})``, the last bin closed, like ``numpy.histogram``.
 
     Rows with the column missing, and values outside ``[edges[0], edges[-1]]``, are not
@@ -51,10 +91,6 @@ class Histogram(Kind):
     """
 
     name = "histogram"
-    dp_row_slots: ClassVar[str | None] = "one"  # a row falls in one bin
-    reveals: ClassVar[str] = ("the pooled count of every bin, except that counts below "
-                              "min_cell_count are withheld (only that they are small is "
-                              "revealed).")
     keys: ClassVar[Mapping[str, str]] = {
         "column": "the numeric column",
         "edges": "bin edges, strictly increasing, at least 2 (values outside are not counted)",
@@ -73,9 +109,8 @@ class Histogram(Kind):
     def counts(self, options: Mapping[str, Any], schema: Schema) -> int:
         return len(options["edges"]) - 1
 
-    def plan(self, analysis: Analysis, schema: Schema, engine: str,
-             study: StudyOptions) -> Plan:
-        return count_plan(len(analysis.options["edges"]) - 1, study)
+    def cells(self, analysis: Analysis, schema: Schema) -> int:
+        return len(analysis.options["edges"]) - 1
 
     def local(self, analysis: Analysis, schema: Schema, table: Table, mask: np.ndarray,
               study: StudyOptions) -> tuple[int, ...]:
@@ -87,16 +122,17 @@ class Histogram(Kind):
         idx = np.searchsorted(edges, x, side="right") - 1
         idx[x == edges[-1]] = bins - 1
         idx = idx[(idx >= 0) & (idx < bins)]
-        return tuple(np.bincount(idx, minlength=bins).tolist())
+        return self.with_total(analysis, np.bincount(idx, minlength=bins))
 
     def finish(self, analysis: Analysis, schema: Schema, released: Any,
                study: StudyOptions) -> tuple[Any, int]:
+        released = released[:self.cells(analysis, schema)]
         counts = [shown(c, study) for c in released]
         return {"edges": list(analysis.options["edges"]), "counts": counts}, \
             released_total(released)
 
 
-class Crosstab(Kind):
+class Crosstab(_Counts):
     """Contingency table of two category columns and Pearson's chi-square test of
     independence (no continuity correction, as ``scipy.stats.chi2_contingency(correction=
     False)``).
@@ -109,10 +145,6 @@ class Crosstab(Kind):
     """
 
     name = "crosstab"
-    dp_row_slots: ClassVar[str | None] = "one"  # a row falls in one cell
-    reveals: ClassVar[str] = ("the pooled count of every cell, except that counts below "
-                              "min_cell_count are withheld (only that they are small is "
-                              "revealed).")
     keys: ClassVar[Mapping[str, str]] = {"row": "category column of the rows",
                                          "col": "category column of the columns"}
     required: ClassVar[frozenset[str]] = frozenset({"row", "col"})
@@ -136,10 +168,9 @@ class Crosstab(Kind):
     def _shape(self, analysis: Analysis, schema: Schema) -> tuple[tuple[str, ...], ...]:
         return schema[analysis.options["row"]].levels, schema[analysis.options["col"]].levels
 
-    def plan(self, analysis: Analysis, schema: Schema, engine: str,
-             study: StudyOptions) -> Plan:
+    def cells(self, analysis: Analysis, schema: Schema) -> int:
         rows, cols = self._shape(analysis, schema)
-        return count_plan(len(rows) * len(cols), study)
+        return len(rows) * len(cols)
 
     def local(self, analysis: Analysis, schema: Schema, table: Table, mask: np.ndarray,
               study: StudyOptions) -> tuple[int, ...]:
@@ -147,11 +178,12 @@ class Crosstab(Kind):
         row, col = analysis.options["row"], analysis.options["col"]
         keep = present(table, [row, col], mask)
         cell = table.column(row).values[keep] * len(cols) + table.column(col).values[keep]
-        return tuple(np.bincount(cell, minlength=len(rows) * len(cols)).tolist())
+        return self.with_total(analysis, np.bincount(cell, minlength=len(rows) * len(cols)))
 
     def finish(self, analysis: Analysis, schema: Schema, released: Any,
                study: StudyOptions) -> tuple[Any, int]:
         rows, cols = self._shape(analysis, schema)
+        released = released[:len(rows) * len(cols)]
         c = len(cols)
         table = {r: {col: shown(released[i * c + j], study) for j, col in enumerate(cols)}
                  for i, r in enumerate(rows)}

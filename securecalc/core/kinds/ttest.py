@@ -66,7 +66,7 @@ class TTest(Kind):
         one = moment_plan([half_range(column)], [column.type == "int"])
         return SumPlan.concat([one, one])
 
-    def cohort_slots(self, analysis: Analysis, plan: Plan) -> tuple[int, ...]:
+    def cohort_slots(self, analysis: Analysis, schema: Schema, plan: Plan) -> tuple[int, ...]:
         assert isinstance(plan, SumPlan)
         return (0, plan.width // 2)  # n of each level
 

@@ -165,6 +165,14 @@ class GatedSumStep:
     most ``cap``; None (the default) allows any ``-bound <= v``. The narrower the range of
     pooled cohort sizes below the threshold, the cheaper the zero test that decides the gate
     (see ``steps.py``); with the default, it is decided by a secure comparison.
+
+    ``cell_slots`` (exact counts, ``0 <= v``) must each total 0 or at least
+    ``cell_threshold`` for the release (DataSHIELD's rule: no small nonzero cell); they are
+    decided in the same zero test, which then always decides the gate.
+
+    ``parts`` (a partition of the slots, e.g. one survival curve per group) releases each
+    part under the gates among its own slots, all parts in the same zero test: ``totals``
+    are then, part by part, its verdict followed (on a pass) by its totals.
     """
 
     name: str
@@ -173,17 +181,28 @@ class GatedSumStep:
     gate_slots: tuple[int, ...]
     threshold: int
     gate_floor: int | None = None
+    cell_slots: tuple[int, ...] = ()
+    cell_threshold: int = 1
+    parts: tuple[tuple[int, ...], ...] = ()
     kind: ClassVar[str] = "gated-sum"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "values", tuple(self.values))
         object.__setattr__(self, "gate_slots", tuple(self.gate_slots))
+        object.__setattr__(self, "cell_slots", tuple(self.cell_slots))
         _check_name(self.name)
         _check_int(self.name, "bound", self.bound, 1)
         _check_int(self.name, "threshold", self.threshold, 1)
-        if not self.gate_slots or any(not 0 <= i < len(self.values) for i in self.gate_slots):
+        _check_int(self.name, "cell_threshold", self.cell_threshold, 1)
+        slots = (*self.gate_slots, *self.cell_slots)
+        if not slots or any(not 0 <= i < len(self.values) for i in slots):
             raise ConfigError(f"step {self.name!r}: gate slots outside the vector",
                               field="gate_slots")
+        object.__setattr__(self, "parts", tuple(tuple(part) for part in self.parts))
+        if self.parts and sorted(i for part in self.parts for i in part) != \
+                list(range(len(self.values))):
+            raise ConfigError(f"step {self.name!r}: parts must partition the vector",
+                              field="parts")
         if self.gate_floor is not None:
             _check_int(self.name, "gate_floor", self.gate_floor, -self.bound)
             if self.gate_floor > 0:
@@ -201,13 +220,17 @@ class GatedSumStep:
             if operator.index(self.values[i]) < self.floor:
                 raise DataError(f"step {self.name!r}: value #{i} (a cohort size) is below "
                                 f"the gate floor {self.floor}")
+        for i in self.cell_slots:
+            if operator.index(self.values[i]) < 0:
+                raise DataError(f"step {self.name!r}: value #{i} (a cell count) is negative")
 
     def int_values(self) -> list[int]:
         return [operator.index(v) for v in self.values]
 
     def public_spec(self) -> tuple[object, ...]:
         return (self.kind, self.name, len(self.values), self.bound, self.gate_slots,
-                self.threshold, self.gate_floor)
+                self.threshold, self.gate_floor, self.cell_slots, self.cell_threshold,
+                self.parts)
 
 
 #: largest grid a search accepts (indices must fit int64 with room to spare)
@@ -249,6 +272,12 @@ class SearchStep:
     all ``2 + 3 * 8 = 26`` rounds for ``N < 2**13``, 29 for ``N < 2**29`` (arity 8: 5
     iterations, 42 and 47; see ``steps.py``), whatever the number of probs. Equality
     compares the public parameters and the indices.
+
+    Gates: ``N`` is released only if it reaches ``min_n`` (a zero test inside the
+    computation, :func:`~securecalc.engines.mpc.steps_gate.release_if_large`; otherwise
+    ``totals = (0, -1, ...)``), and a probability is searched only if its target rank is
+    :func:`~securecalc.core.plans.rank_releasable` with ``min_rank`` (otherwise its index is
+    -1).
     """
 
     name: str
@@ -256,12 +285,16 @@ class SearchStep:
     n_points: int
     probs: tuple[float, ...]
     arity: int = 0
+    min_n: int = 1
+    min_rank: int = 1
     kind: ClassVar[str] = "search"
 
     def __post_init__(self) -> None:
         name = self.name
         _check_name(name)
         _check_int(name, "n_points", self.n_points, 1)
+        _check_int(name, "min_n", self.min_n, 1)
+        _check_int(name, "min_rank", self.min_rank, 1)
         if self.n_points > MAX_SEARCH_POINTS:
             raise ConfigError(f"step {name!r}: n_points must be <= 2**62", field="n_points")
         if isinstance(self.arity, int) and not isinstance(self.arity, bool) and not self.arity:
@@ -318,7 +351,8 @@ class SearchStep:
         self.index_array()
 
     def public_spec(self) -> tuple[object, ...]:
-        return (self.kind, self.name, self.n_points, self.probs, self.arity)
+        return (self.kind, self.name, self.n_points, self.probs, self.arity, self.min_n,
+                self.min_rank)
 
 
 @dataclass(frozen=True, eq=False)
@@ -338,15 +372,24 @@ class IterativeStep:
     round its width and released integers; :func:`replay` recovers the final state from them.
     Reveals the totals of every round and nothing else. Cost: 2 rounds per round of the
     program. Equality is identity (``data`` may be anything).
+
+    With ``gate_slots`` (exact counts of the first round's plan), the first round is released
+    only if each of them reaches ``threshold`` (the zero test of :class:`GatedSumStep`);
+    every later round sums over the same rows. ``totals`` then start with the verdict:
+    ``(1, r, ...)`` on a pass, ``(0,)`` otherwise.
     """
 
     name: str
     program: IterativeProgram
     data: Any
+    gate_slots: tuple[int, ...] = ()
+    threshold: int = 1
     kind: ClassVar[str] = "iterative"
 
     def __post_init__(self) -> None:
         _check_name(self.name)
+        object.__setattr__(self, "gate_slots", tuple(self.gate_slots))
+        _check_int(self.name, "threshold", self.threshold, 1)
         if not isinstance(self.program, IterativeProgram):
             raise ConfigError(f"step {self.name!r}: the program lacks IterativeProgram methods",
                               field="program")
@@ -408,12 +451,17 @@ class IterativeStep:
 
     def check_inputs(self) -> None:
         """Checks the first round's inputs (later rounds are checked before each input)."""
-        self.first_round()
+        first = self.first_round()
+        if self.gate_slots and first is not None:
+            plan, values, _ = first
+            if any(not 0 <= i < plan.width or values[i] < 0 for i in self.gate_slots):
+                raise DataError(f"step {self.name!r}: a cohort size is outside the first "
+                                "round or negative")
 
     def public_spec(self) -> tuple[object, ...]:
         cls = type(self.program)
         return (self.kind, self.name, f"{cls.__module__}.{cls.__qualname__}",
-                repr(self.program))
+                repr(self.program), self.gate_slots, self.threshold)
 
 
 def replay(program: IterativeProgram, totals: Sequence[int]) -> Any:

@@ -27,7 +27,8 @@ threshold), m)``, 35 for counts and 3 to 5 parties, so ``P = 6``):
     and the masked totals together. Suppressed sums: ``f = threshold`` per slot, all slots
     in one batch (threshold 5: 4 rounds; 11: 5). Gated sums: ``f = G * (threshold - m *
     gate_floor)`` for ``G`` gates (min_cohort 10, exact counts: 5 rounds for one gate, 6 for
-    two; a noise floor of -4 at 3 parties: 6);
+    two; a noise floor of -4 at 3 parties: 6); cell gates add ``cell_threshold - 1`` factors
+    each and always run the zero test (with ``parts``, one product per part, in one batch);
   - comparison (``steps_compare``): suppressed ``P + 5`` (input overlapping the comparisons'
     randomness, opening, ``P`` product rounds, zero test, multiplication, output: 11 at
     ``l = 35``); gated ``P + 5 + ceil(log2 G)`` (the same, then the product of the ``G``
@@ -57,7 +58,8 @@ threshold), m)``, 35 for counts and 3 to 5 parties, so ``P = 6``):
 
   A comparison costs about 0.5 ms of CPU per party, so arity 22 pays off once a round costs
   more than about 10 ms, arity 100 only beyond about 50 ms.
-* ``IterativeStep``: 2 per round of the program.
+* ``IterativeStep``: 2 per round of the program; with gate slots the first round is a zero
+  test instead (``zero_test_rounds(G * threshold)``: 7 rounds for 5 gates at min_cohort 10).
 
 These are the message chains of the protocols, which is what the session reports over a real
 network. On one machine a round may be counted twice where an ``input`` overlaps the
@@ -73,7 +75,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-from securecalc.core.plans import MAX_ROWS_PER_SITE
+from securecalc.core.plans import MAX_ROWS_PER_SITE, rank_releasable
 from securecalc.engines.mpc.failure import Failure
 from securecalc.engines.mpc.job import (
     GatedSumStep,
@@ -94,7 +96,7 @@ from securecalc.engines.mpc.steps_compare import (
     products,
     settled,
 )
-from securecalc.engines.mpc.steps_gate import release_if_large, zero_test_rounds
+from securecalc.engines.mpc.steps_gate import gate_factors, release_if_large, zero_test_rounds
 from securecalc.engines.mpc.steps_search import KarySearch, local_counts
 from securecalc.errors import ConfigError, DataError
 
@@ -178,12 +180,21 @@ def gated_sum_plan(step: GatedSumStep, parties: int) -> tuple[bool, int]:
     """``(by zero test, rounds)`` of ``step``: the zero test unless a comparison is cheaper.
 
     Rounds on a pass; a comparison that fails skips the output of the totals (one fewer).
-    The zero test tests pooled gate values in ``[m * floor, threshold)``."""
+    The zero test tests pooled gate values in ``[m * floor, threshold)`` and cell values in
+    ``[1, cell_threshold)``; cell gates are decided only by the zero test."""
     g = len(step.gate_slots)
-    zero = zero_test_rounds(g * (step.threshold - parties * step.floor))
+    zero = zero_test_rounds(gate_factors(_gate_ranges(step, parties)))
+    if step.cell_slots or step.parts:
+        return True, zero
     cmp = (comparison_rounds(_compare_length(step.bound, step.threshold, parties))
            + (g - 1).bit_length() + 2)
     return (True, zero) if zero <= cmp else (False, cmp)
+
+
+def _gate_ranges(step: GatedSumStep, parties: int) -> list[tuple[int, int]]:
+    """Per gate slot, then per cell slot, the range ``[low, threshold)`` its total avoids."""
+    return ([(parties * step.floor, step.threshold)] * len(step.gate_slots)
+            + [(1, step.cell_threshold)] * len(step.cell_slots))
 
 
 def _compare_length(bound: int, threshold: int, parties: int) -> int:
@@ -201,8 +212,9 @@ async def _run_suppressed_sum(rt: Any, step: SuppressedSumStep) -> Sequence[int]
     field = comparison_field(rt, length)
     if suppressed_sum_plan(step, m)[0]:
         totals = await pooled_shares(rt, field, step.int_values())
-        kept = await release_if_large(rt, field, [([t], [t]) for t in totals],
-                                      m * step.floor, step.threshold)
+        low = m * step.floor
+        kept = await release_if_large(rt, field, [([(t, low, step.threshold)], [t])
+                                                  for t in totals])
         return [int(k is not None) for k in kept] + [k[0] if k else 0 for k in kept]
     prep = prepare(rt, field, w, length)
     totals = await pooled_shares(rt, field, step.int_values())
@@ -222,9 +234,12 @@ async def _run_gated_sum(rt: Any, step: GatedSumStep) -> Sequence[int]:
     field = comparison_field(rt, length)
     if gated_sum_plan(step, m)[0]:
         totals = await pooled_shares(rt, field, step.int_values())
-        (kept,) = await release_if_large(rt, field, [([totals[i] for i in gates], totals)],
-                                         m * step.floor, step.threshold)
-        return (0,) if kept is None else (1, *kept)
+        ranges = dict(zip((*gates, *step.cell_slots), _gate_ranges(step, m), strict=True))
+        parts = step.parts or (tuple(range(len(totals))),)
+        kept = await release_if_large(rt, field, [
+            ([(totals[i], *ranges[i]) for i in part if i in ranges], [totals[i] for i in part])
+            for part in parts])
+        return [v for k in kept for v in ((0,) if k is None else (1, *k))]
     prep = prepare(rt, field, len(gates), length)
     totals = await pooled_shares(rt, field, step.int_values())
     less = await less_than_zero(rt, prep, [totals[i] - step.threshold for i in gates])
@@ -240,25 +255,48 @@ async def _run_search(rt: Any, step: SearchStep) -> Sequence[int]:
     """k-ary search of every prob in parallel; see :class:`SearchStep` and ``steps_search``.
 
     The first ``input`` carries this party's count N and its counts at the first split points
-    (the same for every prob); N is released, the targets follow from it, and each iteration
-    compares the pooled counts with the targets (one batch) and reveals only the bits.
+    (the same for every prob); N is released (when ``min_n > 1``, by the zero test of
+    ``steps_gate`` and only if it reaches ``min_n``: 3 more rounds at ``min_n = 10``), the
+    targets follow from it, probabilities whose rank is not releasable are skipped, and each
+    iteration compares the pooled counts with the targets (one batch) and reveals only the
+    bits.
     Comparisons run on ``l = N.bit_length() + 2`` bits, since ``|C(s) - target| <= N``; the
     next iteration's counts are input together with its comparisons' randomness.
     """
     indices = step.index_array()  # checked before the job started; cheap to redo
     m = len(rt.parties)
     field = comparison_field(rt, sum_bit_length(MAX_ROWS_PER_SITE, m))
-    search = KarySearch(step.n_points, len(step.probs), step.arity)
-    points = search.points()
+    points = KarySearch(step.n_points, 1, step.arity).points()  # the same for every prob
     pooled = await pooled_shares(rt, field, [len(indices), *local_counts(indices, points)])
-    n = int((await settled(rt.output([pooled[0]])))[0])
+    if step.min_n > 1:  # N is opened only if it reaches min_n
+        (kept,) = await release_if_large(rt, field, [([(pooled[0], 0, step.min_n)],
+                                                      [pooled[0]])])
+        n = 0 if kept is None else kept[0]
+    else:
+        n = int((await settled(rt.output([pooled[0]])))[0])
     if n < 0 or n > m * MAX_ROWS_PER_SITE:
         raise Failure("protocol", "the pooled count is out of range")
-    if n == 0:
-        return (0, *([-1] * len(step.probs)))
-    targets = [search_target(p, n) for p in step.probs]
+    probs = [j for j, p in enumerate(step.probs)
+             if rank_releasable(p, search_target(p, n), n, step.min_rank)]
+    if n == 0 or not probs:
+        return (n, *([-1] * len(step.probs)))
+    found = await _search(rt, field, step, indices, n, [step.probs[j] for j in probs],
+                          pooled[1:])
+    out = [-1] * len(step.probs)
+    for j, index in zip(probs, found, strict=True):
+        out[j] = index
+    return (n, *out)
+
+
+async def _search(rt: Any, field: Any, step: SearchStep, indices: Any, n: int,
+                  probs: Sequence[float], first: Sequence[Any]) -> list[int]:
+    """The grid index of each of ``probs`` (``first``: the pooled counts at the first split
+    points, already input)."""
+    search = KarySearch(step.n_points, len(probs), step.arity)
+    points = search.points()
+    targets = [search_target(p, n) for p in probs]
     length = sum_bit_length(n, 1)
-    at = dict(zip(points, pooled[1:], strict=True))
+    at = dict(zip(points, first, strict=True))
     prep = prepare(rt, field, len(search.pending()), length)
     while not search.done:
         pending = search.pending()
@@ -270,7 +308,7 @@ async def _run_search(rt: Any, step: SearchStep) -> Sequence[int]:
         prep = prepare(rt, field, len(search.pending()), length)
         at = dict(zip(points, await pooled_shares(rt, field, local_counts(indices, points)),
                       strict=True))
-    return (n, *search.results())
+    return list(search.results())
 
 
 @register(IterativeStep)
@@ -290,12 +328,29 @@ async def _run_iterative(rt: Any, step: IterativeStep) -> Sequence[int]:
             raise Failure("input", str(exc)) from None
         except ConfigError as exc:
             raise Failure("config", str(exc)) from None
-        totals = await secure_sum(rt, values, bound)
+        if rounds == 0 and step.gate_slots:
+            kept = await _gated_round(rt, step, values, bound)
+            if kept is None:
+                return (0,)
+            totals = kept
+        else:
+            totals = await secure_sum(rt, values, bound)
         out += [len(totals), *totals]
         state = program.advance(state, mpc_decode(plan, totals))
         rounds += 1
     out[0] = rounds
-    return out
+    return (1, *out) if step.gate_slots else out
+
+
+async def _gated_round(rt: Any, step: IterativeStep, values: Sequence[int],
+                       bound: int) -> list[int] | None:
+    """The first round's totals if every gate slot reaches the threshold, else None: the
+    zero test of :func:`release_if_large` (exact counts: ``G * threshold`` factors)."""
+    field = comparison_field(rt, _compare_length(bound, step.threshold, len(rt.parties)))
+    totals = await pooled_shares(rt, field, values)
+    (kept,) = await release_if_large(
+        rt, field, [([(totals[i], 0, step.threshold) for i in step.gate_slots], totals)])
+    return kept
 
 
 __all__ = ["gated_sum_plan", "pooled_shares", "register", "replay", "secure_sum", "start_step",

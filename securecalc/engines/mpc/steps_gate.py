@@ -1,7 +1,9 @@
 """Threshold gates by a polynomial zero test: release totals only if pooled counts are large.
 
-A pooled count ``n`` with ``lo <= n`` (``lo`` public) is below the public threshold ``k``
-iff ``P(n) = prod_{i=lo}^{k-1} (n - i)`` is 0 in the field (``|n - i| < p``). With ``r`` a
+A pooled count ``n`` lies in the public range ``[lo, k)`` iff ``P(n) = prod_{i=lo}^{k-1}
+(n - i)`` is 0 in the field (``|n - i| < p``). A cohort gate takes ``lo`` as the least
+admissible pooled count (``n >= k`` passes); a cell gate takes ``lo = 1`` (``n = 0`` or
+``n >= k`` passes: the roots are ``1..k-1``). With ``r`` a
 random field element (PRSS, no messages), ``w = r * P(n)`` is 0 when ``n < k`` and uniform
 over the nonzero elements otherwise (``r = 0`` with probability ``1/p``: a false fail, never
 a leak), so opening ``w`` reveals only pass/fail. The release is folded into the same
@@ -97,18 +99,28 @@ async def open_products(rt: Any, field: Any, roots: Sequence[Mul]) -> list[Any]:
     return await open_2t(rt, field, [val(x.left) * val(x.right) for x in roots])
 
 
-async def release_if_large(rt: Any, field: Any, tests: Sequence[tuple[Sequence[Any],
-                                                                      Sequence[Any]]],
-                           low: int, threshold: int) -> list[list[int] | None]:
-    """Per test ``(gates, totals)`` (shares), the totals (signed ints) if every gate value
-    ``n`` (known to satisfy ``n >= low``) reaches ``threshold``, else None; all tests in one
-    batch (:func:`zero_test_rounds` of ``len(gates) * (threshold - low)`` factors)."""
+#: one gate: a shared pooled value ``n`` and the public range ``[low, threshold)`` it must
+#: avoid
+Gate = tuple[Any, int, int]
+
+
+def gate_factors(gates: Sequence[tuple[int, int]]) -> int:
+    """Factors ``n - i`` of gates given as ``(low, threshold)``."""
+    return sum(max(0, threshold - low) for low, threshold in gates)
+
+
+async def release_if_large(rt: Any, field: Any,
+                           tests: Sequence[tuple[Sequence[Gate], Sequence[Any]]]
+                           ) -> list[list[int] | None]:
+    """Per test ``(gates, totals)`` (shares), the totals (signed ints) if no gate value
+    ``n`` lies in its range ``[low, threshold)``, else None; all tests in one batch
+    (:func:`zero_test_rounds` of the factors of the largest test)."""
     if not tests:
         return []
     masks = rt._randoms(field, len(tests))  # PRSS: no messages
     roots: list[Mul] = []
     for r, (gates, totals) in zip(masks, tests, strict=True):
-        factors = [r, *(n - i for n in gates for i in range(low, threshold))]
+        factors = [r, *(n - i for n, low, threshold in gates for i in range(low, threshold))]
         w, vs = with_totals(factors, totals, len(factors).bit_length())
         roots += [w, *vs]
     opened = await open_products(rt, field, roots)
