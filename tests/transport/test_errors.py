@@ -211,7 +211,24 @@ class FakeError(grpc.RpcError):
     "code, details, expected",
     [
         ("UNAVAILABLE", "", "party 'hospital-a': unreachable at 10.0.0.7:7001"),
-        ("DEADLINE_EXCEEDED", "", "party 'hospital-a': no answer within 2.5 s from 10.0.0.7:7001"),
+        ("DEADLINE_EXCEEDED", "",
+         "party 'hospital-a': stopped answering: no answer within 2.5 s from 10.0.0.7:7001"),
+        # gRPC 1.85's details for what happens to a study's parties (measured on loopback)
+        ("UNAVAILABLE", "failed to connect to all addresses; last error: UNKNOWN: ipv4:"
+         "10.0.0.7:7001: Failed to connect to remote host: Connection refused",
+         "party 'hospital-a': unreachable at 10.0.0.7:7001: connection refused"),
+        ("UNAVAILABLE", "failed to connect to all addresses; last error: UNAVAILABLE: ipv4:"
+         "10.0.0.7:7001: Handshake read failed (Endpoint closing)",
+         "party 'hospital-a': stopped answering at 10.0.0.7:7001: accepted the connection but "
+         "never completed the TLS handshake (frozen"),
+        ("UNAVAILABLE", "Stream removed (ping timeout)",
+         "party 'hospital-a': stopped answering at 10.0.0.7:7001: no answer to keepalive"),
+        ("UNAVAILABLE", "Stream removed (Socket closed)",
+         "party 'hospital-a': lost at 10.0.0.7:7001: the connection broke during the call"),
+        ("UNAVAILABLE", "failed to connect to all addresses; last error: UNAVAILABLE: ipv4:"
+         "10.0.0.7:7001: Socket closed",
+         "party 'hospital-a': refused at 10.0.0.7:7001: closed the connection during the TLS "
+         "handshake: it refused our certificate"),
         ("PERMISSION_DENIED", "not yours", "party 'hospital-a': refused: not yours"),
         ("UNAUTHENTICATED", "who?", "party 'hospital-a': refused: who?"),
         ("RESOURCE_EXHAUSTED", "too big", "party 'hospital-a': message exceeds the size limit"),
