@@ -27,6 +27,9 @@ from securecalc.transport.tls import TlsFiles
 
 _END = object()
 
+JOB_HEADER = "x-securecalc-job"
+"""Metadata naming the job of an Exchange stream, so the receiving node can find the job (and
+check the caller is one of its parties) before reading anything."""
 
 
 def injected_latency() -> float:
@@ -131,8 +134,9 @@ class MpcSession:
                                  own_name=self.me)
         self._channels.append(channel)
         try:
-            node_pb2_grpc.PartyNodeStub(channel).Exchange(self._frames(peer_pid),
-                                                          timeout=self.timeout)
+            node_pb2_grpc.PartyNodeStub(channel).Exchange(
+                self._frames(peer_pid), timeout=self.timeout,
+                metadata=((JOB_HEADER, self.job.job_id),))
         except grpc.RpcError as exc:
             code = exc.code() if hasattr(exc, "code") else None
             if code != grpc.StatusCode.CANCELLED:
@@ -140,13 +144,27 @@ class MpcSession:
                                          f"({code.name if code else 'error'})")
 
 
-class SessionRegistry:
-    """Running sessions by job id, so that inbound streams find theirs."""
+class WaitRefused(Exception):
+    """Too many streams already wait for jobs that have not arrived (from this caller or in
+    total): the stream is refused at once."""
 
-    def __init__(self, remember_ended: int = 1024) -> None:
+
+class SessionRegistry:
+    """Running sessions by job id, so that inbound streams find theirs.
+
+    A peer's stream may reach us before the coordinator's request of the same job; it may wait
+    for it, but only so many may wait at a time: ``max_waiting_per_peer`` per calling party
+    and ``max_waiting`` in total, so that no caller can hold the node's threads.
+    """
+
+    def __init__(self, remember_ended: int = 1024, *, max_waiting_per_peer: int = 4,
+                 max_waiting: int = 16) -> None:
         self._sessions: dict[str, MpcSession] = {}
         self._ended: collections.deque[str] = collections.deque(maxlen=remember_ended)
         self._changed = threading.Condition()
+        self._waiting: collections.Counter[str] = collections.Counter()
+        self._max_per_peer = max_waiting_per_peer
+        self._max_total = max_waiting
 
     def add(self, session: MpcSession) -> None:
         with self._changed:
@@ -159,17 +177,32 @@ class SessionRegistry:
                 self._ended.append(job_id)
             self._changed.notify_all()
 
-    def wait_for(self, job_id: str, timeout: float,
+    def wait_for(self, job_id: str, caller: str, timeout: float,
                  still_wanted: Callable[[], bool] = lambda: True) -> MpcSession | None:
         """The session of ``job_id``; a peer may reach us before the coordinator does.
 
         None when the job already ended here, when ``timeout`` passes, or when the caller
-        stops wanting it (its stream was cancelled)."""
+        stops wanting it (its stream was cancelled). WaitRefused at once when the job is not
+        here and ``caller`` (or everyone together) already has as many streams waiting as
+        allowed."""
         deadline = time.monotonic() + timeout
         with self._changed:
-            while job_id not in self._sessions:
-                remaining = deadline - time.monotonic()
-                if job_id in self._ended or remaining <= 0 or not still_wanted():
-                    return None
-                self._changed.wait(min(remaining, 0.5))
-            return self._sessions[job_id]
+            if job_id in self._sessions:
+                return self._sessions[job_id]
+            if (self._waiting[caller] >= self._max_per_peer
+                    or sum(self._waiting.values()) >= self._max_total):
+                raise WaitRefused(f"too many streams wait for jobs that have not arrived "
+                                  f"(at most {self._max_per_peer} per party, "
+                                  f"{self._max_total} in all)")
+            self._waiting[caller] += 1
+            try:
+                while job_id not in self._sessions:
+                    remaining = deadline - time.monotonic()
+                    if job_id in self._ended or remaining <= 0 or not still_wanted():
+                        return None
+                    self._changed.wait(min(remaining, 0.5))
+                return self._sessions[job_id]
+            finally:
+                self._waiting[caller] -= 1
+                if not self._waiting[caller]:
+                    del self._waiting[caller]

@@ -23,12 +23,12 @@ from securecalc.node.approvals import Approvals
 from securecalc.node.ckks_job import contribute
 from securecalc.node.contribution import contributions, mpc_steps
 from securecalc.node.datastore import DataStore
-from securecalc.node.mpc_session import MpcSession, SessionRegistry
+from securecalc.node.mpc_session import JOB_HEADER, MpcSession, SessionRegistry, WaitRefused
 from securecalc.node.privacy_ledger import Charge, PrivacyLedger
 from securecalc.transport import chunks
 from securecalc.transport.codec import ckks_params_from_proto, job_from_proto
 from securecalc.transport.errors import rpc_boundary
-from securecalc.transport.identity import require_peer
+from securecalc.transport.identity import peer_name, require_peer
 from securecalc.transport.proto import node_pb2, node_pb2_grpc
 from securecalc.transport.tls import TlsFiles
 
@@ -139,18 +139,25 @@ class NodeService(node_pb2_grpc.PartyNodeServicer):
     @rpc_boundary
     def Exchange(self, request_iterator: Iterator[node_pb2.MpcFrame],
                  context: grpc.ServicerContext) -> node_pb2.ExchangeAck:
-        first = next(request_iterator, None)
-        if first is None:
-            return node_pb2.ExchangeAck(frames=0)
-        session = self.sessions.wait_for(first.job_id, JOB_ARRIVAL_SECONDS, context.is_active)
+        caller = self._exchange_caller(context)  # before anything is read, waited or held
+        job_id = dict(context.invocation_metadata()).get(JOB_HEADER)
+        if not isinstance(job_id, str) or not job_id:
+            raise ProtocolError("stream without job id")
+        try:
+            session = self.sessions.wait_for(job_id, caller,
+                                             min(JOB_ARRIVAL_SECONDS, _remaining(context)),
+                                             context.is_active)
+        except WaitRefused as exc:
+            _LOG.warning("refused a stream from %s: %s", caller, exc)
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
         if session is None:
             raise ProtocolError("unknown job")
         peer = require_peer(context, session.peer_names(), insecure=self.insecure)
         peer_pid = session.peer_pid(peer)
         frames = 0
         try:
-            for frame in itertools.chain([first], request_iterator):
-                if frame.job_id != first.job_id:
+            for frame in request_iterator:
+                if frame.job_id != job_id:
                     raise ProtocolError("frame of another job")
                 session.deliver(peer_pid, frame.data)
                 frames += 1
@@ -158,6 +165,17 @@ class NodeService(node_pb2_grpc.PartyNodeServicer):
             session.peer_lost(peer_pid, f"the stream from {peer} broke")
             raise
         return node_pb2.ExchangeAck(frames=frames)
+
+    def _exchange_caller(self, context: grpc.ServicerContext) -> str:
+        """The party calling Exchange: a name that is neither this node nor a coordinator
+        (only the other hospitals of a job send MPC messages); refused at once otherwise."""
+        name = peer_name(context, insecure=self.insecure)
+        if name is None or name == self.config.name or name in self.config.coordinators:
+            _LOG.warning("refused a stream from %s (%s): not another hospital",
+                         context.peer(), name)
+            context.abort(grpc.StatusCode.PERMISSION_DENIED,
+                          "only another hospital of the job may send MPC messages")
+        return name
 
     @rpc_boundary
     def RunCkks(self, request_iterator: Iterator[node_pb2.CkksJobChunk],
