@@ -23,7 +23,13 @@ from securecalc.node.approvals import Approvals
 from securecalc.node.ckks_job import contribute
 from securecalc.node.contribution import contributions, mpc_steps
 from securecalc.node.datastore import DataStore
-from securecalc.node.mpc_session import JOB_HEADER, MpcSession, SessionRegistry, WaitRefused
+from securecalc.node.mpc_session import (
+    ACCEPTED_HEADER,
+    JOB_HEADER,
+    NOT_YET,
+    MpcSession,
+    SessionRegistry,
+)
 from securecalc.node.privacy_ledger import Charge, PrivacyLedger
 from securecalc.transport import chunks
 from securecalc.transport.codec import ckks_params_from_proto, job_from_proto
@@ -34,8 +40,6 @@ from securecalc.transport.tls import TlsFiles
 
 _LOG = logging.getLogger(__name__)
 
-#: how long an inbound stream waits for the coordinator's request of the same job to arrive
-JOB_ARRIVAL_SECONDS = 30.0
 MAX_CONTEXT_BYTES = 256 * 1024 * 1024
 MAX_JOB_SECONDS = 3600.0
 
@@ -139,20 +143,18 @@ class NodeService(node_pb2_grpc.PartyNodeServicer):
     @rpc_boundary
     def Exchange(self, request_iterator: Iterator[node_pb2.MpcFrame],
                  context: grpc.ServicerContext) -> node_pb2.ExchangeAck:
-        caller = self._exchange_caller(context)  # before anything is read, waited or held
+        self._exchange_caller(context)  # before anything is read or held
         job_id = dict(context.invocation_metadata()).get(JOB_HEADER)
         if not isinstance(job_id, str) or not job_id:
             raise ProtocolError("stream without job id")
-        try:
-            session = self.sessions.wait_for(job_id, caller,
-                                             min(JOB_ARRIVAL_SECONDS, _remaining(context)),
-                                             context.is_active)
-        except WaitRefused as exc:
-            _LOG.warning("refused a stream from %s: %s", caller, exc)
-            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+        session = self.sessions.get(job_id)
         if session is None:
-            raise ProtocolError("unknown job")
+            if self.sessions.ended(job_id):
+                raise ProtocolError("unknown job")
+            # nothing waits here: a party of the job tries again shortly (see MpcSession)
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, NOT_YET)
         peer = require_peer(context, session.peer_names(), insecure=self.insecure)
+        context.send_initial_metadata(((ACCEPTED_HEADER, "1"),))
         peer_pid = session.peer_pid(peer)
         frames = 0
         try:
@@ -166,16 +168,15 @@ class NodeService(node_pb2_grpc.PartyNodeServicer):
             raise
         return node_pb2.ExchangeAck(frames=frames)
 
-    def _exchange_caller(self, context: grpc.ServicerContext) -> str:
-        """The party calling Exchange: a name that is neither this node nor a coordinator
-        (only the other hospitals of a job send MPC messages); refused at once otherwise."""
+    def _exchange_caller(self, context: grpc.ServicerContext) -> None:
+        """Refuse at once a caller that is not another hospital: no name, this node's own, or a
+        coordinator's (only the other hospitals of a job send MPC messages)."""
         name = peer_name(context, insecure=self.insecure)
         if name is None or name == self.config.name or name in self.config.coordinators:
             _LOG.warning("refused a stream from %s (%s): not another hospital",
                          context.peer(), name)
             context.abort(grpc.StatusCode.PERMISSION_DENIED,
                           "only another hospital of the job may send MPC messages")
-        return name
 
     @rpc_boundary
     def RunCkks(self, request_iterator: Iterator[node_pb2.CkksJobChunk],
