@@ -40,18 +40,18 @@ def call_all(calls: Mapping[str, Callable[[float], grpc.Future]], *,
         while len(results) < len(futures):
             if liveness is not None and liveness.lost is not None:
                 raise liveness.lost
+            waiting = ", ".join(sorted(set(futures) - set(results)))
             try:
                 name, future = done.get(timeout=_POLL)
             except queue.Empty:
                 if clock.left() < -GRACE_SECONDS:
-                    waiting = sorted(set(futures) - set(results))
-                    raise clock.expired(", ".join(waiting)) from None
+                    raise clock.expired(waiting) from None
                 continue
             try:
                 results[name] = future.result()
             except grpc.RpcError as exc:
                 if clock.over:
-                    raise clock.expired(name) from exc
+                    raise clock.expired(waiting) from exc
                 raise_from_rpc_error(exc, party=name, address=addresses[name], timeout=timeout)
     finally:
         for future in futures.values():
