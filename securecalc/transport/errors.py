@@ -114,15 +114,15 @@ def _guarded(responses: Iterator[Any], context: grpc.ServicerContext, method: An
 
 def _abort_for(context: grpc.ServicerContext, exc: Exception, method: Any) -> NoReturn:
     """Abort with the status of ``exc``. Expected failures (a SecureCalcError, a caller that
-    went away) are one WARNING line; only unexpected ones are logged with their traceback,
-    and only here."""
+    went away) are one line: WARNING (INFO for a peer's malformed input, which a prober could
+    repeat at will); only unexpected ones are logged with their traceback, and only here."""
     name = getattr(method, "__qualname__", repr(method))
     if type(exc) is Exception and not exc.args and context.code() is not None:
         raise exc  # context.abort() already ran inside the method
     if isinstance(exc, SecureCalcError):
         code, message, kind = status_of(exc)
         if isinstance(exc, ProtocolError):
-            _LOG.warning("%s: malformed input from %s: %s", name, context.peer(), exc)
+            _LOG.info("%s: malformed input from %s: %s", name, context.peer(), exc)
         elif isinstance(exc, DataError):
             _LOG.error("%s: DataError (withheld from the caller): %s", name, exc)
         else:
