@@ -10,7 +10,6 @@ digest of each released value, which every node records in its own log.
 from __future__ import annotations
 
 import logging
-import sys
 from typing import Any
 
 from securecalc.audit.events import digest, signed_head, store_heads
@@ -55,9 +54,10 @@ def release_outcomes(result: StudyResult, min_cell_count: int) -> list[node_pb2.
 def exchange_heads(config: StudyConfig, job: Job, tls: TlsFiles | None, log: AuditLog,
                    result: StudyResult, clock: StudyClock) -> None:
     """Record the parties' heads and deliver all of them, with what was released, to every
-    node (best effort: a party that fails is recorded and reported, not raised; only the
-    study's deadline passing is). Without TLS (development mode) nothing is signed: only the
-    outcomes travel."""
+    node. A party that does not take them (refused, unreachable, or silent for
+    ``peer_timeout_seconds``) fails the study, as in every other phase: a hospital must hold
+    the others' heads and the release report. Without TLS (development mode) nothing is
+    signed: only the outcomes travel."""
     try:
         everything: list[str] = []
         if tls is not None:
@@ -75,4 +75,4 @@ def exchange_heads(config: StudyConfig, job: Job, tls: TlsFiles | None, log: Aud
         raise
     except SecureCalcError as exc:
         log.append("heads_not_delivered", job=job.job_id, message=str(exc))
-        print(f"securecalc: warning: audit heads not exchanged: {exc}", file=sys.stderr)
+        raise

@@ -107,14 +107,17 @@ class MpcSession:
                                       name=f"mpc-{self.job.job_id[:8]}-to-{peer_pid}")
             thread.start()
             self._threads.append(thread)
+        drain = 1.0  # a failed job's last frames (ABORT) to the peers still there
         try:
-            return handle.result(timeout=self.timeout)
+            result = handle.result(timeout=self.timeout)
+            drain = 5.0  # the final BYE must reach every peer
+            return result
         finally:
             self._closing.set()
             handle.kill()
             for outbox in self._outboxes.values():
                 outbox.put(_END)
-            end = time.monotonic() + 5  # the last frames (BYE) drain, or the peer is gone
+            end = time.monotonic() + drain
             for thread in self._threads:
                 thread.join(timeout=max(0.0, end - time.monotonic()))
             for channel in self._channels:
