@@ -236,8 +236,10 @@ def test_party_frozen_at_the_audit_exchange(clusters, frozen,  # type: ignore[no
         exchange_heads(*args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(study_module, "exchange_heads", frozen_first)
+    study = clusters["ckks"].study("heads", "ckks", SYNTH_SCHEMA_TOML, SHORT_ANALYSES,
+                                   extra_study=FAULTS)
     with pytest.raises(PartyError) as info:
-        run_study(_study(clusters["ckks"], "ckks"))
+        run_study(study)
     _assert_named(info.value, "hospital-b", "stopped answering",
                   "audit heads and release reports", time.monotonic() - fired[0])
 
