@@ -41,6 +41,7 @@ RAISED: dict[str, Exception] = {
     "crypto": CryptoError("ciphertext authentication failed"),
     "base": SecureCalcError("something deliberate"),
     "bug": ZeroDivisionError(SECRET),
+    "gone": grpc.RpcError(),  # what a request iterator raises once its caller went away
 }
 
 
@@ -166,6 +167,17 @@ def test_unexpected_exception_is_opaque_internal(
     assert "internal error" in str(exc) and SECRET not in str(exc)
     record = next(r for r in caplog.records if r.exc_info)
     assert record.exc_info[0] is ZeroDivisionError  # type: ignore[index]
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("kind", ["party", "gone"])
+def test_expected_failures_are_one_warning_line(channel: PartyChannel, kind: str,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    """A lost peer or a caller that went away is one WARNING line: no ERROR, no traceback."""
+    with caplog.at_level(logging.INFO, logger="securecalc.transport.errors"):
+        unary(channel, kind)
+    assert [r.levelname for r in caplog.records] == ["WARNING"]
+    assert caplog.records[0].exc_info is None
 
 
 @pytest.mark.timeout(20)
