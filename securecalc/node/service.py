@@ -204,7 +204,7 @@ class NodeService(node_pb2_grpc.PartyNodeServicer):
                                  public_context=public_context,
                                  layout=layout, compute_name=spec.compute_name,
                                  compute_address=spec.compute_address, tls=self.tls,
-                                 timeout=_remaining(context))
+                                 timeout=_remaining(context), on_cancel=context.add_callback)
             end.update(bytes_sent=outcome.bytes_sent, ciphertexts=outcome.ciphertexts)
         return node_pb2.CkksJobReply(checkpoint_json=signed_head(self.audit),
                                      bytes_sent=outcome.bytes_sent,

@@ -119,6 +119,11 @@ def _abort_for(context: grpc.ServicerContext, exc: Exception, method: Any) -> No
     name = getattr(method, "__qualname__", repr(method))
     if type(exc) is Exception and not exc.args and context.code() is not None:
         raise exc  # context.abort() already ran inside the method
+    if not context.is_active() or isinstance(exc, grpc.RpcError):
+        _LOG.warning("%s: the caller cancelled the call, its deadline passed or its "
+                     "connection broke (%s: %s)", name, type(exc).__name__,
+                     " ".join(str(exc).split()))  # one line, whatever the error's text
+        context.abort(grpc.StatusCode.CANCELLED, "the call ended early")
     if isinstance(exc, SecureCalcError):
         code, message, kind = status_of(exc)
         if isinstance(exc, ProtocolError):
@@ -132,10 +137,6 @@ def _abort_for(context: grpc.ServicerContext, exc: Exception, method: Any) -> No
             metadata.append((ERROR_PARTY_KEY, exc.party))
         context.set_trailing_metadata(metadata)
         context.abort(code, message)
-    if isinstance(exc, grpc.RpcError) or not context.is_active():
-        _LOG.warning("%s: the caller cancelled the call, its deadline passed or its "
-                     "connection broke (%s)", name, type(exc).__name__)
-        context.abort(grpc.StatusCode.CANCELLED, "the call ended early")
     _LOG.error("%s failed unexpectedly", name, exc_info=exc)
     context.abort(grpc.StatusCode.INTERNAL, INTERNAL)
     raise AssertionError("unreachable: context.abort raises")  # pragma: no cover
