@@ -9,6 +9,7 @@
     ├── DataError                   a data file is missing or holds a value the schema forbids
     ├── PolicyError                 a node's policy refuses what a study asks for
     ├── PartyError                  a named party failed (unreachable, refused, died or hung)
+    ├── StudyTimeout                a study did not finish within its timeout_seconds
     ├── ProtocolError               a peer sent something malformed (message kept opaque)
     └── CryptoError                 a key, certificate or ciphertext was rejected
 
@@ -67,6 +68,10 @@ class PartyError(SecureCalcError):
         super().__init__(f"party {party!r}: {message}")
 
 
+class StudyTimeout(SecureCalcError):
+    """A study did not finish within its ``timeout_seconds``; the message names the phase."""
+
+
 class ProtocolError(SecureCalcError):
     """A peer sent a malformed or unexpected message. Deliberately uninformative."""
 
@@ -84,5 +89,6 @@ __all__ = [
     "ProtocolError",
     "SecureCalcError",
     "StorageError",
+    "StudyTimeout",
     "WhereError",
 ]

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import grpc
 
-from securecalc.coordinator.calls import call_all
+from securecalc.coordinator.calls import call_all, check_all
+from securecalc.coordinator.clock import StudyClock
 from securecalc.coordinator.release import Withheld, finish, from_ckks
 from securecalc.core.config import Party, StudyConfig
 from securecalc.core.encoding import ckks_decode
@@ -32,6 +33,7 @@ from securecalc.transport import chunks
 from securecalc.transport.channel import ChannelSet
 from securecalc.transport.codec import ckks_params_to_proto, job_to_proto
 from securecalc.transport.errors import raise_from_rpc_error
+from securecalc.transport.liveness import Liveness
 from securecalc.transport.proto import compute_pb2, compute_pb2_grpc, node_pb2, node_pb2_grpc
 from securecalc.transport.tls import TlsFiles
 
@@ -54,31 +56,37 @@ class _Round:
     node), so connections and TLS handshakes are made once per study, not per call."""
 
     def __init__(self, config: StudyConfig, channels: ChannelSet, holder: KeyHolder,
-                 public_context: bytes, tally: _Tally):
+                 public_context: bytes, tally: _Tally, clock: StudyClock):
         self.config, self.channels, self.holder = config, channels, holder
+        self.clock = clock
         self.public_context = public_context
         self.tally = tally
         self.heads: list[str] = []
 
     def run(self, job: Job, layout: Layout, states: dict[str, Any]) -> list[float]:
-        config, compute = self.config, self.config.compute
+        compute = self.config.compute
         assert compute is not None
+        clock = self.clock
         started = time.perf_counter()
         stub = compute_pb2_grpc.ComputeNodeStub(self.channels.get(compute.name, compute.address))
         params_context = self.holder.params_context_bytes()
-        self._call(compute, lambda: stub.OpenJob(compute_pb2.OpenJobRequest(
+        clock.enter("CKKS open job")
+        self._call(compute, lambda t: stub.OpenJob(compute_pb2.OpenJobRequest(
             job_id=job.job_id, sites=list(job.party_names()), n_values=layout.n_values,
             params=ckks_params_to_proto(layout.params), params_context=params_context),
-            timeout=min(30.0, config.timeout_seconds)))
+            timeout=t))
+        clock.enter("CKKS encrypt and submit")
         replies = self._contribute(job, layout, states)
         submitted = time.perf_counter()
-        pieces = self._call(compute, lambda: self._fetch(stub, job.job_id, layout))
+        clock.enter("CKKS fetch")
+        pieces = self._call(compute, lambda t: self._fetch(stub, job.job_id, layout, t))
         self.heads = [r.checkpoint_json for r in replies.values() if r.checkpoint_json]
-        compute_head = self._call(compute, lambda: stub.Checkpoint(
-            compute_pb2.CheckpointRequest(job_id=job.job_id), timeout=30.0))
+        compute_head = self._call(compute, lambda t: stub.Checkpoint(
+            compute_pb2.CheckpointRequest(job_id=job.job_id), timeout=t))
         if compute_head.checkpoint_json:
             self.heads.append(compute_head.checkpoint_json)
         fetched = time.perf_counter()  # "fetch": the sum and the compute node's checkpoint
+        clock.enter("CKKS decrypt")
         values = release_rounding(self.holder.decrypt(pieces, layout),
                                   self.config.ckks_release_bits)
         tally = self.tally
@@ -110,30 +118,35 @@ class _Round:
                 yield node_pb2.CkksJobChunk(context_chunk=piece)
 
         channels = {p.name: self.channels.get(p.name, p.address) for p in job.parties}
-        calls = {name: (lambda ch=ch: node_pb2_grpc.PartyNodeStub(ch).RunCkks.future(
-                     request_stream(), timeout=self.config.timeout_seconds))
-                 for name, ch in channels.items()}
-        return call_all(calls, addresses={p.name: p.address for p in job.parties},
-                        timeout=self.config.timeout_seconds)
+        calls = {name: (lambda t, ch=ch: node_pb2_grpc.PartyNodeStub(ch).RunCkks.future(
+                     request_stream(), timeout=t)) for name, ch in channels.items()}
+        # the sites send their ciphertexts to the compute node: it is watched too
+        watched = {**channels, compute.name: self.channels.get(compute.name, compute.address)}
+        with Liveness(watched, self.config.peer_timeout_seconds) as liveness:
+            return call_all(calls, addresses={p.name: p.address for p in job.parties},
+                            clock=self.clock, liveness=liveness)
 
     def _fetch(self, stub: compute_pb2_grpc.ComputeNodeStub, job_id: str,
-               layout: Layout) -> list[bytes]:
+               layout: Layout, timeout: float) -> list[bytes]:
         pieces: list[list[bytes]] = [[] for _ in range(layout.n_ciphertexts)]
         received = 0
-        for chunk in stub.FetchSum(compute_pb2.FetchSumRequest(job_id=job_id, wait_seconds=10.0),
-                                   timeout=self.config.timeout_seconds):
+        request = compute_pb2.FetchSumRequest(job_id=job_id, wait_seconds=timeout)
+        for chunk in stub.FetchSum(request, timeout=timeout):
             received += len(chunk.data)
             if chunk.index >= layout.n_ciphertexts or received > CKKS_SUM.value:
                 raise ProtocolError("the compute node sent more than the job's layout")
             pieces[chunk.index].append(chunk.data)
         return [b"".join(p) for p in pieces]
 
-    def _call(self, party: Party, fn: Any) -> Any:
+    def _call(self, party: Party, fn: Callable[[float], Any]) -> Any:
+        """One call that should answer promptly: within peer_timeout_seconds."""
+        timeout = self.clock.remaining(self.clock.peer_timeout)
         try:
-            return fn()
+            return fn(timeout)
         except grpc.RpcError as exc:
-            raise_from_rpc_error(exc, party=party.name, address=party.address,
-                                 timeout=self.config.timeout_seconds)
+            if self.clock.over:
+                raise self.clock.expired(party.name) from exc
+            raise_from_rpc_error(exc, party=party.name, address=party.address, timeout=timeout)
 
 
 def release_rounding(values: list[float], bits: int) -> list[float]:
@@ -148,9 +161,10 @@ def release_rounding(values: list[float], bits: int) -> list[float]:
     return [round(v * step) / step for v in values]
 
 
-def run_ckks(config: StudyConfig, job: Job, tls: TlsFiles | None,
+def run_ckks(config: StudyConfig, job: Job, tls: TlsFiles | None, clock: StudyClock,
              params: CkksParams | None = None) -> StudyResult:
     started = time.perf_counter()
+    clock.enter("CKKS key generation")
     params = params or CkksParams()
     plans = job.plans("ckks")
     iterative = {a.id: p for a, p in zip(job.analyses, plans, strict=True)
@@ -162,7 +176,7 @@ def run_ckks(config: StudyConfig, job: Job, tls: TlsFiles | None,
     tally.add_phase("keys", time.perf_counter() - started)
     # one channel per site and to the compute node for the whole study (all rounds)
     channels = ChannelSet(tls, own_name="coordinator" if tls is None else None)
-    rounds = _Round(config, channels, holder, public_context, tally)
+    rounds = _Round(config, channels, holder, public_context, tally, clock)
 
     gates = dict(zip((a.id for a in job.analyses), job.cohort_gates(plans), strict=True))
     states = {aid: p.program.initial_state() for aid, p in iterative.items()}
@@ -170,6 +184,10 @@ def run_ckks(config: StudyConfig, job: Job, tls: TlsFiles | None,
     widths: dict[str, int] = {}
     pending = list(range(len(job.analyses)))
     with channels:
+        clock.enter("connecting to the parties")
+        assert config.compute is not None
+        check_all({p.name: channels.get(p.name, p.address)
+                   for p in (*job.parties, config.compute)}, clock)
         while pending:
             if tally.rounds >= max_rounds:
                 raise ProtocolError("iterative analyses did not finish within their rounds")
@@ -203,6 +221,7 @@ def run_ckks(config: StudyConfig, job: Job, tls: TlsFiles | None,
                                                       job.min_cohort)
             pending = still
 
+    clock.enter("finishing")
     finish_started = time.perf_counter()
     results = {}
     total_width = sum(widths.values())

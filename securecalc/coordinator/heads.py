@@ -10,17 +10,17 @@ digest of each released value, which every node records in its own log.
 from __future__ import annotations
 
 import logging
-import sys
 from typing import Any
 
 from securecalc.audit.events import digest, signed_head, store_heads
 from securecalc.audit.log import AuditLog
 from securecalc.coordinator.calls import call_all
+from securecalc.coordinator.clock import StudyClock
 from securecalc.core.config import StudyConfig
 from securecalc.core.job import Job
 from securecalc.core.results import StudyResult
-from securecalc.errors import SecureCalcError
-from securecalc.transport.channel import create_channel
+from securecalc.errors import SecureCalcError, StudyTimeout
+from securecalc.transport.channel import ChannelSet
 from securecalc.transport.proto import node_pb2, node_pb2_grpc
 from securecalc.transport.tls import TlsFiles
 
@@ -54,28 +54,27 @@ def release_outcomes(result: StudyResult, min_cell_count: int) -> list[node_pb2.
 
 
 def exchange_heads(config: StudyConfig, job: Job, tls: TlsFiles | None, log: AuditLog,
-                   result: StudyResult) -> None:
+                   result: StudyResult, clock: StudyClock) -> None:
     """Record the parties' heads and deliver all of them, with what was released, to every
-    node (best effort: the results are already released, so a failure is recorded and
-    reported, not raised). Without TLS (development mode) nothing is signed: only the
-    outcomes travel."""
+    node. A party that does not take them (refused, unreachable, or silent for
+    ``peer_timeout_seconds``) fails the study, as in every other phase: a hospital must hold
+    the others' heads and the release report. Without TLS (development mode) nothing is
+    signed: only the outcomes travel."""
     try:
         everything: list[str] = []
         if tls is not None:
             store_heads(log, job.job_id, result.heads, ca_pem=tls.ca.read_bytes())
             everything = [*result.heads, signed_head(log)]
-        channels = {p.name: create_channel(p.address, tls=tls, expected_name=p.name,
-                                           own_name="coordinator" if tls is None else None)
-                    for p in job.parties}
         request = node_pb2.HeadsRequest(job_id=job.job_id, checkpoint_json=everything,
                                         outcomes=release_outcomes(result, job.min_cell_count))
-        try:
-            call_all({name: (lambda ch=ch: node_pb2_grpc.PartyNodeStub(ch).StoreHeads.future(
-                         request, timeout=30.0)) for name, ch in channels.items()},
-                     addresses={p.name: p.address for p in job.parties}, timeout=30.0)
-        finally:
-            for channel in channels.values():
-                channel.close()
+        with ChannelSet(tls, own_name="coordinator" if tls is None else None) as channel_set:
+            channels = {p.name: channel_set.get(p.name, p.address) for p in job.parties}
+            call_all({name: (lambda t, ch=ch: node_pb2_grpc.PartyNodeStub(ch).StoreHeads.future(
+                         request, timeout=t)) for name, ch in channels.items()},
+                     addresses={p.name: p.address for p in job.parties}, clock=clock,
+                     at_most=clock.peer_timeout)
+    except StudyTimeout:
+        raise
     except SecureCalcError as exc:
         log.append("heads_not_delivered", job=job.job_id, message=str(exc))
-        print(f"securecalc: warning: audit heads not exchanged: {exc}", file=sys.stderr)
+        raise

@@ -5,36 +5,38 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
-from securecalc.coordinator.calls import call_all
+from securecalc.coordinator.calls import call_all, check_all
+from securecalc.coordinator.clock import StudyClock
 from securecalc.coordinator.release import finish, from_mpc
 from securecalc.core.config import StudyConfig
 from securecalc.core.job import Job
 from securecalc.core.results import AnalysisResult, Cost, StudyResult
 from securecalc.errors import ProtocolError
-from securecalc.transport.channel import create_channel
+from securecalc.transport.channel import ChannelSet
 from securecalc.transport.codec import job_to_proto
+from securecalc.transport.liveness import Liveness
 from securecalc.transport.proto import node_pb2, node_pb2_grpc
 from securecalc.transport.tls import TlsFiles
 
 
-def run_mpc(config: StudyConfig, job: Job, tls: TlsFiles | None) -> StudyResult:
+def run_mpc(config: StudyConfig, job: Job, tls: TlsFiles | None,
+            clock: StudyClock) -> StudyResult:
     started = time.perf_counter()
     request = node_pb2.MpcJobRequest(spec=job_to_proto(job),
                                      peer_timeout_seconds=config.peer_timeout_seconds)
-    channels = {p.name: create_channel(p.address, tls=tls, expected_name=p.name,
-                                       own_name="coordinator" if tls is None else None)
-                for p in job.parties}
-    try:
-        calls = {name: (lambda ch=ch: node_pb2_grpc.PartyNodeStub(ch).RunMpc.future(
-                     request, timeout=config.timeout_seconds))
-                 for name, ch in channels.items()}
-        replies: dict[str, node_pb2.MpcJobReply] = call_all(
-            calls, addresses={p.name: p.address for p in job.parties},
-            timeout=config.timeout_seconds)
-    finally:
-        for channel in channels.values():
-            channel.close()
+    addresses = {p.name: p.address for p in job.parties}
+    with ChannelSet(tls, own_name="coordinator" if tls is None else None) as channel_set:
+        channels = {p.name: channel_set.get(p.name, p.address) for p in job.parties}
+        clock.enter("connecting to the parties")
+        check_all(channels, clock)
+        clock.enter("MPC job")
+        calls = {name: (lambda t, ch=ch: node_pb2_grpc.PartyNodeStub(ch).RunMpc.future(
+                     request, timeout=t)) for name, ch in channels.items()}
+        with Liveness(channels, config.peer_timeout_seconds) as liveness:
+            replies: dict[str, node_pb2.MpcJobReply] = call_all(
+                calls, addresses=addresses, clock=clock, liveness=liveness)
     secure_done = time.perf_counter()
+    clock.enter("finishing")
     result = _release(config, job, replies, started)
     finishing = time.perf_counter() - secure_done
     return replace(result, phases={**result.phases, "finishing": finishing})

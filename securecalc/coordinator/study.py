@@ -6,10 +6,12 @@ import uuid
 from pathlib import Path
 
 from securecalc.audit.events import describe_error, digest, open_log
+from securecalc.coordinator.clock import StudyClock
 from securecalc.coordinator.heads import exchange_heads
 from securecalc.core.config import StudyConfig, load_study_config
 from securecalc.core.job import Job
 from securecalc.core.results import StudyResult
+from securecalc.errors import PartyError
 from securecalc.transport.tls import TlsFiles
 
 
@@ -28,6 +30,7 @@ def run_study(config: StudyConfig | str | Path, *, insecure: bool = False) -> St
     """
     if not isinstance(config, StudyConfig):
         config = load_study_config(config, insecure=insecure)
+    clock = StudyClock(config.timeout_seconds, config.peer_timeout_seconds)
     tls = TlsFiles(config.tls.ca, config.tls.cert, config.tls.key) if config.tls else None
     job = new_job(config)
     log = open_log(config.audit_log or Path("audit") / "coordinator.jsonl", "coordinator",
@@ -37,19 +40,30 @@ def run_study(config: StudyConfig | str | Path, *, insecure: bool = False) -> St
                analyses=[{"id": a.id, "kind": a.kind, "columns": list(a.columns),
                           "where": a.where} for a in job.analyses])
     try:
-        if config.engine == "mpc":
-            from securecalc.coordinator.mpc import run_mpc
+        try:
+            if config.engine == "mpc":
+                from securecalc.coordinator.mpc import run_mpc
 
-            result = run_mpc(config, job, tls)
-        else:
-            from securecalc.coordinator.ckks import run_ckks
+                result = run_mpc(config, job, tls, clock)
+            else:
+                from securecalc.coordinator.ckks import run_ckks
 
-            result = run_ckks(config, job, tls)
+                result = run_ckks(config, job, tls, clock)
+            clock.enter("audit heads and release reports")
+            log.append("study_end", job=job.job_id, seconds=round(result.cost.seconds, 6),
+                       bytes_sent=result.cost.bytes_sent,
+                       results={rid: digest(r.value) for rid, r in result.results.items()})
+            exchange_heads(config, job, tls, log, result, clock)
+            clock.remaining()
+        except PartyError as exc:
+            raise (clock.expired(exc.party) if clock.over else in_phase(exc, clock.phase)) from exc
     except BaseException as exc:
         log.append("study_failed", job=job.job_id, **describe_error(exc))
         raise
-    log.append("study_end", job=job.job_id, seconds=round(result.cost.seconds, 6),
-               bytes_sent=result.cost.bytes_sent,
-               results={rid: digest(r.value) for rid, r in result.results.items()})
-    exchange_heads(config, job, tls, log, result)
     return result
+
+
+def in_phase(error: PartyError, phase: str) -> PartyError:
+    """``error`` with the phase of the study it happened in."""
+    inner = str(error).removeprefix(f"party {error.party!r}: ")
+    return PartyError(error.party, f"{inner} (phase: {phase})")

@@ -7,7 +7,7 @@ return nothing but the sum over every site.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +38,10 @@ class CkksOutcome:
 def contribute(job: Job, store: DataStore, states: Mapping[str, Any], *, me: str,
                public_context: bytes, layout: Layout,
                compute_name: str, compute_address: str, tls: TlsFiles | None,
-               timeout: float) -> CkksOutcome:
+               timeout: float, on_cancel: Callable[[Callable[[], None]], bool]) -> CkksOutcome:
+    """Encrypt this node's part of ``job`` and submit it to the compute node. ``on_cancel``
+    registers a callback for when the coordinator's call ends (``context.add_callback``;
+    False if it already ended): the submission is then cancelled too."""
     started = time.perf_counter()
     values = ckks_inputs(contributions(job, store.table_for(job), "ckks"), states)
     if len(values) != layout.n_values:
@@ -59,8 +62,11 @@ def contribute(job: Job, store: DataStore, states: Mapping[str, Any], *, me: str
 
     with create_channel(compute_address, tls=tls, expected_name=compute_name,
                         own_name=me) as channel:
+        call = compute_pb2_grpc.ComputeNodeStub(channel).Submit.future(stream(), timeout=timeout)
+        if not on_cancel(call.cancel):
+            call.cancel()
         try:
-            compute_pb2_grpc.ComputeNodeStub(channel).Submit(stream(), timeout=timeout)
+            call.result()
         except grpc.RpcError as exc:
             raise_from_rpc_error(exc, party=compute_name, address=compute_address,
                                  timeout=timeout)

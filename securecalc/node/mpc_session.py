@@ -13,7 +13,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import grpc
 
@@ -27,6 +27,13 @@ from securecalc.transport.tls import TlsFiles
 
 _END = object()
 
+JOB_HEADER = "x-securecalc-job"
+"""Metadata naming the job of an Exchange stream, so the receiving node can find the job (and
+check the caller is one of its parties) before reading anything."""
+ACCEPTED_HEADER = "x-securecalc-accepted"
+"""Initial metadata by which the receiving node accepts an Exchange stream."""
+NOT_YET = "the job has not reached this node yet"
+"""FAILED_PRECONDITION details of a stream that came before its job: the sender tries again."""
 
 
 def injected_latency() -> float:
@@ -57,6 +64,7 @@ class MpcSession:
         self._threads: list[threading.Thread] = []
         self._channels: list[grpc.Channel] = []
         self._latency = injected_latency()
+        self._closing = threading.Event()
 
     def peer_pid(self, name: str) -> int:
         return self.job.index_of(name)
@@ -99,21 +107,28 @@ class MpcSession:
                                       name=f"mpc-{self.job.job_id[:8]}-to-{peer_pid}")
             thread.start()
             self._threads.append(thread)
+        drain = 1.0  # a failed job's last frames (ABORT) to the peers still there
         try:
-            return handle.result(timeout=self.timeout)
+            result = handle.result(timeout=self.timeout)
+            drain = 5.0  # the final BYE must reach every peer
+            return result
         finally:
+            self._closing.set()
             handle.kill()
             for outbox in self._outboxes.values():
                 outbox.put(_END)
+            end = time.monotonic() + drain
             for thread in self._threads:
-                thread.join(timeout=5)
+                thread.join(timeout=max(0.0, end - time.monotonic()))
             for channel in self._channels:
                 channel.close()
 
     def _send(self, peer_pid: int, data: bytes) -> None:
         self._outboxes[peer_pid].put((time.monotonic() + self._latency, data))
 
-    def _frames(self, peer_pid: int) -> Iterator[node_pb2.MpcFrame]:
+    def _frames(self, peer_pid: int, gate: _Gate) -> Iterator[node_pb2.MpcFrame]:
+        if not gate.wait():  # refused (not here yet): the frames wait for the next stream
+            return
         outbox = self._outboxes[peer_pid]
         while True:
             item = outbox.get()
@@ -126,50 +141,76 @@ class MpcSession:
             yield node_pb2.MpcFrame(job_id=self.job.job_id, data=data)
 
     def _stream_to(self, peer_pid: int) -> None:
+        """Open the stream to ``peer_pid`` and relay frames on it. While that node has not
+        received the job from the coordinator, it refuses the stream at once and we try again
+        shortly; no frame is sent before it accepts."""
         peer = self.peers[peer_pid]
         channel = create_channel(peer.address, tls=self.tls, expected_name=peer.name,
                                  own_name=self.me)
         self._channels.append(channel)
-        try:
-            node_pb2_grpc.PartyNodeStub(channel).Exchange(self._frames(peer_pid),
-                                                          timeout=self.timeout)
-        except grpc.RpcError as exc:
-            code = exc.code() if hasattr(exc, "code") else None
-            if code != grpc.StatusCode.CANCELLED:
-                self.peer_lost(peer_pid, f"stream to {peer.name} at {peer.address} broke "
-                                         f"({code.name if code else 'error'})")
+        stub = node_pb2_grpc.PartyNodeStub(channel)
+        pause = 0.05
+        while not self._closing.is_set():
+            gate = _Gate()
+            call = stub.Exchange.future(self._frames(peer_pid, gate), timeout=self.timeout,
+                                        metadata=((JOB_HEADER, self.job.job_id),))
+            gate.decide(dict(call.initial_metadata() or ()).get(ACCEPTED_HEADER) == "1")
+            try:
+                call.result()
+                return
+            except grpc.RpcError as exc:
+                code = exc.code() if hasattr(exc, "code") else None
+                if code == grpc.StatusCode.FAILED_PRECONDITION and exc.details() == NOT_YET:
+                    self._closing.wait(pause)
+                    pause = min(0.5, 2 * pause)
+                    continue
+                if code != grpc.StatusCode.CANCELLED:
+                    self.peer_lost(peer_pid, f"stream to {peer.name} at {peer.address} broke "
+                                             f"({code.name if code else 'error'})")
+                return
+            finally:
+                gate.decide(False)
 
 
 class SessionRegistry:
-    """Running sessions by job id, so that inbound streams find theirs."""
+    """Running sessions by job id, so that inbound streams find theirs (and the ids of jobs
+    that ended, so that a late stream is told so)."""
 
     def __init__(self, remember_ended: int = 1024) -> None:
         self._sessions: dict[str, MpcSession] = {}
         self._ended: collections.deque[str] = collections.deque(maxlen=remember_ended)
-        self._changed = threading.Condition()
+        self._lock = threading.Lock()
 
     def add(self, session: MpcSession) -> None:
-        with self._changed:
+        with self._lock:
             self._sessions[session.job.job_id] = session
-            self._changed.notify_all()
 
     def remove(self, job_id: str) -> None:
-        with self._changed:
+        with self._lock:
             if self._sessions.pop(job_id, None) is not None:
                 self._ended.append(job_id)
-            self._changed.notify_all()
 
-    def wait_for(self, job_id: str, timeout: float,
-                 still_wanted: Callable[[], bool] = lambda: True) -> MpcSession | None:
-        """The session of ``job_id``; a peer may reach us before the coordinator does.
+    def get(self, job_id: str) -> MpcSession | None:
+        with self._lock:
+            return self._sessions.get(job_id)
 
-        None when the job already ended here, when ``timeout`` passes, or when the caller
-        stops wanting it (its stream was cancelled)."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while job_id not in self._sessions:
-                remaining = deadline - time.monotonic()
-                if job_id in self._ended or remaining <= 0 or not still_wanted():
-                    return None
-                self._changed.wait(min(remaining, 0.5))
-            return self._sessions[job_id]
+    def ended(self, job_id: str) -> bool:
+        with self._lock:
+            return job_id in self._ended
+
+
+class _Gate:
+    """Holds a stream's frames back until the receiving node has accepted the stream."""
+
+    def __init__(self) -> None:
+        self._decided = threading.Event()
+        self._open = False
+
+    def decide(self, open_: bool) -> None:
+        if not self._decided.is_set():
+            self._open = open_
+            self._decided.set()
+
+    def wait(self) -> bool:
+        self._decided.wait()
+        return self._open

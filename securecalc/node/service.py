@@ -24,7 +24,13 @@ from securecalc.node.approvals import Approvals
 from securecalc.node.ckks_job import contribute
 from securecalc.node.contribution import contributions, mpc_steps
 from securecalc.node.datastore import DataStore
-from securecalc.node.mpc_session import MpcSession, SessionRegistry
+from securecalc.node.mpc_session import (
+    ACCEPTED_HEADER,
+    JOB_HEADER,
+    NOT_YET,
+    MpcSession,
+    SessionRegistry,
+)
 from securecalc.node.privacy_ledger import Charge, PrivacyLedger
 from securecalc.roles import Role
 from securecalc.transport import chunks
@@ -36,8 +42,6 @@ from securecalc.transport.tls import TlsFiles
 
 _LOG = logging.getLogger(__name__)
 
-#: how long an inbound stream waits for the coordinator's request of the same job to arrive
-JOB_ARRIVAL_SECONDS = 30.0
 MAX_JOB_SECONDS = 3600.0
 #: characters kept of a refused job's id and of the reason, in its audit record
 REFUSAL_CHARS = 500
@@ -158,19 +162,24 @@ class NodeService(node_pb2_grpc.PartyNodeServicer):
     @rpc_boundary
     def Exchange(self, request_iterator: Iterator[node_pb2.MpcFrame],
                  context: grpc.ServicerContext) -> node_pb2.ExchangeAck:
-        first = next(request_iterator, None)
-        if first is None:
-            return node_pb2.ExchangeAck(frames=0)
-        session = self.sessions.wait_for(first.job_id, JOB_ARRIVAL_SECONDS, context.is_active)
+        self._exchange_caller(context)  # before anything is read or held
+        job_id = dict(context.invocation_metadata()).get(JOB_HEADER)
+        if not isinstance(job_id, str) or not job_id:
+            raise ProtocolError("stream without job id")
+        session = self.sessions.get(job_id)
         if session is None:
-            raise ProtocolError("unknown job")
+            if self.sessions.ended(job_id):
+                raise ProtocolError("unknown job")
+            # nothing waits here: a party of the job tries again shortly (see MpcSession)
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, NOT_YET)
         peer = require_peer(context, session.peer_names(), role=Role.HOSPITAL,
                             insecure=self.insecure)
+        context.send_initial_metadata(((ACCEPTED_HEADER, "1"),))
         peer_pid = session.peer_pid(peer)
         frames = 0
         try:
-            for frame in itertools.chain([first], request_iterator):
-                if frame.job_id != first.job_id:
+            for frame in request_iterator:
+                if frame.job_id != job_id:
                     raise ProtocolError("frame of another job")
                 session.deliver(peer_pid, frame.data)
                 frames += 1
@@ -178,6 +187,12 @@ class NodeService(node_pb2_grpc.PartyNodeServicer):
             session.peer_lost(peer_pid, f"the stream from {peer} broke")
             raise
         return node_pb2.ExchangeAck(frames=frames)
+
+    def _exchange_caller(self, context: grpc.ServicerContext) -> str:
+        """Refuse at once a caller that is not another hospital of this node's roster, by its
+        certificate's name and role (only they send MPC messages)."""
+        others = [h for h in self.config.hospitals if h != self.config.name]
+        return require_peer(context, others, role=Role.HOSPITAL, insecure=self.insecure)
 
     @rpc_boundary
     def RunCkks(self, request_iterator: Iterator[node_pb2.CkksJobChunk],
@@ -205,7 +220,7 @@ class NodeService(node_pb2_grpc.PartyNodeServicer):
                                  public_context=public_context,
                                  layout=layout, compute_name=spec.compute_name,
                                  compute_address=spec.compute_address, tls=self.tls,
-                                 timeout=_remaining(context))
+                                 timeout=_remaining(context), on_cancel=context.add_callback)
             end.update(bytes_sent=outcome.bytes_sent, ciphertexts=outcome.ciphertexts)
         return node_pb2.CkksJobReply(checkpoint_json=signed_head(self.audit),
                                      bytes_sent=outcome.bytes_sent,

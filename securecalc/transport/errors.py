@@ -23,10 +23,12 @@ SecureCalcError    UNKNOWN              SecureCalcError("<party>: <message>")
 anything else      INTERNAL             PartyError(party, "internal error ...")
 =================  ===================  ===========================================
 
-Failures of the call itself map to PartyError(party, ...): UNAVAILABLE -> "unreachable at
-ADDRESS", DEADLINE_EXCEEDED -> "no answer within N s", PERMISSION_DENIED/UNAUTHENTICATED ->
-"refused: ...", a connection that stops answering keepalive pings -> "lost at ADDRESS ...",
-RESOURCE_EXHAUSTED -> "message exceeds the size limit ...".
+Failures of the call itself map to PartyError(party, ...) saying what most likely happened:
+"refused" (TLS or certificate; PERMISSION_DENIED/UNAUTHENTICATED), "unreachable at ADDRESS"
+(connection refused, no route), "stopped answering" (a deadline passed, keepalive pings or
+the TLS handshake went unanswered: a frozen or cut-off process), "lost at ADDRESS" (the
+connection broke during the call: the process died or restarted), RESOURCE_EXHAUSTED ->
+"message exceeds the size limit ...".
 """
 
 from __future__ import annotations
@@ -111,9 +113,17 @@ def _guarded(responses: Iterator[Any], context: grpc.ServicerContext, method: An
 
 
 def _abort_for(context: grpc.ServicerContext, exc: Exception, method: Any) -> NoReturn:
+    """Abort with the status of ``exc``. Expected failures (a SecureCalcError, a caller that
+    went away) are one line: WARNING (INFO for a peer's malformed input, which a prober could
+    repeat at will); only unexpected ones are logged with their traceback, and only here."""
     name = getattr(method, "__qualname__", repr(method))
     if type(exc) is Exception and not exc.args and context.code() is not None:
         raise exc  # context.abort() already ran inside the method
+    if not context.is_active() or isinstance(exc, grpc.RpcError):
+        _LOG.warning("%s: the caller cancelled the call, its deadline passed or its "
+                     "connection broke (%s: %s)", name, type(exc).__name__,
+                     " ".join(str(exc).split()))  # one line, whatever the error's text
+        context.abort(grpc.StatusCode.CANCELLED, "the call ended early")
     if isinstance(exc, SecureCalcError):
         code, message, kind = status_of(exc)
         if isinstance(exc, ProtocolError):
@@ -121,7 +131,7 @@ def _abort_for(context: grpc.ServicerContext, exc: Exception, method: Any) -> No
         elif isinstance(exc, DataError):
             _LOG.error("%s: DataError (withheld from the caller): %s", name, exc)
         else:
-            _LOG.info("%s: %s: %s", name, kind.__name__, exc)
+            _LOG.warning("%s: %s: %s", name, kind.__name__, exc)
         metadata: list[tuple[str, str]] = [(ERROR_KIND_KEY, kind.__name__)]
         if isinstance(exc, PartyError) and _header_safe(exc.party):
             metadata.append((ERROR_PARTY_KEY, exc.party))
@@ -153,13 +163,12 @@ def raise_from_rpc_error(
 def _describe(
     code: grpc.StatusCode | None, details: str, address: str, timeout: float | None
 ) -> str:
-    if code == grpc.StatusCode.UNAVAILABLE and "ping timeout" in details:
-        return f"lost at {address}: stopped answering keepalive pings (hung, crashed or cut off)"
     if code == grpc.StatusCode.UNAVAILABLE:
-        return f"unreachable at {address}{_hint(details)}"
+        return _unavailable(details, address)
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         within = f"within {timeout:g} s" if timeout is not None else "before the deadline"
-        return f"no answer {within} from {address} (hung, overloaded or cut off)"
+        return (f"stopped answering: no answer {within} from {address} (frozen, overloaded "
+                "or cut off)")
     if code in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED):
         return f"refused: {details}"
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
@@ -172,21 +181,32 @@ def _describe(
     return f"call failed with {name}: {details}"
 
 
-def _hint(details: str) -> str:
-    """A readable cause for the usual UNAVAILABLE details, keeping gRPC's text for the log."""
-    if "Hostname Verification" in details or "No match found for server name" in details:
-        cause = "the certificate presented there names another party"
-    elif "Connection refused" in details:
-        cause = "connection refused: nothing listens there"
-    elif "Socket closed" in details or "handshake" in details.lower():
-        cause = "the connection closed during setup; the party may have refused our certificate"
-    elif "DNS resolution failed" in details:
-        cause = "the host name does not resolve"
-    else:
-        cause = ""
-    if not details:
-        return f": {cause}" if cause else ""
-    return f": {cause} ({details})" if cause else f" ({details})"
+_UNAVAILABLE: tuple[tuple[tuple[str, ...], str, str], ...] = (
+    # (any of these in gRPC's details, what most likely happened, the cause in words)
+    (("ping timeout", "keepalive"), "stopped answering",
+     "no answer to keepalive pings (frozen, crashed or cut off)"),
+    (("Hostname Verification", "No match found for server name"), "refused",
+     "the certificate presented there names another party"),
+    (("Connection refused",), "unreachable",
+     "connection refused: nothing listens there (not running, or moved)"),
+    (("No route to host", "Network is unreachable"), "unreachable", "no route to the host"),
+    (("DNS resolution failed",), "unreachable", "the host name does not resolve"),
+    (("Handshake read failed", "Endpoint closing", "handshake timed out"), "stopped answering",
+     "accepted the connection but never completed the TLS handshake (frozen or overloaded)"),
+    (("Stream removed", "Connection reset", "Broken pipe"), "lost",
+     "the connection broke during the call (the process died, restarted or was cut off)"),
+    (("Socket closed",), "refused",
+     "closed the connection during the TLS handshake: it refused our certificate (another "
+     "CA, expired, or not a party it accepts)"),
+)
+
+
+def _unavailable(details: str, address: str) -> str:
+    """What most likely happened, from gRPC's UNAVAILABLE details (kept for the log)."""
+    for needles, what, cause in _UNAVAILABLE:
+        if any(n in details for n in needles):
+            return f"{what} at {address}: {cause} ({details})"
+    return f"unreachable at {address} ({details})" if details else f"unreachable at {address}"
 
 
 def _call(err: grpc.RpcError, attr: str) -> Any:

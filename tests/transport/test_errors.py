@@ -41,6 +41,7 @@ RAISED: dict[str, Exception] = {
     "crypto": CryptoError("ciphertext authentication failed"),
     "base": SecureCalcError("something deliberate"),
     "bug": ZeroDivisionError(SECRET),
+    "gone": grpc.RpcError(),  # what a request iterator raises once its caller went away
 }
 
 
@@ -169,6 +170,17 @@ def test_unexpected_exception_is_opaque_internal(
 
 
 @pytest.mark.timeout(20)
+@pytest.mark.parametrize("kind", ["party", "gone"])
+def test_expected_failures_are_one_warning_line(channel: PartyChannel, kind: str,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    """A lost peer or a caller that went away is one WARNING line: no ERROR, no traceback."""
+    with caplog.at_level(logging.INFO, logger="securecalc.transport.errors"):
+        unary(channel, kind)
+    assert [r.levelname for r in caplog.records] == ["WARNING"]
+    assert caplog.records[0].exc_info is None
+
+
+@pytest.mark.timeout(20)
 def test_stream_fails_after_its_first_messages(channel: PartyChannel) -> None:
     responses = channel.unary_stream(f"/{SERVICE}/Stream")(b"data", timeout=5)
     received = []
@@ -211,7 +223,24 @@ class FakeError(grpc.RpcError):
     "code, details, expected",
     [
         ("UNAVAILABLE", "", "party 'hospital-a': unreachable at 10.0.0.7:7001"),
-        ("DEADLINE_EXCEEDED", "", "party 'hospital-a': no answer within 2.5 s from 10.0.0.7:7001"),
+        ("DEADLINE_EXCEEDED", "",
+         "party 'hospital-a': stopped answering: no answer within 2.5 s from 10.0.0.7:7001"),
+        # gRPC 1.85's details for what happens to a study's parties (measured on loopback)
+        ("UNAVAILABLE", "failed to connect to all addresses; last error: UNKNOWN: ipv4:"
+         "10.0.0.7:7001: Failed to connect to remote host: Connection refused",
+         "party 'hospital-a': unreachable at 10.0.0.7:7001: connection refused"),
+        ("UNAVAILABLE", "failed to connect to all addresses; last error: UNAVAILABLE: ipv4:"
+         "10.0.0.7:7001: Handshake read failed (Endpoint closing)",
+         "party 'hospital-a': stopped answering at 10.0.0.7:7001: accepted the connection but "
+         "never completed the TLS handshake (frozen"),
+        ("UNAVAILABLE", "Stream removed (ping timeout)",
+         "party 'hospital-a': stopped answering at 10.0.0.7:7001: no answer to keepalive"),
+        ("UNAVAILABLE", "Stream removed (Socket closed)",
+         "party 'hospital-a': lost at 10.0.0.7:7001: the connection broke during the call"),
+        ("UNAVAILABLE", "failed to connect to all addresses; last error: UNAVAILABLE: ipv4:"
+         "10.0.0.7:7001: Socket closed",
+         "party 'hospital-a': refused at 10.0.0.7:7001: closed the connection during the TLS "
+         "handshake: it refused our certificate"),
         ("PERMISSION_DENIED", "not yours", "party 'hospital-a': refused: not yours"),
         ("UNAUTHENTICATED", "who?", "party 'hospital-a': refused: who?"),
         ("RESOURCE_EXHAUSTED", "too big", "party 'hospital-a': message exceeds the size limit"),

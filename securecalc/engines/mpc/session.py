@@ -95,6 +95,7 @@ class Session:
         self._failed = loop.create_future()
         self.failure: Failure | None = None
         self.phase = "setup"
+        self.step = ""  # the step running while phase is "steps"
         self._phase_since = self.started
         self.clock = 0  # max round of frames consumed
         self.high = 0  # max round of frames consumed or sent
@@ -272,7 +273,8 @@ class Session:
             return
         for p in sorted(quiet):
             if quiet[p] > limit:
-                self.fail(Failure("party_lost", f"no message for {limit:g} s", p))
+                self.fail(Failure("party_lost", f"stopped answering: no message for {limit:g} s "
+                                                f"{self._where()}", p))
                 return
         self.loop.call_later(min(_TICK, limit / 10), self._watchdog)
 
@@ -296,6 +298,11 @@ class Session:
         finally:
             self._finished = True
 
+    def _where(self) -> str:
+        if self.phase == "steps":
+            return f"during step {self.step!r}"
+        return "during setup" if self.phase == "setup" else "during the final synchronisation"
+
     def _enter(self, phase: str) -> None:
         self.phase, self._phase_since = phase, time.monotonic()
 
@@ -311,6 +318,7 @@ class Session:
         results = []
         for step in self.job.steps:
             t0, b0, h0 = time.monotonic(), self.bytes_sent, self.high
+            self.step = step.name
             totals = await start_step(self.rt, step)
             results.append(StepResult(step.name, tuple(int(v) for v in totals),
                                       time.monotonic() - t0, self.bytes_sent - b0, self.high - h0))
