@@ -291,7 +291,10 @@ def _stream(channel: grpc.Channel, job_id: str) -> tuple[grpc.StatusCode, float]
 @pytest.mark.timeout(60)
 def test_streams_that_are_not_a_party_are_refused_at_once(clusters) -> None:  # type: ignore[no-untyped-def]
     cluster = clusters["mpc"]
-    with _channel(cluster, "intruder") as channel:  # a job not here
+    with _channel(cluster, "intruder") as channel:  # a hospital in no node's roster
+        code, seconds = _stream(channel, uuid.uuid4().hex)
+    assert code == grpc.StatusCode.PERMISSION_DENIED and seconds < AT_ONCE, (code, seconds)
+    with _channel(cluster, "hospital-b") as channel:  # a hospital of the roster, a job not here
         code, seconds = _stream(channel, uuid.uuid4().hex)
     assert code == grpc.StatusCode.FAILED_PRECONDITION and seconds < AT_ONCE, (code, seconds)
     with _channel(cluster, "coordinator") as channel:  # not a hospital

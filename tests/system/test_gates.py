@@ -52,6 +52,7 @@ type = "int"
 min = 0
 max = 1
 """
+CATALOGUE = SCHEMA.replace("[schema.", "[catalogue.")  # the nodes offer what the studies read
 COLUMNS = ("sbp", "arm", "site", "treated", "outcome", "days", "event")
 
 
@@ -93,7 +94,7 @@ def files(tmp_path_factory, data) -> dict[str, Path]:  # type: ignore[no-untyped
 @pytest.fixture(scope="module")
 def cluster(cluster_factory, files):  # type: ignore[no-untyped-def]
     # ckks = "exact": the CKKS runs check the release rules the coordinator applies
-    return cluster_factory(files, ckks="exact")
+    return cluster_factory(files, ckks="exact", catalogue=CATALOGUE)
 
 
 def run(cluster, engine: str, analyses: str) -> dict[str, AnalysisResult]:  # type: ignore[no-untyped-def]
@@ -269,7 +270,7 @@ column = "sbp"
 def test_min_and_max_need_every_node_to_allow_extremes(cluster_factory, cluster, files) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(PolicyError, match="allow_extremes"):
         run(cluster, "mpc", EXTREMES)
-    allowing = cluster_factory(files, ckks="exact", node_extra=dict.fromkeys(
+    allowing = cluster_factory(files, ckks="exact", catalogue=CATALOGUE, node_extra=dict.fromkeys(
         HOSPITALS, "[policy]\nallow_extremes = true\n"))
     for engine in ("mpc", "ckks"):
         result = run(allowing, engine, EXTREMES)["max_sbp"]
