@@ -62,7 +62,7 @@ def _coefficients(value: Mapping[str, Any]) -> str:
 def _curve(value: Mapping[str, Any]) -> str:
     rows = [[group, format_value(p["time"]), str(p["at_risk"]), str(p["events"]),
              f"{p['survival']:.4f}", f"[{p['ci_lower']:.4f}, {p['ci_upper']:.4f}]"]
-            for group, points in value["groups"].items() for p in points or ()]  # None: withheld
+            for group, points in value["groups"].items() for p in points]
     return table(["group", "time", "at risk", "events", "survival", "95% CI"], rows)
 
 

@@ -29,7 +29,7 @@ _LOG = logging.getLogger(__name__)
 
 def release_outcomes(result: StudyResult, min_cell_count: int) -> list[node_pb2.ReleaseOutcome]:
     """Per analysis, what was released: withheld (no value), partly withheld (cells shown as
-    ``"<k"``, or quantiles or curves withheld, which the note names: "withheld for ...") or
+    ``"<k"``, or quantiles withheld, which the note names: "withheld for ...") or
     released, with the digest of the value (never the value itself)."""
     small = f"<{min_cell_count}"
 

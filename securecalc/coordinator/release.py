@@ -40,9 +40,6 @@ def finish(analysis: Analysis, job: Job, released: Any) -> tuple[Any, int | None
 
 def from_mpc(plan: Plan, totals: Sequence[int], gate: Gates = UNGATED) -> Any:
     """Decode one MPC step's released integers for ``plan`` (gated: a verdict bit first)."""
-    if gate and gate.parts:
-        assert isinstance(plan, SumPlan) and not plan.suppress_below
-        return _parts(plan, totals, gate.parts)
     if gate:
         if not totals or totals[0] not in (0, 1):
             raise ProtocolError("released totals do not fit the plan")
@@ -71,37 +68,14 @@ def from_mpc(plan: Plan, totals: Sequence[int], gate: Gates = UNGATED) -> Any:
     raise ProtocolError(f"unknown plan {type(plan).__name__}")
 
 
-def _parts(plan: SumPlan, totals: Sequence[int], parts: Sequence[Sequence[int]]) -> Any:
-    """Decode a step released part by part (a verdict, then the part's totals on a pass)."""
-    out: list[int | None] = [None] * plan.width
-    pos = 0
-    for part in parts:
-        if pos >= len(totals) or totals[pos] not in (0, 1):
-            raise ProtocolError("released totals do not fit the plan")
-        if totals[pos]:
-            if pos + 1 + len(part) > len(totals):
-                raise ProtocolError("released totals do not fit the plan")
-            for i, v in zip(part, totals[pos + 1:pos + 1 + len(part)], strict=True):
-                out[i] = v
-            pos += len(part)
-        pos += 1
-    if pos != len(totals):
-        raise ProtocolError("released totals do not fit the plan")
-    if all(v is None for v in out):
-        return Withheld()
-    decoded = mpc_decode(plan, [0 if v is None else v for v in out])
-    return tuple(d if v is not None else None for d, v in zip(decoded, out, strict=True))
-
-
 def from_ckks(plan: SumPlan, values: Sequence[float], gate: Gates = UNGATED,
               min_cohort: int = 0) -> Any:
     """Decode decrypted values; analyses whose gates fail and counts below the plan's
     threshold are withheld here, before anything is released (the coordinator is the only
     party that decrypts)."""
     totals = ckks_decode(plan, values)
-    kept = gate.released(totals, min_cohort)
-    if kept is None:
+    if not gate.passes(totals, min_cohort):
         return Withheld()
     if not plan.suppress_below:
-        return tuple(kept)
+        return tuple(totals)
     return tuple(t if t >= plan.suppress_below else None for t in totals)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from fractions import Fraction
 
 from securecalc.core.analyses import Analysis, check_analyses
@@ -43,8 +43,7 @@ class Job:
                 kind.cohort_slots(analysis, self.schema, plan) if self.min_cohort > 1 else (),
                 kind.cell_slots(analysis, self.schema, plan) if self.min_cell_count > 1 else (),
                 self.min_cell_count)
-            out.append(replace(gates, parts=kind.release_parts(analysis, self.schema, plan))
-                       if gates else gates)
+            out.append(gates)
         return out
 
     def plans(self, engine: str) -> list[Plan]:

@@ -143,33 +143,15 @@ class Gates:
     cohort: tuple[int, ...] = ()
     cells: tuple[int, ...] = ()
     min_cell_count: int = 1
-    #: a partition of the slots released part by part (e.g. a survival curve per group), each
-    #: under the gates among its own slots; empty: all or nothing
-    parts: tuple[tuple[int, ...], ...] = ()
 
     def __bool__(self) -> bool:
         return bool(self.cohort or self.cells)
 
-    def passes(self, totals: Sequence[Number], min_cohort: int,
-               part: Sequence[int] | None = None) -> bool:
-        """Whether plain ``totals`` pass (the coordinator's check on CKKS), in ``part`` only
-        if given."""
-        def within(slots: tuple[int, ...]) -> list[int]:
-            return list(slots) if part is None else [i for i in slots if i in part]
-
-        return all(totals[i] >= min_cohort for i in within(self.cohort)) and all(
-            totals[i] == 0 or totals[i] >= self.min_cell_count for i in within(self.cells))
-
-    def released(self, totals: Sequence[Number], min_cohort: int) -> list[Number | None] | None:
-        """Plain ``totals`` with every failing part's slots None; None when nothing passes."""
-        if not self.parts:
-            return list(totals) if self.passes(totals, min_cohort) else None
-        out: list[Number | None] = [None] * len(totals)
-        for part in self.parts:
-            if self.passes(totals, min_cohort, part):
-                for i in part:
-                    out[i] = totals[i]
-        return out if any(v is not None for v in out) else None
+    def passes(self, totals: Sequence[Number], min_cohort: int) -> bool:
+        """Whether plain ``totals`` pass (the coordinator's check on CKKS): all or nothing, so
+        no released number sits beside a withheld one it could be subtracted from."""
+        return all(totals[i] >= min_cohort for i in self.cohort) and all(
+            totals[i] == 0 or totals[i] >= self.min_cell_count for i in self.cells)
 
 
 @runtime_checkable

@@ -80,8 +80,7 @@ def mpc_steps(parts: Sequence[LocalContribution], gates: Sequence[Gates],
                 floor = max(-bound, min((part.floor(i) for i in gate.cohort), default=0))
                 steps.append(mpc.GatedSumStep(name, values, bound, gate.cohort, min_cohort,
                                               gate_floor=floor, cell_slots=gate.cells,
-                                              cell_threshold=gate.min_cell_count,
-                                              parts=gate.parts))
+                                              cell_threshold=gate.min_cell_count))
             elif plan.suppress_below:
                 floor = max(-bound, min(part.floor(i) for i in range(plan.width)))
                 steps.append(mpc.SuppressedSumStep(name, values, bound, plan.suppress_below,

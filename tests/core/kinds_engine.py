@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import pickle
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from fractions import Fraction
 from typing import Any
 
@@ -155,16 +154,14 @@ def run(raw: Mapping[str, Any] | Analysis, schema: Schema, tables: Sequence[Tabl
     gates = Gates(kind.cohort_slots(a, schema, plan) if study.min_cohort > 1 else (),
                   kind.cell_slots(a, schema, plan) if study.min_cell_count > 1 else (),
                   study.min_cell_count)
-    if gates:
-        gates = replace(gates, parts=kind.release_parts(a, schema, plan))
     released: Any
     if isinstance(plan, SumPlan):
         for values, n in zip(locals_, rows, strict=True):
             check_input(plan, values, n)
-        kept = gates.released(add(plan, locals_, mode), study.min_cohort)
-        if kept is None:
+        totals = add(plan, locals_, mode)
+        if not gates.passes(totals, study.min_cohort):
             return None, None
-        released = suppress(plan, kept)
+        released = suppress(plan, totals)
     elif isinstance(plan, SearchPlan):
         assert engine == "mpc"
         released = search(plan, locals_)

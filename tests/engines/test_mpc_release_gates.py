@@ -16,7 +16,6 @@ from securecalc.engines.mpc import (
 )
 from securecalc.engines.mpc.steps import gated_sum_plan
 from securecalc.engines.mpc.steps_gate import zero_test_rounds
-from securecalc.errors import ConfigError
 from tests.engines.test_mpc_steps_iterative import TanhLocation
 
 NAMES = ("hospital-a", "hospital-b", "hospital-c")
@@ -84,17 +83,3 @@ def test_a_search_opens_n_only_above_min_n_and_withholds_edge_ranks() -> None:
     for r in results:
         assert r.totals("big") == (30, *want)
         assert r.totals("tiny") == (0, *([-1] * len(probs)))
-
-
-@pytest.mark.timeout(60)
-def test_parts_are_released_on_their_own() -> None:
-    # (cell, cohort) per part: (6, 12) passes, (3, 12) fails its cell, (0, 12) passes
-    values = [(2, 4, 1, 4, 0, 4), (2, 4, 1, 4, 0, 4), (2, 4, 1, 4, 0, 4)]
-    parts = ((0, 1), (2, 3), (4, 5))
-    jobs = [MpcJob("parts", p, NAMES, (
-        GatedSumStep("km", values[p], BOUND, (1, 3, 5), 10, 0, (0, 2, 4), 5, parts),))
-        for p in range(3)]
-    for r in run_local(jobs, timeout=50):
-        assert r.totals("km") == (1, 6, 12, 0, 1, 0, 12)
-    with pytest.raises(ConfigError, match="partition"):
-        GatedSumStep("km", values[0], BOUND, (1,), 10, 0, (0,), 5, ((0, 1), (2, 3)))

@@ -100,12 +100,6 @@ class Kind:
         the cohort slots, in the same secure test)."""
         return ()
 
-    def release_parts(self, analysis: Analysis, schema: Schema,
-                      plan: Plan) -> tuple[tuple[int, ...], ...]:
-        """A partition of a SumPlan's slots whose parts are gated and released on their own
-        (e.g. one survival curve per group); empty (the default): all or nothing."""
-        return ()
-
     def extremes(self, analysis: Analysis) -> bool:
         """Whether the analysis releases a single patient's value by definition (min, max):
         a node runs it only if its policy sets ``allow_extremes``."""
@@ -118,7 +112,7 @@ class Kind:
 
     def release_note(self, analysis: Analysis, schema: Schema, released: Any,
                      study: StudyOptions) -> str | None:
-        """A note on a released analysis (e.g. parts of it withheld), or None."""
+        """A note on a released analysis (e.g. some of its values withheld), or None."""
         return None
 
     def finish(self, analysis: Analysis, schema: Schema, released: Any,

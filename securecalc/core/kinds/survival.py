@@ -207,15 +207,17 @@ class KaplanMeier(_Survival):
     survival estimate and its 95% interval as lifelines' ``KaplanMeierFitter`` gives it by
     default (exponential Greenwood, i.e. the log(-log) transform). value: ``{"groups":
     {level or "all": [{"time", "at_risk", "events", "survival", "ci_lower", "ci_upper"}]}}``
-    (a level without events has an empty list; a level that fails the gates is None).
+    (a level without events has an empty list). When any group fails the gates the whole
+    analysis is withheld: releasing the other groups would give the failing group's size as
+    the cohort's count minus theirs.
     """
 
     name = "kaplan_meier"
     reveals: ClassVar[str] = (
         "per group, the pooled events and removals (events plus censorings) at every time "
-        "point: the curve's own data, plus the censorings between event times. A group's "
-        "curve is released only if each of its counts is 0 or at least min_cell_count and the "
-        "group (with more than two groups, its complement too) holds min_cohort patients.")
+        "point: the curve's own data, plus the censorings between event times. Released only "
+        "if every count is 0 or at least min_cell_count and every group (with more than two "
+        "groups, its complement too) holds min_cohort patients; otherwise no group's curve is.")
     keys: ClassVar[Mapping[str, str]] = {
         "time": "numeric time column",
         "event": "0/1 event column (int within [0, 1], or a two-level category: second = event)",
@@ -228,41 +230,12 @@ class KaplanMeier(_Survival):
     def parse(self, raw: Mapping[str, Any], schema: Schema) -> dict[str, Any]:
         return _parse(raw, schema, group_required=False)
 
-    def release_parts(self, analysis: Analysis, schema: Schema,
-                      plan: Plan) -> tuple[tuple[int, ...], ...]:
-        """One part per group: its events and removals and its count(s), so a group that fails
-        the gates withholds its own curve only."""
-        g, t = self._shape(analysis, schema)
-        if g == 1:
-            return ()
-        per_group = self._levels(analysis, schema).width // g  # 1, or 2 with the complement
-        cells = 2 * g * t
-        return tuple((*range(i * 2 * t, (i + 1) * 2 * t),
-                      *range(cells + i * per_group, cells + (i + 1) * per_group))
-                     for i in range(g))
-
-    def _withheld(self, analysis: Analysis, schema: Schema, released: Any) -> list[str]:
-        """The groups whose curves were withheld (their slots are None)."""
-        labels = _groups(analysis, schema) or ("all",)
-        t = len(_times(analysis, schema))
-        return [label for i, label in enumerate(labels) if released[i * 2 * t] is None]
-
-    def release_note(self, analysis: Analysis, schema: Schema, released: Any,
-                     study: StudyOptions) -> str | None:
-        withheld = self._withheld(analysis, schema, released)
-        if not withheld:
-            return None
-        return (f"withheld for group(s) {', '.join(withheld)}: "
-                + self.withheld_note(analysis, study).removeprefix("withheld: "))
-
     def finish(self, analysis: Analysis, schema: Schema, released: Any,
                study: StudyOptions) -> tuple[Any, int]:
         times = _times(analysis, schema)
-        withheld = self._withheld(analysis, schema, released)
-        d, at_risk = self._counts(analysis, schema, [0 if v is None else v for v in released])
+        d, at_risk = self._counts(analysis, schema, released)
         labels = _groups(analysis, schema) or ("all",)
-        curves = {label: None if label in withheld else _km_curve(times, d[i], at_risk[i])
-                  for i, label in enumerate(labels)}
+        curves = {label: _km_curve(times, d[i], at_risk[i]) for i, label in enumerate(labels)}
         return {"groups": curves}, int(at_risk[:, 0].sum())
 
 

@@ -169,10 +169,6 @@ class GatedSumStep:
     ``cell_slots`` (exact counts, ``0 <= v``) must each total 0 or at least
     ``cell_threshold`` for the release (DataSHIELD's rule: no small nonzero cell); they are
     decided in the same zero test, which then always decides the gate.
-
-    ``parts`` (a partition of the slots, e.g. one survival curve per group) releases each
-    part under the gates among its own slots, all parts in the same zero test: ``totals``
-    are then, part by part, its verdict followed (on a pass) by its totals.
     """
 
     name: str
@@ -183,7 +179,6 @@ class GatedSumStep:
     gate_floor: int | None = None
     cell_slots: tuple[int, ...] = ()
     cell_threshold: int = 1
-    parts: tuple[tuple[int, ...], ...] = ()
     kind: ClassVar[str] = "gated-sum"
 
     def __post_init__(self) -> None:
@@ -198,11 +193,6 @@ class GatedSumStep:
         if not slots or any(not 0 <= i < len(self.values) for i in slots):
             raise ConfigError(f"step {self.name!r}: gate slots outside the vector",
                               field="gate_slots")
-        object.__setattr__(self, "parts", tuple(tuple(part) for part in self.parts))
-        if self.parts and sorted(i for part in self.parts for i in part) != \
-                list(range(len(self.values))):
-            raise ConfigError(f"step {self.name!r}: parts must partition the vector",
-                              field="parts")
         if self.gate_floor is not None:
             _check_int(self.name, "gate_floor", self.gate_floor, -self.bound)
             if self.gate_floor > 0:
@@ -229,8 +219,7 @@ class GatedSumStep:
 
     def public_spec(self) -> tuple[object, ...]:
         return (self.kind, self.name, len(self.values), self.bound, self.gate_slots,
-                self.threshold, self.gate_floor, self.cell_slots, self.cell_threshold,
-                self.parts)
+                self.threshold, self.gate_floor, self.cell_slots, self.cell_threshold)
 
 
 #: largest grid a search accepts (indices must fit int64 with room to spare)

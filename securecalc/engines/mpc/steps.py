@@ -28,7 +28,7 @@ threshold), m)``, 35 for counts and 3 to 5 parties, so ``P = 6``):
     in one batch (threshold 5: 4 rounds; 11: 5). Gated sums: ``f = G * (threshold - m *
     gate_floor)`` for ``G`` gates (min_cohort 10, exact counts: 5 rounds for one gate, 6 for
     two; a noise floor of -4 at 3 parties: 6); cell gates add ``cell_threshold - 1`` factors
-    each and always run the zero test (with ``parts``, one product per part, in one batch);
+    each and always run the zero test;
   - comparison (``steps_compare``): suppressed ``P + 5`` (input overlapping the comparisons'
     randomness, opening, ``P`` product rounds, zero test, multiplication, output: 11 at
     ``l = 35``); gated ``P + 5 + ceil(log2 G)`` (the same, then the product of the ``G``
@@ -184,7 +184,7 @@ def gated_sum_plan(step: GatedSumStep, parties: int) -> tuple[bool, int]:
     ``[1, cell_threshold)``; cell gates are decided only by the zero test."""
     g = len(step.gate_slots)
     zero = zero_test_rounds(gate_factors(_gate_ranges(step, parties)))
-    if step.cell_slots or step.parts:
+    if step.cell_slots:
         return True, zero
     cmp = (comparison_rounds(_compare_length(step.bound, step.threshold, parties))
            + (g - 1).bit_length() + 2)
@@ -235,11 +235,9 @@ async def _run_gated_sum(rt: Any, step: GatedSumStep) -> Sequence[int]:
     if gated_sum_plan(step, m)[0]:
         totals = await pooled_shares(rt, field, step.int_values())
         ranges = dict(zip((*gates, *step.cell_slots), _gate_ranges(step, m), strict=True))
-        parts = step.parts or (tuple(range(len(totals))),)
-        kept = await release_if_large(rt, field, [
-            ([(totals[i], *ranges[i]) for i in part if i in ranges], [totals[i] for i in part])
-            for part in parts])
-        return [v for k in kept for v in ((0,) if k is None else (1, *k))]
+        (kept,) = await release_if_large(rt, field, [
+            ([(totals[i], *ranges[i]) for i in ranges], list(totals))])
+        return (0,) if kept is None else (1, *kept)
     prep = prepare(rt, field, len(gates), length)
     totals = await pooled_shares(rt, field, step.int_values())
     less = await less_than_zero(rt, prep, [totals[i] - step.threshold for i in gates])
