@@ -89,7 +89,8 @@ class ComputeService(compute_pb2_grpc.ComputeNodeServicer):
         require_peer(context, self.coordinators, role=Role.COORDINATOR,
                      insecure=self.insecure)
         wait = min(max(request.wait_seconds, 0.0), MAX_FETCH_WAIT_SECONDS)
-        total = self.jobs.take_sum(request.job_id, wait)
+        context.add_callback(self.jobs.wake)  # a coordinator that goes away frees this thread
+        total = self.jobs.take_sum(request.job_id, wait, gone=lambda: not context.is_active())
         self.audit.append("sum_released", job=request.job_id,
                           bytes=sum(len(c) for c in total), digest=digest(
                               [hashlib.sha256(c).hexdigest() for c in total]))
