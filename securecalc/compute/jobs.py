@@ -103,9 +103,10 @@ class ComputeJobs:
         with self._changed:
             self._changed.notify_all()
 
-    def close(self, job_id: str) -> None:
+    def close(self, job_id: str) -> bool:
+        """Forget the job (its study failed); whether it was open."""
         with self._changed:
-            self._jobs.pop(job_id, None)
+            return self._jobs.pop(job_id, None) is not None
 
     def _get(self, job_id: str) -> _Job:
         job = self._jobs.get(job_id)

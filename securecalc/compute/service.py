@@ -100,6 +100,15 @@ class ComputeService(compute_pb2_grpc.ComputeNodeServicer):
 
 
     @rpc_boundary
+    def CloseJob(self, request: compute_pb2.CloseJobRequest,
+                 context: grpc.ServicerContext) -> compute_pb2.CloseJobReply:
+        coordinator = require_peer(context, self.coordinators, role=Role.COORDINATOR,
+                                   insecure=self.insecure)
+        if self.jobs.close(request.job_id):
+            self.audit.append("job_closed", job=request.job_id, coordinator=coordinator)
+        return compute_pb2.CloseJobReply()
+
+    @rpc_boundary
     def Checkpoint(self, request: compute_pb2.CheckpointRequest,
                    context: grpc.ServicerContext) -> compute_pb2.CheckpointReply:
         require_peer(context, self.coordinators, role=Role.COORDINATOR,
