@@ -25,6 +25,7 @@ import multiprocessing
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -83,7 +84,11 @@ class WorkerHandle:
         self._result: JobResult | None = None
         self._error: SecureCalcError | None = None
         self._why_killed: str | None = None
-        self._timer = threading.Timer(job.job_timeout + kill_grace, self._overdue)
+        # by weak reference, as are the callbacks dropped once the job is done: a finished
+        # handle is then freed at once with its process object and that object's pipe, not
+        # whenever the garbage collector next breaks reference cycles
+        self._timer = threading.Timer(job.job_timeout + kill_grace, _overdue,
+                                      (weakref.ref(self),))
         self._timer.daemon = True
         self._timer.start()
         threading.Thread(target=self._pump, daemon=True,
@@ -231,13 +236,20 @@ class WorkerHandle:
             self._conn.close()
         self._timer.cancel()
         self._queue.put(_END)
-        if self._on_done is not None:
+        on_done, self._on_done, self._on_frame = self._on_done, None, None
+        if on_done is not None:
             try:
-                self._on_done(self)
+                on_done(self)
             except Exception:  # noqa: BLE001
                 log.exception("on_done callback failed")
         if self.join(5) is None:  # reported but stuck on the way out
             self.kill("did not exit after reporting")
+
+
+def _overdue(handle: weakref.ref[WorkerHandle]) -> None:
+    live = handle()
+    if live is not None:
+        live._overdue()
 
 
 class SparePool:
