@@ -244,6 +244,9 @@ class WorkerHandle:
                 log.exception("on_done callback failed")
         if self.join(5) is None:  # reported but stuck on the way out
             self.kill("did not exit after reporting")
+        # multiprocessing keeps every process it started until its next start (or this call)
+        # finds it ended: after a burst of jobs, their pipes would stay open until then
+        multiprocessing.active_children()
 
 
 def _overdue(handle: weakref.ref[WorkerHandle]) -> None:
