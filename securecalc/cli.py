@@ -321,3 +321,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("securecalc: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        if not _interrupted(exc):
+            raise
+        print("securecalc: interrupted", file=sys.stderr)
+        return 130
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """Whether ``exc`` stems from a ^C: Python 3.11 turns a KeyboardInterrupt that arrives
+    while a class body is set up (``__set_name__``) or a C extension loads into another error,
+    with the interrupt as its cause, so a command interrupted during its lazy imports would
+    otherwise end with a traceback."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from securecalc.engines.ckks.aggregate import Accumulator
@@ -71,8 +72,14 @@ class ComputeJobs:
             job.submitted.add(site)
             self._changed.notify_all()
 
-    def take_sum(self, job_id: str, wait_seconds: float) -> list[bytes]:
-        """Wait until every site contributed, then return the sum and forget the job."""
+    def take_sum(self, job_id: str, wait_seconds: float,
+                 gone: Callable[[], bool] = lambda: False) -> list[bytes]:
+        """Wait until every site contributed, then return the sum and forget the job.
+
+        ``gone()`` tells that the caller went away (call :meth:`wake` when it does): the job
+        is then forgotten at once, as nobody can fetch its sum any more, and the waiting
+        thread is free again instead of waiting out ``wait_seconds``.
+        """
         deadline = time.monotonic() + wait_seconds
         with self._changed:
             while True:
@@ -81,15 +88,25 @@ class ComputeJobs:
                 if not missing:
                     del self._jobs[job_id]
                     return job.accumulator.result()
+                if gone():
+                    del self._jobs[job_id]
+                    raise ProtocolError(f"the fetch of job {job_id} was cancelled; the job "
+                                        "is closed")
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise PartyError(missing[0], f"did not contribute to job {job_id} within "
                                      f"{wait_seconds:g} s (missing: {', '.join(missing)})")
                 self._changed.wait(remaining)
 
-    def close(self, job_id: str) -> None:
+    def wake(self) -> None:
+        """Wake every waiting :meth:`take_sum`, so that it checks whether its caller left."""
         with self._changed:
-            self._jobs.pop(job_id, None)
+            self._changed.notify_all()
+
+    def close(self, job_id: str) -> bool:
+        """Forget the job (its study failed); whether it was open."""
+        with self._changed:
+            return self._jobs.pop(job_id, None) is not None
 
     def _get(self, job_id: str) -> _Job:
         job = self._jobs.get(job_id)

@@ -89,7 +89,8 @@ class ComputeService(compute_pb2_grpc.ComputeNodeServicer):
         require_peer(context, self.coordinators, role=Role.COORDINATOR,
                      insecure=self.insecure)
         wait = min(max(request.wait_seconds, 0.0), MAX_FETCH_WAIT_SECONDS)
-        total = self.jobs.take_sum(request.job_id, wait)
+        context.add_callback(self.jobs.wake)  # a coordinator that goes away frees this thread
+        total = self.jobs.take_sum(request.job_id, wait, gone=lambda: not context.is_active())
         self.audit.append("sum_released", job=request.job_id,
                           bytes=sum(len(c) for c in total), digest=digest(
                               [hashlib.sha256(c).hexdigest() for c in total]))
@@ -97,6 +98,15 @@ class ComputeService(compute_pb2_grpc.ComputeNodeServicer):
             for piece in chunks.split(ciphertext):
                 yield compute_pb2.CiphertextChunk(job_id=request.job_id, index=index, data=piece)
 
+
+    @rpc_boundary
+    def CloseJob(self, request: compute_pb2.CloseJobRequest,
+                 context: grpc.ServicerContext) -> compute_pb2.CloseJobReply:
+        coordinator = require_peer(context, self.coordinators, role=Role.COORDINATOR,
+                                   insecure=self.insecure)
+        if self.jobs.close(request.job_id):
+            self.audit.append("job_closed", job=request.job_id, coordinator=coordinator)
+        return compute_pb2.CloseJobReply()
 
     @rpc_boundary
     def Checkpoint(self, request: compute_pb2.CheckpointRequest,

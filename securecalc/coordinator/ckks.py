@@ -49,6 +49,10 @@ class _Tally:
         self.phases[name] = self.phases.get(name, 0.0) + seconds
 
 
+#: how long a failed round waits for the compute node to close its job
+CLOSE_SECONDS = 1.0
+
+
 class _Round:
     """One aggregation job: OpenJob at the compute node, RunCkks at every site, FetchSum.
 
@@ -75,11 +79,15 @@ class _Round:
             job_id=job.job_id, sites=list(job.party_names()), n_values=layout.n_values,
             params=ckks_params_to_proto(layout.params), params_context=params_context),
             timeout=t))
-        clock.enter("CKKS encrypt and submit")
-        replies = self._contribute(job, layout, states)
-        submitted = time.perf_counter()
-        clock.enter("CKKS fetch")
-        pieces = self._call(compute, lambda t: self._fetch(stub, job.job_id, layout, t))
+        try:
+            clock.enter("CKKS encrypt and submit")
+            replies = self._contribute(job, layout, states)
+            submitted = time.perf_counter()
+            clock.enter("CKKS fetch")
+            pieces = self._call(compute, lambda t: self._fetch(stub, job.job_id, layout, t))
+        except BaseException as exc:  # refused, a party lost, interrupted: nobody fetches it
+            self._close(stub, job.job_id, exc)
+            raise
         self.heads = [r.checkpoint_json for r in replies.values() if r.checkpoint_json]
         compute_head = self._call(compute, lambda t: stub.Checkpoint(
             compute_pb2.CheckpointRequest(job_id=job.job_id), timeout=t))
@@ -137,6 +145,21 @@ class _Round:
                 raise ProtocolError("the compute node sent more than the job's layout")
             pieces[chunk.index].append(chunk.data)
         return [b"".join(p) for p in pieces]
+
+    def _close(self, stub: compute_pb2_grpc.ComputeNodeStub, job_id: str,
+               error: BaseException) -> None:
+        """Best effort: the compute node forgets a job whose sum will not be fetched, which
+        would otherwise hold its slot and memory until it expires. Skipped when the compute
+        node is the party at fault or the study is out of time (the deadline comes first)."""
+        compute = self.config.compute
+        assert compute is not None
+        if self.clock.over or getattr(error, "party", None) == compute.name:
+            return
+        try:
+            stub.CloseJob(compute_pb2.CloseJobRequest(job_id=job_id),
+                          timeout=min(CLOSE_SECONDS, self.clock.peer_timeout))
+        except grpc.RpcError:
+            pass
 
     def _call(self, party: Party, fn: Callable[[float], Any]) -> Any:
         """One call that should answer promptly: within peer_timeout_seconds."""

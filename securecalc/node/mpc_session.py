@@ -65,6 +65,7 @@ class MpcSession:
         self._channels: list[grpc.Channel] = []
         self._latency = injected_latency()
         self._closing = threading.Event()
+        self._aborted: str | None = None  # why, when asked to abort before the worker started
 
     def peer_pid(self, name: str) -> int:
         return self.job.index_of(name)
@@ -87,19 +88,28 @@ class MpcSession:
             handle.peer_lost(peer_pid, reason)
 
     def abort(self, reason: str) -> None:
+        """Stop the job; asked before the worker started, the worker does not start."""
         with self._lock:
             handle = self._handle
+            if handle is None and self._aborted is None:
+                self._aborted = reason
         if handle is not None:
             handle.abort(reason)
 
     def run(self, mpc_job: MpcJob) -> JobResult:
         """Start the worker and the streams, relay until the worker ends, and clean up."""
-        from securecalc.engines.mpc.launcher import start_worker
+        from securecalc.engines.mpc.launcher import failure_error, start_worker
 
+        with self._lock:
+            if self._aborted is not None:  # the coordinator cancelled during local work
+                raise failure_error(mpc_job, "aborted", self._aborted, None)
         handle = start_worker(mpc_job, on_frame=self._send, pool=self.pool)
         with self._lock:
             self._handle = handle
             pending, self._inbox = self._inbox, []
+            aborted = self._aborted  # asked while the worker was starting
+        if aborted is not None:
+            handle.abort(aborted)
         for peer_pid, data in pending:
             handle.deliver(peer_pid, data)
         for peer_pid in self.peers:

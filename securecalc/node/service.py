@@ -134,7 +134,8 @@ class NodeService(node_pb2_grpc.PartyNodeServicer):
         timeout = _remaining(context)
         session = MpcSession(job, self.config.name, self.tls, timeout, pool=self.spares)
         self.sessions.add(session)  # before anything slow: peers may already be sending
-        context.add_callback(lambda: session.abort("the coordinator cancelled the job"))
+        if not context.add_callback(lambda: session.abort("the coordinator cancelled the job")):
+            session.abort("the coordinator cancelled the job")  # it already had
         try:
             with audited(self.audit, job.job_id) as end:
                 started = time.perf_counter()

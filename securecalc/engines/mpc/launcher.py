@@ -25,6 +25,7 @@ import multiprocessing
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -75,6 +76,8 @@ class WorkerHandle:
         self.started_at = time.monotonic()
         self.finished_at: float | None = None  # time.monotonic() when the outcome was known
         self._proc, self._conn = process, conn
+        self._pid: int | None = process.pid
+        self._exitcode: int | None = None  # once reaped, when the process object is dropped
         self._on_frame, self._on_done = on_frame, on_done
         self._lock = threading.Lock()  # serialises sends to the worker
         self._proc_lock = threading.Lock()  # serialises waitpid on the worker
@@ -83,7 +86,11 @@ class WorkerHandle:
         self._result: JobResult | None = None
         self._error: SecureCalcError | None = None
         self._why_killed: str | None = None
-        self._timer = threading.Timer(job.job_timeout + kill_grace, self._overdue)
+        # by weak reference, as are the callbacks dropped once the job is done: a finished
+        # handle is then freed at once with its process object and that object's pipe, not
+        # whenever the garbage collector next breaks reference cycles
+        self._timer = threading.Timer(job.job_timeout + kill_grace, _overdue,
+                                      (weakref.ref(self),))
         self._timer.daemon = True
         self._timer.start()
         threading.Thread(target=self._pump, daemon=True,
@@ -155,14 +162,14 @@ class WorkerHandle:
     # ------------------------------------------------------------------ lifecycle
     @property
     def process_id(self) -> int | None:
-        return self._proc.pid  # type: ignore[no-any-return]
+        return self._pid
 
     def kill(self, reason: str = "killed by the node") -> None:
         """Kill the worker process now (its peers will notice the silence or a lost stream)."""
         if self._why_killed is None:
             self._why_killed = reason
         with self._proc_lock:
-            if self._proc.exitcode is None:
+            if self._reap() is None:
                 self._proc.kill()
 
     def join(self, timeout: float | None = None) -> int | None:
@@ -172,10 +179,21 @@ class WorkerHandle:
         end = None if timeout is None else time.monotonic() + timeout
         while True:
             with self._proc_lock:
-                code = self._proc.exitcode
+                code = self._reap()
             if code is not None or (end is not None and time.monotonic() >= end):
-                return code  # type: ignore[no-any-return]
+                return code
             time.sleep(0.02)
+
+    def _reap(self) -> int | None:
+        """The exit code once the process has ended (call with ``_proc_lock`` held). The
+        process object is then dropped, and with it its pipe, even while this handle lives
+        on (a handle can outlive its job in reference cycles, such as one through a failed
+        job's error and its traceback, until the garbage collector runs)."""
+        if self._proc is not None:
+            code = self._proc.exitcode
+            if code is not None:
+                self._exitcode, self._proc = code, None
+        return self._exitcode
 
     def close(self) -> None:
         """Kill the worker if still running and release resources."""
@@ -231,13 +249,23 @@ class WorkerHandle:
             self._conn.close()
         self._timer.cancel()
         self._queue.put(_END)
-        if self._on_done is not None:
+        on_done, self._on_done, self._on_frame = self._on_done, None, None
+        if on_done is not None:
             try:
-                self._on_done(self)
+                on_done(self)
             except Exception:  # noqa: BLE001
                 log.exception("on_done callback failed")
         if self.join(5) is None:  # reported but stuck on the way out
             self.kill("did not exit after reporting")
+        # multiprocessing keeps every process it started until its next start (or this call)
+        # finds it ended: after a burst of jobs, their pipes would stay open until then
+        multiprocessing.active_children()
+
+
+def _overdue(handle: weakref.ref[WorkerHandle]) -> None:
+    live = handle()
+    if live is not None:
+        live._overdue()
 
 
 class SparePool:

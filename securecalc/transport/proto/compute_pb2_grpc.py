@@ -54,6 +54,11 @@ class ComputeNodeStub:
                 request_serializer=securecalc_dot_v1_dot_compute__pb2.CheckpointRequest.SerializeToString,
                 response_deserializer=securecalc_dot_v1_dot_compute__pb2.CheckpointReply.FromString,
                 _registered_method=True)
+        self.CloseJob = channel.unary_unary(
+                '/securecalc.v1.ComputeNode/CloseJob',
+                request_serializer=securecalc_dot_v1_dot_compute__pb2.CloseJobRequest.SerializeToString,
+                response_deserializer=securecalc_dot_v1_dot_compute__pb2.CloseJobReply.FromString,
+                _registered_method=True)
 
 
 class ComputeNodeServicer:
@@ -87,6 +92,13 @@ class ComputeNodeServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CloseJob(self, request, context):
+        """Coordinator: forget a job whose study failed before its sum was fetched.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ComputeNodeServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -109,6 +121,11 @@ def add_ComputeNodeServicer_to_server(servicer, server):
                     servicer.Checkpoint,
                     request_deserializer=securecalc_dot_v1_dot_compute__pb2.CheckpointRequest.FromString,
                     response_serializer=securecalc_dot_v1_dot_compute__pb2.CheckpointReply.SerializeToString,
+            ),
+            'CloseJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.CloseJob,
+                    request_deserializer=securecalc_dot_v1_dot_compute__pb2.CloseJobRequest.FromString,
+                    response_serializer=securecalc_dot_v1_dot_compute__pb2.CloseJobReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -219,6 +236,33 @@ class ComputeNode:
             '/securecalc.v1.ComputeNode/Checkpoint',
             securecalc_dot_v1_dot_compute__pb2.CheckpointRequest.SerializeToString,
             securecalc_dot_v1_dot_compute__pb2.CheckpointReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CloseJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/securecalc.v1.ComputeNode/CloseJob',
+            securecalc_dot_v1_dot_compute__pb2.CloseJobRequest.SerializeToString,
+            securecalc_dot_v1_dot_compute__pb2.CloseJobReply.FromString,
             options,
             channel_credentials,
             insecure,
