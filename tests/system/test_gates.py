@@ -226,6 +226,16 @@ time = "days"
 event = "event"
 grid = [20, 40, 60, 80, 100]
 where = "arm != 'c'"
+
+[[analysis]]
+id = "lone_treated_rate"
+kind = "mean"
+column = "treated"
+
+[[analysis]]
+id = "outcome_rate"
+kind = "mean"
+column = "outcome"
 """
 
 
@@ -249,6 +259,10 @@ def test_lone_patients_in_tables_order_statistics_and_curves(cluster, data, engi
     assert_withheld(results["lone_test"], "min_cohort", "grid")
     # every group or none: the other groups' n beside a count would give the lone group's size
     assert_withheld(results["lone_curve"], "min_cohort", "grid")
+    # the mean of a 0/1 column is a count over n: one treated patient withholds it
+    assert_withheld(results["lone_treated_rate"], "min_cell_count", "0/1 column")
+    outcomes = [row["outcome"] for row in pooled(data)]
+    assert results["outcome_rate"].value == pytest.approx(np.mean(outcomes), rel=1e-9)
     curve = results["curve"].value["groups"]["all"]
     assert [(p["time"], p["at_risk"], p["events"]) for p in curve] == [
         (t, sum(1 for r in rows if r["days"] >= t),

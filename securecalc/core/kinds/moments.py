@@ -1,4 +1,10 @@
-"""count, sum, mean, variance, std: moments of one column (or a row count)."""
+"""count, sum, mean, variance, std: moments of one column (or a row count).
+
+The sum of a 0/1 column (an int column declared on [0, 1]) is a count: how many patients of
+the cohort have the value 1. Its exact moments therefore add the counts of both values to the
+plan, each gated like a table cell (0 or at least ``min_cell_count``): otherwise a mean of 1/n
+would say that one patient of the cohort has it. Noisy moments (``epsilon``) need no such gate.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +14,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from securecalc.core.analyses import Analysis
-from securecalc.core.kinds.base import Kind, StudyOptions, option_error
+from securecalc.core.kinds._levels import Levels
+from securecalc.core.kinds.base import Kind, StudyOptions, option_error, present
 from securecalc.core.kinds.base import numeric_column as _numeric_column
-from securecalc.core.plans import Plan
+from securecalc.core.plans import Plan, SumPlan
 from securecalc.core.schema import Schema
 from securecalc.core.statistics import finish, layout_of, local_statistics
 from securecalc.core.table import Table
@@ -47,28 +54,59 @@ class Moment(Kind):
         column = options.get("column")
         return (column,) if column else ()
 
+    def _values(self, analysis: Analysis, schema: Schema) -> Levels:
+        """The counts of each value of an exact moment's 0/1 column (none otherwise)."""
+        if not self.needs_column or analysis.epsilon is not None:
+            return Levels(())
+        return Levels.of(schema, [analysis.column] if analysis.column else [])
+
     def plan(self, analysis: Analysis, schema: Schema, engine: str,
              study: StudyOptions) -> Plan:
-        return layout_of(analysis, schema).plan()
+        moments = layout_of(analysis, schema).plan()
+        values = self._values(analysis, schema)
+        return SumPlan.concat([moments, values.plan()]) if values.width else moments
 
     def cohort_slots(self, analysis: Analysis, schema: Schema, plan: Plan) -> tuple[int, ...]:
         return (0,)  # n
 
+    def cell_slots(self, analysis: Analysis, schema: Schema, plan: Plan) -> tuple[int, ...]:
+        assert isinstance(plan, SumPlan)
+        width = self._values(analysis, schema).width
+        return tuple(range(plan.width - width, plan.width))
+
+    def withheld_note(self, analysis: Analysis, study: StudyOptions) -> str:
+        if not self.needs_column:
+            return super().withheld_note(analysis, study)
+        return (f"withheld: the cohort is smaller than min_cohort ({study.min_cohort}), or "
+                f"(of a 0/1 column) between 1 and min_cell_count - 1 ({study.min_cell_count} "
+                "- 1) patients have one of its values")
+
     def local(self, analysis: Analysis, schema: Schema, table: Table, mask: np.ndarray,
               study: StudyOptions) -> tuple[Any, ...]:
-        return local_statistics(analysis, schema, table, mask)
+        moments = local_statistics(analysis, schema, table, mask)
+        values = self._values(analysis, schema)
+        if not values.width:
+            return moments
+        assert analysis.column is not None
+        return (*moments, *values.local(table, present(table, [analysis.column], mask)))
 
     def finish(self, analysis: Analysis, schema: Schema, released: Any,
                study: StudyOptions) -> tuple[Any, int]:
         column = schema[analysis.column] if analysis.column else None
-        return finish(analysis, column, released)
+        return finish(analysis, column, released[:layout_of(analysis, schema).width])
 
 
 _POOLED = "the pooled n"
 MOMENTS = (
     Moment("count", "nothing beyond the count (n).", needs_column=False),
-    Moment("sum", f"{_POOLED} (reported with every result)."),
-    Moment("mean", f"{_POOLED} (reported with every result)."),
-    Moment("variance", f"{_POOLED} and the pooled mean (from n, sum and sum of squares)."),
-    Moment("std", f"{_POOLED} and the pooled mean (from n, sum and sum of squares)."),
+    Moment("sum", f"{_POOLED} (reported with every result). Of a 0/1 column, released only "
+           "if the count of each value is 0 or at least min_cell_count."),
+    Moment("mean", f"{_POOLED} (reported with every result). Of a 0/1 column, released only "
+           "if the count of each value is 0 or at least min_cell_count."),
+    Moment("variance", f"{_POOLED} and the pooled mean (from n, sum and sum of squares). Of a "
+           "0/1 column, released only if the count of each value is 0 or at least "
+           "min_cell_count."),
+    Moment("std", f"{_POOLED} and the pooled mean (from n, sum and sum of squares). Of a 0/1 "
+           "column, released only if the count of each value is 0 or at least "
+           "min_cell_count."),
 )
