@@ -51,3 +51,18 @@ def test_only_exact_moments_of_0_1_columns_add_the_counts() -> None:
     assert kind.plan(noisy, SCHEMA, "mpc", study).width == 2
     count = analysis({"kind": "count", "column": "flag"}, SCHEMA)
     assert KINDS["count"].plan(count, SCHEMA, "mpc", study).width == 1
+
+
+def test_a_ttest_of_a_0_1_column_needs_enough_patients_with_each_value_per_level() -> None:
+    schema = Schema({"flag": SCHEMA["flag"],
+                     "arm": Column("arm", "category", levels=("a", "b"))})
+
+    def tables(ones_in_b: int):  # type: ignore[no-untyped-def]
+        flags = [1] * 8 + [0] * 12 + [1] * ones_in_b + [0] * (20 - ones_in_b)
+        arms = ["a"] * 20 + ["b"] * 20
+        return tables_from(schema, [{"flag": flags[i::2], "arm": arms[i::2]} for i in range(2)])
+
+    test = {"kind": "ttest", "column": "flag", "group": "arm", "levels": ["a", "b"]}
+    assert run(test, schema, tables(1)) == (None, None)  # one patient of b has the value
+    value, n = run(test, schema, tables(6))
+    assert n == 40 and value["mean"] == {"a": 0.4, "b": pytest.approx(0.3)}

@@ -3,7 +3,9 @@
 Matches ``scipy.stats.ttest_ind(a, b, equal_var=False)``; the 95% interval of the difference
 of means uses the same Welch-Satterthwaite degrees of freedom. Each site contributes, per
 level, ``n``, ``S = sum(x - c)`` and ``Q = sum((x - c)**2)`` with c the column's public centre;
-the coordinator finishes them exactly.
+the coordinator finishes them exactly. For a 0/1 column (an int column declared on [0, 1])
+each level's sum is a count of patients, so the plan adds, per level, the count of each value,
+gated like a table cell (0 or at least ``min_cell_count``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from securecalc.core.analyses import Analysis
+from securecalc.core.kinds._levels import Levels
 from securecalc.core.kinds._shared import (
     center,
     half_range,
@@ -42,7 +45,9 @@ class TTest(Kind):
 
     name = "ttest"
     reveals: ClassVar[str] = ("the pooled n, mean and variance of the column in each of the "
-                              "two levels (from each level's n, sum and sum of squares).")
+                              "two levels (from each level's n, sum and sum of squares). Of a "
+                              "0/1 column, released only if in each level the count of each "
+                              "value is 0 or at least min_cell_count.")
     keys: ClassVar[Mapping[str, str]] = {
         "column": "the numeric column",
         "group": "the category column that splits the rows",
@@ -64,11 +69,25 @@ class TTest(Kind):
         assert analysis.column is not None
         column = schema[analysis.column]
         one = moment_plan([half_range(column)], [column.type == "int"])
-        return SumPlan.concat([one, one])
+        values = self._values(analysis, schema).plan()
+        return SumPlan.concat([one, one, values, values])
+
+    def _values(self, analysis: Analysis, schema: Schema) -> Levels:
+        """The counts of each value of a 0/1 column (none for another column)."""
+        assert analysis.column is not None
+        return Levels.of(schema, [analysis.column])
 
     def cohort_slots(self, analysis: Analysis, schema: Schema, plan: Plan) -> tuple[int, ...]:
+        return (0, moment_width(1))  # n of each level
+
+    def cell_slots(self, analysis: Analysis, schema: Schema, plan: Plan) -> tuple[int, ...]:
         assert isinstance(plan, SumPlan)
-        return (0, plan.width // 2)  # n of each level
+        return tuple(range(2 * moment_width(1), plan.width))
+
+    def withheld_note(self, analysis: Analysis, study: StudyOptions) -> str:
+        return (f"withheld: a level holds fewer than min_cohort ({study.min_cohort}) rows, or "
+                f"(of a 0/1 column) between 1 and min_cell_count - 1 ({study.min_cell_count} "
+                "- 1) patients of a level have one of its values")
 
     def local(self, analysis: Analysis, schema: Schema, table: Table, mask: np.ndarray,
               study: StudyOptions) -> tuple[Any, ...]:
@@ -78,10 +97,13 @@ class TTest(Kind):
         keep = present(table, [analysis.column, group], mask)
         codes = table.column(group).values
         out: list[Any] = []
+        counts: list[int] = []
+        values = self._values(analysis, schema)
         for level in analysis.options["levels"]:
             rows = keep & (codes == schema[group].levels.index(level))
             out.extend(moment_local([term.moment_input(table, rows)]))
-        return tuple(out)
+            counts.extend(values.local(table, rows))
+        return (*out, *counts)
 
     def finish(self, analysis: Analysis, schema: Schema, released: Any,
                study: StudyOptions) -> tuple[Any, int]:
