@@ -9,7 +9,6 @@ digest of each released value, which every node records in its own log.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from securecalc.audit.events import digest, signed_head, store_heads
@@ -23,8 +22,6 @@ from securecalc.errors import SecureCalcError, StudyTimeout
 from securecalc.transport.channel import ChannelSet
 from securecalc.transport.proto import node_pb2, node_pb2_grpc
 from securecalc.transport.tls import TlsFiles
-
-_LOG = logging.getLogger(__name__)
 
 
 def release_outcomes(result: StudyResult, min_cell_count: int) -> list[node_pb2.ReleaseOutcome]:
