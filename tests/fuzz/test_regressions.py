@@ -1,0 +1,60 @@
+"""Inputs the fuzz targets found crashing, kept as plain tests."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from securecalc.audit.events import store_heads
+from securecalc.audit.log import AuditLog
+from securecalc.errors import ProtocolError
+from securecalc.pki import init_pki
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def certificate_without_names() -> str:
+    """A valid self-signed certificate with no subjectAltName extension."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "hospital-b")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(1).not_valid_before(now)
+            .not_valid_after(now + dt.timedelta(days=1)).sign(key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, object], bytes, Path]:
+    root = tmp_path_factory.mktemp("regressions")
+    pki = init_pki(root / "pki", hospitals=["hospital-a", "hospital-b"])
+    files = pki.parties["hospital-b"]
+    peer = AuditLog(root / "b.jsonl", party="hospital-b", key_pem=files.key.read_bytes(),
+                    cert_pem=files.cert.read_bytes())
+    peer.append("job_start", job="j")
+    return peer.checkpoint(), pki.ca_cert.read_bytes(), root
+
+
+@pytest.mark.parametrize("change", [
+    {"certificate": certificate_without_names()},  # ExtensionNotFound escaped
+    {"certificate": 7},  # AttributeError on int.encode
+    {"count": 1e999},  # OverflowError from int(inf)
+    {"count": True},
+    {"signer": ["hospital-b"]},  # unhashable / non-string signer
+    {"signature": None},
+])
+def test_malformed_checkpoints_are_refused(checkpoint: tuple[dict[str, object], bytes, Path],
+                                           change: dict[str, object]) -> None:
+    head, ca_pem, root = checkpoint
+    log = AuditLog(root / "a.jsonl", party="hospital-a")
+    raw = json.dumps({**head, **change})
+    with pytest.raises(ProtocolError, match="checkpoint rejected"):
+        store_heads(log, "j", [raw], ca_pem=ca_pem)
+    with pytest.raises(ProtocolError, match="checkpoint rejected"):
+        store_heads(log, "j", [raw], ca_pem=None)
