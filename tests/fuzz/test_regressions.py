@@ -13,7 +13,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from securecalc.audit.events import store_heads
 from securecalc.audit.log import AuditLog
-from securecalc.errors import ProtocolError
+from securecalc.core.schema import Column, Schema
+from securecalc.core.table import Table
+from securecalc.core.where import parse_where
+from securecalc.errors import ProtocolError, WhereError
 from securecalc.pki import init_pki
 
 pytestmark = pytest.mark.timeout(60)
@@ -58,3 +61,14 @@ def test_malformed_checkpoints_are_refused(checkpoint: tuple[dict[str, object], 
         store_heads(log, "j", [raw], ca_pem=ca_pem)
     with pytest.raises(ProtocolError, match="checkpoint rejected"):
         store_heads(log, "j", [raw], ca_pem=None)
+
+
+def test_where_integer_beyond_float_range_is_refused() -> None:
+    """An int literal too large for a float parsed, then overflowed when evaluated."""
+    schema = Schema({"x": Column("x", "int", min=-5, max=5)})
+    with pytest.raises(WhereError, match="out of range"):
+        parse_where("x == " + "1" * 400, schema)
+    with pytest.raises(WhereError, match="out of range"):
+        parse_where("x in [1, -" + "9" * 310 + "]", schema)
+    table = Table.from_columns(schema, {"x": [1, 5]})
+    assert parse_where("x < " + "9" * 300, schema).evaluate(table).tolist() == [True, True]
