@@ -134,7 +134,11 @@ class _Reader:
         return float(value)
 
     def path_of(self, table: Mapping[str, Any], prefix: str, key: str) -> Path:
-        return (self.path.parent / self.string(table, prefix, key)).resolve()
+        value = self.string(table, prefix, key)
+        try:
+            return (self.path.parent / value).resolve()
+        except (ValueError, OSError, RuntimeError) as exc:  # a NUL byte, a symlink loop
+            raise self.error(f"is not a usable path ({exc})", f"{prefix}.{key}") from None
 
     def names(self, table: Mapping[str, Any], prefix: str, key: str,
               default: tuple[str, ...]) -> tuple[str, ...]:

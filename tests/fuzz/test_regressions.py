@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -13,13 +14,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from securecalc.audit.events import store_heads
 from securecalc.audit.log import AuditLog
+from securecalc.core.config import load_compute_config, load_node_config, load_study_config
 from securecalc.core.schema import Column, Schema
 from securecalc.core.table import Table
 from securecalc.core.where import parse_where
-from securecalc.errors import ProtocolError, WhereError
+from securecalc.errors import ConfigError, ProtocolError, WhereError
 from securecalc.pki import init_pki
 
 pytestmark = pytest.mark.timeout(60)
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def certificate_without_names() -> str:
@@ -72,3 +75,19 @@ def test_where_integer_beyond_float_range_is_refused() -> None:
         parse_where("x in [1, -" + "9" * 310 + "]", schema)
     table = Table.from_columns(schema, {"x": [1, 5]})
     assert parse_where("x < " + "9" * 300, schema).evaluate(table).tolist() == [True, True]
+
+
+@pytest.mark.parametrize(("example", "loader", "line"), [
+    ("hospital-a.toml", load_node_config, 'path = "data/hospital-a.csv"'),
+    ("study-mpc.toml", load_study_config, 'ca = "pki/ca.crt"'),
+    ("compute.toml", load_compute_config, 'key = "pki/compute.key"'),
+])
+def test_path_with_nul_byte_is_refused(tmp_path: Path, example: str, loader: Any,
+                                       line: str) -> None:
+    """A path holding a NUL byte escaped the loaders as ValueError."""
+    text = (EXAMPLES / example).read_text()
+    assert line in text
+    path = tmp_path / example
+    path.write_text(text.replace(line, line[:-2] + '\\u0000"'))
+    with pytest.raises(ConfigError, match="not a usable path"):
+        loader(path)
