@@ -7,7 +7,9 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-JsonLeaf = None | bool | int | float | str
+# characters that parsers, paths and logs treat specially
+SPECIAL = ["\x00", "\n", "\r", "\t", "`", "'", '"', "\\", "\u2028", "\ufeff", "\U0001f600",
+           "..", "/", "%s", "{}", "#"]
 
 leaves: st.SearchStrategy[Any] = st.one_of(
     st.none(), st.booleans(), st.integers(-(2**70), 2**70),
@@ -51,8 +53,8 @@ def mutated_bytes(draw: st.DrawFn, data: bytes, max_steps: int = 4) -> bytes:
 def mutated_text(draw: st.DrawFn, text: str, alphabet: str = "", max_steps: int = 4) -> str:
     """``text`` with a few characters or snippets of ``alphabet`` replaced, inserted, removed."""
     chars = list(text)
-    snippet = st.text(alphabet=alphabet, min_size=1, max_size=6) if alphabet else st.text(
-        min_size=1, max_size=6)
+    snippet = (st.text(alphabet=alphabet, min_size=1, max_size=6) if alphabet else st.text(
+        min_size=1, max_size=6)) | st.sampled_from(SPECIAL)
     for _ in range(draw(st.integers(1, max_steps))):
         at = draw(st.integers(0, len(chars)))
         op = draw(st.sampled_from(["insert", "delete", "replace", "truncate", "repeat"]))
