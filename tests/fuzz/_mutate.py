@@ -57,7 +57,8 @@ def mutated_text(draw: st.DrawFn, text: str, alphabet: str = "", max_steps: int 
         min_size=1, max_size=6)) | st.sampled_from(SPECIAL)
     for _ in range(draw(st.integers(1, max_steps))):
         at = draw(st.integers(0, len(chars)))
-        op = draw(st.sampled_from(["insert", "delete", "replace", "truncate", "repeat"]))
+        op = draw(st.sampled_from(["insert", "delete", "replace", "truncate", "repeat",
+                                   "nest"]))
         if op == "insert":
             chars[at:at] = draw(snippet)
         elif op == "delete":
@@ -68,6 +69,9 @@ def mutated_text(draw: st.DrawFn, text: str, alphabet: str = "", max_steps: int 
             del chars[at:]
         elif op == "repeat":
             chars[at:at] = chars[at:at + draw(st.integers(1, 8))] * draw(st.integers(1, 64))
+        elif op == "nest":  # deep nesting, which recursive parsers must survive
+            chars[at:at] = draw(st.sampled_from(["[", "{", "(", '{"a":', "a={", "not "])) * draw(
+                st.sampled_from([60, 1000, 20_000]))
     return "".join(chars)
 
 
@@ -112,3 +116,9 @@ def mutated_json(draw: st.DrawFn, value: Any, depth: int = 0) -> Any:
     if isinstance(value, str) and draw(st.booleans()):
         return draw(mutated_text(value))
     return draw(st.sampled_from([value, value]) | leaves) if draw(st.booleans()) else value
+
+
+deep_json: st.SearchStrategy[str] = st.builds(
+    lambda opener, n: opener * n, st.sampled_from(["[", '{"a":', "[{\"a\":"]),
+    st.sampled_from([100, 5000, 100_000]))
+"""JSON text nested far deeper than any document of ours (recursive decoders must refuse)."""

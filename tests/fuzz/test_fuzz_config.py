@@ -74,7 +74,11 @@ def toml_document(data: Any) -> str:
 def documents(draw: st.DrawFn) -> tuple[str, bytes]:
     """(example name, file content): the example damaged as data, text or bytes."""
     name = draw(st.sampled_from(sorted(LOADERS)))
-    how = draw(st.sampled_from(["data", "data", "data", "text", "bytes", "random"]))
+    how = draw(st.sampled_from(["data", "data", "data", "text", "bytes", "random", "deep"]))
+    if how == "deep":  # a value nested deeper than any real file
+        opener = draw(st.sampled_from(["[", "{a = "]))
+        return name, (f"x = {opener * draw(st.sampled_from([100, 5000, 100_000]))}\n"
+                      + TEXTS[name]).encode()
     if how == "data":
         text = toml_document(draw(mutated_json(DOCUMENTS[name])))
         assert isinstance(tomllib.loads(text), dict)  # the writer itself is right

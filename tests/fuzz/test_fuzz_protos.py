@@ -28,7 +28,14 @@ from securecalc.pki import init_pki
 from securecalc.transport.codec import ckks_params_from_proto, job_from_proto, job_to_proto
 from securecalc.transport.proto import compute_pb2, node_pb2, study_pb2
 from tests.fuzz._harness import EXPECTED_WIRE, MiB, bounded_memory, fuzz, outcome
-from tests.fuzz._mutate import json_values, leaves, mutated_bytes, mutated_json, mutated_text
+from tests.fuzz._mutate import (
+    deep_json,
+    json_values,
+    leaves,
+    mutated_bytes,
+    mutated_json,
+    mutated_text,
+)
 from tests.fuzz.test_regressions import certificate_without_names
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -144,8 +151,11 @@ def analyses(draw: st.DrawFn, base: study_pb2.AnalysisSpec) -> study_pb2.Analysi
     if isinstance(mutated, dict) and draw(st.booleans()):
         mutated["kind"] = kind  # stay consistent with the envelope, to reach the kinds
     text = json.dumps(mutated)
-    if draw(st.integers(0, 9)) == 0:
+    damage = draw(st.integers(0, 19))
+    if damage < 2:
         text = draw(mutated_text(text))
+    elif damage == 2:
+        text = draw(deep_json)
     return study_pb2.AnalysisSpec(id=mutated.get("id", base.id) if isinstance(mutated, dict)
                                   and isinstance(mutated.get("id"), str) else base.id,
                                   kind=kind, table_json=text)
@@ -198,7 +208,7 @@ def checkpoints(draw: st.DrawFn, heads: Heads) -> str:
     head = dict(heads.checkpoint)
     choice = draw(st.integers(0, 5))
     if choice == 0:
-        return draw(st.text(max_size=40))
+        return draw(st.text(max_size=40) | deep_json)
     if choice == 1:
         head["certificate"] = draw(st.sampled_from(heads.odd_certificates))
     value = draw(mutated_json(head))
