@@ -197,6 +197,8 @@ def _read(path: str | Path, max_bytes: Limit | None = None) -> _Reader:
         raise ConfigError(f"cannot read: {exc.strerror}", path=str(path)) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}", path=str(path)) from None
+    except RecursionError:  # tomllib recurses once per nested array or inline table
+        raise ConfigError("not valid TOML: values nested too deeply", path=str(path)) from None
     except UnicodeDecodeError:
         raise ConfigError("not valid UTF-8 (TOML files must be UTF-8)", path=str(path)) from None
     return _Reader(path, data)

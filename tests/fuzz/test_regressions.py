@@ -91,3 +91,13 @@ def test_path_with_nul_byte_is_refused(tmp_path: Path, example: str, loader: Any
     path.write_text(text.replace(line, line[:-2] + '\\u0000"'))
     with pytest.raises(ConfigError, match="not a usable path"):
         loader(path)
+
+
+@pytest.mark.parametrize("loader", [load_node_config, load_compute_config, load_study_config])
+@pytest.mark.parametrize("opener", ["[", "{a = "])
+def test_deeply_nested_toml_is_refused(tmp_path: Path, loader: Any, opener: str) -> None:
+    """tomllib raised RecursionError through the loaders on a deeply nested value."""
+    path = tmp_path / "deep.toml"
+    path.write_text("x = " + opener * 100_000)
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        loader(path)
