@@ -71,7 +71,7 @@ def store_heads(log: AuditLog, job_id: str, heads: Sequence[str], *, ca_pem: byt
     for raw in heads:
         try:
             head = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # json recurses once per nesting level
             raise ProtocolError("malformed checkpoint") from None
         if not isinstance(head, dict) or (allowed is not None
                                           and head.get("signer") not in allowed):

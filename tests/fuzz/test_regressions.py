@@ -20,6 +20,8 @@ from securecalc.core.table import Table
 from securecalc.core.where import parse_where
 from securecalc.errors import ConfigError, ProtocolError, WhereError
 from securecalc.pki import init_pki
+from securecalc.transport.codec import job_from_proto
+from securecalc.transport.proto import study_pb2
 
 pytestmark = pytest.mark.timeout(60)
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -101,3 +103,24 @@ def test_deeply_nested_toml_is_refused(tmp_path: Path, loader: Any, opener: str)
     path.write_text("x = " + opener * 100_000)
     with pytest.raises(ConfigError, match="nested too deeply"):
         loader(path)
+
+
+DEEP_JSON = ["[" * 100_000, '{"a":' * 100_000]
+
+
+@pytest.mark.parametrize("text", DEEP_JSON)
+def test_deeply_nested_analysis_json_is_refused(text: str) -> None:
+    """json.loads raised RecursionError through job_from_proto on a deeply nested table."""
+    spec = study_pb2.JobSpec(study="s", job_id="j", analyses=[
+        study_pb2.AnalysisSpec(id="a", kind="mean", table_json=text)])
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        job_from_proto(spec, "mpc")
+
+
+@pytest.mark.parametrize("text", DEEP_JSON)
+def test_deeply_nested_checkpoint_is_refused(
+        checkpoint: tuple[dict[str, object], bytes, Path], text: str) -> None:
+    """The same RecursionError escaped store_heads on a deeply nested checkpoint."""
+    _, ca_pem, root = checkpoint
+    with pytest.raises(ProtocolError, match="malformed checkpoint"):
+        store_heads(AuditLog(root / "a.jsonl", party="hospital-a"), "j", [text], ca_pem=ca_pem)
