@@ -50,8 +50,35 @@ def _spec(study: str) -> study_pb2.JobSpec:
     return job_to_proto(new_job(load_study_config(EXAMPLES / study, insecure=True)))
 
 
+# the kinds no example study uses, so that every kind's decoder sees near-valid tables
+OTHER_KINDS = [
+    {"kind": "quantiles", "column": "age", "probs": [0.1, 0.5, 0.9]},
+    {"kind": "crosstab", "row": "sex", "col": "arm"},
+    {"kind": "logreg", "y": "diabetes", "x": ["age", "sex"], "max_iter": 6},
+    {"kind": "logrank", "time": "followup_days", "event": "event", "group": "arm"},
+    {"kind": "correlation", "columns": ["age", "bmi"]},
+    {"kind": "covariance", "columns": ["age", "sbp"]},
+    {"kind": "min", "column": "age"},
+    {"kind": "max", "column": "sbp"},
+    {"kind": "ttest", "column": "sbp", "group": "arm", "levels": ["a", "b"]},
+]
+
+
+def _other_kinds(study: str) -> study_pb2.JobSpec:
+    spec = _spec(study)
+    del spec.analyses[:]
+    for i, table in enumerate(OTHER_KINDS):
+        table = {"id": f"other{i}", **table}
+        spec.analyses.append(study_pb2.AnalysisSpec(id=table["id"], kind=table["kind"],
+                                                    table_json=json.dumps(table)))
+    return spec
+
+
 SPECS = {name: _spec(name) for name in ("study-mpc.toml", "study-ckks.toml", "study-dp.toml")}
-ENGINES = {"study-mpc.toml": "mpc", "study-ckks.toml": "ckks", "study-dp.toml": "mpc"}
+SPECS |= {"other-mpc": _other_kinds("study-mpc.toml"), "other-ckks": _other_kinds(
+    "study-ckks.toml")}
+ENGINES = {"study-mpc.toml": "mpc", "study-ckks.toml": "ckks", "study-dp.toml": "mpc",
+           "other-mpc": "mpc", "other-ckks": "ckks"}
 
 
 # --- the decoders a node and the compute node apply ------------------------------------------
