@@ -124,3 +124,14 @@ def test_deeply_nested_checkpoint_is_refused(
     _, ca_pem, root = checkpoint
     with pytest.raises(ProtocolError, match="malformed checkpoint"):
         store_heads(AuditLog(root / "a.jsonl", party="hospital-a"), "j", [text], ca_pem=ca_pem)
+
+
+def test_stored_checkpoint_keeps_only_signed_fields(
+        checkpoint: tuple[dict[str, object], bytes, Path]) -> None:
+    """Unsigned fields added to a genuine checkpoint, "job" among them, reached the log."""
+    head, ca_pem, root = checkpoint
+    log = AuditLog(root / "fields.jsonl", party="hospital-a")
+    raw = json.dumps({**head, "job": "another-job", "note": "x" * 1000})
+    assert store_heads(log, "this-job", [raw], ca_pem=ca_pem) == 1
+    record = json.loads(log.path.read_text().splitlines()[-1])
+    assert record["data"] == {"job": "this-job", **head}
