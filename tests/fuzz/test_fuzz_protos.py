@@ -43,6 +43,7 @@ MODULES = (study_pb2, node_pb2, compute_pb2)
 MESSAGES: list[type[Message]] = [
     getattr(module, name) for module in MODULES
     for name in module.DESCRIPTOR.message_types_by_name]
+CHECKPOINT_FIELDS = ("signer", "count", "head", "signature", "certificate")
 MEMORY = 64 * MiB  # a decoded job at the limits is a few MiB of Python objects
 
 
@@ -324,9 +325,14 @@ def test_heads_requests(heads: Heads, data: st.DataObject) -> None:
         outcomes=[node_pb2.ReleaseOutcome(analysis_id="a", status="released")])
     allowed = data.draw(st.none() | st.just(["hospital-a", "hospital-b"]))
     with bounded_memory(MEMORY):
-        outcome(lambda: store_heads(heads.log, request.job_id, request.checkpoint_json,
-                                    ca_pem=data.draw(st.sampled_from([heads.ca_pem, None])),
-                                    allowed=allowed))
+        stored = outcome(lambda: store_heads(
+            heads.log, request.job_id, request.checkpoint_json,
+            ca_pem=data.draw(st.sampled_from([heads.ca_pem, None])), allowed=allowed))
+    if isinstance(stored, int) and stored:  # the record holds the signed fields, our job id
+        lines = heads.log.path.read_text().splitlines()[-stored:]
+        for record in map(json.loads, lines):
+            assert record["data"]["job"] == request.job_id
+            assert set(record["data"]) <= {"job", *CHECKPOINT_FIELDS}
 
 
 def test_genuine_inputs_decode(heads: Heads) -> None:
