@@ -25,6 +25,7 @@ SCHEMA = Schema({
     "c": Column("c", "category", levels=LEVELS),
     "in": Column("in", "int", min=0, max=2**40),
     "Ärzt_1": Column("Ärzt_1", "float", min=0.0, max=1e300),
+    "two words": Column("two words", "category", levels=("x", "")),
 })
 ROWS = {
     "x": [-5, 0, 5, None],
@@ -32,12 +33,13 @@ ROWS = {
     "c": ["a", None, "it's", "back\\slash"],
     "in": [0, 2**40, None, 7],
     "Ärzt_1": [0.0, 1e300, 0.5, None],
+    "two words": ["", "x", None, "x"],
 }
 TABLE = Table.from_columns(SCHEMA, ROWS)
 GRAMMAR_CHARS = "xyc`Ärzt_1 in not and or ()[],'\"\\=!<>-+.eE0123456789 \t\n"
 
 columns = st.sampled_from(["x", "y", "c", "`in`", "in", "`x`", "Ärzt_1", "`Ärzt_1`", "X",
-                           "``", "`", "z"])
+                           "``", "`", "z", "`two words`", "two words", "`two"])
 ops = st.sampled_from(["==", "!=", "<", "<=", ">", ">=", "=", "!", "=<", "<>"])
 numbers = st.one_of(
     st.integers(-10, 10).map(str),
@@ -45,7 +47,8 @@ numbers = st.one_of(
     st.sampled_from(["1e308", "1e309", "-1e309", "1e-400", ".5", "5.", "-0", "-.0", "0e0",
                      "1" * 600, "9" * 4000, "1.5e", "--1", "0x10", "1_000", "nan", "inf"]),
     st.floats(allow_nan=False).map(repr))
-strings = st.sampled_from(["'a'", '"b"', "'it\\'s'", "'q\"uote'", "'back\\\\slash'", "'unknown'",
+strings = st.sampled_from(["'x'", "'a'", '"b"', "'it\\'s'", "'q\"uote'", "'back\\\\slash'",
+                           "'unknown'",
                            "'", "'a", "'\\'", '"', "''", "'\\x'", "'\u00e9'"])
 punct = st.sampled_from(["(", ")", "[", "]", ",", "not", "and", "or", "in", "not in"])
 tokens = st.one_of(columns, ops, numbers, strings, punct)
@@ -60,7 +63,7 @@ def expressions(draw: st.DrawFn, depth: int = 0) -> str:
         return f"{column} {draw(ops)} {draw(numbers)}"
     if choice == 1:
         items = draw(st.lists(strings | numbers, min_size=1, max_size=5))
-        column = draw(st.sampled_from(["c", "x", "`in`"]))
+        column = draw(st.sampled_from(["c", "x", "`in`", "`two words`"]))
         return f"{column} {draw(st.sampled_from(['in', 'not in']))} [{', '.join(items)}]"
     if choice == 2:
         return f"not {draw(expressions(depth + 1))}"
