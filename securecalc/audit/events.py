@@ -71,7 +71,7 @@ def store_heads(log: AuditLog, job_id: str, heads: Sequence[str], *, ca_pem: byt
     for raw in heads:
         try:
             head = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # json recurses once per nesting level
             raise ProtocolError("malformed checkpoint") from None
         if not isinstance(head, dict) or (allowed is not None
                                           and head.get("signer") not in allowed):
@@ -81,6 +81,9 @@ def store_heads(log: AuditLog, job_id: str, heads: Sequence[str], *, ca_pem: byt
         problem = check_checkpoint(head, ca_pem=ca_pem)
         if problem:
             raise ProtocolError(f"checkpoint rejected: {problem}")
-        verified.append(("peer_checkpoint", {"job": job_id, **head}))
+        # only what the signature and certificate vouch for: a coordinator relaying the
+        # checkpoint could add any field (even "job") to the JSON
+        verified.append(("peer_checkpoint", {"job": job_id, **{
+            key: head[key] for key in ("signer", "count", "head", "signature", "certificate")}}))
     log.append_all(verified)  # one fsync for the whole set
     return len(verified)

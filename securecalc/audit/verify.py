@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -41,24 +41,34 @@ class Report:
 def check_checkpoint(checkpoint: dict[str, Any], *, ca_pem: bytes | None) -> str | None:
     """None when the signature is valid (and the certificate names the signer and comes from
     the CA, if given); otherwise what is wrong."""
+    fields = [checkpoint.get(key) for key in ("signer", "count", "head", "signature",
+                                                "certificate")]
+    signer, count, head, signature_b64, pem = fields
+    if not (isinstance(count, int) and not isinstance(count, bool)
+            and all(isinstance(f, str) for f in (signer, head, signature_b64, pem))):
+        return "malformed checkpoint"  # a peer's JSON may hold any type in any field
     try:
-        cert = x509.load_pem_x509_certificate(checkpoint["certificate"].encode())
-        signature = base64.b64decode(checkpoint["signature"])
-        message = checkpoint_message(checkpoint["signer"], int(checkpoint["count"]),
-                                     checkpoint["head"])
-    except (KeyError, ValueError, TypeError):
+        cert = x509.load_pem_x509_certificate(pem.encode())
+        signature = base64.b64decode(signature_b64)
+        message = checkpoint_message(signer, count, head)
+        names = cert.extensions.get_extension_for_class(
+            x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    except x509.ExtensionNotFound:
+        return "certificate names no signer"
+    except (ValueError, TypeError):  # also a certificate with malformed extensions
         return "malformed checkpoint"
-    names = cert.extensions.get_extension_for_class(
-        x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
-    if checkpoint["signer"] not in names:
-        return f"certificate does not name the signer {checkpoint['signer']!r}"
+    if signer not in names:
+        return f"certificate does not name the signer {signer!r}"
     if ca_pem is not None:
         ca = x509.load_pem_x509_certificate(ca_pem)
         try:
             cert.verify_directly_issued_by(ca)
         except (ValueError, TypeError, InvalidSignature):
             return "certificate was not issued by the study CA"
-    public_key = cert.public_key()
+    try:
+        public_key = cert.public_key()
+    except (ValueError, UnsupportedAlgorithm):
+        return "unsupported key type"
     if not isinstance(public_key, ec.EllipticCurvePublicKey):
         return "unsupported key type"
     try:

@@ -134,7 +134,11 @@ class _Reader:
         return float(value)
 
     def path_of(self, table: Mapping[str, Any], prefix: str, key: str) -> Path:
-        return (self.path.parent / self.string(table, prefix, key)).resolve()
+        value = self.string(table, prefix, key)
+        try:
+            return (self.path.parent / value).resolve()
+        except (ValueError, OSError, RuntimeError) as exc:  # a NUL byte, a symlink loop
+            raise self.error(f"is not a usable path ({exc})", f"{prefix}.{key}") from None
 
     def names(self, table: Mapping[str, Any], prefix: str, key: str,
               default: tuple[str, ...]) -> tuple[str, ...]:
@@ -193,6 +197,8 @@ def _read(path: str | Path, max_bytes: Limit | None = None) -> _Reader:
         raise ConfigError(f"cannot read: {exc.strerror}", path=str(path)) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}", path=str(path)) from None
+    except RecursionError:  # tomllib recurses once per nested array or inline table
+        raise ConfigError("not valid TOML: values nested too deeply", path=str(path)) from None
     except UnicodeDecodeError:
         raise ConfigError("not valid UTF-8 (TOML files must be UTF-8)", path=str(path)) from None
     return _Reader(path, data)

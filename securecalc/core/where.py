@@ -29,6 +29,7 @@ UNKNOWN, ``not UNKNOWN`` is UNKNOWN, and rows whose filter ends UNKNOWN are excl
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, NamedTuple
@@ -100,7 +101,7 @@ def _tokenize(text: str) -> Iterator[_Token]:
         elif (m := _NUMBER.match(text, i)) is not None:
             literal = m.group()
             value: Value = float(literal) if any(c in literal for c in ".eE") else int(literal)
-            if value in (float("inf"), float("-inf")):
+            if abs(value) > sys.float_info.max:  # inf, or an int no float can hold
                 raise _fail(text, f"number {literal} is out of range", i)
             yield _Token("number", literal, value, i)
             i = m.end()

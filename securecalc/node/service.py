@@ -212,7 +212,7 @@ class NodeService(node_pb2_grpc.PartyNodeServicer):
         layout = Layout(n_values=spec.n_values, params=ckks_params_from_proto(spec.params))
         try:
             states = json.loads(spec.states_json) if spec.states_json else {}
-        except ValueError:
+        except (ValueError, RecursionError):  # json recurses once per nesting level
             raise ProtocolError("malformed iterative states") from None
         if not isinstance(states, dict):
             raise ProtocolError("malformed iterative states")

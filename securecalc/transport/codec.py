@@ -61,7 +61,7 @@ def job_from_proto(spec: study_pb2.JobSpec, engine: str) -> Job:
     for index, wire in enumerate(spec.analyses):
         try:
             table = json.loads(wire.table_json)
-        except ValueError:
+        except (ValueError, RecursionError):  # json recurses once per nesting level
             raise ConfigError(f"analysis {wire.id!r} is not valid JSON") from None
         if not isinstance(table, dict) or table.get("id") != wire.id \
                 or table.get("kind") != wire.kind:
