@@ -100,6 +100,9 @@ WHERE_DEPTH = Limit(
 WHERE_COMPARISONS = Limit(
     "comparisons per where-expression", 256, "comparisons",
     "each comparison is one pass over a site's rows")
+NOTE_CHARS = Limit(
+    "a release note the coordinator reports to a node", 1024, "characters",
+    "notes name a rule and a few analysis ids or probabilities; the node audits them")
 IN_LIST = Limit(
     "values in an 'in [...]' list", 1024, "values",
     "as many as a category column has levels")
@@ -123,7 +126,7 @@ CKKS_SUM = Limit(
 LIMITS: tuple[Limit, ...] = (
     STUDY_FILE, ANALYSES, PARTIES, SCHEMA_COLUMNS, LEVELS, PROBS, EDGES, SURVIVAL_POINTS,
     COUNT_CELLS, STUDY_COUNTS, CKKS_GRID_POINTS, PREDICTORS, CORRELATION_COLUMNS, NAME_CHARS,
-    WHERE_CHARS, WHERE_DEPTH, WHERE_COMPARISONS, IN_LIST, GRPC_MESSAGE, CKKS_CONTEXT,
+    WHERE_CHARS, WHERE_DEPTH, WHERE_COMPARISONS, NOTE_CHARS, IN_LIST, GRPC_MESSAGE, CKKS_CONTEXT,
     CKKS_CIPHERTEXT, CKKS_CIPHERTEXTS, CKKS_SUM)
 
 

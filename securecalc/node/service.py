@@ -14,7 +14,7 @@ from securecalc.audit.events import audited, digest, signed_head, store_heads
 from securecalc.audit.log import AuditLog
 from securecalc.core.config import NodeConfig
 from securecalc.core.job import Job
-from securecalc.core.limits import CKKS_CONTEXT
+from securecalc.core.limits import ANALYSES, CKKS_CONTEXT, NAME_CHARS, NOTE_CHARS
 from securecalc.core.policy import describe_request, request_id
 from securecalc.engines.ckks.layout import Layout
 from securecalc.engines.mpc.job import MpcJob
@@ -235,6 +235,11 @@ class NodeService(node_pb2_grpc.PartyNodeServicer):
                    context: grpc.ServicerContext) -> node_pb2.HeadsReply:
         coordinator = require_peer(context, self.config.coordinators, role=Role.COORDINATOR,
                                    insecure=self.insecure)
+        ANALYSES.check(len(request.outcomes), "outcomes")  # before anything is logged
+        for outcome in request.outcomes:
+            for text, limit in ((outcome.analysis_id, NAME_CHARS), (outcome.status, NAME_CHARS),
+                                (outcome.digest, NAME_CHARS), (outcome.note, NOTE_CHARS)):
+                limit.check(len(text), "outcomes")
         ca_pem = self.tls.ca.read_bytes() if self.tls else None
         stored = store_heads(self.audit, request.job_id, request.checkpoint_json,
                              ca_pem=ca_pem)

@@ -119,3 +119,24 @@ def test_study_run_refuses_an_oversized_study_before_contacting_a_node(  # type:
     assert len(lines) == 1 and expected in lines[0], result.stderr
     assert str(study) in lines[0]
     assert {name: len(audit_lines(cluster, name)) for name in HOSPITALS} == logs
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(("outcomes", "expected"), [
+    ([node_pb2.ReleaseOutcome(analysis_id=f"a{i}", status="released") for i in range(300)],
+     "field 'outcomes': 300 analyses; the limit is 256"),
+    ([node_pb2.ReleaseOutcome(analysis_id="a", status="withheld", note="x" * 5000)],
+     "field 'outcomes': 5000 characters; the limit is 1024"),
+])
+def test_a_node_refuses_oversized_release_reports_before_logging_them(  # type: ignore[no-untyped-def]
+        cluster, outcomes: list[node_pb2.ReleaseOutcome], expected: str) -> None:
+    tls = TlsFiles.in_directory(cluster.pki, "coordinator")
+    before = len(audit_lines(cluster))
+    with create_channel(cluster.addresses["hospital-a"], tls=tls,
+                        expected_name="hospital-a") as channel:
+        request = node_pb2.HeadsRequest(job_id="reported", outcomes=outcomes)
+        with pytest.raises(grpc.RpcError) as info:
+            node_pb2_grpc.PartyNodeStub(channel).StoreHeads(request, timeout=30)
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION, info.value
+    assert expected in info.value.details()
+    assert audit_lines(cluster)[before:] == []
