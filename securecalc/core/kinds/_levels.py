@@ -50,6 +50,14 @@ class Levels:
     def plan(self) -> SumPlan:
         return SumPlan.counts(self.width)
 
+    def after(self, moments: SumPlan) -> SumPlan:
+        """``moments`` (n first) with these counts appended."""
+        return SumPlan.concat([moments, self.plan()])
+
+    def cohort_slots(self, plan: SumPlan) -> tuple[int, ...]:
+        """n and these counts in a plan made by :meth:`after`: all gated by ``min_cohort``."""
+        return (0, *range(plan.width - self.width, plan.width))
+
     def local(self, table: Table, keep: np.ndarray) -> tuple[int, ...]:
         """This site's counts on the rows ``keep``, in the order of :meth:`plan`."""
         out: list[int] = []

@@ -64,7 +64,7 @@ class Moment(Kind):
              study: StudyOptions) -> Plan:
         moments = layout_of(analysis, schema).plan()
         values = self._values(analysis, schema)
-        return SumPlan.concat([moments, values.plan()]) if values.width else moments
+        return values.after(moments) if values.width else moments
 
     def cohort_slots(self, analysis: Analysis, schema: Schema, plan: Plan) -> tuple[int, ...]:
         return (0,)  # n

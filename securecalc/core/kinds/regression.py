@@ -133,15 +133,13 @@ class LinReg(Kind):
     def plan(self, analysis: Analysis, schema: Schema, engine: str,
              study: StudyOptions) -> Plan:
         terms = self._terms(analysis, schema)
-        return SumPlan.concat([
-            moment_plan([t.half_range for t in terms], [t.integral for t in terms]),
-            self._levels(analysis, schema).plan()])
+        return self._levels(analysis, schema).after(
+            moment_plan([t.half_range for t in terms], [t.integral for t in terms]))
 
     def cohort_slots(self, analysis: Analysis, schema: Schema, plan: Plan) -> tuple[int, ...]:
         # n of the complete cases, then the counts in and out of every level (the tail)
         assert isinstance(plan, SumPlan)
-        tail = self._levels(analysis, schema).width
-        return (0, *range(plan.width - tail, plan.width))
+        return self._levels(analysis, schema).cohort_slots(plan)
 
     def local(self, analysis: Analysis, schema: Schema, table: Table, mask: np.ndarray,
               study: StudyOptions) -> tuple[Any, ...]:
