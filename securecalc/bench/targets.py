@@ -96,9 +96,9 @@ def five_vs_plain(cells: Sequence[Record]) -> Record:
     warm = mpc["seconds"] / compute
     cold = mpc["cold_seconds"] / (load + compute)
     detail = (f"warm study {mpc['seconds']:.3g} s vs numpy compute on pooled in-memory rows "
-              f"{compute:.3g} s; with loading: first study (nodes load their files) "
-              f"{mpc['cold_seconds']:.3g} s vs load+compute {load + compute:.3g} s = "
-              f"{cold:.3g}x")
+              f"{compute:.3g} s; first study after start-up (nodes checked their files when "
+              f"they started) {mpc['cold_seconds']:.3g} s vs load+compute "
+              f"{load + compute:.3g} s = {cold:.3g}x")
     if len(mpc["ids"]) < 6:
         detail += f"; partial: {len(mpc['ids'])} of 6 analyses ({mpc.get('note', '')})"
     return _row("five_vs_plain", target, f"{warm:.3g}x", warm <= 5, detail)
