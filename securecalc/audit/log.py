@@ -139,8 +139,3 @@ class AuditLog:
                       "certificate": self._cert_pem.decode()}
         self.append(CHECKPOINT, **checkpoint)
         return checkpoint
-
-
-def event_data(**values: Any) -> Mapping[str, Any]:
-    """Plain-JSON event fields (drops None)."""
-    return {k: v for k, v in values.items() if v is not None}

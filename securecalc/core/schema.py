@@ -38,12 +38,6 @@ class Column:
         return self.type in ("int", "float")
 
     @property
-    def max_abs(self) -> float:
-        """Largest absolute value the column may hold (numeric columns)."""
-        assert self.min is not None and self.max is not None
-        return max(abs(self.min), abs(self.max))
-
-    @property
     def center(self) -> float:
         """A public shift near the middle of the range; an integer for int columns.
 

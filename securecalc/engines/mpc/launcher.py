@@ -76,7 +76,6 @@ class WorkerHandle:
         self.started_at = time.monotonic()
         self.finished_at: float | None = None  # time.monotonic() when the outcome was known
         self._proc, self._conn = process, conn
-        self._pid: int | None = process.pid
         self._exitcode: int | None = None  # once reaped, when the process object is dropped
         self._on_frame, self._on_done = on_frame, on_done
         self._lock = threading.Lock()  # serialises sends to the worker
@@ -160,10 +159,6 @@ class WorkerHandle:
         return self._error
 
     # ------------------------------------------------------------------ lifecycle
-    @property
-    def process_id(self) -> int | None:
-        return self._pid
-
     def kill(self, reason: str = "killed by the node") -> None:
         """Kill the worker process now (its peers will notice the silence or a lost stream)."""
         if self._why_killed is None:
