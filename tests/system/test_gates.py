@@ -50,14 +50,20 @@ max = 100
 type = "int"
 min = 0
 max = 1
+
+[schema.flagged]
+type = "int"
+min = 0
+max = 1
 """
 CATALOGUE = SCHEMA.replace("[schema.", "[catalogue.")  # the nodes offer what the studies read
-COLUMNS = ("sbp", "arm", "site", "treated", "outcome", "days", "event")
+COLUMNS = ("sbp", "arm", "site", "treated", "outcome", "days", "event", "flagged")
 
 
 def site_rows(index: int) -> list[dict[str, object]]:
     """300 rows per hospital; hospital-a's first row is the lone patient: arm c, site
-    'lone', treated 1, sbp 219, died on day 3."""
+    'lone', treated 1, sbp 219, died on day 3. Hospital-b's first row (arm a) is the only
+    patient ``flagged``."""
     rng = np.random.default_rng([9, index])
     rows = []
     for i in range(ROWS):
@@ -65,7 +71,9 @@ def site_rows(index: int) -> list[dict[str, object]]:
         rows.append({"sbp": sbp, "arm": "ab"[i % 2], "site": "xy"[(i // 2) % 2],
                      "treated": 0, "outcome": int(rng.random() < 0.3 + (sbp - 100) / 400),
                      "days": int(rng.choice([20, 40, 60, 80, 100])),
-                     "event": int(rng.random() < 0.6)})
+                     "event": int(rng.random() < 0.6), "flagged": 0})
+    if index == 1:
+        rows[0].update(flagged=1)
     if index == 0:
         rows[0].update(sbp=219, arm="c", site="lone", treated=1, outcome=1, days=3, event=1)
     return rows
@@ -236,6 +244,20 @@ column = "treated"
 id = "outcome_rate"
 kind = "mean"
 column = "outcome"
+
+[[analysis]]
+id = "lone_flag_by_arm"
+kind = "ttest"
+column = "flagged"
+group = "arm"
+levels = ["a", "b"]
+
+[[analysis]]
+id = "outcome_by_arm"
+kind = "ttest"
+column = "outcome"
+group = "arm"
+levels = ["a", "b"]
 """
 
 
@@ -263,6 +285,12 @@ def test_lone_patients_in_tables_order_statistics_and_curves(cluster, data, engi
     assert_withheld(results["lone_treated_rate"], "min_cell_count", "0/1 column")
     outcomes = [row["outcome"] for row in pooled(data)]
     assert results["outcome_rate"].value == pytest.approx(np.mean(outcomes), rel=1e-9)
+    # a t-test of a 0/1 column: in arm a one patient is flagged, so its mean would name them
+    assert_withheld(results["lone_flag_by_arm"], "min_cell_count", "0/1 column")
+    by_arm = results["outcome_by_arm"].value["mean"]
+    for arm in ("a", "b"):
+        expected = np.mean([row["outcome"] for row in pooled(data) if row["arm"] == arm])
+        assert by_arm[arm] == pytest.approx(expected, rel=1e-9)
     curve = results["curve"].value["groups"]["all"]
     assert [(p["time"], p["at_risk"], p["events"]) for p in curve] == [
         (t, sum(1 for r in rows if r["days"] >= t),
