@@ -201,7 +201,7 @@ def run_ckks(config: StudyConfig, job: Job, tls: TlsFiles | None, clock: StudyCl
     channels = ChannelSet(tls, own_name="coordinator" if tls is None else None)
     rounds = _Round(config, channels, holder, public_context, tally, clock)
 
-    gates = dict(zip((a.id for a in job.analyses), job.cohort_gates(plans), strict=True))
+    gates = dict(zip((a.id for a in job.analyses), job.release_gates(plans), strict=True))
     states = {aid: p.program.initial_state() for aid, p in iterative.items()}
     released: dict[str, Any] = {}
     widths: dict[str, int] = {}

@@ -52,7 +52,7 @@ def _release(config: StudyConfig, job: Job, replies: dict[str, node_pb2.MpcJobRe
         raise ProtocolError("nodes returned results for other analyses")
     results = {}
     plans = job.plans("mpc")
-    gates = job.cohort_gates(plans)
+    gates = job.release_gates(plans)
     for index, (analysis, plan) in enumerate(zip(job.analyses, plans, strict=True)):
         steps = [reply.steps[index] for reply in replies.values()]
         released = from_mpc(plan, [int(t) for t in reference.steps[index].totals],

@@ -30,21 +30,14 @@ class Job:
     def options(self) -> StudyOptions:
         return StudyOptions(min_cell_count=self.min_cell_count, min_cohort=self.min_cohort)
 
-    def cohort_gates(self, plans: Sequence[Plan]) -> list[Gates]:
+    def release_gates(self, plans: Sequence[Plan]) -> list[Gates]:
         """Per analysis (with its plan from :meth:`plans`), the slots that must reach
         ``min_cohort`` and those that must be 0 or reach ``min_cell_count`` for it to be
         released."""
         from securecalc.core.kinds import kind_of
 
-        out = []
-        for analysis, plan in zip(self.analyses, plans, strict=True):
-            kind = kind_of(analysis.kind)
-            gates = Gates(
-                kind.cohort_slots(analysis, self.schema, plan) if self.min_cohort > 1 else (),
-                kind.cell_slots(analysis, self.schema, plan) if self.min_cell_count > 1 else (),
-                self.min_cell_count)
-            out.append(gates)
-        return out
+        return [kind_of(a.kind).gates(a, self.schema, plan, self.options)
+                for a, plan in zip(self.analyses, plans, strict=True)]
 
     def plans(self, engine: str) -> list[Plan]:
         """Every analysis's plan on ``engine``: public, so every party derives the same.

@@ -67,7 +67,7 @@ def contributions(job: Job, table: Table, engine: str,
 def mpc_steps(parts: Sequence[LocalContribution], gates: Sequence[Gates],
               min_cohort: int) -> tuple[Any, ...]:
     """One MPC step per analysis; ``gates[i]`` are analysis i's gates (see
-    :meth:`securecalc.core.job.Job.cohort_gates`)."""
+    :meth:`securecalc.core.job.Job.release_gates`)."""
     from securecalc.engines.mpc import job as mpc
 
     steps: list[Any] = []

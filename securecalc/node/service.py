@@ -140,7 +140,7 @@ class NodeService(node_pb2_grpc.PartyNodeServicer):
             with audited(self.audit, job.job_id) as end:
                 started = time.perf_counter()
                 parts = contributions(job, self.store.table_for(job), "mpc")
-                steps = mpc_steps(parts, job.cohort_gates([p.plan for p in parts]),
+                steps = mpc_steps(parts, job.release_gates([p.plan for p in parts]),
                                   job.min_cohort)
                 local_seconds = time.perf_counter() - started
                 peer_timeout = request.peer_timeout_seconds or 15.0

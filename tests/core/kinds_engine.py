@@ -151,9 +151,7 @@ def run(raw: Mapping[str, Any] | Analysis, schema: Schema, tables: Sequence[Tabl
         mask = parse_where(a.where, schema).evaluate(table)
         locals_.append(kind.local(a, schema, table, mask, study))
         rows.append(table.n_rows)
-    gates = Gates(kind.cohort_slots(a, schema, plan) if study.min_cohort > 1 else (),
-                  kind.cell_slots(a, schema, plan) if study.min_cell_count > 1 else (),
-                  study.min_cell_count)
+    gates = kind.gates(a, schema, plan, study)
     released: Any
     if isinstance(plan, SumPlan):
         for values, n in zip(locals_, rows, strict=True):

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from securecalc.core.analyses import Analysis
-from securecalc.core.plans import Plan
+from securecalc.core.plans import Gates, Plan
 from securecalc.core.schema import Column, Schema
 from securecalc.core.table import Table
 from securecalc.errors import ConfigError
@@ -99,6 +99,14 @@ class Kind:
         analysis is released only if each is 0 or reaches ``min_cell_count`` (decided with
         the cohort slots, in the same secure test)."""
         return ()
+
+    def gates(self, analysis: Analysis, schema: Schema, plan: Plan,
+              study: StudyOptions) -> Gates:
+        """What must hold for anything of the analysis to be released, under ``study``'s
+        thresholds (a threshold of 1 gates nothing)."""
+        return Gates(self.cohort_slots(analysis, schema, plan) if study.min_cohort > 1 else (),
+                     self.cell_slots(analysis, schema, plan) if study.min_cell_count > 1 else (),
+                     study.min_cell_count)
 
     def extremes(self, analysis: Analysis) -> bool:
         """Whether the analysis releases a single patient's value by definition (min, max):
