@@ -22,7 +22,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 protos: $(STAMP)
-	$(BIN)/python -m securecalc.transport.protogen
+	$(BIN)/python protos/generate.py
 
 bench: $(STAMP)
 	$(BIN)/securecalc bench --quick
