@@ -6,10 +6,11 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test typecheck lint protos bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml benchmarks/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e benchmarks/  # development tools: securecalc bench, latency
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -25,7 +26,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 protos: $(STAMP)
-	$(BIN)/python -m securecalc.transport.protogen
+	$(BIN)/python protos/generate.py
 
 bench: $(STAMP)
 	$(BIN)/securecalc bench --quick
