@@ -137,7 +137,7 @@ class Delayed(Generic[T]):
             if error is not None:
                 raise error
             raise StopIteration
-        return item  # type: ignore[no-any-return]
+        return item
 
 
 class LatencyInterceptor(grpc.ServerInterceptor):
