@@ -309,13 +309,24 @@ class ComputeParty(Model):
         return Party(self.name, self.address)
 
 
+def _compute_party(value: Any, info: ValidationInfo) -> Party | None:
+    """``[compute]`` of a CKKS study, required there; ignored by other engines."""
+    study = info.data.get("study")
+    if study is None or study.engine != "ckks":
+        return None
+    if value is None:
+        raise invalid("missing table [compute]", root=True)
+    return validate(ComputeParty, value, path=config_path(info), prefix=("compute",)).record()
+
+
 class StudyFile(Model):
     """study.toml: ``[study]``, ``[[party]]``, ``[compute]`` (CKKS), ``[tls]``,
     ``[schema.<column>]``, ``[[analysis]]``, ``[audit]`` (see the README for every field)."""
 
     study: StudySection
     party: PartyList = Field(default=None, validate_default=True)
-    compute: ComputeParty | None = None
+    compute: Annotated[Party | None, checked(_compute_party)] = Field(default=None,
+                                                                      validate_default=True)
     tls: Tls = Field(default=None, validate_default=True)
     schema_: SchemaTable = Field(default=None, validate_default=True, alias="schema")
     analysis: AnalysisList = Field(default=None, validate_default=True)
@@ -323,20 +334,17 @@ class StudyFile(Model):
 
     @model_validator(mode="after")
     def _runs_on_engine(self, info: ValidationInfo) -> StudyFile:
-        engine = self.study.engine
-        if engine == "ckks" and self.compute is None:
-            raise invalid("missing table [compute]", root=True)
-        check_engine_rules(engine, self.party, self.schema_,  # type: ignore[arg-type]
-                           self.analysis, path=config_path(info))
+        check_engine_rules(self.study.engine, self.party, self.schema_, self.analysis,
+                           path=config_path(info))
         return self
 
     def record(self, path: Path) -> StudyConfig:
         study = self.study
         return StudyConfig(
             name=study.name, engine=study.engine,
-            parties=self.party,  # type: ignore[arg-type]  # made Party by PartyList
+            parties=self.party,
             schema=self.schema_, analyses=self.analysis, tls=self.tls,
-            compute=self.compute.record() if study.engine == "ckks" and self.compute else None,
+            compute=self.compute,
             timeout_seconds=study.timeout_seconds,
             peer_timeout_seconds=study.peer_timeout_seconds,
             min_cell_count=study.min_cell_count, min_cohort=study.min_cohort,

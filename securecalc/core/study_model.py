@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, model_validator
+from pydantic import Field, ValidationInfo, model_validator
 
 from securecalc.core.analyses import COMMON_KEYS, Analysis
 from securecalc.core.defaults import (
@@ -32,7 +32,6 @@ from securecalc.core.model import (
     Model,
     Name,
     checked,
-    collected,
     config_path,
     invalid,
     validate,
@@ -55,27 +54,26 @@ class PartyEntry(Model):
         return Party(self.name, self.address)
 
 
-def _party_list(value: Any, info: ValidationInfo) -> Any:
-    """A non-empty list, counted against the limits table before any entry is parsed."""
+def _parties(value: Any, info: ValidationInfo) -> tuple[Party, ...]:
+    """A non-empty list, counted against the limits table before any entry is parsed; each
+    entry a :class:`PartyEntry`; names unique."""
+    field = info.field_name or "party"
     if isinstance(value, tuple) and all(isinstance(p, Party) for p in value):
-        return tuple(PartyEntry(name=p.name, address=p.address) for p in value)
+        value = [{"name": p.name, "address": p.address} for p in value]
     if not isinstance(value, list | tuple) or not value:
         raise invalid("at least one [[party]] table is required")
-    PARTIES.check(len(value), "party", path=config_path(info))
-    return tuple(value)
-
-
-def _unique_parties(entries: tuple[PartyEntry, ...]) -> tuple[Party, ...]:
-    names = [p.name for p in entries]
+    PARTIES.check(len(value), field, path=config_path(info))
+    parties = tuple(validate(PartyEntry, raw, path=config_path(info), prefix=(field, i)).record()
+                    for i, raw in enumerate(value))
+    names = [p.name for p in parties]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise invalid(f"party names must be unique: {', '.join(duplicates)}")
-    return tuple(p.record() for p in entries)
+    return parties
 
 
-PartyList = Annotated[tuple[PartyEntry, ...], BeforeValidator(collected(_party_list)),
-                      AfterValidator(_unique_parties)]
-"""``[[party]]``: at least one, within the limits table, names unique; as :class:`Party`."""
+PartyList = Annotated[tuple[Party, ...], checked(_parties)]
+"""``[[party]]``: at least one, within the limits table, names unique."""
 
 
 def _engine(value: Any) -> str:
@@ -123,11 +121,12 @@ AnalysisList = Annotated[tuple[Analysis, ...], checked(_analyses)]
 
 
 def check_engine_rules(engine: str, parties: Sequence[Party], schema: Schema,
-                       analyses: Sequence[Analysis], *, path: str | None = None) -> None:
+                       analyses: Sequence[Analysis], *, path: str | None = None,
+                       parties_field: str = "party") -> None:
     """Enough parties for ``engine``, and every analysis runnable on it at its size."""
     if len(parties) < MIN_PARTIES[engine]:
         raise ConfigError(f"engine {engine!r} needs at least {MIN_PARTIES[engine]} parties "
-                          f"({MIN_PARTIES_WHY[engine]})", path=path, field="party")
+                          f"({MIN_PARTIES_WHY[engine]})", path=path, field=parties_field)
     for i, analysis in enumerate(analyses):
         kind = kind_of(analysis.kind)
         if engine not in kind.engines:
@@ -161,13 +160,13 @@ class JobModel(Model):
         engine = (info.context or {}).get("engine")
         if engine not in ENGINES:
             raise ConfigError(f"unknown engine {engine!r}")
-        check_engine_rules(engine, self.parties, self.schema_,  # type: ignore[arg-type]
-                           self.analyses, path=config_path(info))
+        check_engine_rules(engine, self.parties, self.schema_, self.analyses,
+                           path=config_path(info), parties_field="parties")
         return self
 
     def record(self) -> Job:
         return Job(study=self.study, job_id=self.job_id,
-                   parties=self.parties,  # type: ignore[arg-type]  # made Party by PartyList
+                   parties=self.parties,
                    schema=self.schema_, analyses=self.analyses,
                    min_cell_count=self.min_cell_count, min_cohort=self.min_cohort)
 
