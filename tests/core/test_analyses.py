@@ -9,9 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from securecalc.core.analyses import Analysis, analysis_from_mapping, check_analyses
+from securecalc.core.analyses import Analysis
 from securecalc.core.kinds import KINDS
 from securecalc.core.schema import Column, Schema
+from securecalc.core.study_model import analysis_from_mapping, check_analyses
 from securecalc.errors import ConfigError, WhereError
 
 pytestmark = pytest.mark.timeout(60)
