@@ -75,8 +75,9 @@ def _config_error(model: type[Model], error: Any, path: str | None,
     kind = error["type"]
     ctx = error.get("ctx") or {}
     if kind == _ERROR:
-        if isinstance(ctx.get("error"), ConfigError):
-            return ctx["error"]  # raised with its own file and field by shared code
+        raised = ctx.get("error")
+        if isinstance(raised, ConfigError):
+            return raised  # raised with its own file and field by shared code
         if ctx.get("root"):
             return ConfigError(ctx["message"], path=path)
         return ConfigError(ctx["message"], path=path,

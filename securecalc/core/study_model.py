@@ -244,7 +244,7 @@ def analysis_from_mapping(raw: Any, *, index: int, schema: Schema | None = None,
             raise _field_error(exc, prefix, path) from None
     columns = kind.columns(options) if schema is not None else ()
     column = options.pop("column", None)
-    return Analysis(id=raw["id"], kind=kind_name, column=column, where=raw.get("where"),
+    return Analysis(id=raw["id"], kind=kind.name, column=column, where=raw.get("where"),
                     options=options, epsilon=epsilon, columns=columns)
 
 
