@@ -6,13 +6,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
-from securecalc.core.analyses import Analysis, check_analyses
-from securecalc.core.config import MIN_PARTIES, Party
-from securecalc.core.kinds import StudyOptions
-from securecalc.core.limits import ANALYSES, NAME_CHARS, PARTIES, SCHEMA_COLUMNS
+from securecalc.core.analyses import Analysis
+from securecalc.core.defaults import MIN_CELL_COUNT, MIN_COHORT
+from securecalc.core.kinds import StudyOptions, kind_of
+from securecalc.core.party import Party
 from securecalc.core.plans import Gates, Plan, SumPlan
 from securecalc.core.privacy import NoisePlan, exact, noise_plan, widened
 from securecalc.core.schema import Schema
+from securecalc.core.where import parse_where
 from securecalc.errors import ConfigError
 
 
@@ -23,8 +24,8 @@ class Job:
     parties: tuple[Party, ...]
     schema: Schema
     analyses: tuple[Analysis, ...]
-    min_cell_count: int = 5
-    min_cohort: int = 10
+    min_cell_count: int = MIN_CELL_COUNT
+    min_cohort: int = MIN_COHORT
 
     @property
     def options(self) -> StudyOptions:
@@ -34,8 +35,6 @@ class Job:
         """Per analysis (with its plan from :meth:`plans`), the slots that must reach
         ``min_cohort`` and those that must be 0 or reach ``min_cell_count`` for it to be
         released."""
-        from securecalc.core.kinds import kind_of
-
         return [kind_of(a.kind).gates(a, self.schema, plan, self.options)
                 for a, plan in zip(self.analyses, plans, strict=True)]
 
@@ -56,14 +55,10 @@ class Job:
                 for plan, noise in zip(plans, self._noise(plans), strict=True)]
 
     def _exact_plans(self, engine: str) -> list[Plan]:
-        from securecalc.core.kinds import kind_of
-
         return [kind_of(a.kind).plan(a, self.schema, engine, self.options)
                 for a in self.analyses]
 
     def _noise(self, plans: Sequence[Plan]) -> list[NoisePlan | None]:
-        from securecalc.core.kinds import kind_of
-
         out: list[NoisePlan | None] = []
         for analysis, plan in zip(self.analyses, plans, strict=True):
             row_slots = kind_of(analysis.kind).dp_row_slots
@@ -95,38 +90,16 @@ class Job:
 
     def columns(self) -> list[str]:
         """Every column any analysis reads, including those its filter reads."""
-        from securecalc.core.where import parse_where
-
         needed: set[str] = set()
         for analysis in self.analyses:
-            needed.update(analysis.columns)
+            needed.update(kind_of(analysis.kind).columns(
+                {**analysis.options, "column": analysis.column}))
             needed.update(parse_where(analysis.where, self.schema).columns)
         return sorted(needed)
 
     def check(self, engine: str) -> None:
-        """Validate a job received from the wire as carefully as a study file."""
-        from securecalc.core.kinds import kind_of
+        """Validate this job as carefully as a study file (compatibility: prefer
+        :func:`securecalc.core.study_model.check_job`)."""
+        from securecalc.core.study_model import check_job
 
-        names = self.party_names()
-        PARTIES.check(len(names), "parties")
-        texts = {"study": self.study, "job_id": self.job_id}
-        for i, party in enumerate(self.parties):
-            texts |= {f"parties[{i}].name": party.name, f"parties[{i}].address": party.address}
-        for key, text in texts.items():
-            NAME_CHARS.check(len(text), key)
-        ANALYSES.check(len(self.analyses), "analyses")
-        SCHEMA_COLUMNS.check(len(self.schema.columns), "schema")
-        if len(set(names)) != len(names):
-            raise ConfigError(f"job {self.job_id}: party names are not unique")
-        if len(names) < MIN_PARTIES[engine]:
-            raise ConfigError(f"job {self.job_id}: engine {engine} needs at least "
-                              f"{MIN_PARTIES[engine]} parties")
-        if not self.analyses:
-            raise ConfigError(f"job {self.job_id}: no analyses")
-        if self.min_cell_count < 1:
-            raise ConfigError(f"job {self.job_id}: min_cell_count must be at least 1")
-        check_analyses(self.analyses, self.schema)
-        for analysis in self.analyses:
-            if engine not in kind_of(analysis.kind).engines:
-                raise ConfigError(f"kind {analysis.kind!r} cannot run on the {engine} engine")
-            kind_of(analysis.kind).check_engine(analysis, self.schema, engine)
+        check_job(self, engine)

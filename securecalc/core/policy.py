@@ -17,15 +17,56 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Annotated, Any
 
-from securecalc.errors import ConfigError, PolicyError
+from securecalc.core.defaults import (
+    CKKS_MODES,
+    MIN_CELL_COUNT,
+    MIN_COHORT,
+    POLICY_CKKS,
+    POLICY_MIN_PARTIES,
+    POLICY_MIN_PARTIES_FLOOR,
+)
+from securecalc.core.job import Job
+from securecalc.core.kinds import KINDS, kind_of
+from securecalc.core.model import AtLeastOne, Flag, Model, checked, invalid, validate, whole
+from securecalc.errors import PolicyError
 
-if TYPE_CHECKING:
-    from securecalc.core.job import Job
+__all__ = ["CKKS_MODES", "Policy", "Roster", "describe_request", "policy_from_mapping",
+           "request_id"]
 
-CKKS_MODES = ("refuse", "epsilon", "exact")
-"""``[policy] ckks``: no CKKS; only differentially private analyses; anything else allowed."""
+
+def _name_set(value: Any) -> frozenset[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list | tuple | set | frozenset) \
+            or not all(isinstance(v, str) and v for v in value):
+        raise invalid("must be a list of names")
+    return frozenset(value)
+
+
+def _kind_set(value: Any) -> frozenset[str] | None:
+    kinds = _name_set(value)
+    unknown = sorted((kinds or frozenset()) - set(KINDS))
+    if unknown:
+        raise invalid(f"unknown kind(s) {', '.join(unknown)}")
+    return kinds
+
+
+def _budget(value: Any) -> float | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
+                              or not 0 < value < float("inf")):
+        raise invalid(f"must be a positive number (an epsilon), got {value!r}")
+    return None if value is None else float(value)
+
+
+def _ckks_mode(value: Any) -> str:
+    if value not in CKKS_MODES:
+        raise invalid(f"must be one of {', '.join(map(repr, CKKS_MODES))}, got {value!r}")
+    return str(value)
+
+
+NameSet = Annotated[frozenset[str] | None, checked(_name_set)]
 
 
 @dataclass(frozen=True)
@@ -37,8 +78,7 @@ class Roster:
     compute: str
 
 
-@dataclass(frozen=True)
-class Policy:
+class Policy(Model):
     """``columns``/``kinds`` None means any; ``approval`` requires an operator per study.
 
     ``dp_budget``: when set, every analysis must be differentially private (``epsilon``),
@@ -52,17 +92,17 @@ class Policy:
     ``ckks``: one of :data:`CKKS_MODES`.
     """
 
-    columns: frozenset[str] | None = None
-    kinds: frozenset[str] | None = None
-    min_cell_count: int = 5
-    min_cohort: int = 10
-    approval: bool = False
-    dp_budget: float | None = None
-    dp_total_budget: float | None = None
-    allow_extremes: bool = False
-    min_parties: int = 3
-    require_all_hospitals: bool = False
-    ckks: str = "epsilon"
+    columns: NameSet = None
+    kinds: Annotated[frozenset[str] | None, checked(_kind_set)] = None
+    min_cell_count: AtLeastOne = MIN_CELL_COUNT
+    min_cohort: AtLeastOne = MIN_COHORT
+    approval: Flag = False
+    dp_budget: Annotated[float | None, checked(_budget)] = None
+    dp_total_budget: Annotated[float | None, checked(_budget)] = None
+    allow_extremes: Flag = False
+    min_parties: Annotated[int, whole(POLICY_MIN_PARTIES_FLOOR)] = POLICY_MIN_PARTIES
+    require_all_hospitals: Flag = False
+    ckks: Annotated[str, checked(_ckks_mode)] = POLICY_CKKS
 
     def check_parties(self, job: Job, engine: str, compute: str | None, roster: Roster) -> None:
         """Refuse (PolicyError) a job whose parties, compute node or engine this node does not
@@ -112,8 +152,6 @@ class Policy:
                 raise PolicyError(f"study {job.study!r} asks for kind(s) {', '.join(refused)}, "
                                   "which this node's policy does not allow")
         if not self.allow_extremes:
-            from securecalc.core.kinds import kind_of
-
             extremes = [a.id for a in job.analyses if kind_of(a.kind).extremes(a)]
             if extremes:
                 raise PolicyError(f"study {job.study!r} asks for a minimum or maximum "
@@ -168,68 +206,4 @@ def _request_body(job: Job, engine: str, compute: str | None) -> dict[str, Any]:
 
 def policy_from_mapping(raw: Mapping[str, Any], *, path: str | None = None) -> Policy:
     """Parse ``[policy]`` of node.toml."""
-    allowed = {"columns", "kinds", "min_cell_count", "min_cohort", "approval", "dp_budget",
-               "dp_total_budget", "min_parties", "require_all_hospitals", "ckks",
-               "allow_extremes"}
-    for key in raw:
-        if key not in allowed:
-            raise ConfigError(f"unknown key (allowed: {', '.join(sorted(allowed))})",
-                              path=path, field=f"policy.{key}")
-
-    def names(key: str) -> frozenset[str] | None:
-        value = raw.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            raise ConfigError("must be a list of names", path=path, field=f"policy.{key}")
-        return frozenset(value)
-
-    thresholds = {}
-    for key, default in (("min_cell_count", 5), ("min_cohort", 10)):
-        value = raw.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"must be a whole number >= 1, got {value!r}", path=path,
-                              field=f"policy.{key}")
-        thresholds[key] = value
-    approval, allow_extremes = raw.get("approval", False), raw.get("allow_extremes", False)
-    for key, flag in (("approval", approval), ("allow_extremes", allow_extremes)):
-        if not isinstance(flag, bool):
-            raise ConfigError("must be true or false", path=path, field=f"policy.{key}")
-    parties = _parties(raw, path)
-    kinds = names("kinds")
-    if kinds is not None:
-        from securecalc.core.kinds import KINDS
-
-        unknown = sorted(kinds - set(KINDS))
-        if unknown:
-            raise ConfigError(f"unknown kind(s) {', '.join(unknown)}", path=path,
-                              field="policy.kinds")
-    budgets = {}
-    for key in ("dp_budget", "dp_total_budget"):
-        value = raw.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
-                                  or not 0 < value < float("inf")):
-            raise ConfigError(f"must be a positive number (an epsilon), got {value!r}",
-                              path=path, field=f"policy.{key}")
-        budgets[key] = None if value is None else float(value)
-    return Policy(columns=names("columns"), kinds=kinds, approval=approval, **thresholds,
-                  **budgets, **parties,
-                  allow_extremes=allow_extremes)
-
-
-def _parties(raw: Mapping[str, Any], path: str | None) -> dict[str, Any]:
-    """``min_parties``, ``require_all_hospitals`` and ``ckks`` of ``[policy]``."""
-    defaults = Policy()
-    min_parties = raw.get("min_parties", defaults.min_parties)
-    if isinstance(min_parties, bool) or not isinstance(min_parties, int) or min_parties < 2:
-        raise ConfigError(f"must be a whole number >= 2, got {min_parties!r}", path=path,
-                          field="policy.min_parties")
-    require_all = raw.get("require_all_hospitals", defaults.require_all_hospitals)
-    if not isinstance(require_all, bool):
-        raise ConfigError("must be true or false", path=path,
-                          field="policy.require_all_hospitals")
-    ckks = raw.get("ckks", defaults.ckks)
-    if ckks not in CKKS_MODES:
-        raise ConfigError(f"must be one of {', '.join(map(repr, CKKS_MODES))}, got {ckks!r}",
-                          path=path, field="policy.ckks")
-    return {"min_parties": min_parties, "require_all_hospitals": require_all, "ckks": ckks}
+    return validate(Policy, raw, path=path, prefix=("policy",))

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
-from securecalc.core.analyses import analysis_from_mapping
-from securecalc.core.config import Party
 from securecalc.core.job import Job
 from securecalc.core.limits import ANALYSES, PARTIES, SCHEMA_COLUMNS
-from securecalc.core.schema import Column, Schema, column_from_mapping
+from securecalc.core.schema import Column, column_from_mapping
+from securecalc.core.study_model import job_from_mapping
 from securecalc.errors import ConfigError
 from securecalc.transport.proto import study_pb2
 
@@ -22,12 +22,17 @@ def column_to_proto(column: Column) -> study_pb2.ColumnSpec:
 
 
 def column_from_proto(spec: study_pb2.ColumnSpec) -> Column:
-    raw: dict[str, object] = {"type": spec.type}
+    return column_from_mapping(spec.name, column_table(spec))
+
+
+def column_table(spec: study_pb2.ColumnSpec) -> dict[str, Any]:
+    """A column spec as its ``[schema.<column>]`` table."""
+    raw: dict[str, Any] = {"type": spec.type}
     if spec.type == "category":
         raw["levels"] = list(spec.levels)
     else:
         raw["min"], raw["max"] = spec.min, spec.max
-    return column_from_mapping(spec.name, raw)
+    return raw
 
 
 def job_to_proto(job: Job) -> study_pb2.JobSpec:
@@ -44,21 +49,24 @@ def job_to_proto(job: Job) -> study_pb2.JobSpec:
 
 
 def job_from_proto(spec: study_pb2.JobSpec, engine: str) -> Job:
-    """Decode and validate a job sent by a coordinator (as strictly as a study file)."""
-    if not spec.job_id or not spec.study:
-        raise ConfigError("job without id or study name")
+    """Decode and validate a job sent by a coordinator, with the model that validates a
+    study file (:class:`securecalc.core.study_model.JobModel`)."""
     # counts first: nothing is decoded from a job larger than the limits table allows
     PARTIES.check(len(spec.parties), "parties")
     ANALYSES.check(len(spec.analyses), "analyses")
     SCHEMA_COLUMNS.check(len(spec.schema), "schema")
-    columns: dict[str, Column] = {}
+    return job_from_mapping(job_mapping(spec), engine)
+
+
+def job_mapping(spec: study_pb2.JobSpec) -> dict[str, Any]:
+    """A job spec as plain data in the keys of ``JobModel``."""
+    schema: dict[str, Any] = {}
     for column_spec in spec.schema:
-        if column_spec.name in columns:
+        if column_spec.name in schema:
             raise ConfigError(f"duplicate column {column_spec.name!r} in job schema")
-        columns[column_spec.name] = column_from_proto(column_spec)
-    schema = Schema(columns)
+        schema[column_spec.name] = column_table(column_spec)
     analyses = []
-    for index, wire in enumerate(spec.analyses):
+    for wire in spec.analyses:
         try:
             table = json.loads(wire.table_json)
         except (ValueError, RecursionError):  # json recurses once per nesting level
@@ -66,18 +74,11 @@ def job_from_proto(spec: study_pb2.JobSpec, engine: str) -> Job:
         if not isinstance(table, dict) or table.get("id") != wire.id \
                 or table.get("kind") != wire.kind:
             raise ConfigError(f"analysis {wire.id!r} does not match its table")
-        analyses.append(analysis_from_mapping(table, index=index, schema=schema))
-    job = Job(
-        study=spec.study,
-        job_id=spec.job_id,
-        parties=tuple(Party(p.name, p.address) for p in spec.parties),
-        schema=schema,
-        analyses=tuple(analyses),
-        min_cell_count=spec.min_cell_count,
-        min_cohort=spec.min_cohort,
-    )
-    job.check(engine)
-    return job
+        analyses.append(table)
+    return {"study": spec.study, "job_id": spec.job_id,
+            "parties": [{"name": p.name, "address": p.address} for p in spec.parties],
+            "schema": schema, "analyses": analyses,
+            "min_cell_count": spec.min_cell_count, "min_cohort": spec.min_cohort}
 
 
 def ckks_params_to_proto(params) -> study_pb2.CkksParams:  # type: ignore[no-untyped-def]

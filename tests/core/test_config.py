@@ -1,4 +1,4 @@
-"""Configuration files: node.toml, compute.toml and study.toml into frozen dataclasses.
+"""Configuration files (node.toml, compute.toml, study.toml) and the job off the wire.
 
 Every error must be a ConfigError (WhereError for filters) that names the file and the field.
 """
@@ -23,7 +23,19 @@ from securecalc.core.config import (
     load_node_config,
     load_study_config,
 )
-from securecalc.core.policy import Roster
+from securecalc.core.defaults import (
+    MIN_CELL_COUNT,
+    MIN_COHORT,
+    PEER_TIMEOUT_SECONDS,
+    POLICY_CKKS,
+    POLICY_MIN_PARTIES,
+    TIMEOUT_SECONDS,
+)
+from securecalc.core.job import Job
+from securecalc.core.limits import PARTIES
+from securecalc.core.policy import Policy, Roster
+from securecalc.core.schema import Schema
+from securecalc.core.study_model import job_from_mapping
 from securecalc.errors import ConfigError, WhereError
 
 pytestmark = pytest.mark.timeout(60)
@@ -757,3 +769,111 @@ def test_example_studies_agree() -> None:
     mpc = load_study_config(EXAMPLES / "study-mpc.toml")
     ckks = load_study_config(EXAMPLES / "study-ckks.toml")
     assert mpc.schema == ckks.schema and mpc.analyses == ckks.analyses
+
+
+# --------------------------------------------------------------------------- one model
+
+
+def wire_job(**changes: object) -> dict[str, object]:
+    """A job as the codec hands it over: plain data in the keys of JobModel."""
+    job: dict[str, object] = {
+        "study": "cardio", "job_id": "j1",
+        "parties": [{"name": f"h{i}", "address": f"10.0.0.{i + 1}:50051"} for i in range(3)],
+        "schema": {"age": {"type": "int", "min": 18, "max": 95},
+                   "arm": {"type": "category", "levels": ["a", "b"]}},
+        "analyses": [{"id": "n", "kind": "count"},
+                     {"id": "m", "kind": "mean", "column": "age", "where": "arm == 'a'"}],
+        "min_cell_count": 5, "min_cohort": 10,
+    }
+    return job | changes
+
+
+def wire_error(engine: str = "mpc", **changes: object) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        job_from_mapping(wire_job(**changes), engine)
+    error = info.value
+    assert error.path is None
+    text = str(error)
+    # pydantic's own wording and its echo of the input never reach an error
+    assert "Input should" not in text and "input_value" not in text and "pydantic" not in text
+    return error
+
+
+def test_a_wire_job_builds_the_same_job_as_the_study_file(tmp_path: Path) -> None:
+    config = load_study_config(write(tmp_path, study_text()))
+    mapping = wire_job(schema=SCHEMA_TABLES, analyses=[a.table() for a in config.analyses])
+    job = job_from_mapping(mapping, "mpc")
+    assert job.parties == config.parties and job.schema == config.schema
+    assert job.analyses == config.analyses
+    assert [a.columns for a in job.analyses] == [(), ("age",)]
+    assert (job.min_cell_count, job.min_cohort) == (config.min_cell_count, config.min_cohort)
+
+
+SCHEMA_TABLES = {"age": {"type": "int", "min": 18, "max": 95},
+                 "bmi": {"type": "float", "min": 15.0, "max": 60.0},
+                 "arm": {"type": "category", "levels": ["a", "b"]}}
+
+
+@pytest.mark.parametrize(
+    ("study_change", "wire_change", "file_field", "wire_field", "words"),
+    [
+        (("min_cell_count = 0", None), {"min_cell_count": 0}, "study.min_cell_count",
+         "min_cell_count", "must be a whole number >= 1, got 0"),
+        (("min_cohort = true", None), {"min_cohort": True}, "study.min_cohort", "min_cohort",
+         "must be a whole number >= 1, got True"),
+        ((None, ('address = "10.0.0.2:50051"', 'address = "nowhere"')),
+         {"parties": [{"name": "h0", "address": "10.0.0.1:1"},
+                      {"name": "h1", "address": "nowhere"},
+                      {"name": "h2", "address": "10.0.0.3:1"}]},
+         "party[1].address", "parties[1].address", "address must be host:port"),
+        ((None, ('name = "h1"', 'name = "h0"')),
+         {"parties": [{"name": "h0", "address": "h:1"}, {"name": "h0", "address": "h:2"},
+                      {"name": "h2", "address": "h:3"}]},
+         "party", "parties", "party names must be unique: h0"),
+        ((None, ("kind = \"count\"", "kind = \"mode\"")),
+         {"analyses": [{"id": "n", "kind": "mode"}]}, "analysis[0].kind", "analysis[0].kind",
+         "unknown kind 'mode'"),
+        ((None, ("max = 95", "max = 9")), {"schema": {"age": {"type": "int", "min": 18,
+                                                              "max": 9}}},
+         "schema.age", "schema.age", "min (18) is greater than max (9)"),
+    ],
+)
+def test_the_study_file_and_the_wire_job_share_their_rules(
+        tmp_path: Path, study_change: tuple[str | None, tuple[str, str] | None],
+        wire_change: dict[str, object], file_field: str, wire_field: str, words: str) -> None:
+    extra, replace = study_change
+    text = study_text(study_extra=extra or "")
+    if replace is not None:
+        assert replace[0] in text
+        text = text.replace(*replace, 1)
+    assert words in config_error(load_study_config, write(tmp_path, text), file_field)
+    error = wire_error(**wire_change)
+    assert error.field == wire_field and words in str(error)
+
+
+def test_a_wire_job_is_checked_for_its_engine() -> None:
+    two = [{"name": "h0", "address": "h:1"}, {"name": "h1", "address": "h:2"}]
+    error = wire_error("mpc", parties=two)
+    assert error.field == "parties" and "needs at least 3 parties" in str(error)
+    assert len(job_from_mapping(wire_job(parties=two), "ckks").parties) == 2
+    error = wire_error("mpc", analyses=[{"id": "n", "kind": "count"}], extra=1)
+    assert error.field == "extra" and "unknown key" in str(error)
+    assert wire_error(study="").field == "study"
+    assert wire_error(analyses=[]).field == "analyses"
+
+
+def test_a_huge_wire_job_is_refused_before_its_entries_are_parsed() -> None:
+    many = [object()] * (PARTIES.value + 1)  # not even tables: never looked at
+    error = wire_error(parties=many)
+    assert error.field == "parties" and "the limit is" in str(error)
+
+
+def test_defaults_are_declared_once() -> None:
+    config = StudyConfig("s", "mpc", (), Schema(), (), None)
+    job = Job("s", "j", (), Schema(), ())
+    assert (config.min_cell_count, config.min_cohort) == (MIN_CELL_COUNT, MIN_COHORT)
+    assert (job.min_cell_count, job.min_cohort) == (MIN_CELL_COUNT, MIN_COHORT)
+    assert (Policy().min_cell_count, Policy().min_cohort) == (MIN_CELL_COUNT, MIN_COHORT)
+    assert (config.timeout_seconds, config.peer_timeout_seconds) == (
+        TIMEOUT_SECONDS, PEER_TIMEOUT_SECONDS)
+    assert Policy().ckks == POLICY_CKKS and Policy().min_parties == POLICY_MIN_PARTIES

@@ -14,13 +14,14 @@ from typing import Any
 import pytest
 
 from securecalc.core import limits
-from securecalc.core.analyses import Analysis, analysis_from_mapping, parse_analyses
+from securecalc.core.analyses import Analysis
 from securecalc.core.config import Party, load_study_config
 from securecalc.core.job import Job
 from securecalc.core.kinds import KINDS, order, survival
 from securecalc.core.kinds.base import StudyOptions
 from securecalc.core.limits import Limit
 from securecalc.core.schema import Column, Schema, column_from_mapping, schema_from_mapping
+from securecalc.core.study_model import analysis_from_mapping, parse_analyses
 from securecalc.core.where import parse_where
 from securecalc.engines.ckks.layout import CkksParams, Layout
 from securecalc.errors import ConfigError, WhereError

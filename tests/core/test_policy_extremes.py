@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from securecalc.core.analyses import analysis_from_mapping
 from securecalc.core.config import Party
 from securecalc.core.job import Job
 from securecalc.core.policy import Policy, policy_from_mapping
+from securecalc.core.study_model import analysis_from_mapping
 from securecalc.errors import ConfigError, PolicyError
 from securecalc.synth import synth_schema
 

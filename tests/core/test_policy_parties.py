@@ -6,11 +6,11 @@ from dataclasses import replace
 
 import pytest
 
-from securecalc.core.analyses import parse_analyses
 from securecalc.core.config import Party
 from securecalc.core.job import Job
 from securecalc.core.policy import Policy, Roster, describe_request, request_id
 from securecalc.core.schema import schema_from_mapping
+from securecalc.core.study_model import parse_analyses
 from securecalc.errors import PolicyError
 
 pytestmark = pytest.mark.timeout(30)

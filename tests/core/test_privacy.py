@@ -10,7 +10,6 @@ from fractions import Fraction
 
 import pytest
 
-from securecalc.core.analyses import analysis_from_mapping
 from securecalc.core.encoding import FRACTION_BITS, mpc_bound, mpc_encode
 from securecalc.core.plans import MAX_ROWS_PER_SITE, SumPlan
 from securecalc.core.privacy import (
@@ -23,6 +22,7 @@ from securecalc.core.privacy import (
     widened,
 )
 from securecalc.core.schema import schema_from_mapping
+from securecalc.core.study_model import analysis_from_mapping
 from securecalc.errors import ConfigError
 
 ROWS = MAX_ROWS_PER_SITE
