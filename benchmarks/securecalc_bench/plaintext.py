@@ -93,7 +93,7 @@ class PlainRunner:
 
     def _replay_error(self, rows: int, parties: int, aid: str, value: Any) -> dict[str, Any]:
         """Compare with the kind's own finish on exact plaintext totals (same structure)."""
-        from securecalc.core.analyses import analysis_from_mapping
+        from securecalc.core.study_model import analysis_from_mapping
         from securecalc.core.table import load_table
         from securecalc_bench.replay import plain_value
 
