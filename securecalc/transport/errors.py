@@ -16,6 +16,8 @@ WhereError         INVALID_ARGUMENT     WhereError("<party>: <message>")
 ConfigError        FAILED_PRECONDITION  ConfigError("<party>: <message>")
 DataError          FAILED_PRECONDITION  DataError("<party>: its data do not fit ...")
 PolicyError        PERMISSION_DENIED    PolicyError("<party>: <message>")
+CallerRefused      PERMISSION_DENIED    PartyError(party, "refused: <message>")
+NotYet             FAILED_PRECONDITION  (the MPC sender tries again)
 PartyError(p)      ABORTED              PartyError(p, "<message> (reported by <party>)")
 ProtocolError      INVALID_ARGUMENT     ProtocolError("<party>: malformed message")
 CryptoError        UNAUTHENTICATED      CryptoError("<party>: <message>")
@@ -50,6 +52,7 @@ from securecalc.errors import (
     SecureCalcError,
     WhereError,
 )
+from securecalc.transport.interface import NOT_YET, CallerRefused, NotYet
 
 _LOG = logging.getLogger(__name__)
 
@@ -124,6 +127,11 @@ def _abort_for(context: grpc.ServicerContext, exc: Exception, method: Any) -> No
                      "connection broke (%s: %s)", name, type(exc).__name__,
                      " ".join(str(exc).split()))  # one line, whatever the error's text
         context.abort(grpc.StatusCode.CANCELLED, "the call ended early")
+    if isinstance(exc, CallerRefused):  # the caller's side names the callee: "refused: ..."
+        _LOG.warning("refused %s: %s", context.peer(), exc)
+        context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
+    if isinstance(exc, NotYet):  # the sender tries again
+        context.abort(grpc.StatusCode.FAILED_PRECONDITION, NOT_YET)
     if isinstance(exc, SecureCalcError):
         code, message, kind = status_of(exc)
         if isinstance(exc, ProtocolError):
