@@ -168,6 +168,24 @@ def raise_from_rpc_error(
     raise PartyError(party, _describe(code, details, address, timeout)) from err
 
 
+def relayed(exc: BaseException, *, party: str) -> SecureCalcError:
+    """What the caller of ``party`` sees when ``party`` raises ``exc``: the error a gRPC call
+    would re-raise (:func:`raise_from_rpc_error` of :func:`rpc_boundary`'s status), for
+    transports that call a role directly (:mod:`securecalc.transport.memory`)."""
+    if isinstance(exc, CallerRefused):
+        return PartyError(party, f"refused: {exc}")
+    if not isinstance(exc, SecureCalcError):
+        _LOG.error("%s failed unexpectedly", party, exc_info=exc)
+        return PartyError(party, INTERNAL)
+    _code, message, kind = status_of(exc)
+    if isinstance(exc, PartyError):
+        reported = exc.party if _header_safe(exc.party) else party
+        inner = message.removeprefix(f"party {reported!r}: ")
+        suffix = "" if reported == party else f" (reported by {party})"
+        return PartyError(reported, f"{inner}{suffix}")
+    return kind(f"{party}: {message}")
+
+
 def _describe(
     code: grpc.StatusCode | None, details: str, address: str, timeout: float | None
 ) -> str:
@@ -232,6 +250,7 @@ __all__ = [
     "ERROR_PARTY_KEY",
     "STATUS_OF",
     "raise_from_rpc_error",
+    "relayed",
     "rpc_boundary",
     "status_of",
 ]
