@@ -19,7 +19,7 @@ import grpc
 from securecalc.errors import CryptoError
 from securecalc.roles import Role, certificate_role
 from securecalc.transport.channel import PARTY_HEADER
-from securecalc.transport.interface import Caller
+from securecalc.transport.interface import Caller, CallerRefused
 
 _LOG = logging.getLogger(__name__)
 
@@ -53,23 +53,10 @@ def require_peer(context: grpc.ServicerContext, allowed: Collection[str], *, rol
                  insecure: bool) -> str:
     """Return the caller's party name if its certificate states ``role`` and names a party in
     ``allowed``; abort PERMISSION_DENIED otherwise (insecure: the name only)."""
-    name = peer_name(context, insecure=insecure)
-    if name is None:
-        what = f"no {PARTY_HEADER} header" if insecure else "no usable certificate name"
-        _deny(context, f"caller presented {what}; cannot tell which party it is")
-    if not insecure:
-        stated = _peer_role(context)
-        if stated is None:
-            _deny(context, f"the certificate of {name} states no role (it predates roles): "
-                           "the study CA must reissue it with one (securecalc certs init "
-                           "--hospitals/--compute/--coordinators)")
-        if stated != role:
-            _deny(context, f"the certificate of {name} is a {stated} certificate; only a "
-                           f"{role} may make this call")
-    if name not in allowed:
-        what = f"{PARTY_HEADER} header" if insecure else "certificate"
-        _deny(context, f"{what} names {name}, which is not a party of this job")
-    return name
+    try:
+        return caller_of(context, insecure=insecure).require(allowed, role)
+    except CallerRefused as exc:
+        _deny(context, str(exc))
 
 
 def caller_of(context: grpc.ServicerContext, *, insecure: bool) -> Caller:

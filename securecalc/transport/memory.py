@@ -94,10 +94,12 @@ class MemoryNetwork:
         self.computes: dict[str, Aggregator] = {}
         self.stopped: set[str] = set()
 
-    def add_node(self, config: NodeConfig) -> PartyNode:
-        """Open the node of ``config`` (as ``node serve`` would) and make it reachable."""
-        node = open_node(config, links=MemoryPeerLinks(self, config.name),
-                         submitter=MemorySubmitter(self, config.name))
+    def add_node(self, config: NodeConfig, role: Role = Role.HOSPITAL) -> PartyNode:
+        """Open the node of ``config`` (as ``node serve`` would) and make it reachable; it
+        calls others with the identity of a certificate naming it with ``role``."""
+        identity = Caller(config.name, role)
+        node = open_node(config, links=MemoryPeerLinks(self, identity),
+                         submitter=MemorySubmitter(self, identity))
         self.nodes[config.name] = node
         return node
 
@@ -283,12 +285,12 @@ class MemoryStudyNetwork:
 class MemoryPeerLinks:
     """A node's MPC streams to its peers, in process."""
 
-    def __init__(self, network: MemoryNetwork, me: str):
+    def __init__(self, network: MemoryNetwork, me: Caller):
         self.network = network
         self.me = me
 
     def open(self, peer: Party) -> MemoryPeerLink:
-        return MemoryPeerLink(self.network, Caller(self.me, Role.HOSPITAL), peer)
+        return MemoryPeerLink(self.network, self.me, peer)
 
 
 class MemoryPeerLink:
@@ -328,9 +330,9 @@ class MemoryPeerLink:
 class MemorySubmitter:
     """A site's submissions to the compute node, in process."""
 
-    def __init__(self, network: MemoryNetwork, me: str):
+    def __init__(self, network: MemoryNetwork, me: Caller):
         self.network = network
-        self.caller = Caller(me, Role.HOSPITAL)
+        self.caller = me
 
     def submit(self, compute: Party, submission: Submission, *, timeout: float,
                on_cancel: Callable[[Callable[[], None]], bool]) -> None:

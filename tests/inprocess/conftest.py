@@ -21,9 +21,11 @@ from securecalc.core.config import (
     load_study_config,
 )
 from securecalc.core.results import StudyResult
+from securecalc.roles import Role
 from securecalc.studyfolder import node_toml, study_toml, write
 from securecalc.synth import SYNTH_CATALOGUE_TOML
-from securecalc.transport.memory import MemoryNetwork
+from securecalc.transport.interface import Caller
+from securecalc.transport.memory import COORDINATOR, MemoryNetwork
 
 UNUSED_PKI = Path("/nonexistent-pki")  # in-process parties run without TLS
 
@@ -34,7 +36,8 @@ class InProcessStudy:
     def __init__(self, root: Path, data: Mapping[str, Path], *,
                  node_extra: Mapping[str, str] | None = None,
                  rosters: Mapping[str, Sequence[str]] | None = None,
-                 catalogue: str = SYNTH_CATALOGUE_TOML):
+                 catalogue: str = SYNTH_CATALOGUE_TOML,
+                 roles: Mapping[str, Role] | None = None):
         self.root = root
         self.network = MemoryNetwork()
         self.addresses: dict[str, str] = {}
@@ -44,7 +47,8 @@ class InProcessStudy:
                              (rosters or {}).get(name, list(data)), catalogue)
             config = write(root / f"{name}.toml",
                            text + "\n" + (node_extra or {}).get(name, ""))
-            self.network.add_node(load_node_config(config, insecure=True))
+            self.network.add_node(load_node_config(config, insecure=True),
+                                  (roles or {}).get(name, Role.HOSPITAL))
         audit = open_log(root / "audit" / f"{DEFAULT_COMPUTE}.jsonl", DEFAULT_COMPUTE,
                          key=None, cert=None)
         self.network.add_compute(DEFAULT_COMPUTE, Aggregator(
@@ -62,8 +66,10 @@ class InProcessStudy:
         text += f'\n[audit]\nlog = "{self.root / "audit" / "coordinator.jsonl"}"\n'
         return load_study_config(write(self.root / f"{name}.study.toml", text), insecure=True)
 
-    def run(self, study: StudyConfig) -> StudyResult:
-        return run_study(study, connect=self.network.connect)
+    def run(self, study: StudyConfig, *, as_caller: Caller = COORDINATOR) -> StudyResult:
+        """Run ``study`` as the coordinator (or as ``as_caller``: another certificate)."""
+        return run_study(study, connect=lambda tls, clock: self.network.connect(
+            tls, clock, caller=as_caller))
 
     def events(self, party: str, event: str | None = None) -> list[dict[str, Any]]:
         """The audit records of ``party`` (of one kind)."""

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from securecalc.errors import PolicyError
+from securecalc.errors import PartyError, PolicyError, SecureCalcError
+from securecalc.roles import Role
 from securecalc.synth import SYNTH_SCHEMA_TOML, write_cohort
+from securecalc.transport.interface import Caller
 
 HOSPITALS = ("hospital-a", "hospital-b", "hospital-c", "hospital-d")
 COUNT = '[[analysis]]\nid = "n"\nkind = "count"\n'
@@ -77,3 +79,34 @@ def test_policy_refusals_name_the_rule(parties, analyses: str, extra: str,  # ty
     message = str(info.value)
     assert "hospital-b" in message and all(w in message for w in words), message
     assert parties.events("hospital-b", "policy_decision")[-1]["data"]["decision"] == "refused"
+
+
+def test_only_a_coordinator_certificate_starts_jobs(parties) -> None:  # type: ignore[no-untyped-def]
+    study = parties.study("posing", "mpc", SYNTH_SCHEMA_TOML, COUNT,
+                          parties=["hospital-a", "hospital-c", "hospital-d"])
+    with pytest.raises(PartyError, match="refused: the certificate of hospital-b is a hospital "
+                                         "certificate; only a coordinator may make this call"):
+        parties.run(study, as_caller=Caller("hospital-b", Role.HOSPITAL))
+    for name in ("hospital-a", "hospital-c", "hospital-d"):
+        assert not parties.events(name, "study_received")
+
+
+def test_a_coordinator_certificate_cannot_submit_ciphertexts(in_process, cohort) -> None:  # type: ignore[no-untyped-def]
+    """Hospitals whose rosters wrongly list "coordinator", and the coordinator's own node
+    (its certificate states the coordinator role): the compute node refuses its part."""
+    pair = ["hospital-a", "hospital-b"]
+    roster = [*pair, "coordinator"]
+    data = {**{h: cohort[h] for h in pair}, "coordinator": cohort["hospital-c"]}
+    parties = in_process(data, rosters={name: roster for name in data},
+                         roles={"coordinator": Role.COORDINATOR},
+                         node_extra={"coordinator": '[policy]\nmin_parties = 2\n'
+                                                    'ckks = "exact"\n'})
+    study = parties.study("roles-ckks", "ckks", SYNTH_SCHEMA_TOML, NOISY,
+                          parties=["hospital-a", "hospital-b", "coordinator"])
+    with pytest.raises(SecureCalcError, match="the certificate of coordinator is a coordinator "
+                                              "certificate; only a hospital"):
+        parties.run(study)
+    compute = {e["event"] for e in parties.events("compute")}
+    assert "job_open" in compute and "sum_released" not in compute
+    sites = {e["data"]["site"] for e in parties.events("compute", "contribution")}
+    assert "coordinator" not in sites
