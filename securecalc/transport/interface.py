@@ -23,6 +23,7 @@ from securecalc.core.job import Job
 from securecalc.engines.ckks.layout import CkksParams, Layout
 from securecalc.errors import SecureCalcError, StudyTimeout
 from securecalc.roles import Role
+from securecalc.transport.tls import TlsFiles
 
 #: what the coordinator allows past the deadline for a call's end to reach it
 GRACE_SECONDS = 0.5
@@ -234,7 +235,7 @@ class StudyNetwork(Protocol):
 class Connect(Protocol):
     """Opens a coordinator's :class:`StudyNetwork` for one study."""
 
-    def __call__(self, tls: Any, clock: StudyClockLike) -> StudyNetwork: ...
+    def __call__(self, tls: TlsFiles | None, clock: StudyClockLike) -> StudyNetwork: ...
 
 
 class PeerLink(Protocol):

@@ -45,6 +45,7 @@ from securecalc.transport.interface import (
     Submission,
 )
 from securecalc.transport.messages import states_from_json, states_to_json
+from securecalc.transport.tls import TlsFiles
 
 T = TypeVar("T")
 _POLL = 0.05
@@ -112,11 +113,10 @@ class MemoryNetwork:
         lose it."""
         self.stopped.add(name)
 
-    def connect(self, tls: Any = None, clock: StudyClockLike | None = None,
-                *, caller: Caller = COORDINATOR) -> MemoryStudyNetwork:
+    def connect(self, tls: TlsFiles | None, clock: StudyClockLike, *,
+                caller: Caller = COORDINATOR) -> MemoryStudyNetwork:
         """A coordinator's network (a :class:`~securecalc.transport.interface.Connect`);
-        ``caller``: the identity its certificate would give."""
-        assert clock is not None
+        ``caller``: the identity its certificate would give (``tls`` is not used)."""
         return MemoryStudyNetwork(self, clock, caller)
 
     def node(self, party: Party) -> PartyNode:
