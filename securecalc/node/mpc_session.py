@@ -15,6 +15,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
+from typing import cast
 
 from securecalc.core.job import Job
 from securecalc.engines.mpc.job import JobResult, MpcJob
@@ -137,7 +138,7 @@ class MpcSession:
             item = outbox.get()
             if item is _END:
                 return
-            due, data = item  # type: ignore[misc]
+            due, data = cast(tuple[float, bytes], item)
             delay = due - time.monotonic()
             if delay > 0:  # only with injected latency; frames keep their order
                 time.sleep(delay)

@@ -64,7 +64,11 @@ def check_all(channels: Mapping[str, PartyChannel], clock: StudyClockLike) -> No
     ``peer_timeout_seconds``: a party refused, unreachable or frozen is named before any job
     starts."""
     request = health_pb2.HealthCheckRequest()
-    call_all({name: (lambda t, ch=ch: health_pb2_grpc.HealthStub(ch).Check.future(
-                 request, timeout=t)) for name, ch in channels.items()},
+
+    def check(channel: PartyChannel) -> Callable[[float], grpc.Future]:
+        return lambda timeout: health_pb2_grpc.HealthStub(channel).Check.future(
+            request, timeout=timeout)
+
+    call_all({name: check(ch) for name, ch in channels.items()},
              addresses={name: ch.address for name, ch in channels.items()}, clock=clock,
              at_most=clock.peer_timeout)

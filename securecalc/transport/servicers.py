@@ -46,7 +46,8 @@ class ServicerContext:
         self._context = context
 
     def time_remaining(self) -> float | None:
-        return self._context.time_remaining()
+        left: float | None = self._context.time_remaining()
+        return left
 
     def on_end(self, callback: Callable[[], None]) -> bool:
         return bool(self._context.add_callback(callback))
