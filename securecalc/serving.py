@@ -5,11 +5,16 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+from typing import Any, Protocol
 
-import grpc
+
+class Server(Protocol):
+    """A started server (a ``grpc.Server``): it stops within a grace period."""
+
+    def stop(self, grace: float | None) -> Any: ...
 
 
-def run_until_stopped(server: grpc.Server, *, role: str, name: str, host: str, port: int) -> None:
+def run_until_stopped(server: Server, *, role: str, name: str, host: str, port: int) -> None:
     """Announce the bound address on stdout, then serve until SIGINT or SIGTERM."""
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -228,7 +228,6 @@ def test_core_imports_no_io_crypto_or_outer_layers(graph: Graph) -> None:
     _assert_none(check_core_is_pure(graph), "core must stay pure")
 
 
-@pytest.mark.xfail(strict=True, reason="roles still import grpc and the generated code (issue 11)")
 def test_only_transport_imports_grpc_and_generated_code(graph: Graph) -> None:
     _assert_none(check_only_transport_speaks_grpc(graph), "only transport may speak grpc")
 
@@ -237,7 +236,6 @@ def test_engines_do_not_import_roles(graph: Graph) -> None:
     _assert_none(check_engines_below_roles(graph), "engines must not import roles")
 
 
-@pytest.mark.xfail(strict=True, reason="roles still import transport internals (issue 11)")
 def test_roles_reach_transport_only_through_its_interface(graph: Graph) -> None:
     _assert_none(
         check_roles_use_transport_interface(graph), "roles may use transport.interface/tls only"

@@ -206,9 +206,9 @@ def _kinds() -> list[str]:
 
 def ckks_widths() -> dict[str, int]:
     """Values per site each bench analysis packs under CKKS (first round), by analysis."""
-    from securecalc.core.study_model import analysis_from_mapping
     from securecalc.core.kinds import StudyOptions, kind_of
     from securecalc.core.plans import IterativePlan, round_plan
+    from securecalc.core.study_model import analysis_from_mapping
     from securecalc_bench.datasets import bench_schema
 
     schema, options = bench_schema(), StudyOptions()

@@ -9,33 +9,21 @@ aggregation job carrying only the analyses still iterating and their public stat
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import grpc
-
-from securecalc.coordinator.calls import call_all, check_all
 from securecalc.coordinator.clock import StudyClock
 from securecalc.coordinator.release import Withheld, finish, from_ckks
-from securecalc.core.config import Party, StudyConfig
+from securecalc.core.config import StudyConfig
 from securecalc.core.encoding import ckks_decode
 from securecalc.core.job import Job
-from securecalc.core.limits import CKKS_SUM
 from securecalc.core.plans import IterativePlan, round_plan
 from securecalc.core.results import AnalysisResult, Cost, StudyResult
 from securecalc.engines.ckks.context import KeyHolder
 from securecalc.engines.ckks.layout import CkksParams, Layout
 from securecalc.errors import ProtocolError
-from securecalc.transport import chunks
-from securecalc.transport.channel import ChannelSet
-from securecalc.transport.codec import ckks_params_to_proto, job_to_proto
-from securecalc.transport.errors import raise_from_rpc_error
-from securecalc.transport.liveness import Liveness
-from securecalc.transport.proto import compute_pb2, compute_pb2_grpc, node_pb2, node_pb2_grpc
-from securecalc.transport.tls import TlsFiles
+from securecalc.transport.interface import CkksRequest, OpenJob, StudyNetwork
 
 
 @dataclass
@@ -49,19 +37,15 @@ class _Tally:
         self.phases[name] = self.phases.get(name, 0.0) + seconds
 
 
-#: how long a failed round waits for the compute node to close its job
-CLOSE_SECONDS = 1.0
-
-
 class _Round:
-    """One aggregation job: OpenJob at the compute node, RunCkks at every site, FetchSum.
+    """One aggregation job: open it at the compute node, run it at every site, fetch the sum.
 
-    Every round of a study uses the study's channels (one per site and one to the compute
-    node), so connections and TLS handshakes are made once per study, not per call."""
+    Every round of a study uses the study's network (one connection per site and one to the
+    compute node), so connections and TLS handshakes are made once per study, not per call."""
 
-    def __init__(self, config: StudyConfig, channels: ChannelSet, holder: KeyHolder,
+    def __init__(self, config: StudyConfig, network: StudyNetwork, holder: KeyHolder,
                  public_context: bytes, tally: _Tally, clock: StudyClock):
-        self.config, self.channels, self.holder = config, channels, holder
+        self.config, self.network, self.holder = config, network, holder
         self.clock = clock
         self.public_context = public_context
         self.tally = tally
@@ -70,29 +54,27 @@ class _Round:
     def run(self, job: Job, layout: Layout, states: dict[str, Any]) -> list[float]:
         compute = self.config.compute
         assert compute is not None
-        clock = self.clock
+        clock, network = self.clock, self.network
         started = time.perf_counter()
-        stub = compute_pb2_grpc.ComputeNodeStub(self.channels.get(compute.name, compute.address))
         params_context = self.holder.params_context_bytes()
         clock.enter("CKKS open job")
-        self._call(compute, lambda t: stub.OpenJob(compute_pb2.OpenJobRequest(
-            job_id=job.job_id, sites=list(job.party_names()), n_values=layout.n_values,
-            params=ckks_params_to_proto(layout.params), params_context=params_context),
-            timeout=t))
+        network.open_job(compute, OpenJob(job.job_id, tuple(job.party_names()), layout,
+                                          params_context))
         try:
             clock.enter("CKKS encrypt and submit")
-            replies = self._contribute(job, layout, states)
+            replies = network.run_ckks(job.parties, CkksRequest(
+                job=job, compute=compute, params=layout.params, n_values=layout.n_values,
+                public_context=self.public_context, states=states))
             submitted = time.perf_counter()
             clock.enter("CKKS fetch")
-            pieces = self._call(compute, lambda t: self._fetch(stub, job.job_id, layout, t))
+            pieces = network.fetch_sum(compute, job.job_id, layout)
         except BaseException as exc:  # refused, a party lost, interrupted: nobody fetches it
-            self._close(stub, job.job_id, exc)
+            self._close(job.job_id, exc)
             raise
         self.heads = [r.checkpoint_json for r in replies.values() if r.checkpoint_json]
-        compute_head = self._call(compute, lambda t: stub.Checkpoint(
-            compute_pb2.CheckpointRequest(job_id=job.job_id), timeout=t))
-        if compute_head.checkpoint_json:
-            self.heads.append(compute_head.checkpoint_json)
+        compute_head = network.checkpoint(compute, job.job_id)
+        if compute_head:
+            self.heads.append(compute_head)
         fetched = time.perf_counter()  # "fetch": the sum and the compute node's checkpoint
         clock.enter("CKKS decrypt")
         values = release_rounding(self.holder.decrypt(pieces, layout),
@@ -110,44 +92,7 @@ class _Round:
         tally.add_phase("decrypt", time.perf_counter() - fetched)
         return values
 
-    def _contribute(self, job: Job, layout: Layout,
-                    states: dict[str, Any]) -> dict[str, node_pb2.CkksJobReply]:
-        compute = self.config.compute
-        assert compute is not None
-        spec = node_pb2.CkksJobSpec(spec=job_to_proto(job), compute_address=compute.address,
-                                    compute_name=compute.name,
-                                    params=ckks_params_to_proto(layout.params),
-                                    n_values=layout.n_values,
-                                    states_json=json.dumps(states) if states else "")
-
-        def request_stream() -> Iterator[node_pb2.CkksJobChunk]:
-            yield node_pb2.CkksJobChunk(spec=spec)
-            for piece in chunks.split(self.public_context):
-                yield node_pb2.CkksJobChunk(context_chunk=piece)
-
-        channels = {p.name: self.channels.get(p.name, p.address) for p in job.parties}
-        calls = {name: (lambda t, ch=ch: node_pb2_grpc.PartyNodeStub(ch).RunCkks.future(
-                     request_stream(), timeout=t)) for name, ch in channels.items()}
-        # the sites send their ciphertexts to the compute node: it is watched too
-        watched = {**channels, compute.name: self.channels.get(compute.name, compute.address)}
-        with Liveness(watched, self.config.peer_timeout_seconds) as liveness:
-            return call_all(calls, addresses={p.name: p.address for p in job.parties},
-                            clock=self.clock, liveness=liveness)
-
-    def _fetch(self, stub: compute_pb2_grpc.ComputeNodeStub, job_id: str,
-               layout: Layout, timeout: float) -> list[bytes]:
-        pieces: list[list[bytes]] = [[] for _ in range(layout.n_ciphertexts)]
-        received = 0
-        request = compute_pb2.FetchSumRequest(job_id=job_id, wait_seconds=timeout)
-        for chunk in stub.FetchSum(request, timeout=timeout):
-            received += len(chunk.data)
-            if chunk.index >= layout.n_ciphertexts or received > CKKS_SUM.value:
-                raise ProtocolError("the compute node sent more than the job's layout")
-            pieces[chunk.index].append(chunk.data)
-        return [b"".join(p) for p in pieces]
-
-    def _close(self, stub: compute_pb2_grpc.ComputeNodeStub, job_id: str,
-               error: BaseException) -> None:
+    def _close(self, job_id: str, error: BaseException) -> None:
         """Best effort: the compute node forgets a job whose sum will not be fetched, which
         would otherwise hold its slot and memory until it expires. Skipped when the compute
         node is the party at fault or the study is out of time (the deadline comes first)."""
@@ -155,21 +100,7 @@ class _Round:
         assert compute is not None
         if self.clock.over or getattr(error, "party", None) == compute.name:
             return
-        try:
-            stub.CloseJob(compute_pb2.CloseJobRequest(job_id=job_id),
-                          timeout=min(CLOSE_SECONDS, self.clock.peer_timeout))
-        except grpc.RpcError:
-            pass
-
-    def _call(self, party: Party, fn: Callable[[float], Any]) -> Any:
-        """One call that should answer promptly: within peer_timeout_seconds."""
-        timeout = self.clock.remaining(self.clock.peer_timeout)
-        try:
-            return fn(timeout)
-        except grpc.RpcError as exc:
-            if self.clock.over:
-                raise self.clock.expired(party.name) from exc
-            raise_from_rpc_error(exc, party=party.name, address=party.address, timeout=timeout)
+        self.network.close_job(compute, job_id)
 
 
 def release_rounding(values: list[float], bits: int) -> list[float]:
@@ -184,7 +115,7 @@ def release_rounding(values: list[float], bits: int) -> list[float]:
     return [round(v * step) / step for v in values]
 
 
-def run_ckks(config: StudyConfig, job: Job, tls: TlsFiles | None, clock: StudyClock,
+def run_ckks(config: StudyConfig, job: Job, network: StudyNetwork, clock: StudyClock,
              params: CkksParams | None = None) -> StudyResult:
     started = time.perf_counter()
     clock.enter("CKKS key generation")
@@ -197,52 +128,48 @@ def run_ckks(config: StudyConfig, job: Job, tls: TlsFiles | None, clock: StudyCl
     public_context = holder.public_context_bytes()
     tally = _Tally()
     tally.add_phase("keys", time.perf_counter() - started)
-    # one channel per site and to the compute node for the whole study (all rounds)
-    channels = ChannelSet(tls, own_name="coordinator" if tls is None else None)
-    rounds = _Round(config, channels, holder, public_context, tally, clock)
+    rounds = _Round(config, network, holder, public_context, tally, clock)
 
     gates = dict(zip((a.id for a in job.analyses), job.release_gates(plans), strict=True))
     states = {aid: p.program.initial_state() for aid, p in iterative.items()}
     released: dict[str, Any] = {}
     widths: dict[str, int] = {}
     pending = list(range(len(job.analyses)))
-    with channels:
-        clock.enter("connecting to the parties")
-        assert config.compute is not None
-        check_all({p.name: channels.get(p.name, p.address)
-                   for p in (*job.parties, config.compute)}, clock)
-        while pending:
-            if tally.rounds >= max_rounds:
-                raise ProtocolError("iterative analyses did not finish within their rounds")
-            round_job = replace(job, job_id=f"{job.job_id}.{tally.rounds}",
-                                analyses=tuple(job.analyses[i] for i in pending))
-            round_states = {job.analyses[i].id: states[job.analyses[i].id] for i in pending
-                            if job.analyses[i].id in states}
-            sum_plans = [round_plan(plans[i], states.get(job.analyses[i].id)) for i in pending]
-            layout = Layout(n_values=sum(p.width for p in sum_plans), params=params)
-            values = rounds.run(round_job, layout, round_states)
-            offset, still = 0, []
-            for i, plan in zip(pending, sum_plans, strict=True):
-                analysis = job.analyses[i]
-                piece = values[offset:offset + plan.width]
-                offset += plan.width
-                widths[analysis.id] = widths.get(analysis.id, 0) + plan.width
-                if analysis.id in iterative:
-                    program = iterative[analysis.id].program
-                    totals = ckks_decode(plan, piece)
-                    if tally.rounds == 1 and not gates[analysis.id].passes(totals,
-                                                                           job.min_cohort):
-                        released[analysis.id] = Withheld()  # the first round is gated
-                        continue
-                    states[analysis.id] = program.advance(states[analysis.id], totals)
-                    if program.done(states[analysis.id]):
-                        released[analysis.id] = states[analysis.id]
-                    else:
-                        still.append(i)
+    clock.enter("connecting to the parties")
+    assert config.compute is not None
+    network.check((*job.parties, config.compute))
+    while pending:
+        if tally.rounds >= max_rounds:
+            raise ProtocolError("iterative analyses did not finish within their rounds")
+        round_job = replace(job, job_id=f"{job.job_id}.{tally.rounds}",
+                            analyses=tuple(job.analyses[i] for i in pending))
+        round_states = {job.analyses[i].id: states[job.analyses[i].id] for i in pending
+                        if job.analyses[i].id in states}
+        sum_plans = [round_plan(plans[i], states.get(job.analyses[i].id)) for i in pending]
+        layout = Layout(n_values=sum(p.width for p in sum_plans), params=params)
+        values = rounds.run(round_job, layout, round_states)
+        offset, still = 0, []
+        for i, plan in zip(pending, sum_plans, strict=True):
+            analysis = job.analyses[i]
+            piece = values[offset:offset + plan.width]
+            offset += plan.width
+            widths[analysis.id] = widths.get(analysis.id, 0) + plan.width
+            if analysis.id in iterative:
+                program = iterative[analysis.id].program
+                totals = ckks_decode(plan, piece)
+                if tally.rounds == 1 and not gates[analysis.id].passes(totals,
+                                                                       job.min_cohort):
+                    released[analysis.id] = Withheld()  # the first round is gated
+                    continue
+                states[analysis.id] = program.advance(states[analysis.id], totals)
+                if program.done(states[analysis.id]):
+                    released[analysis.id] = states[analysis.id]
                 else:
-                    released[analysis.id] = from_ckks(plan, piece, gates[analysis.id],
-                                                      job.min_cohort)
-            pending = still
+                    still.append(i)
+            else:
+                released[analysis.id] = from_ckks(plan, piece, gates[analysis.id],
+                                                  job.min_cohort)
+        pending = still
 
     clock.enter("finishing")
     finish_started = time.perf_counter()

@@ -13,9 +13,7 @@ import time
 from collections.abc import Callable
 
 from securecalc.errors import StudyTimeout
-
-#: what the coordinator allows past the deadline for a call's end to reach it
-GRACE_SECONDS = 0.5
+from securecalc.transport.interface import GRACE_SECONDS
 
 
 class StudyClock:

@@ -13,18 +13,15 @@ from typing import Any
 
 from securecalc.audit.events import digest, signed_head, store_heads
 from securecalc.audit.log import AuditLog
-from securecalc.coordinator.calls import call_all
-from securecalc.coordinator.clock import StudyClock
 from securecalc.core.config import StudyConfig
 from securecalc.core.job import Job
 from securecalc.core.results import StudyResult
 from securecalc.errors import SecureCalcError, StudyTimeout
-from securecalc.transport.channel import ChannelSet
-from securecalc.transport.proto import node_pb2, node_pb2_grpc
+from securecalc.transport.interface import HeadsRequest, ReleaseOutcome, StudyNetwork
 from securecalc.transport.tls import TlsFiles
 
 
-def release_outcomes(result: StudyResult, min_cell_count: int) -> list[node_pb2.ReleaseOutcome]:
+def release_outcomes(result: StudyResult, min_cell_count: int) -> list[ReleaseOutcome]:
     """Per analysis, what was released: withheld (no value), partly withheld (cells shown as
     ``"<k"``, or quantiles withheld, which the note names: "withheld for ...") or
     released, with the digest of the value (never the value itself)."""
@@ -45,13 +42,13 @@ def release_outcomes(result: StudyResult, min_cell_count: int) -> list[node_pb2.
                   else "released")
         note = r.note or (f"{hidden} cell(s) below min_cell_count ({min_cell_count}) withheld"
                           if hidden else "")
-        out.append(node_pb2.ReleaseOutcome(analysis_id=rid, status=status, note=note,
-                                           digest=digest(r.value)))
+        out.append(ReleaseOutcome(analysis_id=rid, status=status, note=note,
+                                  digest=digest(r.value)))
     return out
 
 
 def exchange_heads(config: StudyConfig, job: Job, tls: TlsFiles | None, log: AuditLog,
-                   result: StudyResult, clock: StudyClock) -> None:
+                   result: StudyResult, network: StudyNetwork) -> None:
     """Record the parties' heads and deliver all of them, with what was released, to every
     node. A party that does not take them (refused, unreachable, or silent for
     ``peer_timeout_seconds``) fails the study, as in every other phase: a hospital must hold
@@ -62,14 +59,9 @@ def exchange_heads(config: StudyConfig, job: Job, tls: TlsFiles | None, log: Aud
         if tls is not None:
             store_heads(log, job.job_id, result.heads, ca_pem=tls.ca.read_bytes())
             everything = [*result.heads, signed_head(log)]
-        request = node_pb2.HeadsRequest(job_id=job.job_id, checkpoint_json=everything,
-                                        outcomes=release_outcomes(result, job.min_cell_count))
-        with ChannelSet(tls, own_name="coordinator" if tls is None else None) as channel_set:
-            channels = {p.name: channel_set.get(p.name, p.address) for p in job.parties}
-            call_all({name: (lambda t, ch=ch: node_pb2_grpc.PartyNodeStub(ch).StoreHeads.future(
-                         request, timeout=t)) for name, ch in channels.items()},
-                     addresses={p.name: p.address for p in job.parties}, clock=clock,
-                     at_most=clock.peer_timeout)
+        request = HeadsRequest(job_id=job.job_id, checkpoint_json=tuple(everything),
+                               outcomes=tuple(release_outcomes(result, job.min_cell_count)))
+        network.store_heads(job.parties, request)
     except StudyTimeout:
         raise
     except SecureCalcError as exc:

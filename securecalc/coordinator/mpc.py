@@ -5,36 +5,22 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
-from securecalc.coordinator.calls import call_all, check_all
 from securecalc.coordinator.clock import StudyClock
 from securecalc.coordinator.release import finish, from_mpc
 from securecalc.core.config import StudyConfig
 from securecalc.core.job import Job
 from securecalc.core.results import AnalysisResult, Cost, StudyResult
 from securecalc.errors import ProtocolError
-from securecalc.transport.channel import ChannelSet
-from securecalc.transport.codec import job_to_proto
-from securecalc.transport.liveness import Liveness
-from securecalc.transport.proto import node_pb2, node_pb2_grpc
-from securecalc.transport.tls import TlsFiles
+from securecalc.transport.interface import MpcReply, MpcRequest, StudyNetwork
 
 
-def run_mpc(config: StudyConfig, job: Job, tls: TlsFiles | None,
+def run_mpc(config: StudyConfig, job: Job, network: StudyNetwork,
             clock: StudyClock) -> StudyResult:
     started = time.perf_counter()
-    request = node_pb2.MpcJobRequest(spec=job_to_proto(job),
-                                     peer_timeout_seconds=config.peer_timeout_seconds)
-    addresses = {p.name: p.address for p in job.parties}
-    with ChannelSet(tls, own_name="coordinator" if tls is None else None) as channel_set:
-        channels = {p.name: channel_set.get(p.name, p.address) for p in job.parties}
-        clock.enter("connecting to the parties")
-        check_all(channels, clock)
-        clock.enter("MPC job")
-        calls = {name: (lambda t, ch=ch: node_pb2_grpc.PartyNodeStub(ch).RunMpc.future(
-                     request, timeout=t)) for name, ch in channels.items()}
-        with Liveness(channels, config.peer_timeout_seconds) as liveness:
-            replies: dict[str, node_pb2.MpcJobReply] = call_all(
-                calls, addresses=addresses, clock=clock, liveness=liveness)
+    clock.enter("connecting to the parties")
+    network.check(job.parties)
+    clock.enter("MPC job")
+    replies = network.run_mpc(job.parties, MpcRequest(job, config.peer_timeout_seconds))
     secure_done = time.perf_counter()
     clock.enter("finishing")
     result = _release(config, job, replies, started)
@@ -42,7 +28,7 @@ def run_mpc(config: StudyConfig, job: Job, tls: TlsFiles | None,
     return replace(result, phases={**result.phases, "finishing": finishing})
 
 
-def _release(config: StudyConfig, job: Job, replies: dict[str, node_pb2.MpcJobReply],
+def _release(config: StudyConfig, job: Job, replies: dict[str, MpcReply],
              started: float) -> StudyResult:
     reference = next(iter(replies.values()))
     for name, reply in replies.items():  # every node must have seen the same released totals
@@ -55,7 +41,7 @@ def _release(config: StudyConfig, job: Job, replies: dict[str, node_pb2.MpcJobRe
     gates = job.release_gates(plans)
     for index, (analysis, plan) in enumerate(zip(job.analyses, plans, strict=True)):
         steps = [reply.steps[index] for reply in replies.values()]
-        released = from_mpc(plan, [int(t) for t in reference.steps[index].totals],
+        released = from_mpc(plan, list(reference.steps[index].totals),
                             gates[index])
         value, n, note = finish(analysis, job, released)
         cost = Cost(seconds=max(s.seconds for s in steps),

@@ -12,6 +12,7 @@ from securecalc.core.config import StudyConfig, load_study_config
 from securecalc.core.job import Job
 from securecalc.core.results import StudyResult
 from securecalc.errors import PartyError
+from securecalc.transport.interface import Connect
 from securecalc.transport.tls import TlsFiles
 
 
@@ -22,12 +23,19 @@ def new_job(config: StudyConfig) -> Job:
                min_cell_count=config.min_cell_count, min_cohort=config.min_cohort)
 
 
-def run_study(config: StudyConfig | str | Path, *, insecure: bool = False) -> StudyResult:
+def run_study(config: StudyConfig | str | Path, *, insecure: bool = False,
+              connect: Connect | None = None) -> StudyResult:
     """Run every analysis of the study and return what was released, with its cost.
 
     ``config`` is a parsed :class:`StudyConfig` or the path of a study.toml. ``insecure``
     (development only) connects without TLS; nodes must then run with ``--insecure`` too.
+    ``connect`` opens the network of the study (default: gRPC, see
+    :func:`securecalc.wiring.grpc_connect`).
     """
+    if connect is None:
+        from securecalc.wiring import grpc_connect
+
+        connect = grpc_connect
     if not isinstance(config, StudyConfig):
         config = load_study_config(config, insecure=insecure)
     clock = StudyClock(config.timeout_seconds, config.peer_timeout_seconds)
@@ -41,19 +49,20 @@ def run_study(config: StudyConfig | str | Path, *, insecure: bool = False) -> St
                           "where": a.where} for a in job.analyses])
     try:
         try:
-            if config.engine == "mpc":
-                from securecalc.coordinator.mpc import run_mpc
+            with connect(tls, clock) as network:
+                if config.engine == "mpc":
+                    from securecalc.coordinator.mpc import run_mpc
 
-                result = run_mpc(config, job, tls, clock)
-            else:
-                from securecalc.coordinator.ckks import run_ckks
+                    result = run_mpc(config, job, network, clock)
+                else:
+                    from securecalc.coordinator.ckks import run_ckks
 
-                result = run_ckks(config, job, tls, clock)
-            clock.enter("audit heads and release reports")
-            log.append("study_end", job=job.job_id, seconds=round(result.cost.seconds, 6),
-                       bytes_sent=result.cost.bytes_sent,
-                       results={rid: digest(r.value) for rid, r in result.results.items()})
-            exchange_heads(config, job, tls, log, result, clock)
+                    result = run_ckks(config, job, network, clock)
+                clock.enter("audit heads and release reports")
+                log.append("study_end", job=job.job_id, seconds=round(result.cost.seconds, 6),
+                           bytes_sent=result.cost.bytes_sent,
+                           results={rid: digest(r.value) for rid, r in result.results.items()})
+                exchange_heads(config, job, tls, log, result, network)
             clock.remaining()
         except PartyError as exc:
             raise (clock.expired(exc.party) if clock.over else in_phase(exc, clock.phase)) from exc

@@ -1,9 +1,10 @@
-"""One MPC job on a node: its worker process and the gRPC streams to the other nodes.
+"""One MPC job on a node: its worker process and the streams to the other nodes.
 
 MPyC runs in a worker process per job (so jobs cannot disturb each other and a stuck job
 can be killed). This node relays the worker's messages: frames for peer j go out on one
-client stream ``Exchange`` to node j; frames from node j arrive on the stream j opened to us
-and are delivered to the worker as coming from j, the party its certificate names.
+stream to node j (a :class:`~securecalc.transport.interface.PeerLink`); frames from node j
+arrive on the stream j opened to us and are delivered to the worker as coming from j, the
+party its certificate names.
 """
 
 from __future__ import annotations
@@ -13,42 +14,28 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
-
-import grpc
+from typing import cast
 
 from securecalc.core.job import Job
 from securecalc.engines.mpc.job import JobResult, MpcJob
 from securecalc.engines.mpc.launcher import SparePool, WorkerHandle
-from securecalc.transport.channel import create_channel
-from securecalc.transport.devhooks import outgoing_frame_delay
-from securecalc.transport.proto import node_pb2, node_pb2_grpc
-from securecalc.transport.tls import TlsFiles
+from securecalc.transport.interface import NOT_YET, Inbound, PeerLink, PeerLinks
 
 _END = object()
 
-JOB_HEADER = "x-securecalc-job"
-"""Metadata naming the job of an Exchange stream, so the receiving node can find the job (and
-check the caller is one of its parties) before reading anything."""
-ACCEPTED_HEADER = "x-securecalc-accepted"
-"""Initial metadata by which the receiving node accepts an Exchange stream."""
-NOT_YET = "the job has not reached this node yet"
-"""FAILED_PRECONDITION details of a stream that came before its job: the sender tries again."""
-
-
-LATENCY_ENV = "SECURECALC_DEV_LATENCY_MS"
-"""Compatibility name for tests/system only (read by ``securecalc_bench.latency``, not here)."""
+__all__ = ["NOT_YET", "MpcSession", "SessionRegistry"]
 
 
 class MpcSession:
     """Relays one job's frames between its worker and the peer nodes."""
 
-    def __init__(self, job: Job, me: str, tls: TlsFiles | None, timeout: float,
+    def __init__(self, job: Job, me: str, links: PeerLinks, timeout: float,
                  pool: SparePool | None = None):
         self.job = job
         self.pool = pool
         self.me = me
         self.pid = job.index_of(me)
-        self.tls = tls
+        self.links = links
         self.timeout = timeout
         self.peers = {i: p for i, p in enumerate(job.parties) if i != self.pid}
         self._outboxes: dict[int, queue.Queue[object]] = {i: queue.Queue() for i in self.peers}
@@ -56,8 +43,8 @@ class MpcSession:
         self._inbox: list[tuple[int, bytes]] = []  # frames that arrive before the worker
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
-        self._channels: list[grpc.Channel] = []
-        self._latency = outgoing_frame_delay()  # development hooks only: 0 in production
+        self._links: list[PeerLink] = []
+        self._latency = links.frame_delay  # development hooks only: 0 in production
         self._closing = threading.Event()
         self._aborted: str | None = None  # why, when asked to abort before the worker started
 
@@ -66,6 +53,10 @@ class MpcSession:
 
     def peer_names(self) -> tuple[str, ...]:
         return tuple(p.name for p in self.peers.values())
+
+    def inbound(self, peer: str) -> Inbound:
+        """Where the frames of ``peer``'s stream to this node go."""
+        return _Inbound(self, self.peer_pid(peer))
 
     def deliver(self, peer_pid: int, data: bytes) -> None:
         with self._lock:
@@ -124,56 +115,45 @@ class MpcSession:
             end = time.monotonic() + drain
             for thread in self._threads:
                 thread.join(timeout=max(0.0, end - time.monotonic()))
-            for channel in self._channels:
-                channel.close()
+            for link in self._links:
+                link.close()
 
     def _send(self, peer_pid: int, data: bytes) -> None:
         self._outboxes[peer_pid].put((time.monotonic() + self._latency, data))
 
-    def _frames(self, peer_pid: int, gate: _Gate) -> Iterator[node_pb2.MpcFrame]:
-        if not gate.wait():  # refused (not here yet): the frames wait for the next stream
-            return
+    def _frames(self, peer_pid: int) -> Iterator[bytes]:
         outbox = self._outboxes[peer_pid]
         while True:
             item = outbox.get()
             if item is _END:
                 return
-            due, data = item  # type: ignore[misc]
+            due, data = cast(tuple[float, bytes], item)
             delay = due - time.monotonic()
             if delay > 0:  # only with development hooks; frames keep their order
                 time.sleep(delay)
-            yield node_pb2.MpcFrame(job_id=self.job.job_id, data=data)
+            yield data
 
     def _stream_to(self, peer_pid: int) -> None:
-        """Open the stream to ``peer_pid`` and relay frames on it. While that node has not
-        received the job from the coordinator, it refuses the stream at once and we try again
-        shortly; no frame is sent before it accepts."""
-        peer = self.peers[peer_pid]
-        channel = create_channel(peer.address, tls=self.tls, expected_name=peer.name,
-                                 own_name=self.me)
-        self._channels.append(channel)
-        stub = node_pb2_grpc.PartyNodeStub(channel)
-        pause = 0.05
-        while not self._closing.is_set():
-            gate = _Gate()
-            call = stub.Exchange.future(self._frames(peer_pid, gate), timeout=self.timeout,
-                                        metadata=((JOB_HEADER, self.job.job_id),))
-            gate.decide(dict(call.initial_metadata() or ()).get(ACCEPTED_HEADER) == "1")
-            try:
-                call.result()
-                return
-            except grpc.RpcError as exc:
-                code = exc.code() if hasattr(exc, "code") else None
-                if code == grpc.StatusCode.FAILED_PRECONDITION and exc.details() == NOT_YET:
-                    self._closing.wait(pause)
-                    pause = min(0.5, 2 * pause)
-                    continue
-                if code != grpc.StatusCode.CANCELLED:
-                    self.peer_lost(peer_pid, f"stream to {peer.name} at {peer.address} broke "
-                                             f"({code.name if code else 'error'})")
-                return
-            finally:
-                gate.decide(False)
+        """Relay frames to ``peer_pid`` over a link (which waits until that node has received
+        the job); a broken stream tells the worker the peer is lost."""
+        link = self.links.open(self.peers[peer_pid])
+        self._links.append(link)
+        broken = link.stream(self.job.job_id, lambda: self._frames(peer_pid),
+                             timeout=self.timeout, closing=self._closing)
+        if broken is not None:
+            self.peer_lost(peer_pid, broken)
+
+
+class _Inbound:
+    def __init__(self, session: MpcSession, peer_pid: int):
+        self._session = session
+        self._pid = peer_pid
+
+    def deliver(self, data: bytes) -> None:
+        self._session.deliver(self._pid, data)
+
+    def lost(self, reason: str) -> None:
+        self._session.peer_lost(self._pid, reason)
 
 
 class SessionRegistry:
@@ -201,20 +181,3 @@ class SessionRegistry:
     def ended(self, job_id: str) -> bool:
         with self._lock:
             return job_id in self._ended
-
-
-class _Gate:
-    """Holds a stream's frames back until the receiving node has accepted the stream."""
-
-    def __init__(self) -> None:
-        self._decided = threading.Event()
-        self._open = False
-
-    def decide(self, open_: bool) -> None:
-        if not self._decided.is_set():
-            self._open = open_
-            self._decided.set()
-
-    def wait(self) -> bool:
-        self._decided.wait()
-        return self._open

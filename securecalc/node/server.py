@@ -1,25 +1,28 @@
-"""Starting a hospital node's gRPC server."""
+"""Opening a hospital node: its data, identity, audit log and privacy ledger checked.
+
+The gRPC server that serves it is started by :func:`securecalc.wiring.start_node`.
+"""
 
 from __future__ import annotations
 
 import logging
-
-import grpc
+from typing import Any
 
 from securecalc.audit.events import open_log
 from securecalc.core.config import NodeConfig
 from securecalc.errors import ConfigError, DataError
 from securecalc.node.datastore import DataStore
-from securecalc.node.service import NodeService
-from securecalc.transport.proto import node_pb2_grpc
-from securecalc.transport.server import create_server
+from securecalc.node.party import PartyNode
+from securecalc.transport.interface import ComputeSubmitter, PeerLinks
 from securecalc.transport.tls import TlsFiles, certificate_name
 
 _LOG = logging.getLogger(__name__)
 
 
-def start_node(config: NodeConfig) -> tuple[grpc.Server, int]:
-    """Start serving; ``config.tls is None`` means the development-only insecure mode."""
+def open_node(config: NodeConfig, *, links: PeerLinks,
+              submitter: ComputeSubmitter) -> PartyNode:
+    """The node of ``config``; DataError when its data do not fit its catalogue, ConfigError
+    when its certificate names another node."""
     if not config.data_path.is_file():
         raise DataError(f"{config.data_path}: data file not found")
     store = load_store(config)
@@ -34,15 +37,11 @@ def start_node(config: NodeConfig) -> tuple[grpc.Server, int]:
                      cert=tls.cert if tls else None)
     audit.append("node_start", listen=config.listen, data=str(config.data_path),
                  coordinators=list(config.coordinators), tls=tls is not None)
-    service = NodeService(config, store, audit)
-    moved = service.ledger.recover()  # a charge cut off by a crash never ran
+    node = PartyNode(config, store, audit, links=links, submitter=submitter)
+    moved = node.intake.ledger.recover()  # a charge cut off by a crash never ran
     if moved is not None:
         audit.append("ledger_repaired", **moved.describe())
-    return create_server(
-        config.listen, tls=tls, max_workers=64,
-        register=lambda server: node_pb2_grpc.add_PartyNodeServicer_to_server(service, server),
-        services=("securecalc.v1.PartyNode",),
-    )
+    return node
 
 
 def load_store(config: NodeConfig) -> DataStore:
@@ -58,3 +57,12 @@ def load_store(config: NodeConfig) -> DataStore:
                         f"{config.name} (details, such as the row, are in this node's log)",
                         column=exc.column) from None
     return store
+
+
+def __getattr__(name: str) -> Any:
+    """Compatibility: ``start_node`` moved to :mod:`securecalc.wiring`."""
+    if name == "start_node":
+        from securecalc.wiring import start_node
+
+        return start_node
+    raise AttributeError(name)

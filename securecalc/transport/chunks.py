@@ -38,4 +38,25 @@ def join(chunks: Iterable[bytes], *, max_bytes: int) -> bytes:
     return bytes(out)
 
 
-__all__ = ["CHUNK_BYTES", "join", "split"]
+def join_indexed(pieces: Iterable[tuple[int, bytes]], count: int, *, max_each: int,
+                 max_total: int | None = None) -> list[bytes]:
+    """Reassemble ``count`` objects from ``(index, chunk)`` pairs in order; ProtocolError
+    for an index outside ``range(count)``, an object above ``max_each`` bytes or a total
+    above ``max_total``."""
+    parts: list[list[bytes]] = [[] for _ in range(count)]
+    sizes = [0] * count
+    total = 0
+    for index, chunk in pieces:
+        if not 0 <= index < count:
+            raise ProtocolError("chunk outside the job's layout")
+        sizes[index] += len(chunk)
+        total += len(chunk)
+        if sizes[index] > max_each:
+            raise ProtocolError("ciphertext too large")
+        if max_total is not None and total > max_total:
+            raise ProtocolError(f"stream exceeds {max_total} bytes")
+        parts[index].append(chunk)
+    return [b"".join(p) for p in parts]
+
+
+__all__ = ["CHUNK_BYTES", "join", "join_indexed", "split"]

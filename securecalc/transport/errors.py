@@ -16,6 +16,8 @@ WhereError         INVALID_ARGUMENT     WhereError("<party>: <message>")
 ConfigError        FAILED_PRECONDITION  ConfigError("<party>: <message>")
 DataError          FAILED_PRECONDITION  DataError("<party>: its data do not fit ...")
 PolicyError        PERMISSION_DENIED    PolicyError("<party>: <message>")
+CallerRefused      PERMISSION_DENIED    PartyError(party, "refused: <message>")
+NotYet             FAILED_PRECONDITION  (the MPC sender tries again)
 PartyError(p)      ABORTED              PartyError(p, "<message> (reported by <party>)")
 ProtocolError      INVALID_ARGUMENT     ProtocolError("<party>: malformed message")
 CryptoError        UNAUTHENTICATED      CryptoError("<party>: <message>")
@@ -50,6 +52,7 @@ from securecalc.errors import (
     SecureCalcError,
     WhereError,
 )
+from securecalc.transport.interface import NOT_YET, CallerRefused, NotYet
 
 _LOG = logging.getLogger(__name__)
 
@@ -124,6 +127,11 @@ def _abort_for(context: grpc.ServicerContext, exc: Exception, method: Any) -> No
                      "connection broke (%s: %s)", name, type(exc).__name__,
                      " ".join(str(exc).split()))  # one line, whatever the error's text
         context.abort(grpc.StatusCode.CANCELLED, "the call ended early")
+    if isinstance(exc, CallerRefused):  # the caller's side names the callee: "refused: ..."
+        _LOG.warning("refused %s: %s", context.peer(), exc)
+        context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
+    if isinstance(exc, NotYet):  # the sender tries again
+        context.abort(grpc.StatusCode.FAILED_PRECONDITION, NOT_YET)
     if isinstance(exc, SecureCalcError):
         code, message, kind = status_of(exc)
         if isinstance(exc, ProtocolError):
@@ -158,6 +166,24 @@ def raise_from_rpc_error(
     if kind is not None:
         raise kind(f"{party}: {details}") from err
     raise PartyError(party, _describe(code, details, address, timeout)) from err
+
+
+def relayed(exc: BaseException, *, party: str) -> SecureCalcError:
+    """What the caller of ``party`` sees when ``party`` raises ``exc``: the error a gRPC call
+    would re-raise (:func:`raise_from_rpc_error` of :func:`rpc_boundary`'s status), for
+    transports that call a role directly (:mod:`securecalc.transport.memory`)."""
+    if isinstance(exc, CallerRefused):
+        return PartyError(party, f"refused: {exc}")
+    if not isinstance(exc, SecureCalcError):
+        _LOG.error("%s failed unexpectedly", party, exc_info=exc)
+        return PartyError(party, INTERNAL)
+    _code, message, kind = status_of(exc)
+    if isinstance(exc, PartyError):
+        reported = exc.party if _header_safe(exc.party) else party
+        inner = message.removeprefix(f"party {reported!r}: ")
+        suffix = "" if reported == party else f" (reported by {party})"
+        return PartyError(reported, f"{inner}{suffix}")
+    return kind(f"{party}: {message}")
 
 
 def _describe(
@@ -224,6 +250,7 @@ __all__ = [
     "ERROR_PARTY_KEY",
     "STATUS_OF",
     "raise_from_rpc_error",
+    "relayed",
     "rpc_boundary",
     "status_of",
 ]

@@ -19,6 +19,7 @@ import grpc
 from securecalc.errors import CryptoError
 from securecalc.roles import Role, certificate_role
 from securecalc.transport.channel import PARTY_HEADER
+from securecalc.transport.interface import Caller, CallerRefused
 
 _LOG = logging.getLogger(__name__)
 
@@ -52,23 +53,27 @@ def require_peer(context: grpc.ServicerContext, allowed: Collection[str], *, rol
                  insecure: bool) -> str:
     """Return the caller's party name if its certificate states ``role`` and names a party in
     ``allowed``; abort PERMISSION_DENIED otherwise (insecure: the name only)."""
+    try:
+        return caller_of(context, insecure=insecure).require(allowed, role)
+    except CallerRefused as exc:
+        _deny(context, str(exc))
+
+
+def caller_of(context: grpc.ServicerContext, *, insecure: bool) -> Caller:
+    """The authenticated caller of this call, for a role to check; abort PERMISSION_DENIED
+    when it cannot be told (no name, no role, an unusable certificate)."""
     name = peer_name(context, insecure=insecure)
     if name is None:
         what = f"no {PARTY_HEADER} header" if insecure else "no usable certificate name"
         _deny(context, f"caller presented {what}; cannot tell which party it is")
-    if not insecure:
-        stated = _peer_role(context)
-        if stated is None:
-            _deny(context, f"the certificate of {name} states no role (it predates roles): "
-                           "the study CA must reissue it with one (securecalc certs init "
-                           "--hospitals/--compute/--coordinators)")
-        if stated != role:
-            _deny(context, f"the certificate of {name} is a {stated} certificate; only a "
-                           f"{role} may make this call")
-    if name not in allowed:
-        what = f"{PARTY_HEADER} header" if insecure else "certificate"
-        _deny(context, f"{what} names {name}, which is not a party of this job")
-    return name
+    if insecure:
+        return Caller(name, None)
+    stated = _peer_role(context)
+    if stated is None:
+        _deny(context, f"the certificate of {name} states no role (it predates roles): "
+                       "the study CA must reissue it with one (securecalc certs init "
+                       "--hospitals/--compute/--coordinators)")
+    return Caller(name, stated, peer_certificate(context))
 
 
 def _peer_role(context: grpc.ServicerContext) -> Role | None:
@@ -103,4 +108,4 @@ def peer_certificate(context: grpc.ServicerContext) -> bytes | None:
     return bytes(values[0]) if values else None
 
 
-__all__ = ["peer_certificate", "peer_name", "require_peer"]
+__all__ = ["caller_of", "peer_certificate", "peer_name", "require_peer"]

@@ -34,12 +34,13 @@ from securecalc.coordinator.study import run_study
 from securecalc.core.config import StudyConfig
 from securecalc.core.job import Job
 from securecalc.errors import PartyError, SecureCalcError, StudyTimeout
-from securecalc.node.mpc_session import JOB_HEADER, LATENCY_ENV
 from securecalc.studyfolder import DEMO_ANALYSES_TOML
 from securecalc.synth import SYNTH_SCHEMA_TOML, write_cohort
 from securecalc.transport.channel import create_channel
 from securecalc.transport.proto import node_pb2, node_pb2_grpc
+from securecalc.transport.servicers import JOB_HEADER
 from securecalc.transport.tls import TlsFiles
+from securecalc_bench.latency import LATENCY_ENV
 
 PEER_TIMEOUT = 3.0
 PARTY_MARGIN = 5.0  # README: a lost party is named within peer_timeout_seconds + 5 s
@@ -195,7 +196,7 @@ def test_mpc_party_frozen_mid_run(clusters, frozen) -> None:  # type: ignore[no-
                                   frozen("mpc", "hospital-c"), at=MID_RUN)
     _assert_named(error, "hospital-c", "stopped answering", "MPC job", seconds)
     _assert_quiet_logs(clusters["mpc"], ("hospital-a", "hospital-b"), since,
-                       expect="WARNING NodeService.RunMpc")
+                       expect="WARNING NodeServicer.RunMpc")
 
 
 @pytest.mark.timeout(60)
@@ -205,7 +206,7 @@ def test_mpc_party_killed_mid_run(clusters, killed) -> None:  # type: ignore[no-
                                   killed("mpc", "hospital-b"), at=MID_RUN)
     _assert_named(error, "hospital-b", "lost", "MPC job", seconds)
     _assert_quiet_logs(clusters["mpc"], ("hospital-a", "hospital-c"), since,
-                       expect="WARNING NodeService.RunMpc")
+                       expect="WARNING NodeServicer.RunMpc")
 
 
 @pytest.mark.timeout(60)

@@ -12,9 +12,9 @@ import pytest
 
 from securecalc.coordinator.study import run_study
 from securecalc.errors import PartyError
-from securecalc.node.mpc_session import LATENCY_ENV
 from securecalc.studyfolder import DEMO_ANALYSES_TOML
 from securecalc.synth import SYNTH_SCHEMA_TOML, write_cohort
+from securecalc_bench.latency import LATENCY_ENV
 
 # 8 analyses x 2 rounds x 250 ms of injected latency: the MPC study takes about 4 s, so a
 # party stopped after 1.5 s is stopped in the middle of the secure computation.

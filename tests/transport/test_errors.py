@@ -24,9 +24,11 @@ from securecalc.transport.errors import (
     ERROR_KIND_KEY,
     STATUS_OF,
     raise_from_rpc_error,
+    relayed,
     rpc_boundary,
     status_of,
 )
+from securecalc.transport.interface import CallerRefused
 from securecalc.transport.server import create_server
 
 SERVICE = "securecalc.test.Errors"
@@ -42,6 +44,7 @@ RAISED: dict[str, Exception] = {
     "base": SecureCalcError("something deliberate"),
     "bug": ZeroDivisionError(SECRET),
     "gone": grpc.RpcError(),  # what a request iterator raises once its caller went away
+    "refused": CallerRefused("certificate names hospital-x, which is not a party of this job"),
 }
 
 
@@ -274,3 +277,15 @@ def test_table_lookup_follows_inheritance() -> None:
         CryptoError,
         SecureCalcError,
     }
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("kind", sorted(k for k in RAISED if k != "gone"))
+def test_in_process_calls_see_the_errors_grpc_callers_see(channel: PartyChannel,
+                                                          kind: str) -> None:
+    """``relayed`` (the in-memory transport) and the status table agree on every kind."""
+    over_grpc = reconstruct(channel, unary(channel, kind))
+    in_process = relayed(RAISED[kind], party=channel.party)
+    assert type(in_process) is type(over_grpc)
+    assert str(in_process) == str(over_grpc)
+    assert getattr(in_process, "party", None) == getattr(over_grpc, "party", None)

@@ -9,16 +9,16 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from securecalc.coordinator.clock import GRACE_SECONDS, StudyClock
 from securecalc.transport.channel import PartyChannel
 from securecalc.transport.errors import raise_from_rpc_error
+from securecalc.transport.interface import GRACE_SECONDS, StudyClockLike
 from securecalc.transport.liveness import Liveness
 
 _POLL = 0.1
 
 
 def call_all(calls: Mapping[str, Callable[[float], grpc.Future]], *,
-             addresses: Mapping[str, str], clock: StudyClock, at_most: float | None = None,
+             addresses: Mapping[str, str], clock: StudyClockLike, at_most: float | None = None,
              liveness: Liveness | None = None) -> dict[str, Any]:
     """Start every call (each takes its timeout and returns a gRPC future) and wait for all.
 
@@ -59,12 +59,16 @@ def call_all(calls: Mapping[str, Callable[[float], grpc.Future]], *,
     return results
 
 
-def check_all(channels: Mapping[str, PartyChannel], clock: StudyClock) -> None:
+def check_all(channels: Mapping[str, PartyChannel], clock: StudyClockLike) -> None:
     """Every party answers a health check (connection and TLS handshake included) within
     ``peer_timeout_seconds``: a party refused, unreachable or frozen is named before any job
     starts."""
     request = health_pb2.HealthCheckRequest()
-    call_all({name: (lambda t, ch=ch: health_pb2_grpc.HealthStub(ch).Check.future(
-                 request, timeout=t)) for name, ch in channels.items()},
+
+    def check(channel: PartyChannel) -> Callable[[float], grpc.Future]:
+        return lambda timeout: health_pb2_grpc.HealthStub(channel).Check.future(
+            request, timeout=timeout)
+
+    call_all({name: check(ch) for name, ch in channels.items()},
              addresses={name: ch.address for name, ch in channels.items()}, clock=clock,
              at_most=clock.peer_timeout)

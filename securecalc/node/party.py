@@ -1,0 +1,161 @@
+"""A hospital party node as plain code: what it does when a coordinator or a peer calls.
+
+The transport authenticates each call and hands over a :class:`Caller`; this module checks
+the caller may make it, admits the job (:mod:`securecalc.node.intake`), computes and audits.
+It reaches the other parties only through :mod:`securecalc.transport.interface`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from securecalc.audit.events import audited, digest, signed_head, store_heads
+from securecalc.audit.log import AuditLog
+from securecalc.core.config import NodeConfig
+from securecalc.core.job import Job
+from securecalc.core.limits import ANALYSES, NAME_CHARS, NOTE_CHARS
+from securecalc.engines.ckks.layout import Layout
+from securecalc.engines.mpc.job import MpcJob
+from securecalc.engines.mpc.launcher import SparePool
+from securecalc.errors import ConfigError, ProtocolError
+from securecalc.node.ckks_job import contribute
+from securecalc.node.contribution import contributions, mpc_steps
+from securecalc.node.datastore import DataStore
+from securecalc.node.intake import Intake
+from securecalc.node.mpc_session import MpcSession, SessionRegistry
+from securecalc.roles import Role
+from securecalc.transport.interface import (
+    CallContext,
+    Caller,
+    CkksReply,
+    CkksRequest,
+    ComputeSubmitter,
+    HeadsRequest,
+    Inbound,
+    MpcReply,
+    MpcRequest,
+    NotYet,
+    PeerLinks,
+    StepOutcome,
+    remaining,
+)
+from securecalc.transport.tls import TlsFiles
+
+
+class PartyNode:
+    """One hospital's node: runs the MPC and CKKS jobs coordinators send, relays MPC frames
+    between its jobs and their peers, and keeps the audit heads of finished studies."""
+
+    def __init__(self, config: NodeConfig, store: DataStore, audit: AuditLog, *,
+                 links: PeerLinks, submitter: ComputeSubmitter):
+        self.config = config
+        self.store = store
+        self.audit = audit
+        self.links = links
+        self.submitter = submitter
+        self.tls = (TlsFiles(config.tls.ca, config.tls.cert, config.tls.key)
+                    if config.tls else None)
+        self.intake = Intake(config, store, audit)
+        self.sessions = SessionRegistry()
+        # after its first MPC job, a node keeps the next job's worker process ready (a node
+        # that only serves CKKS never starts one)
+        self.spares = SparePool()
+
+    def receive_job(self, caller: Caller, engine: str, job_id: str,
+                    decode: Callable[[], Job]) -> Job:
+        """Check the caller is one of this node's coordinators, then ``decode`` the job off
+        the wire (limits first); a job refused there is audited in a short record."""
+        coordinator = caller.require(self.config.coordinators, Role.COORDINATOR)
+        try:
+            return decode()
+        except ConfigError as exc:
+            self.intake.malformed(job_id, engine, coordinator, str(exc))
+            raise
+
+    def run_mpc(self, caller: Caller, request: MpcRequest, context: CallContext) -> MpcReply:
+        coordinator = caller.require(self.config.coordinators, Role.COORDINATOR)
+        job = request.job
+        self.intake.admit(job, "mpc", coordinator)
+        timeout = remaining(context)
+        session = MpcSession(job, self.config.name, self.links, timeout, pool=self.spares)
+        self.sessions.add(session)  # before anything slow: peers may already be sending
+        if not context.on_end(lambda: session.abort("the coordinator cancelled the job")):
+            session.abort("the coordinator cancelled the job")  # it already had
+        try:
+            with audited(self.audit, job.job_id) as end:
+                started = time.perf_counter()
+                parts = contributions(job, self.store.table_for(job), "mpc")
+                steps = mpc_steps(parts, job.release_gates([p.plan for p in parts]),
+                                  job.min_cohort)
+                local_seconds = time.perf_counter() - started
+                peer_timeout = request.peer_timeout_seconds or 15.0
+                result = session.run(MpcJob(
+                    job_id=job.job_id, pid=session.pid, party_names=job.party_names(),
+                    steps=steps, peer_timeout=peer_timeout, job_timeout=timeout,
+                    setup_timeout=max(10.0, 2 * peer_timeout)))
+                end.update(bytes_sent=result.bytes_sent, rounds=result.rounds,
+                           results=digest([list(s.totals) for s in result.steps]))
+        finally:
+            self.sessions.remove(job.job_id)
+        return MpcReply(
+            checkpoint_json=signed_head(self.audit),
+            steps=tuple(StepOutcome(analysis_id=s.name, totals=tuple(int(t) for t in s.totals),
+                                    seconds=s.seconds, bytes_sent=s.bytes_sent,
+                                    rounds=s.rounds) for s in result.steps),
+            local_seconds=local_seconds, setup_seconds=result.setup_seconds,
+            bytes_sent=result.bytes_sent, rounds=result.rounds)
+
+    def accept_stream(self, caller: Caller, job_id: str) -> Inbound:
+        """An MPC stream from another hospital of this node's roster for a running job.
+        NotYet while the job has not reached this node (the sender tries again)."""
+        others = [h for h in self.config.hospitals if h != self.config.name]
+        caller.require(others, Role.HOSPITAL)  # before anything is read or held
+        if not job_id:
+            raise ProtocolError("stream without job id")
+        session = self.sessions.get(job_id)
+        if session is None:
+            if self.sessions.ended(job_id):
+                raise ProtocolError("unknown job")
+            raise NotYet()  # nothing waits here: the sender tries again shortly
+        peer = caller.require(session.peer_names(), Role.HOSPITAL)
+        return session.inbound(peer)
+
+    def run_ckks(self, caller: Caller, request: CkksRequest,
+                 context: CallContext) -> CkksReply:
+        coordinator = caller.require(self.config.coordinators, Role.COORDINATOR)
+        job = request.job
+        compute = request.compute
+        self.intake.admit(job, "ckks", coordinator, compute.name)
+        if not isinstance(request.states, dict):
+            raise ProtocolError("malformed iterative states")
+        layout = Layout(n_values=request.n_values, params=request.params)
+        with audited(self.audit, job.job_id, compute=compute.name) as end:
+            outcome = contribute(job, self.store, request.states, me=self.config.name,
+                                 public_context=request.public_context, layout=layout,
+                                 compute=compute, submitter=self.submitter,
+                                 key_pem=self.tls.key.read_bytes() if self.tls else None,
+                                 timeout=remaining(context), on_cancel=context.on_end)
+            end.update(bytes_sent=outcome.bytes_sent, ciphertexts=outcome.ciphertexts)
+        return CkksReply(checkpoint_json=signed_head(self.audit),
+                         bytes_sent=outcome.bytes_sent, ciphertexts=outcome.ciphertexts,
+                         local_seconds=outcome.local_seconds,
+                         encrypt_seconds=outcome.encrypt_seconds)
+
+    def store_heads(self, caller: Caller, request: HeadsRequest) -> int:
+        """Keep the other parties' verified heads and record what the study released."""
+        coordinator = caller.require(self.config.coordinators, Role.COORDINATOR)
+        ANALYSES.check(len(request.outcomes), "outcomes")  # before anything is logged
+        for outcome in request.outcomes:
+            for text, limit in ((outcome.analysis_id, NAME_CHARS), (outcome.status, NAME_CHARS),
+                                (outcome.digest, NAME_CHARS), (outcome.note, NOTE_CHARS)):
+                limit.check(len(text), "outcomes")
+        ca_pem = self.tls.ca.read_bytes() if self.tls else None
+        stored = store_heads(self.audit, request.job_id, request.checkpoint_json,
+                             ca_pem=ca_pem)
+        if request.outcomes:
+            self.audit.append("release_reported", job=request.job_id, coordinator=coordinator,
+                              outcomes=[{"analysis": o.analysis_id, "status": o.status,
+                                         "note": o.note, "digest": o.digest}
+                                        for o in request.outcomes])
+        return stored
