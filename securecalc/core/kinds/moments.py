@@ -15,8 +15,10 @@ import numpy as np
 
 from securecalc.core.analyses import Analysis
 from securecalc.core.kinds._levels import Levels
-from securecalc.core.kinds.base import Kind, StudyOptions, option_error, present
-from securecalc.core.kinds.base import numeric_column as _numeric_column
+from securecalc.core.kinds.base import Kind, StudyOptions
+from securecalc.core.kinds.options import numeric_column as _numeric_column
+from securecalc.core.kinds.options import option_error
+from securecalc.core.kinds.rows import present
 from securecalc.core.plans import Plan, SumPlan
 from securecalc.core.schema import Schema
 from securecalc.core.statistics import finish, layout_of, local_statistics

@@ -41,16 +41,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from securecalc.core.analyses import Analysis
-from securecalc.core.kinds._shared import optional_number
-from securecalc.core.kinds.base import (
-    Kind,
-    SearchResult,
-    StudyOptions,
-    number_list,
-    numeric_column,
-    option_error,
-    present,
-)
+from securecalc.core.kinds.base import Kind, SearchResult, StudyOptions
+from securecalc.core.kinds.options import number_list, numeric_column, option_error, optional_number
+from securecalc.core.kinds.rows import present
 from securecalc.core.limits import CKKS_GRID_POINTS, PROBS
 from securecalc.core.plans import IterativePlan, Plan, SearchPlan, SumPlan, rank_releasable
 from securecalc.core.schema import Column, Schema

@@ -27,28 +27,18 @@ import numpy as np
 
 from securecalc.core.analyses import Analysis
 from securecalc.core.kinds._levels import Levels
-from securecalc.core.kinds._shared import (
-    LDL,
-    ROWS,
-    Matrix,
-    Partitioned,
-    Term,
+from securecalc.core.kinds.base import Kind, StudyOptions
+from securecalc.core.kinds.bounds import ROWS, scale, triangle
+from securecalc.core.kinds.design import Term, design_terms, numeric_term
+from securecalc.core.kinds.linalg import LDL, Matrix, Partitioned, collinearity, dot
+from securecalc.core.kinds.moment_sums import moment_local, moment_plan, moments_from
+from securecalc.core.kinds.options import (
     binary_column,
-    binary_values,
-    collinearity,
-    design_terms,
-    dot,
-    json_float,
-    moment_local,
-    moment_plan,
-    moments_from,
-    numeric_term,
+    numeric_column,
     optional_number,
     predictor_list,
-    scale,
-    triangle,
 )
-from securecalc.core.kinds.base import Kind, StudyOptions, numeric_column, present
+from securecalc.core.kinds.rows import binary_values, present
 from securecalc.core.plans import IterativePlan, Plan, SumPlan
 from securecalc.core.schema import Schema
 from securecalc.core.table import Table
@@ -56,6 +46,14 @@ from securecalc.errors import DataError
 
 INTERCEPT = "(intercept)"
 _X = "predictors: numeric columns, or category columns (indicators of every level but the first)"
+
+
+def json_float(value: Any) -> float | None:
+    """A float, or None when it is not finite."""
+    if value is None:
+        return None
+    out = float(value)
+    return out if math.isfinite(out) else None
 
 
 def _problems(part: Partitioned, raw_diagonal: Sequence[Fraction],
@@ -210,7 +208,7 @@ class LogisticProgram:
     triangle) with ``w = mu (1 - mu)``, and the log-likelihood; the first round also the
     level counts (``data["levels"]``), on which the engines gate it. The Newton step eliminates the
     intercept exactly from the released totals and solves the rest in pure-Python doubles
-    (see :class:`~securecalc.core.kinds._shared.Partitioned`), so every party derives
+    (see :class:`~securecalc.core.kinds.linalg.Partitioned`), so every party derives
     bit-identical states whatever its platform.
     """
 

@@ -19,16 +19,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from securecalc.core.analyses import Analysis
-from securecalc.core.kinds._shared import ROWS
-from securecalc.core.kinds.base import (
-    Kind,
-    StudyOptions,
-    category_column,
-    number_list,
-    numeric_column,
-    option_error,
-    present,
-)
+from securecalc.core.kinds.base import Kind, StudyOptions
+from securecalc.core.kinds.bounds import ROWS
+from securecalc.core.kinds.options import category_column, number_list, numeric_column, option_error
+from securecalc.core.kinds.rows import present
 from securecalc.core.limits import COUNT_CELLS, EDGES
 from securecalc.core.plans import Plan, SumPlan
 from securecalc.core.schema import Schema
