@@ -4,25 +4,29 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint protos bench clean
+.PHONY: demo test typecheck lint protos bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml benchmarks/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e benchmarks/  # development tools: securecalc bench, latency
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/securecalc demo
 
-test: $(STAMP)
+test: typecheck
 	$(BIN)/python -m pytest -q
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
 protos: $(STAMP)
-	$(BIN)/python -m securecalc.transport.protogen
+	$(BIN)/python protos/generate.py
 
 bench: $(STAMP)
 	$(BIN)/securecalc bench --quick

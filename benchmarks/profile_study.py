@@ -21,13 +21,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from securecalc.bench.analyses import FIVE, analyses_toml
-from securecalc.bench.datasets import BENCH_CATALOGUE_TOML, BENCH_SCHEMA_TOML, write_sites
 from securecalc.cluster import LocalCluster
 from securecalc.coordinator.study import new_job, run_study
 from securecalc.core.config import load_study_config
 from securecalc.core.table import load_table
 from securecalc.node.contribution import contributions
+from securecalc_bench.analyses import FIVE, analyses_toml
+from securecalc_bench.datasets import BENCH_CATALOGUE_TOML, BENCH_SCHEMA_TOML, write_sites
 
 
 def top_functions(raw: Path, limit: int = 40) -> str:

@@ -211,10 +211,40 @@ def _audit_show(args: argparse.Namespace) -> int:
     return 0
 
 
+BENCH_MISSING = ("securecalc bench needs the development tools: pip install -e benchmarks/ "
+                 "(or make .venv/.installed)")
+
+
 def _bench(args: argparse.Namespace) -> int:
-    from securecalc.bench.cli import run
+    from securecalc_bench.cli import run
 
     return run(args)
+
+
+def _bench_missing(args: argparse.Namespace) -> int:
+    print(f"securecalc: error: {BENCH_MISSING}", file=sys.stderr)
+    return 2
+
+
+def _add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The ``bench`` command: from the development package ``securecalc_bench`` when it is
+    installed (``benchmarks/``), otherwise one that says how to install it."""
+    import importlib.util
+
+    help_text = "measure what the engines cost, side by side (development tools)"
+    if importlib.util.find_spec("securecalc_bench") is None:
+        # "+" as option prefix: every argument, --quick included, is taken as given and
+        # ignored, so the command reports the missing tools instead of a usage error
+        missing = commands.add_parser("bench", help=help_text, prefix_chars="+",
+                                      add_help=False)
+        missing.add_argument("ignored", nargs="*", help=argparse.SUPPRESS)
+        missing.set_defaults(func=_bench_missing)
+        return
+    from securecalc_bench.cli import add_arguments
+
+    bench = commands.add_parser("bench", help=help_text)
+    add_arguments(bench)
+    bench.set_defaults(func=_bench)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -301,11 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--dir", help="keep the demo's files here (default: a temporary folder)")
     demo.set_defaults(func=_demo)
 
-    from securecalc.bench.cli import add_arguments
-
-    bench = commands.add_parser("bench", help="measure what the engines cost, side by side")
-    add_arguments(bench)
-    bench.set_defaults(func=_bench)
+    _add_bench(commands)
     return parser
 
 

@@ -105,7 +105,7 @@ def generate_site(site_index: int, rows: int, rng: np.random.Generator) -> dict[
     sbp = 96 + 0.55 * age + 0.9 * (bmi - 27) + 4.0 * male + p["sbp_shift"]
     sbp = np.clip(np.rint(sbp + rng.normal(0, 14, rows)), 80, 220)
     chol = 5.3 + p["chol_shift"] + 0.008 * (age - 58) - 0.25 * male + rng.normal(0, 1.0, rows)
-    chol = np.round(np.clip(chol, 2.0, 12.0), 2)
+    chol = np.clip(chol, 2.0, 12.0).round(2)
     logit = -1.8 + 0.05 * (age - 60) + 0.12 * (bmi - 27) + p["diabetes_shift"]
     diabetes = rng.random(rows) < 1 / (1 + np.exp(-logit))
     arm_b = rng.permutation(np.arange(rows) % 2).astype(bool)  # randomised 1:1

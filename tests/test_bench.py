@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from securecalc.bench.compare import aligned, relative_error
-from securecalc.bench.extrapolate import fit
-from securecalc.bench.matrix import LATENCIES_MS, full_plan, quick_plan
-from securecalc.bench.output import CSV_FIELDS
+from securecalc_bench.compare import aligned, relative_error
+from securecalc_bench.extrapolate import fit
+from securecalc_bench.matrix import LATENCIES_MS, full_plan, quick_plan
+from securecalc_bench.output import CSV_FIELDS
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -74,3 +74,16 @@ def test_latency_sweep_covers_both_secure_engines() -> None:
                                                               for c in g.cells))
     quick = {(c.engine, c.latency_ms) for c in quick_plan().cells() if "latency" in c.sweeps}
     assert quick == {(e, ms) for e in ("mpc", "ckks") for ms in LATENCIES_MS[:2]}
+
+
+@pytest.mark.timeout(60)
+def test_without_the_development_tools_bench_says_how_to_install_them() -> None:
+    code = ("import sys; sys.modules['securecalc_bench'] = None; "
+            "from securecalc.cli import main; "
+            "sys.exit(main(['bench', '--quick', '--out', '/nonexistent']))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 2
+    assert run.stderr.strip() == (
+        "securecalc: error: securecalc bench needs the development tools: "
+        "pip install -e benchmarks/ (or make .venv/.installed)")
+    assert not Path("/nonexistent").exists()

@@ -44,8 +44,8 @@ def check_checkpoint(checkpoint: dict[str, Any], *, ca_pem: bytes | None) -> str
     fields = [checkpoint.get(key) for key in ("signer", "count", "head", "signature",
                                                 "certificate")]
     signer, count, head, signature_b64, pem = fields
-    if not (isinstance(count, int) and not isinstance(count, bool)
-            and all(isinstance(f, str) for f in (signer, head, signature_b64, pem))):
+    if not (isinstance(count, int) and not isinstance(count, bool) and isinstance(signer, str)
+            and isinstance(head, str) and isinstance(signature_b64, str) and isinstance(pem, str)):
         return "malformed checkpoint"  # a peer's JSON may hold any type in any field
     try:
         cert = x509.load_pem_x509_certificate(pem.encode())

@@ -128,7 +128,8 @@ def column_from_mapping(name: str, raw: Mapping[str, object], *,
         bounds[key] = float(value)
     if bounds["min"] > bounds["max"]:
         raise fail(f"min ({bounds['min']:g}) is greater than max ({bounds['max']:g})")
-    return Column(name=name, type=ctype, min=bounds["min"], max=bounds["max"])
+    numeric: ColumnType = "int" if ctype == "int" else "float"
+    return Column(name=name, type=numeric, min=bounds["min"], max=bounds["max"])
 
 
 def schema_from_mapping(raw: Mapping[str, object], *, path: str | None = None,

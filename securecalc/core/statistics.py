@@ -16,14 +16,17 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from securecalc.core.analyses import Analysis
 from securecalc.core.plans import MAX_ROWS_PER_SITE, Number, SumPlan
 from securecalc.core.schema import Column, Schema
 from securecalc.core.table import Table
 from securecalc.core.where import parse_where
+
+if TYPE_CHECKING:  # annotations only: analyses imports the kinds, which import this module
+    from securecalc.core.analyses import Analysis
 
 #: number of statistics each kind needs
 WIDTH = {"count": 1, "sum": 2, "mean": 2, "variance": 3, "std": 3}

@@ -235,7 +235,7 @@ def _load_parquet(path: Path, schema: Schema, wanted: list[str]) -> Table:
         ):
             missing = np.asarray(cells.is_null().to_numpy(zero_copy_only=False), bool)
             values = pc.cast(cells, pa.float64(), safe=False).fill_null(math.nan).to_numpy()
-            columns[name] = _numeric(ctx, values, missing, lambda i, c=cells: repr(c[i].as_py()))
+            columns[name] = _numeric(ctx, values, missing, _strings_cell(cells))
         else:
             expected = "strings" if column.type == "category" else "numbers"
             raise DataError(
@@ -306,7 +306,7 @@ def _text_missing(cells: pa.Array, column: Column) -> np.ndarray:
     missing = pc.or_kleene(
         pc.is_null(cells), pc.is_in(cells, value_set=pa.array(markers, pa.string()))
     )
-    return missing.to_numpy(zero_copy_only=False)
+    return np.asarray(missing.to_numpy(zero_copy_only=False), bool)
 
 
 def _parse_numbers(
@@ -396,7 +396,7 @@ def _python_numbers(
             try:
                 floats[i] = float(item)
             except OverflowError:
-                floats[i] = math.copysign(1e308, item)  # type: ignore[arg-type]
+                floats[i] = math.copysign(1e308, item)
         else:
             bad = np.zeros(len(items), bool)
             bad[i] = True

@@ -61,7 +61,8 @@ class _Token(NamedTuple):
 
 _NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _NAME = re.compile(r"[^\W\d]\w*")
-_OPS = ("==", "!=", "<=", ">=", "<", ">")
+_OPS: tuple[Op, ...] = ("==", "!=", "<=", ">=", "<", ">")
+_OP_OF: dict[str, Op] = {op: op for op in _OPS}
 _PUNCT = "()[],"
 
 
@@ -95,15 +96,15 @@ def _tokenize(text: str) -> Iterator[_Token]:
             yield _Token("name", text[i : end + 1], text[i + 1 : end], i)
             i = end + 1
         elif ch in "'\"":
-            value, end = _read_string(text, i)
-            yield _Token("string", text[i:end], value, i)
+            string, end = _read_string(text, i)
+            yield _Token("string", text[i:end], string, i)
             i = end
         elif (m := _NUMBER.match(text, i)) is not None:
             literal = m.group()
-            value: Value = float(literal) if any(c in literal for c in ".eE") else int(literal)
-            if abs(value) > sys.float_info.max:  # inf, or an int no float can hold
+            number = float(literal) if any(c in literal for c in ".eE") else int(literal)
+            if abs(number) > sys.float_info.max:  # inf, or an int no float can hold
                 raise _fail(text, f"number {literal} is out of range", i)
-            yield _Token("number", literal, value, i)
+            yield _Token("number", literal, number, i)
             i = m.end()
         elif (m := _NAME.match(text, i)) is not None:
             word = m.group()
@@ -119,7 +120,8 @@ def _tokenize(text: str) -> Iterator[_Token]:
 
 def _read_string(text: str, start: int) -> tuple[str, int]:
     """Read the quoted string starting at ``start``; return its value and the end offset."""
-    quote, out, i = text[start], [], start + 1
+    quote, i = text[start], start + 1
+    out: list[str] = []
     while i < len(text):
         ch = text[i]
         if ch == quote:
@@ -290,7 +292,7 @@ class _Parser:
                     op_tok,
                     "categories allow ==, !=, in, not in",
                 )
-            return _Compare(column, op_tok.text, self.literal(column))  # type: ignore[arg-type]
+            return _Compare(column, _OP_OF[op_tok.text], self.literal(column))
         negated = self.accept("keyword", "not") is not None
         if not self.accept("keyword", "in"):
             raise self.unexpected("'in'" if negated else "a comparison operator or 'in'")
@@ -380,7 +382,7 @@ def _eval(node: _Node, table: Table) -> _Truth:
 def _operand(column: Column, value: Value) -> int | float:
     """The literal as stored in a column: a level code, or the number."""
     if column.type == "category":
-        return column.levels.index(value)  # type: ignore[arg-type]
+        return column.levels.index(value)
     if isinstance(value, int) and abs(value) < 2**62:
         return value
     return float(value)

@@ -9,7 +9,6 @@ and are delivered to the worker as coming from j, the party its certificate name
 from __future__ import annotations
 
 import collections
-import os
 import queue
 import threading
 import time
@@ -21,7 +20,7 @@ from securecalc.core.job import Job
 from securecalc.engines.mpc.job import JobResult, MpcJob
 from securecalc.engines.mpc.launcher import SparePool, WorkerHandle
 from securecalc.transport.channel import create_channel
-from securecalc.transport.latency import LATENCY_ENV  # development only: see that module
+from securecalc.transport.devhooks import outgoing_frame_delay
 from securecalc.transport.proto import node_pb2, node_pb2_grpc
 from securecalc.transport.tls import TlsFiles
 
@@ -36,13 +35,8 @@ NOT_YET = "the job has not reached this node yet"
 """FAILED_PRECONDITION details of a stream that came before its job: the sender tries again."""
 
 
-def injected_latency() -> float:
-    """Seconds of one-way latency to add to outgoing MPC frames (0 unless the env var is set)."""
-    raw = os.environ.get(LATENCY_ENV, "")
-    try:
-        return max(0.0, float(raw) / 1000.0) if raw else 0.0
-    except ValueError:
-        return 0.0
+LATENCY_ENV = "SECURECALC_DEV_LATENCY_MS"
+"""Compatibility name for tests/system only (read by ``securecalc_bench.latency``, not here)."""
 
 
 class MpcSession:
@@ -63,7 +57,7 @@ class MpcSession:
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._channels: list[grpc.Channel] = []
-        self._latency = injected_latency()
+        self._latency = outgoing_frame_delay()  # development hooks only: 0 in production
         self._closing = threading.Event()
         self._aborted: str | None = None  # why, when asked to abort before the worker started
 
@@ -146,7 +140,7 @@ class MpcSession:
                 return
             due, data = item  # type: ignore[misc]
             delay = due - time.monotonic()
-            if delay > 0:  # only with injected latency; frames keep their order
+            if delay > 0:  # only with development hooks; frames keep their order
                 time.sleep(delay)
             yield node_pb2.MpcFrame(job_id=self.job.job_id, data=data)
 

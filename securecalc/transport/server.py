@@ -12,7 +12,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from securecalc.core.limits import GRPC_MESSAGE
 from securecalc.errors import ConfigError
-from securecalc.transport.latency import latency_interceptors
+from securecalc.transport.devhooks import server_interceptors
 from securecalc.transport.tls import TlsFiles
 
 _LOG = logging.getLogger(__name__)
@@ -72,8 +72,8 @@ def create_server(
     ``register`` adds the servicers. The standard health service answers SERVING for the
     server as a whole and for each name in ``services``; pass your own ``health_servicer``
     to change per-service status later (see ``set_serving``). Stop with ``server.stop(grace)``.
-    With ``SECURECALC_DEV_LATENCY_MS`` set (development only) every call but the MPC frame
-    stream is delayed by that one-way latency (see ``transport.latency``).
+    Interceptors come only from installed development hooks (``transport.devhooks``; none in
+    production).
     """
     host, port = parse_host_port(listen)
     if max_message_bytes < 1:
@@ -83,7 +83,7 @@ def create_server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc-server"),
         options=server_options(max_message_bytes),
         maximum_concurrent_rpcs=None,
-        interceptors=latency_interceptors(),
+        interceptors=server_interceptors(),
     )
     register(server)
     health_servicer = health_servicer or health.HealthServicer()

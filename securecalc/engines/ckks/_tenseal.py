@@ -155,12 +155,13 @@ def load_context(
 
 def serialize_context(ctx: ts.Context, *, public_key: bool) -> bytes:
     """Serialize without secret, Galois or relinearization keys."""
-    return ctx.serialize(
+    data: bytes = ctx.serialize(
         save_public_key=public_key,
         save_secret_key=False,
         save_galois_keys=False,
         save_relin_keys=False,
     )
+    return data
 
 
 def encrypt(ctx: ts.Context, values: Sequence[float], scale: float) -> bytes:

@@ -41,7 +41,6 @@ from securecalc.errors import (
 
 log = logging.getLogger(__name__)
 _SPAWN = multiprocessing.get_context("spawn")
-_END = object()
 
 FrameCallback = Callable[[int, bytes], None]
 DoneCallback = Callable[["WorkerHandle"], None]
@@ -80,7 +79,7 @@ class WorkerHandle:
         self._on_frame, self._on_done = on_frame, on_done
         self._lock = threading.Lock()  # serialises sends to the worker
         self._proc_lock = threading.Lock()  # serialises waitpid on the worker
-        self._queue: queue.Queue[Any] = queue.Queue()
+        self._queue: queue.Queue[tuple[int, bytes] | None] = queue.Queue()  # None: the end
         self._finished = threading.Event()
         self._result: JobResult | None = None
         self._error: SecureCalcError | None = None
@@ -129,10 +128,9 @@ class WorkerHandle:
             item = self._queue.get(timeout=timeout)
         except queue.Empty:
             raise TimeoutError("no frame from the MPC worker") from None
-        if item is _END:
-            self._queue.put(_END)
-            return None
-        return item  # type: ignore[no-any-return]
+        if item is None:
+            self._queue.put(None)
+        return item
 
     def outgoing(self) -> Iterator[tuple[int, bytes]]:
         """Iterate over outgoing frames until the worker finishes."""
@@ -243,7 +241,7 @@ class WorkerHandle:
             self._finished.set()
             self._conn.close()
         self._timer.cancel()
-        self._queue.put(_END)
+        self._queue.put(None)
         on_done, self._on_done, self._on_frame = self._on_done, None, None
         if on_done is not None:
             try:

@@ -37,7 +37,7 @@ Emit = Callable[[tuple[Any, ...]], None]
 _TICK = 0.1
 
 
-class Inbound(asyncio.Future):  # type: ignore[type-arg]
+class Inbound(asyncio.Future[Any]):
     """A payload from a peer; its round reaches the clock when MPyC takes the result."""
 
     def __init__(self, session: Session):

@@ -101,8 +101,10 @@ async def open_2t(rt: Any, field: Any, shares: Sequence[Any]) -> list[Any]:
 
     zeros = thresha.pseudorandom_share_zero(field, len(rt.parties), rt.pid,
                                             rt.prfs(field.order), rt._prss_uci(), len(shares))
-    return await settled(rt.output([a + z for a, z in zip(shares, zeros, strict=True)],
-                                   threshold=2 * rt.threshold))
+    opened: list[Any] = await settled(
+        rt.output([a + z for a, z in zip(shares, zeros, strict=True)], threshold=2 * rt.threshold)
+    )
+    return opened
 
 
 async def products(rt: Any, factors: list[list[Any]]) -> list[Any]:

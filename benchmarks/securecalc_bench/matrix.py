@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from securecalc.bench.analyses import FIVE, MATRIX_ANALYSES, TARGET
+from securecalc_bench.analyses import FIVE, MATRIX_ANALYSES, TARGET
 
 BASE_ROWS = 100_000
 ROWS = (10_000, 100_000, 1_000_000)

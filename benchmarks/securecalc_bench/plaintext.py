@@ -14,14 +14,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from securecalc.bench.analyses import ALL, TABLES
-from securecalc.bench.compare import aligned, relative_error
-from securecalc.bench.datasets import bench_schema, write_sites
-from securecalc.bench.load import ForeignLoad
-from securecalc.bench.matrix import Cell
-from securecalc.bench.memory import peak_mb, reset_peak
-from securecalc.bench.reference import columns_of, compute, load_pooled
-from securecalc.bench.secure import base_record
+from securecalc_bench.analyses import ALL, TABLES
+from securecalc_bench.compare import aligned, relative_error
+from securecalc_bench.datasets import bench_schema, write_sites
+from securecalc_bench.load import ForeignLoad
+from securecalc_bench.matrix import Cell
+from securecalc_bench.memory import peak_mb, reset_peak
+from securecalc_bench.reference import columns_of, compute, load_pooled
+from securecalc_bench.secure import base_record
 
 Key = tuple[int, int, str]
 
@@ -93,9 +93,9 @@ class PlainRunner:
 
     def _replay_error(self, rows: int, parties: int, aid: str, value: Any) -> dict[str, Any]:
         """Compare with the kind's own finish on exact plaintext totals (same structure)."""
-        from securecalc.bench.replay import plain_value
         from securecalc.core.analyses import analysis_from_mapping
         from securecalc.core.table import load_table
+        from securecalc_bench.replay import plain_value
 
         try:
             analysis = analysis_from_mapping({"id": aid, **TABLES[aid]}, index=0,

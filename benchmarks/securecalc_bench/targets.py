@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from securecalc.bench.matrix import BASE_ROWS, ROWS
+from securecalc_bench.matrix import BASE_ROWS, ROWS
 
 Record = dict[str, Any]
 

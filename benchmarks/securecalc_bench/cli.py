@@ -6,7 +6,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from securecalc.bench.matrix import BenchPlan
+    from securecalc_bench.matrix import BenchPlan
 
 SWEEPS = ("rows", "parties", "latency", "target", "five")
 
@@ -30,8 +30,8 @@ def _select(plan: BenchPlan, only: str | None) -> BenchPlan:
     """The plan restricted to the cells of the named sweeps."""
     from dataclasses import replace
 
-    from securecalc.bench.matrix import Group
     from securecalc.errors import ConfigError
+    from securecalc_bench.matrix import Group
 
     if not only:
         return plan
@@ -55,8 +55,8 @@ def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
     from pathlib import Path
 
-    from securecalc.bench.matrix import full_plan, quick_plan
-    from securecalc.bench.runner import Bench, write_outputs
+    from securecalc_bench.matrix import full_plan, quick_plan
+    from securecalc_bench.runner import Bench, write_outputs
 
     # SIGTERM unwinds like Ctrl-C, so every node process started is stopped
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

@@ -3,7 +3,7 @@
 This is what the secure engines are timed and checked against. ``load_pooled`` reads every
 site's file with the project's validating loader and concatenates the columns; ``compute``
 runs the analyses on the pooled arrays. Values are plain JSON-like structures (numbers,
-lists, dicts) whose keys follow the obvious names; :mod:`securecalc.bench.compare` aligns
+lists, dicts) whose keys follow the obvious names; :mod:`securecalc_bench.compare` aligns
 them with whatever structure a kind releases.
 """
 
@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from securecalc.bench.analyses import TABLES
 from securecalc.core.schema import Schema
 from securecalc.core.table import load_table
+from securecalc_bench.analyses import TABLES
 
 Pooled = dict[str, np.ndarray]
 

@@ -3,7 +3,10 @@
 Set ``SECURECALC_DEV_LATENCY_MS`` in a node's (or compute node's) environment and its server
 delays each request message and each response message of every call by that many ms, as a
 link with that one-way latency would. Nothing is injected unless the variable is set, and a
-loud warning is logged when it is.
+loud warning is logged when it is. The node processes pick this up through securecalc's
+development hooks (``securecalc.transport.devhooks``): this package registers :data:`HOOKS`
+under the entry-point group ``securecalc.devhooks``, so the variable does nothing where this
+package is not installed.
 
 Model:
 
@@ -14,8 +17,9 @@ Model:
   produced (received from the client, or yielded by the handler) and hands it on when due;
 * not modelled: bandwidth (loopback speed), connection and TLS set-up round trips (about two
   round trips per new connection on a real link), keepalive pings;
-* the MPC ``Exchange`` stream is left alone: its sender already delays every frame by the
-  same variable (``securecalc/node/mpc_session.py``), so frames are delayed exactly once.
+* the MPC ``Exchange`` stream is left alone: its sender delays every frame by the same
+  latency (the frame-delay hook, read by ``securecalc/node/mpc_session.py``), so frames are
+  delayed exactly once.
 
 Why the server side and not a client interceptor: sleeping in a client interceptor would
 block the caller when it *starts* a call (the coordinator starts one call per site with
@@ -41,7 +45,7 @@ import grpc
 
 _LOG = logging.getLogger(__name__)
 
-#: development only: one-way latency in ms (also read by the MPC frame relay)
+#: development only: one-way latency in ms (servers and the MPC frame relay)
 LATENCY_ENV = "SECURECALC_DEV_LATENCY_MS"
 
 #: the MPC frame stream delays its own frames (node/mpc_session.py): never delayed here
@@ -186,5 +190,19 @@ def delayed_handler(handler: grpc.RpcMethodHandler, seconds: float) -> grpc.RpcM
                 response_serializer=handler.response_serializer)
 
 
-__all__ = ["EXCHANGE_METHOD", "LATENCY_ENV", "Delayed", "LatencyInterceptor",
-           "delayed_handler", "latency_from_env", "latency_interceptors"]
+class LatencyHooks:
+    """securecalc's development hooks (:class:`securecalc.transport.devhooks.DevHooks`) for
+    the latency in this process's ``SECURECALC_DEV_LATENCY_MS``."""
+
+    def server_interceptors(self) -> list[grpc.ServerInterceptor]:
+        return latency_interceptors()
+
+    def frame_delay(self) -> float:
+        return latency_from_env()
+
+
+#: what the entry point ``securecalc.devhooks`` names
+HOOKS = LatencyHooks()
+
+__all__ = ["EXCHANGE_METHOD", "HOOKS", "LATENCY_ENV", "Delayed", "LatencyHooks",
+           "LatencyInterceptor", "delayed_handler", "latency_from_env", "latency_interceptors"]

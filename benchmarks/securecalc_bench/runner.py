@@ -12,12 +12,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from securecalc.bench import baseline_ckks, baseline_mpc, output, plots, targets
-from securecalc.bench.analyses import ALL, FIVE, MATRIX_ANALYSES, TABLES, runnable_ids
-from securecalc.bench.load import QUIET_CORES, wait_quiet
-from securecalc.bench.matrix import ROWS, BenchPlan, Cell, Group
-from securecalc.bench.plaintext import PlainRunner
-from securecalc.bench.secure import BenchCluster, base_record
+from securecalc_bench import baseline_ckks, baseline_mpc, output, plots, targets
+from securecalc_bench.analyses import ALL, FIVE, MATRIX_ANALYSES, TABLES, runnable_ids
+from securecalc_bench.load import QUIET_CORES, wait_quiet
+from securecalc_bench.matrix import ROWS, BenchPlan, Cell, Group
+from securecalc_bench.plaintext import PlainRunner
+from securecalc_bench.secure import BenchCluster, base_record
 
 Progress = Callable[[str], None]
 
@@ -206,10 +206,10 @@ def _kinds() -> list[str]:
 
 def ckks_widths() -> dict[str, int]:
     """Values per site each bench analysis packs under CKKS (first round), by analysis."""
-    from securecalc.bench.datasets import bench_schema
     from securecalc.core.analyses import analysis_from_mapping
     from securecalc.core.kinds import StudyOptions, kind_of
     from securecalc.core.plans import IterativePlan, round_plan
+    from securecalc_bench.datasets import bench_schema
 
     schema, options = bench_schema(), StudyOptions()
     widths: dict[str, int] = {}

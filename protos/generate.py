@@ -1,6 +1,7 @@
 """Generate the protobuf and gRPC modules in ``securecalc/transport/proto`` from ``protos/``.
 
-``python -m securecalc.transport.protogen`` rewrites them; ``--check`` exits 1 when the
+A development tool (needs the dev extra's pinned ``grpcio-tools``), not part of the package:
+``python protos/generate.py`` (``make protos``) rewrites them; ``--check`` exits 1 when the
 committed modules differ from what the current ``protos/`` would generate.
 """
 
@@ -13,9 +14,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 PROTO_ROOT = ROOT / "protos"
-PACKAGE_DIR = Path(__file__).resolve().parent / "proto"
+PACKAGE_DIR = ROOT / "securecalc" / "transport" / "proto"
 GENERATED_SUBDIR = Path("securecalc") / "v1"
 
 

@@ -1,6 +1,6 @@
 """Measuring the naive MPyC baseline at small sizes and extrapolating it to the matrix's sizes.
 
-Every task of :mod:`securecalc.bench.naive_mpc` runs at a few sizes (rows per party) through
+Every task of :mod:`securecalc_bench.naive_mpc` runs at a few sizes (rows per party) through
 :func:`securecalc.engines.mpc.local.run_local`: real workers, one per party, exchanging frames
 through the in-memory relay. A size's tasks share one job (one worker start-up); each step's
 time is the slowest party's. Costs are then fitted per task (:mod:`extrapolate`).
@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from securecalc.bench.datasets import LEVELS_A, LEVELS_B, MAX_TIME, PREDICTORS, generate_site
-from securecalc.bench.extrapolate import fit
-from securecalc.bench.matrix import NaiveSizes
-from securecalc.bench.naive_mpc import NaiveStep
+from securecalc_bench.datasets import LEVELS_A, LEVELS_B, MAX_TIME, PREDICTORS, generate_site
+from securecalc_bench.extrapolate import fit
+from securecalc_bench.matrix import NaiveSizes
+from securecalc_bench.naive_mpc import NaiveStep
 
 PROBS = (0.1, 0.25, 0.5, 0.75, 0.9)
 MODEL = {"moments": "linear", "median_select": "quadratic", "median_sort": "sort",

@@ -1,9 +1,9 @@
 """Secure cells: studies run by the real coordinator against real node processes.
 
 A :class:`BenchCluster` starts one :class:`~securecalc.cluster.LocalCluster` for a
-:class:`~securecalc.bench.matrix.Group` (a fresh CA, mutual TLS on loopback, injected latency
+:class:`~securecalc_bench.matrix.Group` (a fresh CA, mutual TLS on loopback, injected latency
 through the environment of the nodes and the compute node, which then delay every call they
-answer and every MPC frame they send: see ``transport.latency``) and runs its MPC and CKKS
+answer and every MPC frame they send: see :mod:`securecalc_bench.latency`) and runs its MPC and CKKS
 cells. Each cell runs its study
 once to warm the nodes' data caches (that "cold" run loads the data and is reported apart),
 then ``reps`` times; the figures are medians over the repetitions. Node peak memory is reset
@@ -19,14 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from securecalc.bench.analyses import ALL, analyses_toml, missing_kinds, runnable_ids
-from securecalc.bench.datasets import BENCH_CATALOGUE_TOML, BENCH_SCHEMA_TOML, write_sites
-from securecalc.bench.load import ForeignLoad
-from securecalc.bench.matrix import Cell, Group
-from securecalc.bench.memory import ChildSampler, peak_mb, reset_peak
 from securecalc.cluster import LocalCluster
 from securecalc.core.results import StudyResult
 from securecalc.synth import site_names
+from securecalc_bench.analyses import ALL, analyses_toml, missing_kinds, runnable_ids
+from securecalc_bench.datasets import BENCH_CATALOGUE_TOML, BENCH_SCHEMA_TOML, write_sites
+from securecalc_bench.load import ForeignLoad
+from securecalc_bench.matrix import Cell, Group
+from securecalc_bench.memory import ChildSampler, peak_mb, reset_peak
 
 STUDY_SETTINGS = "timeout_seconds = 1800\npeer_timeout_seconds = 120\n"
 SECURE_PHASES = {"mpc": ("secure",), "ckks": ("keys", "encrypt", "transfer", "fetch", "decrypt")}
@@ -44,7 +44,7 @@ class BenchCluster:
     """Node processes (and a compute node) for one group of cells."""
 
     def __init__(self, group: Group, work: Path):
-        from securecalc.transport.latency import LATENCY_ENV
+        from securecalc_bench.latency import LATENCY_ENV
 
         self.group = group
         self.paths = write_sites(work / "data" / f"rows-{group.rows}", sites=group.sites,

@@ -1,6 +1,8 @@
-"""Injected development latency (SECURECALC_DEV_LATENCY_MS): installed iff set, honoured on
-every kind of call through a real server, never on the MPC frame stream. Timings are only
-checked as lower bounds (a delayed call cannot be faster than its latency)."""
+"""Injected development latency (SECURECALC_DEV_LATENCY_MS, in the development package
+securecalc_bench): installed iff set, reaching servers and the MPC frame relay through
+securecalc's development hooks, honoured on every kind of call through a real server, never on
+the MPC frame stream. Timings are only checked as lower bounds (a delayed call cannot be
+faster than its latency)."""
 
 from __future__ import annotations
 
@@ -12,18 +14,19 @@ from contextlib import contextmanager
 import grpc
 import pytest
 
-from securecalc.node import mpc_session
+from securecalc.transport import devhooks
 from securecalc.transport.channel import create_channel
-from securecalc.transport.latency import (
+from securecalc.transport.proto import node_pb2
+from securecalc.transport.server import create_server
+from securecalc_bench.latency import (
     EXCHANGE_METHOD,
+    HOOKS,
     LATENCY_ENV,
     Delayed,
     LatencyInterceptor,
     latency_from_env,
     latency_interceptors,
 )
-from securecalc.transport.proto import node_pb2
-from securecalc.transport.server import create_server
 
 SERVICE = "securecalc.test.Delays"
 LATENCY_MS = 150
@@ -76,15 +79,25 @@ def delays_server() -> Iterator[grpc.Channel]:
         server.stop(None)
 
 
-def test_the_variable_is_the_one_the_mpc_relay_reads() -> None:
-    assert LATENCY_ENV == mpc_session.LATENCY_ENV
+def test_the_hooks_are_registered_and_give_the_mpc_relay_the_variable(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert HOOKS in devhooks.installed()
+    monkeypatch.setenv(LATENCY_ENV, "40")
+    assert devhooks.outgoing_frame_delay() == pytest.approx(0.040)
+    monkeypatch.delenv(LATENCY_ENV)
+    assert devhooks.outgoing_frame_delay() == 0.0
+    assert devhooks.server_interceptors() == []
+
+
+def test_the_frame_stream_is_the_one_left_alone() -> None:
     exchange = node_pb2.DESCRIPTOR.services_by_name["PartyNode"].methods_by_name["Exchange"]
     service, method = exchange.full_name.rsplit(".", 1)
     assert EXCHANGE_METHOD == f"/{service}/{method}"
 
 
 def test_interceptor_installed_iff_the_variable_is_set(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="securecalc.transport.latency"):
+    with caplog.at_level(logging.WARNING, logger="securecalc_bench.latency"):
         assert latency_interceptors({}) == []
         assert latency_interceptors({LATENCY_ENV: "0"}) == []
         assert latency_interceptors({LATENCY_ENV: ""}) == []

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from securecalc.bench.datasets import PREDICTORS
+from securecalc_bench.datasets import PREDICTORS
 
 PROBS = (0.1, 0.25, 0.5, 0.75, 0.9)
 
