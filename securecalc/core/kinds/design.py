@@ -34,9 +34,10 @@ class Term:
 
     def values(self, table: Table, keep: np.ndarray) -> np.ndarray:
         """Centred int64 (integral terms) or float64 values on the rows ``keep``."""
-        raw = table.column(self.column).values[keep]
+        raw: np.ndarray = table.column(self.column).values[keep]
         if self.level is not None:
-            return (raw == self.level).astype(np.int64)
+            indicator: np.ndarray = raw == self.level
+            return indicator.astype(np.int64)
         if self.integral:
             return raw.astype(np.int64) - np.int64(int(self.center))
         return raw.astype(np.float64) - float(self.center)

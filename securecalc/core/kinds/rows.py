@@ -20,6 +20,5 @@ def present(table: Table, names: tuple[str, ...] | list[str], mask: np.ndarray) 
 def binary_values(table: Table, schema: Schema, name: str, keep: np.ndarray) -> np.ndarray:
     """0/1 int64 values of an outcome column (see :func:`binary_column`) on ``keep``."""
     values = table.column(name).values[keep]
-    if schema[name].type == "category":
-        return (values == 1).astype(np.int64)
-    return values.astype(np.int64)
+    out: np.ndarray = (values == 1) if schema[name].type == "category" else values
+    return out.astype(np.int64)

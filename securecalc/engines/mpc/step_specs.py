@@ -33,7 +33,10 @@ class Step(Protocol):
     """One unit of a job: every party inputs local values; an agreed output is released."""
 
     kind: ClassVar[str]
-    name: str
+
+    @property
+    def name(self) -> str:
+        """Unique within a job; the released totals are reported under it."""
 
     def check_inputs(self) -> None:
         """Raise :class:`DataError` unless this party's local inputs are admissible."""
@@ -393,7 +396,7 @@ class IterativeStep:
         """``program.local(state, data)``; a failure on this party's data is a DataError
         (naming the exception's type only, never a value)."""
         try:
-            return self.program.local(state, self.data)  # type: ignore[no-any-return]
+            return self.program.local(state, self.data)
         except (DataError, ConfigError):
             raise
         except Exception as exc:  # noqa: BLE001 - reported without its message
