@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from securecalc.core.analyses import Analysis
 from securecalc.core.plans import Gates, Plan
 from securecalc.core.schema import Schema
 from securecalc.core.table import Table
+
+if TYPE_CHECKING:  # annotations only: analyses imports the kinds
+    from securecalc.core.analyses import Analysis
 
 
 @dataclass(frozen=True)

@@ -36,11 +36,10 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from securecalc.core.analyses import Analysis
 from securecalc.core.kinds.base import Kind, SearchResult, StudyOptions
 from securecalc.core.kinds.options import number_list, numeric_column, option_error, optional_number
 from securecalc.core.kinds.rows import present
@@ -48,6 +47,9 @@ from securecalc.core.limits import CKKS_GRID_POINTS, PROBS
 from securecalc.core.plans import IterativePlan, Plan, SearchPlan, SumPlan, rank_releasable
 from securecalc.core.schema import Column, Schema
 from securecalc.core.table import Table
+
+if TYPE_CHECKING:  # annotations only: analyses imports the kinds
+    from securecalc.core.analyses import Analysis
 
 #: finest grid the search accepts
 MAX_POINTS = 2**40

@@ -21,11 +21,10 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from securecalc.core.analyses import Analysis
 from securecalc.core.kinds._levels import Levels
 from securecalc.core.kinds.base import Kind, StudyOptions
 from securecalc.core.kinds.bounds import ROWS, scale, triangle
@@ -43,6 +42,9 @@ from securecalc.core.plans import IterativePlan, Plan, SumPlan
 from securecalc.core.schema import Schema
 from securecalc.core.table import Table
 from securecalc.errors import DataError
+
+if TYPE_CHECKING:  # annotations only: analyses imports the kinds
+    from securecalc.core.analyses import Analysis
 
 INTERCEPT = "(intercept)"
 _X = "predictors: numeric columns, or category columns (indicators of every level but the first)"

@@ -26,11 +26,10 @@ says to coarsen the time points with ``grid``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from securecalc.core.analyses import Analysis
 from securecalc.core.kinds._levels import Levels
 from securecalc.core.kinds.base import Kind, StudyOptions
 from securecalc.core.kinds.options import (
@@ -45,6 +44,9 @@ from securecalc.core.limits import COUNT_CELLS, SURVIVAL_POINTS
 from securecalc.core.plans import Plan, SumPlan
 from securecalc.core.schema import Schema
 from securecalc.core.table import Table
+
+if TYPE_CHECKING:  # annotations only: analyses imports the kinds
+    from securecalc.core.analyses import Analysis
 
 
 def _parse(raw: Mapping[str, Any], schema: Schema, *, group_required: bool) -> dict[str, Any]:

@@ -13,11 +13,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from fractions import Fraction
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from securecalc.core.analyses import Analysis
 from securecalc.core.kinds._levels import Levels
 from securecalc.core.kinds.base import Kind, StudyOptions
 from securecalc.core.kinds.bounds import center, half_range
@@ -28,6 +27,9 @@ from securecalc.core.kinds.rows import present
 from securecalc.core.plans import Plan, SumPlan
 from securecalc.core.schema import Schema
 from securecalc.core.table import Table
+
+if TYPE_CHECKING:  # annotations only: analyses imports the kinds
+    from securecalc.core.analyses import Analysis
 
 
 class TTest(Kind):
