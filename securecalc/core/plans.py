@@ -125,7 +125,7 @@ def search_arity(n_points: int, max_splits: int = MAX_SEARCH_SPLITS) -> int:
     iterations = 1
     while (max_splits + 1) ** iterations < n_points:
         iterations += 1
-    arity = max(2, round(n_points ** (1 / iterations)))
+    arity: int = max(2, round(n_points ** (1 / iterations)))
     while arity ** iterations < n_points:
         arity += 1
     while arity > 2 and (arity - 1) ** iterations >= n_points:
@@ -163,7 +163,9 @@ class IterativeProgram(Protocol):
     ``advance`` derives the next state. ``done(state)`` ends the loop; ``max_rounds`` bounds it.
     """
 
-    max_rounds: int
+    @property
+    def max_rounds(self) -> int:
+        """Most rounds the program runs."""
 
     def initial_state(self) -> Any: ...
 

@@ -99,8 +99,8 @@ def grid_of(column: Column, resolution: Any) -> Grid:
     assert column.min is not None and column.max is not None
     if column.type == "int":
         step = int(resolution) if resolution is not None else 1
-        span = int(column.max) - int(column.min)
-        return Grid(column.min, float(step), -(-span // step) + 1, True)
+        int_span = int(column.max) - int(column.min)
+        return Grid(column.min, float(step), -(-int_span // step) + 1, True)
     span = column.max - column.min
     r = float(resolution) if resolution is not None else (span / DEFAULT_STEPS or 1.0)
     steps = max(0, math.ceil(span / r - GRID_TOLERANCE))

@@ -195,7 +195,8 @@ class LinReg(Kind):
 def _expit(eta: np.ndarray) -> np.ndarray:
     """The logistic function without overflow (numpy only: it runs at every site)."""
     e = np.exp(-np.abs(eta))
-    return np.where(eta >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    out: np.ndarray = np.where(eta >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    return out
 
 #: an upper bound of log 2, for the log-likelihood's bound
 _LOG2_UP = Fraction(7, 10)
@@ -323,7 +324,7 @@ class LogisticProgram:
         return new
 
     def done(self, state: Any) -> bool:
-        return state["phase"] == "done"
+        return bool(state["phase"] == "done")
 
 
 class LogReg(Kind):
@@ -399,7 +400,7 @@ class LogReg(Kind):
         return (0, *range(program.width, program.width + program.level_counts))
 
     def local(self, analysis: Analysis, schema: Schema, table: Table, mask: np.ndarray,
-              study: StudyOptions) -> dict[str, np.ndarray]:
+              study: StudyOptions) -> dict[str, Any]:
         """``{"X": design (float64, intercept first, numeric columns centred), "y": 0/1,
         "levels": the level counts}``."""
         terms = self._terms(analysis, schema)
