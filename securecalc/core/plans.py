@@ -125,7 +125,7 @@ def search_arity(n_points: int, max_splits: int = MAX_SEARCH_SPLITS) -> int:
     iterations = 1
     while (max_splits + 1) ** iterations < n_points:
         iterations += 1
-    arity = max(2, round(n_points ** (1 / iterations)))
+    arity: int = max(2, round(n_points ** (1 / iterations)))
     while arity ** iterations < n_points:
         arity += 1
     while arity > 2 and (arity - 1) ** iterations >= n_points:
@@ -163,7 +163,9 @@ class IterativeProgram(Protocol):
     ``advance`` derives the next state. ``done(state)`` ends the loop; ``max_rounds`` bounds it.
     """
 
-    max_rounds: int
+    @property
+    def max_rounds(self) -> int:
+        """Most rounds the program runs."""
 
     def initial_state(self) -> Any: ...
 
@@ -187,7 +189,9 @@ Plan = SumPlan | SearchPlan | IterativePlan
 def round_plan(plan: Plan, state: Any) -> SumPlan:
     """The sum plan of one round: the plan itself, or an iterative program's next round.
 
-    Search plans have no sum form; kinds give the CKKS engine a SumPlan instead.
+    Search plans have no sum form; kinds give the CKKS engine a SumPlan instead. Kept for
+    callers not yet moved to :func:`securecalc.engines.ckks.adapter.sum_form`, which owns
+    this per plan shape.
     """
     if isinstance(plan, SumPlan):
         return plan

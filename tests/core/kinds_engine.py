@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import pickle
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from fractions import Fraction
 from typing import Any
 
@@ -152,28 +152,43 @@ def run(raw: Mapping[str, Any] | Analysis, schema: Schema, tables: Sequence[Tabl
         locals_.append(kind.local(a, schema, table, mask, study))
         rows.append(table.n_rows)
     gates = kind.gates(a, schema, plan, study)
-    released: Any
-    if isinstance(plan, SumPlan):
-        for values, n in zip(locals_, rows, strict=True):
-            check_input(plan, values, n)
-        totals = add(plan, locals_, mode)
-        if not gates.passes(totals, study.min_cohort):
-            return None, None
-        released = suppress(plan, totals)
-    elif isinstance(plan, SearchPlan):
-        assert engine == "mpc"
-        released = search(plan, locals_)
-        if released.n == 0 and plan.min_n > 1:
-            return None, None
-    else:
-        assert isinstance(plan, IterativePlan)
-        released = iterate(plan, locals_, rows, mode, gates, study.min_cohort)
-        if released is None:
-            return None, None
+    released = _RELEASES[type(plan)](plan, locals_, rows, engine, mode, gates, study)
+    if released is None:
+        return None, None
     value, n = kind.finish(a, schema, released, study)
     json.dumps(value, allow_nan=False)
     assert isinstance(n, int)
     return value, n
+
+
+def _sum_release(plan: SumPlan, locals_: Sequence[Any], rows: Sequence[int], engine: str,
+                 mode: str, gates: Gates, study: StudyOptions) -> Any:
+    for values, n in zip(locals_, rows, strict=True):
+        check_input(plan, values, n)
+    totals = add(plan, locals_, mode)
+    if not gates.passes(totals, study.min_cohort):
+        return None
+    return suppress(plan, totals)
+
+
+def _search_release(plan: SearchPlan, locals_: Sequence[Any], rows: Sequence[int], engine: str,
+                    mode: str, gates: Gates, study: StudyOptions) -> Any:
+    assert engine == "mpc"
+    released = search(plan, locals_)
+    return None if released.n == 0 and plan.min_n > 1 else released
+
+
+def _iterative_release(plan: IterativePlan, locals_: Sequence[Any], rows: Sequence[int],
+                       engine: str, mode: str, gates: Gates, study: StudyOptions) -> Any:
+    return iterate(plan, locals_, rows, mode, gates, study.min_cohort)
+
+
+#: what each plan shape releases (None: withheld by its gates), as the engines release it
+_RELEASES: dict[type, Callable[..., Any]] = {
+    SumPlan: _sum_release,
+    SearchPlan: _search_release,
+    IterativePlan: _iterative_release,
+}
 
 
 def iterate(plan: IterativePlan, data: Sequence[Any], rows: Sequence[int], mode: str,

@@ -1,4 +1,8 @@
-"""The analysis kinds, by name. Each module defines one or a few related kinds."""
+"""The analysis kinds, by name. Each module defines one or a few related kinds.
+
+The built-in kinds are registered here; another kind is added with :func:`register` (and
+removed with :func:`unregister`) without editing this module.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +16,21 @@ from securecalc.core.kinds.tables import TABLES
 from securecalc.core.kinds.ttest import TTESTS
 from securecalc.errors import ConfigError
 
-KINDS: dict[str, Kind] = {
-    kind.name: kind
-    for kind in (*MOMENTS, *ORDER, *TABLES, *TTESTS, *ASSOCIATION, *REGRESSION, *SURVIVAL)
-}
+#: every registered kind by name, built-in kinds first in catalogue order
+KINDS: dict[str, Kind] = {}
+
+
+def register(kind: Kind) -> Kind:
+    """Make ``kind`` known by its name; a name is registered once."""
+    if kind.name in KINDS:
+        raise ValueError(f"a kind named {kind.name!r} is already registered")
+    KINDS[kind.name] = kind
+    return kind
+
+
+def unregister(name: str) -> None:
+    """Forget the kind called ``name`` (for kinds registered by tests or plug-ins)."""
+    KINDS.pop(name, None)
 
 
 def kind_of(name: str) -> Kind:
@@ -25,4 +40,8 @@ def kind_of(name: str) -> Kind:
         raise ConfigError(f"unknown kind {name!r} (known: {', '.join(KINDS)})") from None
 
 
-__all__ = ["KINDS", "Kind", "SearchResult", "StudyOptions", "kind_of"]
+for _kind in (*MOMENTS, *ORDER, *TABLES, *TTESTS, *ASSOCIATION, *REGRESSION, *SURVIVAL):
+    register(_kind)
+
+__all__ = ["KINDS", "Kind", "SearchResult", "StudyOptions", "kind_of", "register",
+           "unregister"]

@@ -1,7 +1,7 @@
 """correlation and covariance matrices of numeric columns (complete cases).
 
 Each site contributes ``n``, the sums ``S_j`` and the cross-products ``C_jk`` (j <= k) of the
-columns centred at their public centres (see :func:`~securecalc.core.kinds._shared.
+columns centred at their public centres (see :func:`~securecalc.core.kinds.moment_sums.
 moment_local`); the coordinator forms ``(C_jk - S_j S_k / n) / (n - 1)`` exactly.
 """
 
@@ -10,18 +10,23 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from fractions import Fraction
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from securecalc.core.analyses import Analysis
 from securecalc.core.kinds._levels import Levels
-from securecalc.core.kinds._shared import moment_local, moment_plan, moments_from, numeric_term
-from securecalc.core.kinds.base import Kind, StudyOptions, column_list, present
+from securecalc.core.kinds.base import Kind, StudyOptions
+from securecalc.core.kinds.design import numeric_term
+from securecalc.core.kinds.moment_sums import moment_local, moment_plan, moments_from
+from securecalc.core.kinds.options import column_list
+from securecalc.core.kinds.rows import present
 from securecalc.core.limits import CORRELATION_COLUMNS
 from securecalc.core.plans import Plan, SumPlan
 from securecalc.core.schema import Schema
 from securecalc.core.table import Table
+
+if TYPE_CHECKING:  # annotations only: analyses imports the kinds
+    from securecalc.core.analyses import Analysis
 
 
 class Association(Kind):

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from securecalc.core.analyses import Analysis
 from securecalc.core.plans import Gates, Plan
-from securecalc.core.schema import Column, Schema
+from securecalc.core.schema import Schema
 from securecalc.core.table import Table
-from securecalc.errors import ConfigError
+
+if TYPE_CHECKING:  # annotations only: analyses imports the kinds
+    from securecalc.core.analyses import Analysis
 
 
 @dataclass(frozen=True)
@@ -131,80 +132,3 @@ class Kind:
         :class:`SearchResult`. IterativePlan: the program's final state.
         """
         raise NotImplementedError
-
-
-# -- helpers shared by kinds -------------------------------------------------------------
-
-def option_error(message: str, key: str | None = None) -> ConfigError:
-    """An error about one key of the analysis table (the caller adds file and index)."""
-    return ConfigError(message, field=key)
-
-
-def numeric_column(raw: Mapping[str, Any], schema: Schema, key: str = "column") -> str:
-    name = _column_name(raw, key)
-    column = _declared(schema, name, key)
-    if not column.is_numeric:
-        raise option_error(f"needs a numeric column; {name!r} is a category", key)
-    return name
-
-
-def category_column(raw: Mapping[str, Any], schema: Schema, key: str) -> str:
-    name = _column_name(raw, key)
-    column = _declared(schema, name, key)
-    if column.type != "category":
-        raise option_error(f"needs a category column; {name!r} is {column.type}", key)
-    return name
-
-
-def column_list(raw: Mapping[str, Any], schema: Schema, key: str, *,
-                numeric: bool = True, min_length: int = 1) -> list[str]:
-    names = raw.get(key)
-    if not isinstance(names, list) or len(names) < min_length or \
-            not all(isinstance(n, str) and n for n in names):
-        raise option_error(f"needs a list of at least {min_length} column names", key)
-    if len(set(names)) != len(names):
-        raise option_error("lists a column twice", key)
-    for name in names:
-        column = _declared(schema, name, key)
-        if numeric and not column.is_numeric:
-            raise option_error(f"needs numeric columns; {name!r} is a category", key)
-    return list(names)
-
-
-def number_list(raw: Mapping[str, Any], key: str, *, lo: float | None = None,
-                hi: float | None = None, increasing: bool = False,
-                min_length: int = 1) -> list[float]:
-    values = raw.get(key)
-    if not isinstance(values, list) or len(values) < min_length or not all(
-            isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-        raise option_error(f"needs a list of at least {min_length} numbers", key)
-    out = [float(v) for v in values]
-    if any(not np.isfinite(v) for v in out):
-        raise option_error("numbers must be finite", key)
-    if lo is not None and any(v < lo for v in out) or hi is not None and any(v > hi for v in out):
-        raise option_error(f"numbers must lie in [{lo:g}, {hi:g}]", key)
-    if increasing and any(b <= a for a, b in zip(out, out[1:], strict=False)):
-        raise option_error("numbers must be strictly increasing", key)
-    return out
-
-
-def _column_name(raw: Mapping[str, Any], key: str) -> str:
-    name = raw.get(key)
-    if not isinstance(name, str) or not name.strip():
-        raise option_error(f"must name a column (a non-empty string), got {name!r}", key)
-    return name
-
-
-def _declared(schema: Schema, name: str, key: str) -> Column:
-    if name not in schema:
-        known = ", ".join(schema.names()) or "none"
-        raise option_error(f"unknown column {name!r} (schema declares: {known})", key)
-    return schema[name]
-
-
-def present(table: Table, names: tuple[str, ...] | list[str], mask: np.ndarray) -> np.ndarray:
-    """``mask`` narrowed to rows where every named column is present."""
-    keep = mask.copy()
-    for name in names:
-        keep &= ~table.column(name).missing
-    return keep

@@ -9,18 +9,22 @@ would say that one patient of the cohort has it. Noisy moments (``epsilon``) nee
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from securecalc.core.analyses import Analysis
 from securecalc.core.kinds._levels import Levels
-from securecalc.core.kinds.base import Kind, StudyOptions, option_error, present
-from securecalc.core.kinds.base import numeric_column as _numeric_column
+from securecalc.core.kinds.base import Kind, StudyOptions
+from securecalc.core.kinds.options import numeric_column as _numeric_column
+from securecalc.core.kinds.options import option_error
+from securecalc.core.kinds.rows import present
 from securecalc.core.plans import Plan, SumPlan
 from securecalc.core.schema import Schema
 from securecalc.core.statistics import finish, layout_of, local_statistics
 from securecalc.core.table import Table
+
+if TYPE_CHECKING:  # annotations only: analyses imports the kinds
+    from securecalc.core.analyses import Analysis
 
 
 class Moment(Kind):

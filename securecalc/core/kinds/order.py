@@ -36,25 +36,20 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from securecalc.core.analyses import Analysis
-from securecalc.core.kinds._shared import optional_number
-from securecalc.core.kinds.base import (
-    Kind,
-    SearchResult,
-    StudyOptions,
-    number_list,
-    numeric_column,
-    option_error,
-    present,
-)
+from securecalc.core.kinds.base import Kind, SearchResult, StudyOptions
+from securecalc.core.kinds.options import number_list, numeric_column, option_error, optional_number
+from securecalc.core.kinds.rows import present
 from securecalc.core.limits import CKKS_GRID_POINTS, PROBS
 from securecalc.core.plans import IterativePlan, Plan, SearchPlan, SumPlan, rank_releasable
 from securecalc.core.schema import Column, Schema
 from securecalc.core.table import Table
+
+if TYPE_CHECKING:  # annotations only: analyses imports the kinds
+    from securecalc.core.analyses import Analysis
 
 #: finest grid the search accepts
 MAX_POINTS = 2**40
@@ -104,8 +99,8 @@ def grid_of(column: Column, resolution: Any) -> Grid:
     assert column.min is not None and column.max is not None
     if column.type == "int":
         step = int(resolution) if resolution is not None else 1
-        span = int(column.max) - int(column.min)
-        return Grid(column.min, float(step), -(-span // step) + 1, True)
+        int_span = int(column.max) - int(column.min)
+        return Grid(column.min, float(step), -(-int_span // step) + 1, True)
     span = column.max - column.min
     r = float(resolution) if resolution is not None else (span / DEFAULT_STEPS or 1.0)
     steps = max(0, math.ceil(span / r - GRID_TOLERANCE))

@@ -21,41 +21,41 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from securecalc.core.analyses import Analysis
 from securecalc.core.kinds._levels import Levels
-from securecalc.core.kinds._shared import (
-    LDL,
-    ROWS,
-    Matrix,
-    Partitioned,
-    Term,
+from securecalc.core.kinds.base import Kind, StudyOptions
+from securecalc.core.kinds.bounds import ROWS, scale, triangle
+from securecalc.core.kinds.design import Term, design_terms, numeric_term
+from securecalc.core.kinds.linalg import LDL, Matrix, Partitioned, collinearity, dot
+from securecalc.core.kinds.moment_sums import moment_local, moment_plan, moments_from
+from securecalc.core.kinds.options import (
     binary_column,
-    binary_values,
-    collinearity,
-    design_terms,
-    dot,
-    json_float,
-    moment_local,
-    moment_plan,
-    moments_from,
-    numeric_term,
+    numeric_column,
     optional_number,
     predictor_list,
-    scale,
-    triangle,
 )
-from securecalc.core.kinds.base import Kind, StudyOptions, numeric_column, present
+from securecalc.core.kinds.rows import binary_values, present
 from securecalc.core.plans import IterativePlan, Plan, SumPlan
 from securecalc.core.schema import Schema
 from securecalc.core.table import Table
 from securecalc.errors import DataError
 
+if TYPE_CHECKING:  # annotations only: analyses imports the kinds
+    from securecalc.core.analyses import Analysis
+
 INTERCEPT = "(intercept)"
 _X = "predictors: numeric columns, or category columns (indicators of every level but the first)"
+
+
+def json_float(value: Any) -> float | None:
+    """A float, or None when it is not finite."""
+    if value is None:
+        return None
+    out = float(value)
+    return out if math.isfinite(out) else None
 
 
 def _problems(part: Partitioned, raw_diagonal: Sequence[Fraction],
@@ -195,7 +195,8 @@ class LinReg(Kind):
 def _expit(eta: np.ndarray) -> np.ndarray:
     """The logistic function without overflow (numpy only: it runs at every site)."""
     e = np.exp(-np.abs(eta))
-    return np.where(eta >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    out: np.ndarray = np.where(eta >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    return out
 
 #: an upper bound of log 2, for the log-likelihood's bound
 _LOG2_UP = Fraction(7, 10)
@@ -210,7 +211,7 @@ class LogisticProgram:
     triangle) with ``w = mu (1 - mu)``, and the log-likelihood; the first round also the
     level counts (``data["levels"]``), on which the engines gate it. The Newton step eliminates the
     intercept exactly from the released totals and solves the rest in pure-Python doubles
-    (see :class:`~securecalc.core.kinds._shared.Partitioned`), so every party derives
+    (see :class:`~securecalc.core.kinds.linalg.Partitioned`), so every party derives
     bit-identical states whatever its platform.
     """
 
@@ -323,7 +324,7 @@ class LogisticProgram:
         return new
 
     def done(self, state: Any) -> bool:
-        return state["phase"] == "done"
+        return bool(state["phase"] == "done")
 
 
 class LogReg(Kind):
@@ -399,7 +400,7 @@ class LogReg(Kind):
         return (0, *range(program.width, program.width + program.level_counts))
 
     def local(self, analysis: Analysis, schema: Schema, table: Table, mask: np.ndarray,
-              study: StudyOptions) -> dict[str, np.ndarray]:
+              study: StudyOptions) -> dict[str, Any]:
         """``{"X": design (float64, intercept first, numeric columns centred), "y": 0/1,
         "levels": the level counts}``."""
         terms = self._terms(analysis, schema)

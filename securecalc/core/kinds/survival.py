@@ -26,26 +26,27 @@ says to coarsen the time points with ``grid``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from securecalc.core.analyses import Analysis
 from securecalc.core.kinds._levels import Levels
-from securecalc.core.kinds._shared import binary_column, binary_values
-from securecalc.core.kinds.base import (
-    Kind,
-    StudyOptions,
+from securecalc.core.kinds.base import Kind, StudyOptions
+from securecalc.core.kinds.options import (
+    binary_column,
     category_column,
     number_list,
     numeric_column,
     option_error,
-    present,
 )
+from securecalc.core.kinds.rows import binary_values, present
 from securecalc.core.limits import COUNT_CELLS, SURVIVAL_POINTS
 from securecalc.core.plans import Plan, SumPlan
 from securecalc.core.schema import Schema
 from securecalc.core.table import Table
+
+if TYPE_CHECKING:  # annotations only: analyses imports the kinds
+    from securecalc.core.analyses import Analysis
 
 
 def _parse(raw: Mapping[str, Any], schema: Schema, *, group_required: bool) -> dict[str, Any]:

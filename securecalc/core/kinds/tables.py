@@ -14,25 +14,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from fractions import Fraction
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from securecalc.core.analyses import Analysis
-from securecalc.core.kinds._shared import ROWS
-from securecalc.core.kinds.base import (
-    Kind,
-    StudyOptions,
-    category_column,
-    number_list,
-    numeric_column,
-    option_error,
-    present,
-)
+from securecalc.core.kinds.base import Kind, StudyOptions
+from securecalc.core.kinds.bounds import ROWS
+from securecalc.core.kinds.options import category_column, number_list, numeric_column, option_error
+from securecalc.core.kinds.rows import present
 from securecalc.core.limits import COUNT_CELLS, EDGES
 from securecalc.core.plans import Plan, SumPlan
 from securecalc.core.schema import Schema
 from securecalc.core.table import Table
+
+if TYPE_CHECKING:  # annotations only: analyses imports the kinds
+    from securecalc.core.analyses import Analysis
 
 
 def shown(count: Fraction | None, study: StudyOptions) -> int | str:

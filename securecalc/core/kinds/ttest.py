@@ -13,26 +13,23 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from fractions import Fraction
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from securecalc.core.analyses import Analysis
 from securecalc.core.kinds._levels import Levels
-from securecalc.core.kinds._shared import (
-    center,
-    half_range,
-    level_list,
-    moment_local,
-    moment_plan,
-    moment_width,
-    moments_from,
-    numeric_term,
-)
-from securecalc.core.kinds.base import Kind, StudyOptions, category_column, numeric_column, present
+from securecalc.core.kinds.base import Kind, StudyOptions
+from securecalc.core.kinds.bounds import center, half_range
+from securecalc.core.kinds.design import numeric_term
+from securecalc.core.kinds.moment_sums import moment_local, moment_plan, moment_width, moments_from
+from securecalc.core.kinds.options import category_column, level_list, numeric_column
+from securecalc.core.kinds.rows import present
 from securecalc.core.plans import Plan, SumPlan
 from securecalc.core.schema import Schema
 from securecalc.core.table import Table
+
+if TYPE_CHECKING:  # annotations only: analyses imports the kinds
+    from securecalc.core.analyses import Analysis
 
 
 class TTest(Kind):

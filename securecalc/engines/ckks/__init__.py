@@ -10,6 +10,8 @@ decrypts the sum.
 * compute node: ``Accumulator(params_context, layout)``, ``.add(...)`` per hospital,
   ``.result()`` once.
 
+What analyses ask of the engine, both directions (a site's packed vector, decoding the
+decrypted sum, the rounds of iterative analyses): :mod:`securecalc.engines.ckks.adapter`.
 Wire form of a ciphertext: see :mod:`securecalc.engines.ckks.validate`.
 """
 

@@ -29,7 +29,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from securecalc.engines.mpc.job import JobResult, MpcJob
+from securecalc.engines.mpc.task import JobResult, MpcJob
 from securecalc.engines.mpc.worker import run_spare, run_worker
 from securecalc.errors import (
     ConfigError,

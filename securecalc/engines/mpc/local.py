@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 
-from securecalc.engines.mpc.job import JobResult, MpcJob
 from securecalc.engines.mpc.launcher import SparePool, WorkerHandle, start_worker
+from securecalc.engines.mpc.task import JobResult, MpcJob
 from securecalc.errors import ConfigError, SecureCalcError
 
 

@@ -30,8 +30,8 @@ from typing import Any
 
 from securecalc.engines.mpc import frames
 from securecalc.engines.mpc.failure import Failure
-from securecalc.engines.mpc.job import JobResult, MpcJob, StepResult
 from securecalc.engines.mpc.steps import start_step
+from securecalc.engines.mpc.task import JobResult, MpcJob, StepResult
 
 Emit = Callable[[tuple[Any, ...]], None]
 _TICK = 0.1

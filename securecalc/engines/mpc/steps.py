@@ -77,7 +77,7 @@ from typing import Any, TypeVar
 
 from securecalc.core.plans import MAX_ROWS_PER_SITE, rank_releasable
 from securecalc.engines.mpc.failure import Failure
-from securecalc.engines.mpc.job import (
+from securecalc.engines.mpc.step_specs import (
     GatedSumStep,
     IterativeStep,
     SearchStep,

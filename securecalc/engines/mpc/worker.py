@@ -25,8 +25,8 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from securecalc.engines.mpc.failure import Failure
-from securecalc.engines.mpc.job import MpcJob
 from securecalc.engines.mpc.session import PeerChannel, Session
+from securecalc.engines.mpc.task import MpcJob
 from securecalc.errors import ConfigError, DataError
 
 _ARGV = ["securecalc-mpc-worker", "--no-log"]
