@@ -24,8 +24,8 @@ from pathlib import Path
 from securecalc.cluster import LocalCluster
 from securecalc.coordinator.study import new_job, run_study
 from securecalc.core.config import load_study_config
+from securecalc.core.local import local_contributions
 from securecalc.core.table import load_table
-from securecalc.node.contribution import contributions
 from securecalc_bench.analyses import FIVE, analyses_toml
 from securecalc_bench.datasets import BENCH_CATALOGUE_TOML, BENCH_SCHEMA_TOML, write_sites
 
@@ -60,10 +60,10 @@ def profile_local(paths: dict[str, Path], study: Path, out: Path) -> None:
     config = load_study_config(study)
     job = new_job(config)
     table = load_table(next(iter(paths.values())), config.schema, job.columns())
-    contributions(job, table, config.engine)  # warm-up
+    local_contributions(job, table, config.engine)  # warm-up
     profiler = Profiler(interval=0.0005)
     profiler.start()
-    contributions(job, table, config.engine)
+    local_contributions(job, table, config.engine)
     profiler.stop()
     (out / "local.txt").write_text(profiler.output_text(unicode=False, color=False))
 

@@ -52,7 +52,7 @@ def _serve(role: str, load: Callable[..., Any], start: Callable[[Any], Any],
 
 def _node_serve(args: argparse.Namespace) -> int:
     from securecalc.core.config import load_node_config
-    from securecalc.node.server import start_node
+    from securecalc.wiring import start_node
 
     return _serve("node", load_node_config, start_node, args)
 
@@ -142,8 +142,8 @@ def _node_check(args: argparse.Namespace) -> int:
 
 
 def _compute_serve(args: argparse.Namespace) -> int:
-    from securecalc.compute.server import start_compute
     from securecalc.core.config import load_compute_config
+    from securecalc.wiring import start_compute
 
     return _serve("compute", load_compute_config, start_compute, args)
 

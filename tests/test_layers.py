@@ -242,7 +242,6 @@ def test_roles_reach_transport_only_through_its_interface(graph: Graph) -> None:
     )
 
 
-@pytest.mark.xfail(strict=True, reason="import cycles remain (issue 11)")
 def test_no_import_cycles(graph: Graph) -> None:
     _assert_none(check_no_cycles(graph), "import cycles")
 

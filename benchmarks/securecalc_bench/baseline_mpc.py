@@ -146,7 +146,7 @@ def gate_rounds(parties: int = 3, threshold: int = 10) -> dict[str, int]:
     """Rounds of the engine's plain secure sum and of the same sum behind the cohort gate
     (the zero test a study's ``min_cohort`` adds on exact counts), for a mean's 2 slots."""
     from securecalc.engines.mpc import MpcJob, SumStep, run_local
-    from securecalc.engines.mpc.job import GatedSumStep
+    from securecalc.engines.mpc.step_specs import GatedSumStep
 
     names = tuple(f"rounds-{p}" for p in range(parties))
     jobs = [MpcJob("rounds", p, names, (SumStep("sum", (1000, 5), 2**40),

@@ -54,7 +54,7 @@ def plain_value(analysis: Analysis, schema: Schema, tables: Sequence[Table],
 
 
 def _search(plan: SearchPlan, parts: Sequence[np.ndarray]) -> SearchResult:
-    from securecalc.engines.mpc.job import search_target
+    from securecalc.engines.mpc.step_specs import search_target
     from securecalc.engines.mpc.steps_search import plain_search
 
     indices = np.concatenate([np.asarray(p, dtype=np.int64) for p in parts])

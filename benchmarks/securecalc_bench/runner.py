@@ -207,8 +207,8 @@ def _kinds() -> list[str]:
 def ckks_widths() -> dict[str, int]:
     """Values per site each bench analysis packs under CKKS (first round), by analysis."""
     from securecalc.core.kinds import StudyOptions, kind_of
-    from securecalc.core.plans import IterativePlan, round_plan
     from securecalc.core.study_model import analysis_from_mapping
+    from securecalc.engines.ckks.adapter import initial_state, sum_form
     from securecalc_bench.datasets import bench_schema
 
     schema, options = bench_schema(), StudyOptions()
@@ -219,8 +219,7 @@ def ckks_widths() -> dict[str, int]:
         for aid in ids:
             analysis = analysis_from_mapping({"id": aid, **TABLES[aid]}, index=0, schema=schema)
             plan = kind_of(analysis.kind).plan(analysis, schema, "ckks", options)
-            state = plan.program.initial_state() if isinstance(plan, IterativePlan) else None
-            total += round_plan(plan, state).width
+            total += sum_form(plan, initial_state(plan)).width
         if ids:
             widths[bench.name] = total
     return widths

@@ -10,19 +10,17 @@ aggregation job carrying only the analyses still iterating and their public stat
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from securecalc.coordinator.clock import StudyClock
-from securecalc.coordinator.release import Withheld, finish, from_ckks
 from securecalc.core.config import StudyConfig
-from securecalc.core.encoding import ckks_decode
 from securecalc.core.job import Job
-from securecalc.core.plans import IterativePlan, round_plan
+from securecalc.core.release import result_of
 from securecalc.core.results import AnalysisResult, Cost, StudyResult
+from securecalc.engines.ckks.adapter import CkksRounds, run_rounds
 from securecalc.engines.ckks.context import KeyHolder
 from securecalc.engines.ckks.layout import CkksParams, Layout
-from securecalc.errors import ProtocolError
 from securecalc.transport.interface import CkksRequest, OpenJob, StudyNetwork
 
 
@@ -120,64 +118,23 @@ def run_ckks(config: StudyConfig, job: Job, network: StudyNetwork, clock: StudyC
     started = time.perf_counter()
     clock.enter("CKKS key generation")
     params = params or CkksParams()
-    plans = job.plans("ckks")
-    iterative = {a.id: p for a, p in zip(job.analyses, plans, strict=True)
-                 if isinstance(p, IterativePlan)}
-    max_rounds = 1 + max((p.program.max_rounds for p in iterative.values()), default=0)
-    holder = KeyHolder.create(params, max_decryptions=max_rounds)
+    holder = KeyHolder.create(params, max_decryptions=CkksRounds(job).max_rounds)
     public_context = holder.public_context_bytes()
     tally = _Tally()
     tally.add_phase("keys", time.perf_counter() - started)
     rounds = _Round(config, network, holder, public_context, tally, clock)
-
-    gates = dict(zip((a.id for a in job.analyses), job.release_gates(plans), strict=True))
-    states = {aid: p.program.initial_state() for aid, p in iterative.items()}
-    released: dict[str, Any] = {}
-    widths: dict[str, int] = {}
-    pending = list(range(len(job.analyses)))
     clock.enter("connecting to the parties")
     assert config.compute is not None
     network.check((*job.parties, config.compute))
-    while pending:
-        if tally.rounds >= max_rounds:
-            raise ProtocolError("iterative analyses did not finish within their rounds")
-        round_job = replace(job, job_id=f"{job.job_id}.{tally.rounds}",
-                            analyses=tuple(job.analyses[i] for i in pending))
-        round_states = {job.analyses[i].id: states[job.analyses[i].id] for i in pending
-                        if job.analyses[i].id in states}
-        sum_plans = [round_plan(plans[i], states.get(job.analyses[i].id)) for i in pending]
-        layout = Layout(n_values=sum(p.width for p in sum_plans), params=params)
-        values = rounds.run(round_job, layout, round_states)
-        offset, still = 0, []
-        for i, plan in zip(pending, sum_plans, strict=True):
-            analysis = job.analyses[i]
-            piece = values[offset:offset + plan.width]
-            offset += plan.width
-            widths[analysis.id] = widths.get(analysis.id, 0) + plan.width
-            if analysis.id in iterative:
-                program = iterative[analysis.id].program
-                totals = ckks_decode(plan, piece)
-                if tally.rounds == 1 and not gates[analysis.id].passes(totals,
-                                                                       job.min_cohort):
-                    released[analysis.id] = Withheld()  # the first round is gated
-                    continue
-                states[analysis.id] = program.advance(states[analysis.id], totals)
-                if program.done(states[analysis.id]):
-                    released[analysis.id] = states[analysis.id]
-                else:
-                    still.append(i)
-            else:
-                released[analysis.id] = from_ckks(plan, piece, gates[analysis.id],
-                                                  job.min_cohort)
-        pending = still
+    done = run_rounds(job, params, rounds.run)
 
     clock.enter("finishing")
     finish_started = time.perf_counter()
     results = {}
-    total_width = sum(widths.values())
+    total_width = sum(done.widths.values())
     for analysis in job.analyses:
-        value, n, note = finish(analysis, job, released[analysis.id])
-        share = widths[analysis.id] / total_width
+        value, n, note = result_of(analysis, job, done.released[analysis.id])
+        share = done.widths[analysis.id] / total_width
         cost = Cost(seconds=(finish_started - started) * share,
                     bytes_sent=round(tally.bytes_sent * share), ciphertexts=tally.ciphertexts)
         results[analysis.id] = AnalysisResult(analysis.id, analysis.kind, value, n, cost, note)

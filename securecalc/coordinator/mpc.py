@@ -6,10 +6,11 @@ import time
 from dataclasses import replace
 
 from securecalc.coordinator.clock import StudyClock
-from securecalc.coordinator.release import finish, from_mpc
 from securecalc.core.config import StudyConfig
 from securecalc.core.job import Job
+from securecalc.core.release import result_of
 from securecalc.core.results import AnalysisResult, Cost, StudyResult
+from securecalc.engines.mpc.adapter import released_from
 from securecalc.errors import ProtocolError
 from securecalc.transport.interface import MpcReply, MpcRequest, StudyNetwork
 
@@ -41,9 +42,9 @@ def _release(config: StudyConfig, job: Job, replies: dict[str, MpcReply],
     gates = job.release_gates(plans)
     for index, (analysis, plan) in enumerate(zip(job.analyses, plans, strict=True)):
         steps = [reply.steps[index] for reply in replies.values()]
-        released = from_mpc(plan, list(reference.steps[index].totals),
-                            gates[index])
-        value, n, note = finish(analysis, job, released)
+        released = released_from(plan, list(reference.steps[index].totals),
+                                 gates[index])
+        value, n, note = result_of(analysis, job, released)
         cost = Cost(seconds=max(s.seconds for s in steps),
                     bytes_sent=sum(s.bytes_sent for s in steps),
                     rounds=max(s.rounds for s in steps))

@@ -61,13 +61,3 @@ class Analysis:
 
 
 
-_MOVED = ("analysis_from_mapping", "check_analyses", "parse_analyses")
-
-
-def __getattr__(name: str) -> Any:
-    """Compatibility: the validators moved to :mod:`securecalc.core.study_model`."""
-    if name in _MOVED:
-        from securecalc.core import study_model
-
-        return getattr(study_model, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -97,9 +97,3 @@ class Job:
             needed.update(parse_where(analysis.where, self.schema).columns)
         return sorted(needed)
 
-    def check(self, engine: str) -> None:
-        """Validate this job as carefully as a study file (compatibility: prefer
-        :func:`securecalc.core.study_model.check_job`)."""
-        from securecalc.core.study_model import check_job
-
-        check_job(self, engine)

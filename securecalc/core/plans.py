@@ -184,17 +184,3 @@ class IterativePlan:
 
 
 Plan = SumPlan | SearchPlan | IterativePlan
-
-
-def round_plan(plan: Plan, state: Any) -> SumPlan:
-    """The sum plan of one round: the plan itself, or an iterative program's next round.
-
-    Search plans have no sum form; kinds give the CKKS engine a SumPlan instead. Kept for
-    callers not yet moved to :func:`securecalc.engines.ckks.adapter.sum_form`, which owns
-    this per plan shape.
-    """
-    if isinstance(plan, SumPlan):
-        return plan
-    if isinstance(plan, IterativePlan):
-        return plan.program.round_plan(state)
-    raise TypeError(f"{type(plan).__name__} has no sum form")

@@ -13,10 +13,11 @@ from typing import Any
 
 from securecalc.core.config import Party
 from securecalc.core.job import Job
+from securecalc.core.local import local_contributions
+from securecalc.engines.ckks.adapter import site_vector
 from securecalc.engines.ckks.encrypt import encrypt_packed
 from securecalc.engines.ckks.layout import Layout
 from securecalc.errors import ProtocolError
-from securecalc.node.contribution import ckks_inputs, contributions
 from securecalc.node.datastore import DataStore
 from securecalc.signing import sign_submission
 from securecalc.transport.interface import ComputeSubmitter, Submission
@@ -39,7 +40,7 @@ def contribute(job: Job, store: DataStore, states: Mapping[str, Any], *, me: str
     the coordinator's call ends (False if it already ended): the submission is then
     cancelled too."""
     started = time.perf_counter()
-    values = ckks_inputs(contributions(job, store.table_for(job), "ckks"), states)
+    values = site_vector(local_contributions(job, store.table_for(job), "ckks"), states)
     if len(values) != layout.n_values:
         raise ProtocolError("job layout does not match its analyses")
     local_done = time.perf_counter()

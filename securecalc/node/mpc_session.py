@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from typing import cast
 
 from securecalc.core.job import Job
-from securecalc.engines.mpc.job import JobResult, MpcJob
 from securecalc.engines.mpc.launcher import SparePool, WorkerHandle
+from securecalc.engines.mpc.task import JobResult, MpcJob
 from securecalc.transport.interface import NOT_YET, Inbound, PeerLink, PeerLinks
 
 _END = object()

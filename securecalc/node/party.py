@@ -15,12 +15,13 @@ from securecalc.audit.log import AuditLog
 from securecalc.core.config import NodeConfig
 from securecalc.core.job import Job
 from securecalc.core.limits import ANALYSES, NAME_CHARS, NOTE_CHARS
+from securecalc.core.local import local_contributions
 from securecalc.engines.ckks.layout import Layout
-from securecalc.engines.mpc.job import MpcJob
+from securecalc.engines.mpc.adapter import site_steps
 from securecalc.engines.mpc.launcher import SparePool
+from securecalc.engines.mpc.task import MpcJob
 from securecalc.errors import ConfigError, ProtocolError
 from securecalc.node.ckks_job import contribute
-from securecalc.node.contribution import contributions, mpc_steps
 from securecalc.node.datastore import DataStore
 from securecalc.node.intake import Intake
 from securecalc.node.mpc_session import MpcSession, SessionRegistry
@@ -85,8 +86,8 @@ class PartyNode:
         try:
             with audited(self.audit, job.job_id) as end:
                 started = time.perf_counter()
-                parts = contributions(job, self.store.table_for(job), "mpc")
-                steps = mpc_steps(parts, job.release_gates([p.plan for p in parts]),
+                parts = local_contributions(job, self.store.table_for(job), "mpc")
+                steps = site_steps(parts, job.release_gates([p.plan for p in parts]),
                                   job.min_cohort)
                 local_seconds = time.perf_counter() - started
                 peer_timeout = request.peer_timeout_seconds or 15.0

@@ -6,7 +6,6 @@ The gRPC server that serves it is started by :func:`securecalc.wiring.start_node
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from securecalc.audit.events import open_log
 from securecalc.core.config import NodeConfig
@@ -58,11 +57,3 @@ def load_store(config: NodeConfig) -> DataStore:
                         column=exc.column) from None
     return store
 
-
-def __getattr__(name: str) -> Any:
-    """Compatibility: ``start_node`` moved to :mod:`securecalc.wiring`."""
-    if name == "start_node":
-        from securecalc.wiring import start_node
-
-        return start_node
-    raise AttributeError(name)

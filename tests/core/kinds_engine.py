@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from securecalc.core.analyses import Analysis, analysis_from_mapping, check_analyses
+from securecalc.core.analyses import Analysis
 from securecalc.core.encoding import (
     FLOAT_SLACK,
     ckks_decode,
@@ -44,6 +44,7 @@ from securecalc.core.plans import (
     rank_releasable,
 )
 from securecalc.core.schema import Schema
+from securecalc.core.study_model import analysis_from_mapping, check_analyses
 from securecalc.core.table import Table
 from securecalc.core.where import parse_where
 

@@ -21,7 +21,7 @@ from securecalc.core.kinds import KINDS, order, survival
 from securecalc.core.kinds.base import StudyOptions
 from securecalc.core.limits import Limit
 from securecalc.core.schema import Column, Schema, column_from_mapping, schema_from_mapping
-from securecalc.core.study_model import analysis_from_mapping, parse_analyses
+from securecalc.core.study_model import analysis_from_mapping, check_job, parse_analyses
 from securecalc.core.where import parse_where
 from securecalc.engines.ckks.layout import CkksParams, Layout
 from securecalc.errors import ConfigError, WhereError
@@ -206,7 +206,7 @@ def test_a_ckks_grid_is_refused_when_the_study_is_read_and_when_the_job_arrives(
                    insecure=True).field == "analysis[0]"
     schema = Schema({"x": Column("x", "int", min=1, max=points)})
     median = Job("s", "j", job().parties, schema, (Analysis("m", "median", "x"),))
-    median.check("mpc")
+    check_job(median, "mpc")
     refused(limits.CKKS_GRID_POINTS, points, median.check, "ckks")
 
 
@@ -316,7 +316,7 @@ def test_a_job_off_the_wire_is_counted_before_it_is_decoded() -> None:
 
 
 def test_job_check_counts_too() -> None:
-    job(parties=limits.PARTIES.value, analyses=limits.ANALYSES.value).check("mpc")
+    check_job(job(parties=limits.PARTIES.value, analyses=limits.ANALYSES.value), "mpc")
     refused(limits.PARTIES, limits.PARTIES.value + 1, job(parties=limits.PARTIES.value + 1).check,
             "mpc")
     refused(limits.ANALYSES, limits.ANALYSES.value + 1,
