@@ -207,7 +207,7 @@ def test_a_ckks_grid_is_refused_when_the_study_is_read_and_when_the_job_arrives(
     schema = Schema({"x": Column("x", "int", min=1, max=points)})
     median = Job("s", "j", job().parties, schema, (Analysis("m", "median", "x"),))
     check_job(median, "mpc")
-    refused(limits.CKKS_GRID_POINTS, points, median.check, "ckks")
+    refused(limits.CKKS_GRID_POINTS, points, check_job, median, "ckks")
 
 
 def test_regression_predictors_count_category_levels() -> None:
@@ -317,10 +317,10 @@ def test_a_job_off_the_wire_is_counted_before_it_is_decoded() -> None:
 
 def test_job_check_counts_too() -> None:
     check_job(job(parties=limits.PARTIES.value, analyses=limits.ANALYSES.value), "mpc")
-    refused(limits.PARTIES, limits.PARTIES.value + 1, job(parties=limits.PARTIES.value + 1).check,
-            "mpc")
+    refused(limits.PARTIES, limits.PARTIES.value + 1, check_job,
+            job(parties=limits.PARTIES.value + 1), "mpc")
     refused(limits.ANALYSES, limits.ANALYSES.value + 1,
-            job(analyses=limits.ANALYSES.value + 1).check, "mpc")
+            check_job, job(analyses=limits.ANALYSES.value + 1), "mpc")
 
 
 # --------------------------------------------------------------------------- messages
@@ -354,9 +354,9 @@ def test_counts_per_study_add_up_over_its_analyses() -> None:
     refused(limits.STUDY_COUNTS, limits.STUDY_COUNTS.value + 1, parse_analyses,
             [*raws[:-1], extra], schema)
     counted = job(analyses=0)
-    refused(limits.STUDY_COUNTS, 3 * per * (n + 1), Job(
+    refused(limits.STUDY_COUNTS, 3 * per * (n + 1), check_job, Job(
         counted.study, counted.job_id, counted.parties, schema,
-        tuple(parse_analyses(raws[:-1], schema)) + (parse(raws[-1], schema),)).check, "mpc")
+        tuple(parse_analyses(raws[:-1], schema)) + (parse(raws[-1], schema),)), "mpc")
 
 
 def test_names_and_ids(tmp_path: Path) -> None:
@@ -374,9 +374,9 @@ def test_names_and_ids(tmp_path: Path) -> None:
                    ).field == "analysis[3].kind"
     for field, value in (("study", "s" * (n + 1)), ("job_id", "j" * (n + 1))):
         long = dataclasses.replace(job(), **{field: value})
-        assert refused(limits.NAME_CHARS, n + 1, long.check, "mpc").field == field
+        assert refused(limits.NAME_CHARS, n + 1, check_job, long, "mpc").field == field
     far = dataclasses.replace(job(), parties=(*job().parties[:2], Party("h", "a" * (n + 1))))
-    assert refused(limits.NAME_CHARS, n + 1, far.check, "mpc").field == "parties[2].address"
+    assert refused(limits.NAME_CHARS, n + 1, check_job, far, "mpc").field == "parties[2].address"
     path = tmp_path / "study.toml"
     path.write_text(study_text().replace('name = "s"', f'name = "{"s" * (n + 1)}"'))
     assert refused(limits.NAME_CHARS, n + 1, load_study_config, path,

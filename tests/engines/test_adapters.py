@@ -14,11 +14,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from securecalc.core.analyses import Analysis, analysis_from_mapping
+from securecalc.core.analyses import Analysis
 from securecalc.core.encoding import ckks_encode
 from securecalc.core.local import local_contributions
 from securecalc.core.plans import IterativePlan, SearchPlan, SumPlan
 from securecalc.core.release import Withheld
+from securecalc.core.study_model import analysis_from_mapping
 from securecalc.core.table import Table
 from securecalc.engines.ckks import adapter as ckks
 from securecalc.engines.mpc import adapter as mpc

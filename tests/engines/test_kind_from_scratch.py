@@ -13,9 +13,10 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from securecalc.core.analyses import Analysis, analysis_from_mapping
+from securecalc.core.analyses import Analysis
 from securecalc.core.kinds import KINDS, register, unregister
 from securecalc.core.schema import Column, Schema
+from securecalc.core.study_model import analysis_from_mapping
 from securecalc.core.table import Table
 from securecalc.engines.plain import pooled_values
 from securecalc.errors import ConfigError
