@@ -67,15 +67,15 @@ class _Compiler:
         ]
 
     def codings(self, resource: str, date_paths: tuple[str, ...], value: Sql | None) -> Sql:
-        """``(pid, at, system, code[, value])`` of every coding of ``resource``'s code."""
-        at = sql("COALESCE(") + join(", ", (_date(p) for p in date_paths)) + sql(")")
+        """``(pid, on_date, coding[, value])`` of every coding of ``resource``'s code."""
+        when = sql("COALESCE(") + join(", ", (_date(p) for p in date_paths)) + sql(")")
         extra = sql(", ") + value + sql(" AS value") if value is not None else Sql()
-        return (sql("SELECT ") + _subject() + sql(" AS pid, ") + at + sql(" AS at") + extra
+        return (sql("SELECT ") + _subject() + sql(" AS pid, ") + when + sql(" AS on_date") + extra
                 + sql(", unnest(CAST(json_extract(json, '$.code.coding') AS JSON[])) AS coding "
                       "FROM ") + self.files(resource))
 
     def has_condition(self, name: str, spec: FhirHasCondition) -> Sql:
-        select = (sql("SELECT pid, at, coding ->> '$.system' AS system, coding ->> '$.code' AS "
+        select = (sql("SELECT pid, on_date, coding ->> '$.system' AS system, coding ->> '$.code' AS "
                       "code FROM (")
                   + self.codings("Condition", ("$.onsetDateTime", "$.recordedDate"), None)
                   + sql(") AS c"))
@@ -91,7 +91,7 @@ class _Compiler:
                                       + sql(") AS k WHERE ") + match("k") + sql(")"),
                                       "none of its codes occurs in a Condition"))
         return (sql("EXISTS (SELECT 1 FROM cond WHERE cond.pid = pat.id AND ") + match("cond")
-                + sql(" AND cond.at <= ix.idx)"))
+                + sql(" AND cond.on_date <= ix.idx)"))
 
     def last_observation(self, name: str, spec: FhirLastObservation) -> Sql:
         alias = f"o{len(self.ctes)}"
@@ -105,9 +105,9 @@ class _Compiler:
                                       "its code does not occur in an Observation"))
         self.ctes.append(
             sql(f"{alias} AS (SELECT pid, value FROM (SELECT c.pid, c.value, ROW_NUMBER() OVER "
-                "(PARTITION BY c.pid ORDER BY c.at DESC) AS rn FROM (") + codings
+                "(PARTITION BY c.pid ORDER BY c.on_date DESC) AS rn FROM (") + codings
             + sql(") AS c JOIN ix ON ix.pid = c.pid WHERE ") + match
-            + sql(" AND c.value IS NOT NULL AND c.at <= ix.idx) AS q WHERE rn = 1)"))
+            + sql(" AND c.value IS NOT NULL AND c.on_date <= ix.idx) AS q WHERE rn = 1)"))
         self.joins.append(sql(f" LEFT JOIN {alias} ON {alias}.pid = pat.id"))
         out = sql(f"{alias}.value")
         return mapped(out, dict(spec.levels)) if spec.levels else out
