@@ -71,6 +71,8 @@ def pg_database(postgres: PostgresServer, cohort: Cohort) -> dict[str, Any]:
                     "COPY public.cohort FROM STDIN WITH (FORMAT csv, HEADER true)") as copy:
                 copy.write(f.read())
             cur.execute("CREATE VIEW public.cohort_view AS SELECT * FROM public.cohort")
+            cur.execute("CREATE SEQUENCE public.counter")  # writes when read: nextval()
+            cur.execute(f"GRANT USAGE ON SEQUENCE public.counter TO {READER}")
             cur.execute(f"GRANT USAGE ON SCHEMA cdm TO {READER}")
             cur.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA cdm, public TO {READER}")
         conn.commit()
