@@ -24,7 +24,8 @@ Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x0
 ConceptId = Annotated[int, Field(ge=0, lt=2**31)]
 Level = Annotated[str, Field(min_length=1)]
 #: a dotted FHIR element path with optional list indexes, e.g. ``valueQuantity.value``
-ValuePath = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9]*(\[\d+\])?(\.[A-Za-z][A-Za-z0-9]*(\[\d+\])?)*$")]
+_STEP = r"[A-Za-z][A-Za-z0-9]*(\[\d+\])?"
+ValuePath = Annotated[str, Field(pattern=rf"^{_STEP}(\.{_STEP})*$")]
 
 
 class _Model(BaseModel):

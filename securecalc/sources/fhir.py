@@ -75,8 +75,8 @@ class _Compiler:
                       "FROM ") + self.files(resource))
 
     def has_condition(self, name: str, spec: FhirHasCondition) -> Sql:
-        select = (sql("SELECT pid, on_date, coding ->> '$.system' AS system, coding ->> '$.code' AS "
-                      "code FROM (")
+        select = (sql("SELECT pid, on_date, coding ->> '$.system' AS system, "
+                      "coding ->> '$.code' AS code FROM (")
                   + self.codings("Condition", ("$.onsetDateTime", "$.recordedDate"), None)
                   + sql(") AS c"))
         if not self.conditions:

@@ -7,6 +7,7 @@ first observation period, or the declared date; "before index" means on or befor
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 
 from securecalc.core.schema import Schema
 from securecalc.sources.declarations import (
@@ -50,7 +51,7 @@ def bool_value(condition: Sql, levels: BoolLevels | None) -> Sql:
     return sql("CASE WHEN ") + condition + sql(" THEN ") + yes + sql(" ELSE ") + no + sql(" END")
 
 
-def mapped(value: Sql, levels: dict[object, str]) -> Sql:
+def mapped(value: Sql, levels: Mapping[str, str] | Mapping[int, str]) -> Sql:
     """``value`` mapped through ``levels``; anything unmapped is NULL (missing)."""
     cases = join(" ", (sql("WHEN ") + param(k) + sql(" THEN ") + param(v)
                        for k, v in levels.items()))

@@ -3,32 +3,34 @@ as load_table, every catalogue violation found in SQL, and errors without values
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pytest
 
-from securecalc.core.schema import schema_from_mapping
-from securecalc.core.table import load_table
-from securecalc.sources import SourceError, open_sources, parse_sources
+from securecalc.core.schema import Schema, schema_from_mapping
+from securecalc.core.table import Table, load_table
+from securecalc.sources import CheckReport, Source, SourceError, open_sources, parse_sources
 from securecalc.sources.sql import ident, param, sql
 from securecalc.synth import synth_schema, write_cohort
 from tests.sources.conftest import Cohort
 from tests.sources.rows import assert_same_rows
 
 
-def file_source(path: Path, fmt: str, **extra: object) -> list[object]:
+def file_source(path: Path, fmt: str, **extra: object) -> list[Source]:
     raw = {"kind": "file", "name": "registry", "format": fmt, "path": str(path), **extra}
     if fmt == "csv":
         raw.setdefault("delimiter", ",")
     return parse_sources([raw])
 
 
-def read(sources: list[object], catalogue=None, **kw: object):  # type: ignore[no-untyped-def]
-    with open_sources(sources, catalogue or synth_schema()) as reader:  # type: ignore[arg-type]
+def read(sources: Sequence[Source], catalogue: Schema | None = None,
+         batch_rows: int = 1000) -> tuple[CheckReport, Table]:
+    with open_sources(sources, catalogue or synth_schema()) as reader:
         report = reader.validate()
-        return report, reader.table(**kw)  # type: ignore[arg-type]
+        return report, reader.table(batch_rows=batch_rows)
 
 
 def test_csv_with_declared_delimiter_parquet_and_ndjson_give_load_tables_rows(

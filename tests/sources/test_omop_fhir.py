@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from securecalc.core.schema import schema_from_mapping
+from securecalc.core.schema import Schema, schema_from_mapping
 from securecalc.core.table import Table, load_table
 from securecalc.sources import SourceError, open_sources, parse_sources
 from securecalc.sources.synthetic import synth_fhir_source, synth_omop_source
@@ -18,8 +18,8 @@ from tests.sources.conftest import Cohort
 from tests.sources.rows import assert_same_rows
 
 
-def read(raw: dict[str, Any], catalogue=synth_schema()) -> tuple[dict[str, int], Table]:  # noqa: B008
-    with open_sources(parse_sources([raw]), catalogue) as reader:
+def read(raw: dict[str, Any], catalogue: Schema | None = None) -> tuple[dict[str, int], Table]:
+    with open_sources(parse_sources([raw]), catalogue or synth_schema()) as reader:
         report = reader.validate()
         return report.rows, reader.table(batch_rows=128)
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from securecalc.core.schema import schema_from_mapping
-from securecalc.core.table import load_table
+from securecalc.core.schema import Schema, schema_from_mapping
+from securecalc.core.table import Table, load_table
 from securecalc.sources import SourceError, open_sources, parse_sources
 from securecalc.synth import synth_schema
 from tests.sources.conftest import Cohort
@@ -22,8 +22,8 @@ def source(pg: dict[str, Any], **relation: object) -> list[Any]:
     return parse_sources([{"kind": "postgres", "name": "warehouse", **pg, **relation}])
 
 
-def read(sources: list[Any], catalogue=synth_schema()):  # type: ignore[no-untyped-def]  # noqa: B008
-    with open_sources(sources, catalogue) as reader:
+def read(sources: list[Any], catalogue: Schema | None = None) -> tuple[dict[str, int], Table]:
+    with open_sources(sources, catalogue or synth_schema()) as reader:
         report = reader.validate()
         return report.rows, reader.table(batch_rows=50)
 
