@@ -18,7 +18,7 @@ from securecalc.sources.declarations import Source
 from securecalc.sources.errors import SourceError
 from securecalc.sources.relation import ROW, SOURCE, Relation, compile_relation
 from securecalc.sources.sql import Sql, ident, join, sql
-from securecalc.sources.typed import aggregate_select, typed_select, violations
+from securecalc.sources.typed import aggregate_select, missing, typed_select, violations
 
 BATCH_ROWS = 65_536
 
@@ -41,9 +41,11 @@ class Violation:
 
 @dataclass(frozen=True)
 class CheckReport:
-    """The outcome of :meth:`SourceReader.check`: row counts per source, and violations."""
+    """The outcome of :meth:`SourceReader.check`: row counts per source, missing values per
+    column, and violations (for the node's own output: these are counts)."""
 
     rows: dict[str, int]
+    missing: dict[str, int]
     violations: tuple[Violation, ...]
 
     @property
@@ -107,28 +109,33 @@ class SourceReader:
         return {source: int(counts.get(source, 0)) for source in self.relation.sources}
 
     def check(self) -> CheckReport:
-        """Probe the sources, then count every catalogue violation in one scan."""
+        """Probe the sources, then count missing values and every catalogue violation in
+        one scan; locate the first offending row of each violation."""
         self.probe()
+        dialect = self.relation.dialect
+        raw = {c.name: sql("r.") + ident(c.name) for c in self.catalogue}
         checks = [(column.name, reason, condition) for column in self.catalogue
-                  for reason, condition in violations(column, sql("r.") + ident(column.name),
-                                                      self.relation.dialect)]
+                  for reason, condition in violations(column, raw[column.name], dialect)]
+        conditions = [missing(c, raw[c.name], dialect) for c in self.catalogue]
+        conditions += [condition for _, _, condition in checks]
         keyed = self.relation.select(keyed=True)
-        counts = [sql("count(*) FILTER (WHERE ") + cond + sql(")") for _, _, cond in checks]
+        counts = [sql("count(*) FILTER (WHERE ") + cond + sql(")") for cond in conditions]
         query = (sql("SELECT ") + join(", ", counts or [sql("0")]) + sql(" FROM (") + keyed
                  + sql(") AS r"))
         found = self._run(query, self.relation.sources[0])[0]
+        n_columns = len(self.catalogue.names())
+        missing_counts = {name: int(n) for name, n in zip(self.catalogue.names(),
+                                                           found[:n_columns], strict=True)}
         out = []
-        for (column, reason, condition), n in zip(checks, found, strict=False):
+        for (column, reason, condition), n in zip(checks, found[n_columns:], strict=True):
             if n:
-                first = (sql(f"SELECT {SOURCE}, CAST({ROW} AS VARCHAR) FROM (")
-                         if self.relation.dialect == "duckdb"
-                         else sql(f"SELECT {SOURCE}, CAST({ROW} AS text) FROM ("))
-                where = first + keyed + sql(") AS r WHERE ") + condition + sql(
-                    f" ORDER BY {ROW} LIMIT 1")
+                text = "VARCHAR" if dialect == "duckdb" else "text"
+                where = (sql(f"SELECT {SOURCE}, CAST({ROW} AS {text}) FROM (") + keyed
+                         + sql(") AS r WHERE ") + condition + sql(f" ORDER BY {ROW} LIMIT 1"))
                 source, row = self._run(where, self.relation.sources[0], column)[0]
                 out.append(Violation(source, column, reason, int(n),
                                      f"{self._key_name(source)} {row}"))
-        return CheckReport(self.row_counts(), tuple(out))
+        return CheckReport(self.row_counts(), missing_counts, tuple(out))
 
     def _key_name(self, source: str) -> str:
         return next(p.key_name for p in self.relation.parts if p.source == source)

@@ -38,6 +38,14 @@ def is_nan(number: Sql, dialect: Dialect) -> Sql:
     return sql("(") + number + sql(" = CAST('NaN' AS double precision))")
 
 
+def missing(column: Column, raw: Sql, dialect: Dialect) -> Sql:
+    """The condition of a missing value: NULL, or NaN in a float column."""
+    if column.type != "float":
+        return raw + sql(" IS NULL")
+    return (raw + sql(" IS NULL OR coalesce(") + is_nan(number_or_null(raw, dialect), dialect)
+            + sql(", false)"))
+
+
 def violations(column: Column, raw: Sql, dialect: Dialect) -> list[tuple[str, Sql]]:
     """(reason, condition) pairs: a row violates the catalogue when a condition holds."""
     present = raw + sql(" IS NOT NULL")
@@ -93,5 +101,5 @@ def aggregate_select(relation: Relation, catalogue: Schema, aggregates: list[Sql
     return query + sql(" WHERE ") + where if where is not None else query
 
 
-__all__ = ["aggregate_select", "is_nan", "number_or_null", "typed_select", "typed_value",
+__all__ = ["aggregate_select", "is_nan", "missing", "number_or_null", "typed_select", "typed_value",
            "violations"]

@@ -90,6 +90,7 @@ def test_every_violation_is_counted_and_the_error_carries_no_value(tmp_path: Pat
     with open_sources(file_source(path, "csv"), CATALOGUE) as reader:
         report = reader.check()
         assert report.rows == {"registry": 6}
+        assert report.missing == {"age": 1, "weight": 2, "sex": 0}
         found = {(v.column, v.reason.split(" ")[4], v.rows, v.first_row)
                  for v in report.violations}
         assert found == {("age", "numbers", 1, "row 3"), ("age", "whole", 1, "row 5"),
@@ -124,3 +125,20 @@ def test_missing_file_and_missing_column_name_the_source_and_column(tmp_path: Pa
         read(file_source(path, "csv", columns={"weight": "weight_kg"}), CATALOGUE)
     assert info.value.column == "weight"
     assert "has no column 'weight_kg'" in str(info.value)
+
+
+def test_node_check_lines_show_counts_and_the_first_offending_row(tmp_path: Path) -> None:
+    from securecalc.sources.node import check_lines, check_sources, validated_table
+
+    path = tmp_path / "bad.csv"
+    path.write_text(BAD_CSV)
+    sources = file_source(path, "csv")
+    lines = check_lines("hospital-a", CATALOGUE, check_sources(sources, CATALOGUE))
+    assert lines[0] == "6 rows (registry: 6) do NOT fit the catalogue of hospital-a"
+    assert lines[2].split() == ["age", "int", "1", "[18,", "95]"]
+    assert any("values outside the declared bounds" in line and "first at row 2" in line
+               for line in lines)
+    with pytest.raises(SourceError):
+        validated_table(sources, CATALOGUE)
+    path.write_text("age,weight,sex\n30,70.5,F\n")
+    assert validated_table(sources, CATALOGUE, ["sex"]).names == ("sex",)
