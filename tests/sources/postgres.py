@@ -19,7 +19,12 @@ import psycopg
 
 SERVER_USER = "postgres"
 SUPERUSER_PASSWORD = "test-superuser-password"
-BIN_DIRS = ("/usr/local/bin", "/usr/lib/postgresql/15/bin", "/usr/local/pgsql/bin")
+#: where distributions put the server programs (newest major version first)
+BIN_DIRS = ("/usr/local/bin",
+            *sorted((str(p) for p in Path("/usr/lib/postgresql").glob("*/bin")),
+                    key=lambda d: int(Path(d).parent.name) if Path(d).parent.name.isdigit()
+                    else 0, reverse=True),
+            "/usr/local/pgsql/bin")
 
 
 class PostgresUnavailable(RuntimeError):

@@ -100,3 +100,13 @@ def test_values_outside_the_catalogue_bounds_are_found_per_person(cohort: Cohort
     assert expected[first - 1] > 60 and not (expected[: first - 1] > 60).any()
     assert str(info.value) == ("source 'cdm', column 'age': values outside the declared "
                                "bounds [18, 60]")
+
+
+def test_a_missing_duckdb_file_and_mixed_engines_are_refused(cohort: Cohort,
+                                                             tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="^source 'cdm': cannot open the DuckDB database"):
+        read(synth_omop_source("cdm", duckdb=tmp_path / "absent.duckdb"))
+    mixed = parse_sources([synth_fhir_source("bulk", cohort.fhir),
+                           synth_omop_source("cdm", duckdb=cohort.duckdb)])
+    with pytest.raises(SourceError, match="^source 'cdm': all sources of a node must be read"):
+        open_sources(mixed, synth_schema())
