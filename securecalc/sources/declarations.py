@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from securecalc.errors import ConfigError
+from securecalc.sources.readonly import check_select_only
 
 SourceName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00]+$")]
@@ -119,8 +120,6 @@ class PostgresSource(PostgresConnection):
         if self.query is not None and self.schema_ is not None:
             raise ValueError("schema applies to a table or view, not to a query")
         if self.query is not None:
-            from securecalc.sources.readonly import check_select_only
-
             check_select_only(self.query)
         return self
 

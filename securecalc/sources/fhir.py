@@ -21,8 +21,8 @@ from securecalc.sources.declarations import (
     FhirSex,
     FhirSource,
 )
+from securecalc.sources.derived import age_in_years, bool_value, mapped
 from securecalc.sources.errors import SourceError
-from securecalc.sources.omop import age_in_years, bool_value, mapped
 from securecalc.sources.relation import Part, Presence, Probe, check_definitions, select_list
 from securecalc.sources.sql import Sql, join, param, params_list, sql
 

@@ -7,11 +7,9 @@ first observation period, or the declared date; "before index" means on or befor
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
 
 from securecalc.core.schema import Schema
 from securecalc.sources.declarations import (
-    BoolLevels,
     OmopAgeAtIndex,
     OmopColumn,
     OmopDaysToDeathOrEnd,
@@ -22,6 +20,7 @@ from securecalc.sources.declarations import (
     OmopSex,
     OmopSource,
 )
+from securecalc.sources.derived import age_in_years, bool_value, mapped
 from securecalc.sources.relation import Part, Presence, Probe, check_definitions, select_list
 from securecalc.sources.sql import Sql, ident, join, param, params_list, sql
 
@@ -43,29 +42,6 @@ _ALWAYS = {"person": ("person_id",),
            "observation_period": ("person_id", "observation_period_id",
                                   "observation_period_start_date",
                                   "observation_period_end_date")}
-
-
-def bool_value(condition: Sql, levels: BoolLevels | None) -> Sql:
-    """A yes/no fact as its levels, or as 1/0."""
-    yes, no = (param(levels.true), param(levels.false)) if levels else (sql("1"), sql("0"))
-    return sql("CASE WHEN ") + condition + sql(" THEN ") + yes + sql(" ELSE ") + no + sql(" END")
-
-
-def mapped(value: Sql, levels: Mapping[str, str] | Mapping[int, str]) -> Sql:
-    """``value`` mapped through ``levels``; anything unmapped is NULL (missing)."""
-    cases = join(" ", (sql("WHEN ") + param(k) + sql(" THEN ") + param(v)
-                       for k, v in levels.items()))
-    return sql("CASE ") + value + sql(" ") + cases + sql(" END")
-
-
-def age_in_years(index: Sql, year: Sql, month: Sql, day: Sql) -> Sql:
-    """Whole years from the birth date (year, month, day) to ``index``."""
-    before = (sql("CASE WHEN EXTRACT(MONTH FROM ") + index + sql(") < ") + month
-              + sql(" OR (EXTRACT(MONTH FROM ") + index + sql(") = ") + month
-              + sql(" AND EXTRACT(DAY FROM ") + index + sql(") < ") + day
-              + sql(") THEN 1 ELSE 0 END"))
-    return (sql("CAST(EXTRACT(YEAR FROM ") + index + sql(") - ") + year + sql(" - ") + before
-            + sql(" AS BIGINT)"))
 
 
 class _Compiler:
@@ -176,4 +152,4 @@ def omop_part(source: OmopSource, catalogue: Schema) -> Part:
                 tuple(compiler.presence), prefix, "person_id")
 
 
-__all__ = ["age_in_years", "bool_value", "mapped", "omop_part"]
+__all__ = ["omop_part"]

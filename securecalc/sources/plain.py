@@ -7,14 +7,13 @@ from __future__ import annotations
 
 from securecalc.core.schema import Schema
 from securecalc.sources.declarations import FileSource, PostgresSource
+from securecalc.sources.errors import SourceError
 from securecalc.sources.readonly import check_select_only
 from securecalc.sources.relation import Part, Probe, select_list
 from securecalc.sources.sql import Sql, ident, param, sql
 
 
 def _mapping(columns: dict[str, str], catalogue: Schema, source: str) -> dict[str, str]:
-    from securecalc.sources.errors import SourceError
-
     for name in columns:
         if name not in catalogue:
             raise SourceError(source, "the source maps a column the catalogue does not "

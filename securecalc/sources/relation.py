@@ -1,9 +1,9 @@
 """The node's rows as one SQL relation: a row key and every catalogue column by its name.
 
 Each source kind compiles to a :class:`Part` (its ``SELECT``, the tables and columns it needs,
-and checks to run first); :func:`compile_relation` joins the parts of a node's sources with
-``UNION ALL``. The relation holds raw values: :mod:`securecalc.sources.typed` validates them
-and turns them into catalogue values.
+and checks to run first); :mod:`securecalc.sources.compiler` joins the parts of a node's
+sources with ``UNION ALL``. The relation holds raw values: :mod:`securecalc.sources.typed`
+validates them and turns them into catalogue values.
 """
 
 from __future__ import annotations
@@ -12,14 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from securecalc.core.schema import Schema
-from securecalc.sources.declarations import (
-    FhirSource,
-    FileSource,
-    OmopSource,
-    PostgresConnection,
-    PostgresSource,
-    Source,
-)
+from securecalc.sources.declarations import PostgresConnection
 from securecalc.sources.errors import SourceError
 from securecalc.sources.sql import Dialect, Sql, ident, join, param, sql
 
@@ -113,51 +106,5 @@ def check_definitions(source: str, catalogue: Schema, defined: Sequence[str]) ->
                               "declare", column=name)
 
 
-def _engine(source: Source) -> Engine:
-    if isinstance(source, PostgresSource):
-        return Engine("postgres", postgres=source.connection)
-    if isinstance(source, OmopSource):
-        if source.postgres is not None:
-            return Engine("postgres", postgres=source.postgres)
-        return Engine("duckdb", duckdb_path=str(source.duckdb))
-    return Engine("duckdb")
-
-
-def compile_relation(sources: Sequence[Source], catalogue: Schema) -> Relation:
-    """The relation of ``sources`` exposing ``catalogue``'s columns.
-
-    All sources must run on one engine: any number of file and FHIR sources (in-memory
-    DuckDB), or sources on one PostgreSQL server, or one OMOP source in a DuckDB file.
-    """
-    from securecalc.sources.fhir import fhir_part
-    from securecalc.sources.omop import omop_part
-    from securecalc.sources.plain import file_part, postgres_part
-
-    if not sources:
-        raise ValueError("a node needs at least one source")
-    engines = [_engine(s) for s in sources]
-    first = engines[0]
-    for source, engine in zip(sources[1:], engines[1:], strict=True):
-        same = engine.dialect == first.dialect and engine.duckdb_path == first.duckdb_path and (
-            engine.postgres is None or first.postgres is None
-            or engine.postgres.same_server(first.postgres))
-        if not same or engine.duckdb_path is not None:
-            raise SourceError(source.name, "all sources of a node must be read by one engine: "
-                              "files and FHIR folders together, or tables of one PostgreSQL "
-                              "server, or a single OMOP DuckDB file")
-    parts = []
-    for source in sources:
-        if isinstance(source, FileSource):
-            parts.append(file_part(source, catalogue))
-        elif isinstance(source, PostgresSource):
-            parts.append(postgres_part(source, catalogue))
-        elif isinstance(source, OmopSource):
-            parts.append(omop_part(source, catalogue))
-        else:
-            assert isinstance(source, FhirSource)
-            parts.append(fhir_part(source, catalogue))
-    return Relation(first, tuple(parts), tuple(catalogue.names()))
-
-
 __all__ = ["ROW", "SOURCE", "Engine", "Part", "Presence", "Probe", "Relation",
-           "check_definitions", "compile_relation", "select_list"]
+           "check_definitions", "select_list"]
