@@ -19,6 +19,9 @@ from securecalc.sources.errors import SourceError
 from securecalc.sources.relation import Engine
 from securecalc.sources.sql import Dialect, Sql
 
+#: a node never downloads DuckDB extensions: CSV, Parquet and JSON readers are built in
+_DUCKDB_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+
 Batch = dict[str, tuple[np.ndarray, np.ndarray]]  #: column -> (values, missing mask)
 
 
@@ -57,7 +60,7 @@ class DuckDBConnection:
         self.source = source
         try:
             self._db = duckdb.connect(path if path is not None else ":memory:",
-                                      read_only=path is not None)
+                                      read_only=path is not None, config=_DUCKDB_CONFIG)
         except duckdb.Error as exc:
             raise SourceError(source, "cannot open the DuckDB database file",
                               detail=str(exc)) from None
