@@ -20,7 +20,8 @@ from securecalc.sources.relation import Engine
 from securecalc.sources.sql import Dialect, Sql
 
 #: a node never downloads DuckDB extensions: CSV, Parquet and JSON readers are built in
-_DUCKDB_CONFIG: dict[str, str | bool | int | float | list[str]] = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+_DUCKDB_CONFIG: dict[str, str | bool | int | float | list[str]] = {
+    "autoinstall_known_extensions": False, "autoload_known_extensions": False}
 
 Batch = dict[str, tuple[np.ndarray, np.ndarray]]  #: column -> (values, missing mask)
 
