@@ -51,7 +51,8 @@ def file_part(source: FileSource, catalogue: Schema) -> Part:
 def postgres_base(source: PostgresSource) -> tuple[Sql, str]:
     """The table, view or parenthesised query, and how to name it in messages."""
     if source.query is not None:
-        return sql("(") + sql(check_select_only(source.query)) + sql(")"), "query"
+        # the newline ends a trailing -- comment before the closing parenthesis
+        return sql("(") + sql(check_select_only(source.query)) + sql("\n)"), "query"
     name = source.table if source.table is not None else source.view
     assert name is not None
     kind = "table" if source.table is not None else "view"

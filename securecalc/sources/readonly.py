@@ -11,17 +11,18 @@ _DOLLAR_TAG = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
 
 
 def _code_only(query: str) -> str:
-    """``query`` with comments, string literals and quoted identifiers blanked out."""
+    """``query`` with comments, string literals and quoted identifiers blanked out (as
+    spaces: every character keeps its position)."""
     out: list[str] = []
     i, n = 0, len(query)
     while i < n:
         ch = query[i]
         if query.startswith("--", i):
             end = query.find("\n", i)
-            i = n if end < 0 else end
-            out.append(" ")
+            start, i = i, n if end < 0 else end
+            out.append(" " * (i - start))
         elif query.startswith("/*", i):
-            depth, i = 1, i + 2
+            start, depth, i = i, 1, i + 2
             while i < n and depth:
                 if query.startswith("/*", i):
                     depth, i = depth + 1, i + 2
@@ -31,7 +32,7 @@ def _code_only(query: str) -> str:
                     i += 1
             if depth:
                 raise ValueError("the query has an unterminated comment")
-            out.append(" ")
+            out.append(" " * (i - start))
         elif ch in "'\"":
             j = i + 1
             while True:
@@ -42,14 +43,15 @@ def _code_only(query: str) -> str:
                     j += 2
                     continue
                 break
+            out.append(" " * (j + 1 - i))
             i = j + 1
-            out.append(" x ")
         elif ch == "$" and (tag := _DOLLAR_TAG.match(query, i)):
             end = query.find(tag.group(0), tag.end())
             if end < 0:
                 raise ValueError("the query has an unterminated dollar-quoted string")
-            i = end + len(tag.group(0))
-            out.append(" x ")
+            end += len(tag.group(0))
+            out.append(" " * (end - i))
+            i = end
         else:
             out.append(ch)
             i += 1
@@ -58,12 +60,11 @@ def _code_only(query: str) -> str:
 
 def check_select_only(query: str) -> str:
     """The query without a trailing semicolon; ValueError unless it is one SELECT/WITH."""
-    code = _code_only(query).strip()
-    if code.endswith(";"):
-        if not query.rstrip().endswith(";"):
-            raise ValueError("the query must end with its statement, not a comment")
-        code = code[:-1].rstrip()
-        query = query.rstrip()[:-1]
+    code = _code_only(query).rstrip()
+    if code.endswith(";"):  # drop the final semicolon (and any comment after it)
+        code = code[:-1]
+        query = query[: len(code)]
+    code = code.strip()
     if ";" in code:
         raise ValueError("the query must be a single statement")
     first = re.match(r"[A-Za-z]+", code)

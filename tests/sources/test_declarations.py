@@ -126,7 +126,7 @@ def test_select_statements_pass(query: str) -> None:
 @pytest.mark.parametrize("query", [
     "DELETE FROM t", "SELECT 1; DROP TABLE t", "SELECT 1; SELECT 2", "UPDATE t SET a = 1",
     "SELECT * INTO t2 FROM t", "COPY t TO '/tmp/x'", "SELECT 'unterminated", "/* open",
-    "SELECT 1; -- trailing", "",
+    "SELECT 1; -- trailing; SELECT 2\n; DELETE FROM t", "",
 ])
 def test_other_statements_are_refused(query: str) -> None:
     with pytest.raises(ValueError):

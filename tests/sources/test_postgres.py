@@ -31,6 +31,7 @@ def read(sources: list[Any], catalogue: Schema | None = None) -> tuple[dict[str,
 @pytest.mark.parametrize("relation", [
     {"table": "cohort"}, {"schema": "public", "view": "cohort_view"},
     {"query": "SELECT * FROM public.cohort WHERE age >= 0 -- all rows;\n"},
+    {"query": "SELECT * FROM public.cohort; -- ends in a comment"},
 ])
 def test_table_view_and_query_give_the_csv_rows(cohort: Cohort, pg_database: dict[str, Any],
                                                 relation: dict[str, Any]) -> None:
