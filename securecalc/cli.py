@@ -166,8 +166,14 @@ def _synth(args: argparse.Namespace) -> int:
     from securecalc.synth import write_cohort
 
     try:
-        paths = write_cohort(Path(args.out), sites=args.sites, rows=args.rows, seed=args.seed,
-                             fmt=args.format)
+        if args.format in ("omop", "fhir"):  # a folder per site: CDM CSVs or FHIR NDJSON
+            from securecalc.sources.synthetic import write_fhir, write_omop
+
+            writer = write_omop if args.format == "omop" else write_fhir
+            paths = writer(Path(args.out), sites=args.sites, rows=args.rows, seed=args.seed)
+        else:
+            paths = write_cohort(Path(args.out), sites=args.sites, rows=args.rows,
+                                 seed=args.seed, fmt=args.format)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     for path in paths:
@@ -323,7 +329,10 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--rows", type=int, default=10_000, help="rows per site")
     synth.add_argument("--out", required=True, help="output folder")
     synth.add_argument("--seed", type=int, default=0)
-    synth.add_argument("--format", choices=("csv", "parquet"), default="csv")
+    synth.add_argument("--format", choices=("csv", "parquet", "omop", "fhir"), default="csv",
+                       help="csv or parquet: a file per site; omop: a folder of OMOP CDM v5.4 "
+                       "CSVs per site; fhir: a FHIR R4 Bulk Data NDJSON folder per site (the "
+                       "same patients in every format)")
     synth.set_defaults(func=_synth)
 
     demo = commands.add_parser("demo", help="three hospitals, both engines, on this machine")

@@ -1,0 +1,118 @@
+"""A real PostgreSQL server for tests: initdb and pg_ctl in a temporary folder, on a free port.
+
+initdb refuses to run as root, so under root the server runs as the ``postgres`` user
+(created, as a system user without a home, when this machine lacks it). Password
+authentication (SCRAM) is required over TCP; the superuser is ``postgres``.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+
+import psycopg
+
+SERVER_USER = "postgres"
+SUPERUSER_PASSWORD = "test-superuser-password"
+#: where distributions put the server programs (newest major version first)
+BIN_DIRS = ("/usr/local/bin",
+            *sorted((str(p) for p in Path("/usr/lib/postgresql").glob("*/bin")),
+                    key=lambda d: int(Path(d).parent.name) if Path(d).parent.name.isdigit()
+                    else 0, reverse=True),
+            "/usr/local/pgsql/bin")
+
+
+class PostgresUnavailable(RuntimeError):
+    """This machine cannot run a test PostgreSQL server (the message says why)."""
+
+
+def _binary(name: str) -> str:
+    found = shutil.which(name) or next(
+        (str(Path(d) / name) for d in BIN_DIRS if (Path(d) / name).is_file()), None)
+    if found is None:
+        raise PostgresUnavailable(f"{name} not found on PATH or in {', '.join(BIN_DIRS)}: "
+                                  "install the PostgreSQL server (15 or later)")
+    return found
+
+
+def _server_account() -> tuple[list[str], pwd.struct_passwd | None]:
+    """The command prefix that runs the server's programs, and the account (None: us)."""
+    if os.geteuid() != 0:
+        return [], None
+    try:
+        account = pwd.getpwnam(SERVER_USER)
+    except KeyError:
+        useradd = shutil.which("useradd")
+        if useradd is None:
+            raise PostgresUnavailable("running as root without a 'postgres' user, and "
+                                      "useradd is missing to create one") from None
+        subprocess.run([useradd, "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                        SERVER_USER], check=True, capture_output=True)
+        account = pwd.getpwnam(SERVER_USER)
+    runuser = shutil.which("runuser")
+    if runuser is None:
+        raise PostgresUnavailable("running as root and runuser is missing: cannot start "
+                                  "PostgreSQL as the 'postgres' user")
+    return [runuser, "-u", SERVER_USER, "--"], account
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class PostgresServer:
+    """A throw-away server; :meth:`stop` removes everything it wrote."""
+
+    def __init__(self) -> None:
+        self.initdb, self.pg_ctl = _binary("initdb"), _binary("pg_ctl")
+        self.prefix, account = _server_account()
+        self.root = Path(tempfile.mkdtemp(prefix="securecalc-pg-"))
+        self.data = self.root / "data"
+        self.port = free_port()
+        self.host = "127.0.0.1"
+        password_file = self.root / "superuser-password"
+        password_file.write_text(SUPERUSER_PASSWORD + "\n")
+        if account is not None:
+            for path in (self.root, password_file):
+                os.chown(path, account.pw_uid, account.pw_gid)
+        self._run(self.initdb, "-D", str(self.data), "-U", SERVER_USER, "-E", "UTF8",
+                  "--locale=C", "--auth-local=trust", "--auth-host=scram-sha-256",
+                  f"--pwfile={password_file}", "--no-sync")
+        options = (f"-p {self.port} -k {self.root} -c listen_addresses={self.host} "
+                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
+        self.started = False
+        self._run(self.pg_ctl, "-D", str(self.data), "-l", str(self.root / "server.log"),
+                  "-o", options, "-w", "-t", "60", "start")
+        self.started = True
+
+    def _run(self, *command: str) -> None:
+        result = subprocess.run([*self.prefix, *command], capture_output=True, text=True,
+                                cwd=self.root)
+        if result.returncode != 0:
+            log = self.root / "server.log"
+            tail = log.read_text()[-2000:] if log.is_file() else ""
+            raise PostgresUnavailable(f"{Path(command[0]).name} failed: "
+                                      f"{result.stderr.strip()}\n{tail}")
+
+    def connect(self, database: str = "postgres", user: str = SERVER_USER,
+                password: str = SUPERUSER_PASSWORD, autocommit: bool = True) -> psycopg.Connection:
+        return psycopg.connect(host=self.host, port=self.port, dbname=database, user=user,
+                               password=password, autocommit=autocommit)
+
+    def stop(self) -> None:
+        try:
+            if self.started:
+                self._run(self.pg_ctl, "-D", str(self.data), "-m", "immediate", "-w", "stop")
+                self.started = False
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+__all__ = ["PostgresServer", "PostgresUnavailable", "free_port"]
