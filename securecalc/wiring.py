@@ -12,7 +12,7 @@ from pathlib import Path
 
 from securecalc.audit.events import open_log
 from securecalc.compute.aggregator import Aggregator
-from securecalc.compute.jobs import ComputeJobs
+from securecalc.compute.open_jobs import ComputeJobs
 from securecalc.core.config import ComputeConfig, NodeConfig
 from securecalc.node.party import PartyNode
 from securecalc.node.server import open_node

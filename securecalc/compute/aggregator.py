@@ -7,7 +7,7 @@ import hashlib
 
 from securecalc.audit.events import digest, signed_head
 from securecalc.audit.log import AuditLog
-from securecalc.compute.jobs import ComputeJobs
+from securecalc.compute.open_jobs import ComputeJobs
 from securecalc.core.limits import PARTIES
 from securecalc.engines.ckks.layout import Layout
 from securecalc.errors import CryptoError

@@ -21,7 +21,7 @@ from securecalc.engines.mpc.adapter import site_steps
 from securecalc.engines.mpc.launcher import SparePool
 from securecalc.engines.mpc.task import MpcJob
 from securecalc.errors import ConfigError, ProtocolError
-from securecalc.node.ckks_job import contribute
+from securecalc.node.ckks_contribution import contribute
 from securecalc.node.datastore import DataStore
 from securecalc.node.intake import Intake
 from securecalc.node.mpc_session import MpcSession, SessionRegistry

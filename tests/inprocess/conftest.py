@@ -12,7 +12,7 @@ import pytest
 
 from securecalc.audit.events import open_log
 from securecalc.compute.aggregator import Aggregator
-from securecalc.compute.jobs import ComputeJobs
+from securecalc.compute.open_jobs import ComputeJobs
 from securecalc.coordinator.study import run_study
 from securecalc.core.config import (
     DEFAULT_COMPUTE,
