@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from securecalc.core.local_stats import Count, Equals, Statistic
 from securecalc.core.plans import SumPlan
 from securecalc.core.schema import Schema
 from securecalc.core.table import Table
@@ -57,6 +58,16 @@ class Levels:
     def cohort_slots(self, plan: SumPlan) -> tuple[int, ...]:
         """n and these counts in a plan made by :meth:`after`: all gated by ``min_cohort``."""
         return (0, *range(plan.width - self.width, plan.width))
+
+    def statistics(self, when: tuple[Equals, ...] = ()) -> tuple[Statistic, ...]:
+        """The counts of :meth:`plan` as statistics, on rows that also satisfy ``when``."""
+        out: list[Statistic] = []
+        for name, values in self.columns:
+            for value in values:
+                out.append(Count((*when, Equals(name, value))))
+                if len(values) != 2:
+                    out.append(Count((*when, Equals(name, value, negated=True))))
+        return tuple(out)
 
     def local(self, table: Table, keep: np.ndarray) -> tuple[int, ...]:
         """This site's counts on the rows ``keep``, in the order of :meth:`plan`."""

@@ -12,18 +12,15 @@ from collections.abc import Mapping
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
-
 from securecalc.core.kinds._levels import Levels
 from securecalc.core.kinds.base import Kind, StudyOptions
 from securecalc.core.kinds.design import numeric_term
-from securecalc.core.kinds.moment_sums import moment_local, moment_plan, moments_from
+from securecalc.core.kinds.moment_sums import centred_blocks, moment_plan, moments_from
 from securecalc.core.kinds.options import column_list
-from securecalc.core.kinds.rows import present
 from securecalc.core.limits import CORRELATION_COLUMNS
+from securecalc.core.local_stats import Fixed, LocalQuery, Value, moment_statistics
 from securecalc.core.plans import Plan, SumPlan
 from securecalc.core.schema import Schema
-from securecalc.core.table import Table
 
 if TYPE_CHECKING:  # annotations only: analyses imports the kinds
     from securecalc.core.analyses import Analysis
@@ -66,13 +63,17 @@ class Association(Kind):
         assert isinstance(plan, SumPlan)
         return self._levels(analysis, schema).cohort_slots(plan)
 
-    def local(self, analysis: Analysis, schema: Schema, table: Table, mask: np.ndarray,
-              study: StudyOptions) -> tuple[Any, ...]:
+    def local_query(self, analysis: Analysis, schema: Schema,
+                    study: StudyOptions) -> LocalQuery:
         names = analysis.options["columns"]
-        terms = [numeric_term(schema[c]) for c in names]
-        keep = present(table, names, mask)
-        return (*moment_local([t.moment_input(table, keep) for t in terms]),
-                *self._levels(analysis, schema).local(table, keep))
+        terms = [Fixed.of(schema[c]) for c in names]
+        return LocalQuery(tuple(names), (*moment_statistics(terms),
+                                         *self._levels(analysis, schema).statistics()))
+
+    def assemble(self, analysis: Analysis, schema: Schema, query: LocalQuery,
+                 values: tuple[Value, ...]) -> tuple[Any, ...]:
+        return centred_blocks([Fixed.of(schema[c]) for c in analysis.options["columns"]],
+                              values)
 
     def finish(self, analysis: Analysis, schema: Schema, released: Any,
                study: StudyOptions) -> tuple[Any, int]:

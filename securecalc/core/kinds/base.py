@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from securecalc.core.local_stats import Bins, Histogram, LocalQuery, Value, evaluate
 from securecalc.core.plans import Gates, Plan
 from securecalc.core.schema import Schema
 from securecalc.core.table import Table
@@ -85,8 +86,24 @@ class Kind:
 
         SumPlan: a tuple of numbers, one per slot. SearchPlan: a sorted int64 array of grid
         indices (see SearchPlan). IterativePlan: whatever the program's ``local`` takes.
+        By default :meth:`assemble` of :meth:`local_query` evaluated on ``table``.
         """
-        raise NotImplementedError
+        query = self.local_query(analysis, schema, study)
+        if query is None:
+            raise NotImplementedError
+        return self.assemble(analysis, schema, query, evaluate(query, table, mask))
+
+    def local_query(self, analysis: Analysis, schema: Schema,
+                    study: StudyOptions) -> LocalQuery | None:
+        """The statistics :meth:`local` is made of (see :mod:`securecalc.core.local_stats`),
+        which a database can compute; None when the input needs the rows themselves."""
+        return None
+
+    def assemble(self, analysis: Analysis, schema: Schema, query: LocalQuery,
+                 values: tuple[Value, ...]) -> Any:
+        """This site's input from the values of :meth:`local_query`: by default every value
+        in order, each histogram as its dense counts."""
+        return flatten(query, values)
 
     def cohort_slots(self, analysis: Analysis, schema: Schema, plan: Plan) -> tuple[int, ...]:
         """Slots of a SumPlan (an IterativePlan's first round) that hold cohort sizes: the
@@ -132,3 +149,15 @@ class Kind:
         :class:`SearchResult`. IterativePlan: the program's final state.
         """
         raise NotImplementedError
+
+
+def flatten(query: LocalQuery, values: tuple[Value, ...]) -> tuple[Any, ...]:
+    """The values of ``query`` as one tuple: numbers as they are, histograms dense."""
+    out: list[Any] = []
+    for statistic, value in zip(query.statistics, values, strict=True):
+        if isinstance(value, Histogram):
+            assert isinstance(statistic, Bins)
+            out.extend(value.dense(statistic.size))
+        else:
+            out.append(value)
+    return tuple(out)

@@ -10,6 +10,8 @@ from fractions import Fraction
 import numpy as np
 
 from securecalc.core.kinds.bounds import center, half_range
+from securecalc.core.local_stats import Fixed, Indicator
+from securecalc.core.local_stats import Term as RowTerm
 from securecalc.core.schema import Column, Schema
 from securecalc.core.table import Table
 
@@ -24,6 +26,12 @@ class Term:
     center: Fraction  # subtracted from the value (0 for indicators)
     half_range: Fraction  # largest |value - center|
     integral: bool
+
+    def row_term(self, schema: Schema) -> RowTerm:
+        """The term as an exact per-row integer (see :mod:`securecalc.core.local_stats`)."""
+        if self.level is not None:
+            return Indicator(self.column, self.level)
+        return Fixed.of(schema[self.column])
 
     def moment_input(self, table: Table, keep: np.ndarray) -> tuple[np.ndarray, bool, Fraction]:
         """``(values, integral, shift)`` for :func:`moment_local`: float columns raw, so

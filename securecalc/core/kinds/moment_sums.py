@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from securecalc.core.kinds.bounds import ROWS, scale, triangle
+from securecalc.core.local_stats import Term, Value, centred_moments
 from securecalc.core.plans import Number, SumPlan
 from securecalc.core.statistics import exact_int_sum
 
@@ -35,6 +36,18 @@ def moment_plan(half_ranges: Sequence[Fraction], integral: Sequence[bool]) -> Su
         bounds.append(ROWS * half_ranges[j] * half_ranges[k])
         scales.append(scale(half_ranges[j]) * scale(half_ranges[k]))
     return SumPlan(tuple(flags), tuple(bounds), tuple(scales))
+
+
+def centred_blocks(terms: Sequence[Term], values: Sequence[Value],
+                   blocks: int = 1) -> tuple[Any, ...]:
+    """``values`` with its first ``blocks`` runs of raw moments of ``terms`` (see
+    :func:`moment_statistics`) turned into ``n, S_j, C_jk`` about the centres; the rest
+    (level counts) as they are."""
+    width = moment_width(len(terms))
+    out: list[Any] = []
+    for b in range(blocks):
+        out.extend(centred_moments(terms, values[b * width:(b + 1) * width]))
+    return (*out, *values[blocks * width:])
 
 
 def int_dot(a: np.ndarray, b: np.ndarray) -> int:

@@ -11,17 +11,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
-
 from securecalc.core.kinds._levels import Levels
 from securecalc.core.kinds.base import Kind, StudyOptions
 from securecalc.core.kinds.options import numeric_column as _numeric_column
 from securecalc.core.kinds.options import option_error
-from securecalc.core.kinds.rows import present
+from securecalc.core.local_stats import (
+    Count,
+    Fixed,
+    LocalQuery,
+    Value,
+    centred_moments,
+    moment_statistics,
+)
 from securecalc.core.plans import Plan, SumPlan
 from securecalc.core.schema import Schema
-from securecalc.core.statistics import finish, layout_of, local_statistics
-from securecalc.core.table import Table
+from securecalc.core.statistics import finish, layout_of
 
 if TYPE_CHECKING:  # annotations only: analyses imports the kinds
     from securecalc.core.analyses import Analysis
@@ -85,14 +89,26 @@ class Moment(Kind):
                 f"(of a 0/1 column) between 1 and min_cell_count - 1 ({study.min_cell_count} "
                 "- 1) patients have one of its values")
 
-    def local(self, analysis: Analysis, schema: Schema, table: Table, mask: np.ndarray,
-              study: StudyOptions) -> tuple[Any, ...]:
-        moments = local_statistics(analysis, schema, table, mask)
-        values = self._values(analysis, schema)
-        if not values.width:
-            return moments
-        assert analysis.column is not None
-        return (*moments, *values.local(table, present(table, [analysis.column], mask)))
+    def local_query(self, analysis: Analysis, schema: Schema,
+                    study: StudyOptions) -> LocalQuery:
+        """``n`` (of the rows with the column present), then the raw sums of the column's
+        exact per-row value and of its square, then the counts of each value of a 0/1
+        column."""
+        if analysis.column is None:
+            return LocalQuery((), (Count(),))
+        term = Fixed.of(schema[analysis.column])
+        return LocalQuery((analysis.column,), (*moment_statistics([term]),
+                                               *self._values(analysis, schema).statistics()))
+
+    def assemble(self, analysis: Analysis, schema: Schema, query: LocalQuery,
+                 values: tuple[Value, ...]) -> tuple[Any, ...]:
+        """``n, S, Q`` about the column's centre (as the kind's width needs), then the
+        counts."""
+        if analysis.column is None:
+            return values
+        width = layout_of(analysis, schema).width
+        moments = centred_moments([Fixed.of(schema[analysis.column])], values[:3])
+        return (*moments[:width], *values[3:])
 
     def finish(self, analysis: Analysis, schema: Schema, released: Any,
                study: StudyOptions) -> tuple[Any, int]:

@@ -42,11 +42,10 @@ import numpy as np
 
 from securecalc.core.kinds.base import Kind, SearchResult, StudyOptions
 from securecalc.core.kinds.options import number_list, numeric_column, option_error, optional_number
-from securecalc.core.kinds.rows import present
 from securecalc.core.limits import CKKS_GRID_POINTS, PROBS
+from securecalc.core.local_stats import Bins, GridIndex, Histogram, LocalQuery, Value
 from securecalc.core.plans import IterativePlan, Plan, SearchPlan, SumPlan, rank_releasable
 from securecalc.core.schema import Column, Schema
-from securecalc.core.table import Table
 
 if TYPE_CHECKING:  # annotations only: analyses imports the kinds
     from securecalc.core.analyses import Analysis
@@ -133,6 +132,9 @@ class HistogramProgram:
         return SumPlan.counts(self.points + 1)
 
     def local(self, state: Any, data: Any) -> tuple[int, ...]:
+        """Counts per grid point and N, from sorted indices or a :class:`Histogram`."""
+        if isinstance(data, Histogram):
+            return (*data.dense(self.points), data.n)
         indices = np.asarray(data, dtype=np.int64)
         return (*np.bincount(indices, minlength=self.points).tolist(), len(indices))
 
@@ -230,12 +232,30 @@ class OrderKind(Kind):
                                    f"{self.name} decrypts a histogram per grid point; set a "
                                    "coarser resolution or use the mpc engine")
 
-    def local(self, analysis: Analysis, schema: Schema, table: Table, mask: np.ndarray,
-              study: StudyOptions) -> np.ndarray:
-        """Sorted int64 grid indices of this site's rows (filter kept, column present)."""
+    def local_query(self, analysis: Analysis, schema: Schema,
+                    study: StudyOptions) -> LocalQuery:
+        """The site's histogram over the public grid (each value rounded up to it)."""
         assert analysis.column is not None
-        keep = present(table, [analysis.column], mask)
-        return self.grid(analysis, schema).indices(table.column(analysis.column).values[keep])
+        grid = self.grid(analysis, schema)
+        key = GridIndex(analysis.column, grid.lo, grid.resolution, grid.points, grid.integral,
+                        GRID_TOLERANCE)
+        return LocalQuery((analysis.column,), (Bins(key, grid.points),))
+
+    def assemble(self, analysis: Analysis, schema: Schema, query: LocalQuery,
+                 values: tuple[Value, ...]) -> np.ndarray:
+        """Sorted int64 grid indices of this site's rows (filter kept, column present);
+        :meth:`local_histogram` is the same input in memory bounded by the grid."""
+        histogram = values[0]
+        assert isinstance(histogram, Histogram)
+        return histogram.sorted_values()
+
+    @staticmethod
+    def local_histogram(values: tuple[Value, ...]) -> Histogram:
+        """The site's input as its sparse histogram over the grid (see
+        :class:`~securecalc.core.local_stats.Histogram`: ``n`` and ``at_or_below``)."""
+        histogram = values[0]
+        assert isinstance(histogram, Histogram)
+        return histogram
 
     def finish(self, analysis: Analysis, schema: Schema, released: Any,
                study: StudyOptions) -> tuple[Any, int]:

@@ -30,7 +30,7 @@ from securecalc.core.kinds.base import Kind, StudyOptions
 from securecalc.core.kinds.bounds import ROWS, scale, triangle
 from securecalc.core.kinds.design import Term, design_terms, numeric_term
 from securecalc.core.kinds.linalg import LDL, Matrix, Partitioned, collinearity, dot
-from securecalc.core.kinds.moment_sums import moment_local, moment_plan, moments_from
+from securecalc.core.kinds.moment_sums import centred_blocks, moment_plan, moments_from
 from securecalc.core.kinds.options import (
     binary_column,
     numeric_column,
@@ -38,6 +38,7 @@ from securecalc.core.kinds.options import (
     predictor_list,
 )
 from securecalc.core.kinds.rows import binary_values, present
+from securecalc.core.local_stats import LocalQuery, Value, moment_statistics
 from securecalc.core.plans import IterativePlan, Plan, SumPlan
 from securecalc.core.schema import Schema
 from securecalc.core.table import Table
@@ -141,12 +142,17 @@ class LinReg(Kind):
         assert isinstance(plan, SumPlan)
         return self._levels(analysis, schema).cohort_slots(plan)
 
-    def local(self, analysis: Analysis, schema: Schema, table: Table, mask: np.ndarray,
-              study: StudyOptions) -> tuple[Any, ...]:
-        terms = self._terms(analysis, schema)
-        keep = present(table, self.columns(analysis.options), mask)
-        return (*moment_local([t.moment_input(table, keep) for t in terms]),
-                *self._levels(analysis, schema).local(table, keep))
+    def local_query(self, analysis: Analysis, schema: Schema,
+                    study: StudyOptions) -> LocalQuery:
+        terms = [t.row_term(schema) for t in self._terms(analysis, schema)]
+        return LocalQuery(tuple(self.columns(analysis.options)),
+                          (*moment_statistics(terms),
+                           *self._levels(analysis, schema).statistics()))
+
+    def assemble(self, analysis: Analysis, schema: Schema, query: LocalQuery,
+                 values: tuple[Value, ...]) -> tuple[Any, ...]:
+        return centred_blocks([t.row_term(schema) for t in self._terms(analysis, schema)],
+                              values)
 
     def finish(self, analysis: Analysis, schema: Schema, released: Any,
                study: StudyOptions) -> tuple[Any, int]:

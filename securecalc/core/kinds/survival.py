@@ -39,11 +39,21 @@ from securecalc.core.kinds.options import (
     numeric_column,
     option_error,
 )
-from securecalc.core.kinds.rows import binary_values, present
 from securecalc.core.limits import COUNT_CELLS, SURVIVAL_POINTS
+from securecalc.core.local_stats import (
+    Below,
+    Bins,
+    Cell,
+    Code,
+    Count,
+    Equals,
+    Histogram,
+    Key,
+    LocalQuery,
+    Value,
+)
 from securecalc.core.plans import Plan, SumPlan
 from securecalc.core.schema import Schema
-from securecalc.core.table import Table
 
 if TYPE_CHECKING:  # annotations only: analyses imports the kinds
     from securecalc.core.analyses import Analysis
@@ -144,27 +154,30 @@ class _Survival(Kind):
                 f"or a time point has events or removals below min_cell_count "
                 f"({study.min_cell_count}); coarsen the time points with grid")
 
-    def local(self, analysis: Analysis, schema: Schema, table: Table, mask: np.ndarray,
-              study: StudyOptions) -> tuple[int, ...]:
+    def local_query(self, analysis: Analysis, schema: Schema,
+                    study: StudyOptions) -> LocalQuery:
+        """Events, then all rows, per (group, time point) cell; then the cohort counts."""
+        g, t = self._shape(analysis, schema)
+        time_name = analysis.options["time"]
+        grid = analysis.options.get("grid")
+        time: Key = (Code(time_name, int(_times(analysis, schema)[0])) if grid is None
+                     else Below(time_name, tuple(float(v) for v in grid)))
+        group = analysis.options.get("group")
+        key: Key = Cell(Code(group), time, t) if group else time
+        counts = self._levels(analysis, schema).statistics() if group else (Count(),)
+        return LocalQuery(tuple(self.columns(analysis.options)),
+                          (Bins(key, g * t, (Equals(analysis.options["event"], 1),)),
+                           Bins(key, g * t), *counts))
+
+    def assemble(self, analysis: Analysis, schema: Schema, query: LocalQuery,
+                 values: tuple[Value, ...]) -> tuple[int, ...]:
         """Per group (in level order), events d then removals r at each time point."""
         g, t = self._shape(analysis, schema)
-        keep = present(table, self.columns(analysis.options), mask)
-        time = table.column(analysis.options["time"]).values[keep]
-        grid = analysis.options.get("grid")
-        if grid is None:
-            index = time.astype(np.int64) - np.int64(int(_times(analysis, schema)[0]))
-        else:
-            index = np.searchsorted(np.asarray(grid, dtype=np.float64),
-                                    time.astype(np.float64), side="left")
-        group = analysis.options.get("group")
-        codes = table.column(group).values[keep] if group else np.zeros(len(index), np.int64)
-        cell = codes * t + index
-        events = binary_values(table, schema, analysis.options["event"], keep) == 1
-        d = np.bincount(cell[events], minlength=g * t).reshape(g, t)
-        r = np.bincount(cell, minlength=g * t).reshape(g, t)
-        counts = self._levels(analysis, schema).local(table, keep) if group else \
-            (int(np.count_nonzero(keep)),)
-        return (*np.concatenate([d, r], axis=1).ravel().tolist(), *counts)
+        d, r, *counts = values
+        assert isinstance(d, Histogram) and isinstance(r, Histogram)
+        cells = np.concatenate([np.asarray(d.dense(g * t)).reshape(g, t),
+                                np.asarray(r.dense(g * t)).reshape(g, t)], axis=1)
+        return (*cells.ravel().tolist(), *(int(c) for c in counts if isinstance(c, int)))
 
     def _counts(self, analysis: Analysis, schema: Schema,
                 released: Any) -> tuple[np.ndarray, np.ndarray]:

@@ -18,14 +18,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from securecalc.core.kinds.base import Kind, StudyOptions
+from securecalc.core.kinds.base import Kind, StudyOptions, flatten
 from securecalc.core.kinds.bounds import ROWS
 from securecalc.core.kinds.options import category_column, number_list, numeric_column, option_error
-from securecalc.core.kinds.rows import present
 from securecalc.core.limits import COUNT_CELLS, EDGES
+from securecalc.core.local_stats import Bins, Cell, Code, EdgeBin, LocalQuery, Value
 from securecalc.core.plans import Plan, SumPlan
 from securecalc.core.schema import Schema
-from securecalc.core.table import Table
 
 if TYPE_CHECKING:  # annotations only: analyses imports the kinds
     from securecalc.core.analyses import Analysis
@@ -72,6 +71,10 @@ class _Counts(Kind):
                 f"table holds fewer than min_cohort ({study.min_cohort}) rows; merge levels "
                 "or widen bins")
 
+    def assemble(self, analysis: Analysis, schema: Schema, query: LocalQuery,
+                 values: tuple[Value, ...]) -> tuple[int, ...]:
+        return self.with_total(analysis, np.asarray(flatten(query, values), dtype=np.int64))
+
     @staticmethod
     def with_total(analysis: Analysis, counts: np.ndarray) -> tuple[int, ...]:
         """This site's cells, then (exact counts) their total."""
@@ -108,17 +111,12 @@ class Histogram(_Counts):
     def cells(self, analysis: Analysis, schema: Schema) -> int:
         return len(analysis.options["edges"]) - 1
 
-    def local(self, analysis: Analysis, schema: Schema, table: Table, mask: np.ndarray,
-              study: StudyOptions) -> tuple[int, ...]:
+    def local_query(self, analysis: Analysis, schema: Schema,
+                    study: StudyOptions) -> LocalQuery:
         assert analysis.column is not None
-        edges = np.asarray(analysis.options["edges"], dtype=np.float64)
-        bins = len(edges) - 1
-        keep = present(table, [analysis.column], mask)
-        x = table.column(analysis.column).values[keep].astype(np.float64)
-        idx = np.searchsorted(edges, x, side="right") - 1
-        idx[x == edges[-1]] = bins - 1
-        idx = idx[(idx >= 0) & (idx < bins)]
-        return self.with_total(analysis, np.bincount(idx, minlength=bins))
+        edges = tuple(float(e) for e in analysis.options["edges"])
+        return LocalQuery((analysis.column,),
+                          (Bins(EdgeBin(analysis.column, edges), len(edges) - 1),))
 
     def finish(self, analysis: Analysis, schema: Schema, released: Any,
                study: StudyOptions) -> tuple[Any, int]:
@@ -168,13 +166,12 @@ class Crosstab(_Counts):
         rows, cols = self._shape(analysis, schema)
         return len(rows) * len(cols)
 
-    def local(self, analysis: Analysis, schema: Schema, table: Table, mask: np.ndarray,
-              study: StudyOptions) -> tuple[int, ...]:
+    def local_query(self, analysis: Analysis, schema: Schema,
+                    study: StudyOptions) -> LocalQuery:
         rows, cols = self._shape(analysis, schema)
         row, col = analysis.options["row"], analysis.options["col"]
-        keep = present(table, [row, col], mask)
-        cell = table.column(row).values[keep] * len(cols) + table.column(col).values[keep]
-        return self.with_total(analysis, np.bincount(cell, minlength=len(rows) * len(cols)))
+        return LocalQuery((row, col), (Bins(Cell(Code(row), Code(col), len(cols)),
+                                            len(rows) * len(cols)),))
 
     def finish(self, analysis: Analysis, schema: Schema, released: Any,
                study: StudyOptions) -> tuple[Any, int]:

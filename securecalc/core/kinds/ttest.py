@@ -15,18 +15,19 @@ from collections.abc import Mapping
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
-
 from securecalc.core.kinds._levels import Levels
 from securecalc.core.kinds.base import Kind, StudyOptions
 from securecalc.core.kinds.bounds import center, half_range
-from securecalc.core.kinds.design import numeric_term
-from securecalc.core.kinds.moment_sums import moment_local, moment_plan, moment_width, moments_from
+from securecalc.core.kinds.moment_sums import (
+    centred_blocks,
+    moment_plan,
+    moment_width,
+    moments_from,
+)
 from securecalc.core.kinds.options import category_column, level_list, numeric_column
-from securecalc.core.kinds.rows import present
+from securecalc.core.local_stats import Equals, Fixed, LocalQuery, Value, moment_statistics
 from securecalc.core.plans import Plan, SumPlan
 from securecalc.core.schema import Schema
-from securecalc.core.table import Table
 
 if TYPE_CHECKING:  # annotations only: analyses imports the kinds
     from securecalc.core.analyses import Analysis
@@ -86,21 +87,25 @@ class TTest(Kind):
                 f"(of a 0/1 column) between 1 and min_cell_count - 1 ({study.min_cell_count} "
                 "- 1) patients of a level have one of its values")
 
-    def local(self, analysis: Analysis, schema: Schema, table: Table, mask: np.ndarray,
-              study: StudyOptions) -> tuple[Any, ...]:
+    def local_query(self, analysis: Analysis, schema: Schema,
+                    study: StudyOptions) -> LocalQuery:
+        """Per level of the group: the raw moments of the column, then (of a 0/1 column)
+        the counts of each value per level."""
         assert analysis.column is not None
         group = analysis.options["group"]
-        term = numeric_term(schema[analysis.column])
-        keep = present(table, [analysis.column, group], mask)
-        codes = table.column(group).values
-        out: list[Any] = []
-        counts: list[int] = []
+        term = Fixed.of(schema[analysis.column])
         values = self._values(analysis, schema)
-        for level in analysis.options["levels"]:
-            rows = keep & (codes == schema[group].levels.index(level))
-            out.extend(moment_local([term.moment_input(table, rows)]))
-            counts.extend(values.local(table, rows))
-        return (*out, *counts)
+        whens = [(Equals(group, schema[group].levels.index(level)),)
+                 for level in analysis.options["levels"]]
+        moments = [s for when in whens for s in moment_statistics([term], when)]
+        counts = [s for when in whens for s in values.statistics(when)]
+        return LocalQuery((analysis.column, group), (*moments, *counts))
+
+    def assemble(self, analysis: Analysis, schema: Schema, query: LocalQuery,
+                 values: tuple[Value, ...]) -> tuple[Any, ...]:
+        """``n, S, C`` about the column's centre per level, then the counts."""
+        assert analysis.column is not None
+        return centred_blocks([Fixed.of(schema[analysis.column])], values, blocks=2)
 
     def finish(self, analysis: Analysis, schema: Schema, released: Any,
                study: StudyOptions) -> tuple[Any, int]:
