@@ -1,24 +1,29 @@
 """A site's local inputs to a job: one per analysis, computed on its own rows in the clear.
 
-Pure numpy, the same for every engine; only the output (a few numbers per analysis, or for
-order statistics the site's own sorted values, kept inside the node's MPC worker) enters a
-secure computation. Each engine's adapter shapes these inputs for its engine
-(:mod:`securecalc.engines.mpc.adapter`, :mod:`securecalc.engines.ckks.adapter`).
+The same for every engine: each kind's declared statistics
+(:mod:`securecalc.core.local_stats`) evaluated by numpy on a :class:`Table`, or by any
+:class:`LocalData` (a database: :mod:`securecalc.sources.pushdown`) with identical values.
+Only the output (a few numbers per analysis, or for order statistics the site's own sorted
+values, kept inside the node's MPC worker) enters a secure computation. Each engine's
+adapter shapes these inputs for its engine (:mod:`securecalc.engines.mpc.adapter`,
+:mod:`securecalc.engines.ckks.adapter`).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from securecalc.core.analyses import Analysis
 from securecalc.core.job import Job
 from securecalc.core.kinds import kind_of
+from securecalc.core.local_stats import LocalQuery, Value, evaluate
 from securecalc.core.plans import MAX_ROWS_PER_SITE, Plan
 from securecalc.core.privacy import NoisePlan, RandomSource, add_noise, sample_noise
 from securecalc.core.table import Table
-from securecalc.core.where import parse_where
+from securecalc.core.where import Predicate, parse_where
 from securecalc.errors import DataError
 
 
@@ -38,19 +43,63 @@ class LocalContribution:
         return 0 if self.noise is None else -math.ceil(self.noise.caps[slot])
 
 
-def local_contributions(job: Job, table: Table, engine: str,
+class LocalData(Protocol):
+    """A site's rows as the local phase reads them."""
+
+    @property
+    def n_rows(self) -> int: ...
+
+    def values(self, query: LocalQuery, predicate: Predicate) -> tuple[Value, ...]:
+        """The statistics of ``query`` on the rows ``predicate`` keeps."""
+        ...
+
+    def table(self, columns: Sequence[str]) -> Table:
+        """The rows themselves, for a kind whose input needs them (no ``local_query``)."""
+        ...
+
+
+@dataclass(frozen=True)
+class TableData:
+    """:class:`LocalData` of rows in memory."""
+
+    rows: Table
+
+    @property
+    def n_rows(self) -> int:
+        return self.rows.n_rows
+
+    def values(self, query: LocalQuery, predicate: Predicate) -> tuple[Value, ...]:
+        return evaluate(query, self.rows, predicate.evaluate(self.rows))
+
+    def table(self, columns: Sequence[str]) -> Table:
+        return self.rows
+
+
+def local_input(analysis: Analysis, job: Job, data: LocalData) -> Any:
+    """One analysis's input from ``data`` (before any noise)."""
+    kind = kind_of(analysis.kind)
+    predicate = parse_where(analysis.where, job.schema)
+    query = kind.local_query(analysis, job.schema, job.options)
+    if query is not None:
+        return kind.assemble(analysis, job.schema, query, data.values(query, predicate))
+    columns = [*kind.columns(analysis.options), *sorted(predicate.columns)]
+    table = data.table(list(dict.fromkeys(columns)))
+    return kind.local(analysis, job.schema, table, predicate.evaluate(table), job.options)
+
+
+def local_contributions(job: Job, data: Table | LocalData, engine: str,
                         rng: RandomSource | None = None) -> list[LocalContribution]:
     """Local inputs for every analysis of the job, in job order.
 
     A differentially private analysis's input carries this site's noise share (drawn from
     ``rng``, by default the system's cryptographic generator; see
     :mod:`securecalc.core.privacy`)."""
-    if table.n_rows > MAX_ROWS_PER_SITE:
+    source: LocalData = TableData(data) if isinstance(data, Table) else data
+    if source.n_rows > MAX_ROWS_PER_SITE:
         raise DataError(f"this site's rows exceed the limit of {MAX_ROWS_PER_SITE} per site")
     parts = []
     for analysis, (plan, noise) in zip(job.analyses, job.plans_and_noise(engine), strict=True):
-        mask = parse_where(analysis.where, job.schema).evaluate(table)
-        local = kind_of(analysis.kind).local(analysis, job.schema, table, mask, job.options)
+        local = local_input(analysis, job, source)
         if noise is not None:
             local = add_noise(local, sample_noise(noise, rng))
         parts.append(LocalContribution(analysis, plan, local, noise))

@@ -185,6 +185,10 @@ class SourceReader:
         n_rows = len(next(iter(data.values())).values) if data else 0
         return Table(schema, data, n_rows)
 
+    def rows(self, query: Sql) -> list[tuple[Any, ...]]:
+        """Every row of ``query`` (an aggregate over :func:`aggregate_select`: few rows)."""
+        return self._run(query, self.relation.sources[0])
+
     def aggregate(self, aggregates: list[Sql], where: Sql | None = None) -> tuple[Any, ...]:
         """One row of ``aggregates`` over the typed rows that satisfy ``where``."""
         query = aggregate_select(self.relation, self.catalogue, aggregates, where)

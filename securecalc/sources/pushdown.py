@@ -1,0 +1,232 @@
+"""Kinds' local statistics computed by the database: :class:`~securecalc.core.local_stats`
+declarations compiled to aggregate SQL over the node's typed relation.
+
+Every per-row value is an exact integer computed with the same IEEE double operations as
+the NumPy path (``floor(x * 2**F + 0.5)`` for a float column), and every sum is taken over
+integers (DuckDB HUGEINT, PostgreSQL numeric), splitting products into 31-bit limbs where
+they could exceed 64 bits; so the values equal :func:`~securecalc.core.local_stats.evaluate`
+on the same rows exactly. One aggregate query per analysis, one grouped query per histogram:
+the rows never leave the database, and the answer's size is bounded by the histograms' cells.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+
+from securecalc.core.local_stats import (
+    Below,
+    Bins,
+    Cell,
+    Code,
+    Count,
+    EdgeBin,
+    Equals,
+    Histogram,
+    Indicator,
+    Key,
+    LocalQuery,
+    Sum,
+    Term,
+    Value,
+    scaled,
+)
+from securecalc.core.table import Table
+from securecalc.core.where import Predicate
+from securecalc.sources.reader import SourceReader
+from securecalc.sources.sql import Dialect, Sql, ident, join, param, sql
+from securecalc.sources.typed import aggregate_select
+from securecalc.sources.where_sql import where_sql
+
+#: per-row products stay below 2**62 in magnitude (one BIGINT); else 31-bit limbs
+_SINGLE_PRODUCT = 2**62
+_LIMB = 31
+
+
+def _int(value: Any) -> int:
+    """An exact integer aggregate (DuckDB int / HUGEINT, PostgreSQL Decimal); NULL is 0."""
+    if value is None:
+        return 0
+    if isinstance(value, Decimal):
+        assert value == value.to_integral_value()
+    return int(value)
+
+
+def _double(dialect: Dialect) -> str:
+    return "DOUBLE" if dialect == "duckdb" else "double precision"
+
+
+def _flag(condition: Sql) -> Sql:
+    return sql("(CASE WHEN ") + condition + sql(" THEN 1 ELSE 0 END)")
+
+
+def term_sql(term: Term, dialect: Dialect) -> Sql:
+    """The term's BIGINT value per row."""
+    column = ident(term.column)
+    if isinstance(term, Indicator):
+        return _flag(column + sql(" = ") + param(term.value))
+    if term.integral:
+        return column
+    double = _double(dialect)
+    return (sql("CAST(floor(") + column + sql(" * CAST(") + param(2.0 ** term.bits)
+            + sql(f" AS {double}) + CAST(0.5 AS {double})) AS BIGINT)"))
+
+
+def key_sql(key: Key, dialect: Dialect) -> Sql:
+    """The key's BIGINT value per row (see the key classes for their NumPy meaning)."""
+    if isinstance(key, Cell):
+        return (sql("((") + key_sql(key.major, dialect) + sql(") * ") + param(key.minor_size)
+                + sql(" + (") + key_sql(key.minor, dialect) + sql("))"))
+    column = ident(key.column)
+    double = _double(dialect)
+
+    def as_double(value: float) -> Sql:
+        return sql("CAST(") + param(float(value)) + sql(f" AS {double})")
+
+    if isinstance(key, Code):
+        return column if key.offset == 0 else sql("(") + column + sql(" - ") + param(
+            key.offset) + sql(")")
+    if isinstance(key, EdgeBin):
+        at_or_below = join(" + ", (_flag(as_double(e) + sql(" <= ") + column)
+                                   for e in key.edges))
+        return (sql("(CASE WHEN ") + column + sql(" = ") + as_double(key.edges[-1])
+                + sql(f" THEN {len(key.edges) - 2} ELSE ") + at_or_below + sql(" - 1 END)"))
+    if isinstance(key, Below):
+        if not key.points:
+            return sql("0")
+        return sql("(") + join(" + ", (_flag(as_double(p) + sql(" < ") + column)
+                                       for p in key.points)) + sql(")")
+    if key.integral:
+        step = int(key.step)
+        shifted = sql("(") + column + sql(" - ") + param(int(key.lo)) + sql(")")
+        divide = " // " if dialect == "duckdb" else " / "
+        index = (sql("(CASE WHEN ") + shifted + sql(" <= 0 THEN 0 ELSE (") + shifted
+                 + sql(f" + {step - 1}){divide}{step} END)"))
+        return sql("LEAST(") + index + sql(f", {key.points - 1})")
+    index = (sql("CAST(ceil((") + column + sql(" - ") + as_double(key.lo) + sql(") / ")
+             + as_double(key.step) + sql(" - ") + as_double(key.tolerance)
+             + sql(") AS BIGINT)"))
+    return sql("GREATEST(0, LEAST(") + index + sql(f", {key.points - 1}))")
+
+
+def _when(when: tuple[Equals, ...]) -> Sql | None:
+    if not when:
+        return None
+    return join(" AND ", (sql("(") + ident(c.column) + sql(" <> " if c.negated else " = ")
+                          + param(c.value) + sql(")") for c in when))
+
+
+def _aggregate(function: Sql, when: tuple[Equals, ...]) -> Sql:
+    condition = _when(when)
+    return function if condition is None else (function + sql(" FILTER (WHERE ") + condition
+                                               + sql(")"))
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    """The aggregates of one Count or Sum and how to read its value back."""
+
+    aggregates: list[Sql]
+    bits: int
+
+    def value(self, results: Sequence[Any]) -> int | Any:
+        if len(self.aggregates) == 1:
+            total = _int(results[0])
+        else:
+            hh, hl, lh, ll = (_int(r) for r in results)
+            total = (hh << (2 * _LIMB)) + ((hl + lh) << _LIMB) + ll
+        return scaled(total, self.bits)
+
+
+def _limbs(term: Sql) -> tuple[Sql, Sql]:
+    """(high, low) with ``term = high * 2**31 + low``, ``0 <= low < 2**31``."""
+    return (sql("(") + term + sql(f" >> {_LIMB})"),
+            sql("(") + term + sql(f" & {2**_LIMB - 1})"))
+
+
+def compile_statistic(statistic: Count | Sum, dialect: Dialect) -> _Compiled:
+    if isinstance(statistic, Count):
+        return _Compiled([_aggregate(sql("count(*)"), statistic.when)], 0)
+    terms = [term_sql(t, dialect) for t in statistic.terms]
+    if len(terms) == 1:
+        return _Compiled([_aggregate(sql("sum(") + terms[0] + sql(")"), statistic.when)],
+                         statistic.scale_bits)
+    a, b = statistic.terms
+    if a.bound * b.bound < _SINGLE_PRODUCT:
+        product = sql("sum(") + terms[0] + sql(" * ") + terms[1] + sql(")")
+        return _Compiled([_aggregate(product, statistic.when)], statistic.scale_bits)
+    (a_hi, a_lo), (b_hi, b_lo) = _limbs(terms[0]), _limbs(terms[1])
+    parts = [sql("sum(") + x + sql(" * ") + y + sql(")")
+             for x, y in ((a_hi, b_hi), (a_hi, b_lo), (a_lo, b_hi), (a_lo, b_lo))]
+    return _Compiled([_aggregate(p, statistic.when) for p in parts], statistic.scale_bits)
+
+
+def kept(query: LocalQuery, predicate: Predicate) -> Sql:
+    """The rows the filter keeps with every ``present`` column present."""
+    parts = [sql("(") + where_sql(predicate) + sql(")")]
+    parts += [ident(name) + sql(" IS NOT NULL") for name in query.present]
+    return join(" AND ", parts)
+
+
+def histogram_sql(reader: SourceReader, statistic: Bins, where: Sql) -> Sql:
+    """``SELECT key, count(*) ... GROUP BY key`` over the typed relation."""
+    key = key_sql(statistic.key, reader.relation.dialect)
+    condition = _when(statistic.when)
+    if condition is not None:
+        where = where + sql(" AND ") + condition
+    return aggregate_select(reader.relation, reader.catalogue,
+                            [key + sql(" AS k"), sql("count(*)")], where) + sql(" GROUP BY 1")
+
+
+def pushdown_values(reader: SourceReader, query: LocalQuery,
+                    predicate: Predicate) -> tuple[Value, ...]:
+    """Every statistic of ``query`` computed by the database on the rows ``predicate``
+    keeps: equal to :func:`~securecalc.core.local_stats.evaluate` on the same rows."""
+    dialect = reader.relation.dialect
+    where = kept(query, predicate)
+    scalar: list[tuple[int, _Compiled]] = []
+    for i, statistic in enumerate(query.statistics):
+        if not isinstance(statistic, Bins):
+            scalar.append((i, compile_statistic(statistic, dialect)))
+    out: list[Value | None] = [None] * len(query.statistics)
+    if scalar:
+        aggregates = [a for _, c in scalar for a in c.aggregates]
+        results = reader.aggregate(aggregates, where)
+        at = 0
+        for i, compiled in scalar:
+            width = len(compiled.aggregates)
+            out[i] = compiled.value(results[at:at + width])
+            at += width
+    for i, statistic in enumerate(query.statistics):
+        if isinstance(statistic, Bins):
+            rows = reader.rows(histogram_sql(reader, statistic, where))
+            pairs = sorted((int(k), int(n)) for k, n in rows if 0 <= int(k) < statistic.size)
+            out[i] = Histogram(np.array([k for k, _ in pairs], np.int64),
+                               np.array([n for _, n in pairs], np.int64))
+    return tuple(v for v in out if v is not None)
+
+
+@dataclass(frozen=True)
+class SourceData:
+    """:class:`~securecalc.core.local.LocalData` of a node's sources: statistics computed
+    by the database; rows fetched (in batches) only for a kind that needs them."""
+
+    reader: SourceReader
+
+    @property
+    def n_rows(self) -> int:
+        return sum(self.reader.row_counts().values())
+
+    def values(self, query: LocalQuery, predicate: Predicate) -> tuple[Value, ...]:
+        return pushdown_values(self.reader, query, predicate)
+
+    def table(self, columns: Sequence[str]) -> Table:
+        return self.reader.table(columns)
+
+
+__all__ = ["SourceData", "compile_statistic", "key_sql", "kept", "pushdown_values",
+           "term_sql"]
