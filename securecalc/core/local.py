@@ -82,7 +82,8 @@ def local_input(analysis: Analysis, job: Job, data: LocalData) -> Any:
     query = kind.local_query(analysis, job.schema, job.options)
     if query is not None:
         return kind.assemble(analysis, job.schema, query, data.values(query, predicate))
-    columns = [*kind.columns(analysis.options), *sorted(predicate.columns)]
+    columns = [*kind.columns({**analysis.options, "column": analysis.column}),
+               *sorted(predicate.columns)]
     table = data.table(list(dict.fromkeys(columns)))
     return kind.local(analysis, job.schema, table, predicate.evaluate(table), job.options)
 
