@@ -25,7 +25,6 @@ from fractions import Fraction
 import numpy as np
 
 from securecalc.core.schema import Column
-from securecalc.core.statistics import exact_int_sum
 from securecalc.core.table import Table
 
 #: most fraction bits of a float column's fixed-point value (2**F stays a finite double)
@@ -345,6 +344,18 @@ def int_dot(a: np.ndarray, b: np.ndarray) -> int:
     return total
 
 
+def exact_sum(values: np.ndarray) -> int:
+    """Exact ``sum(values)`` of an int64 array, in int64 chunks that cannot overflow."""
+    if values.size == 0:
+        return 0
+    peak = int(np.max(np.abs(values)))
+    if peak == 0:
+        return 0
+    chunk = max(1, (2**62) // peak)
+    return sum(int(np.sum(values[i:i + chunk], dtype=np.int64))
+               for i in range(0, values.size, chunk))
+
+
 def exact_dot(a: np.ndarray, b: np.ndarray) -> int:
     """Exact ``sum(a * b)`` of int64 arrays, in int64 pieces (21-bit limbs when large)."""
     if a.size == 0:
@@ -374,7 +385,7 @@ def evaluate_statistic(statistic: Statistic, table: Table, keep: np.ndarray) -> 
     if isinstance(statistic, Sum):
         values = [term_values(t, table, rows) for t in statistic.terms]
         if len(values) == 1:
-            total = exact_int_sum(values[0])
+            total = exact_sum(values[0])
         elif len(values) == 2:
             total = exact_dot(values[0], values[1])
         else:
@@ -402,5 +413,5 @@ def evaluate(query: LocalQuery, table: Table, mask: np.ndarray) -> tuple[Value, 
 
 __all__ = ["Below", "Bins", "Cell", "Code", "Count", "EdgeBin", "Equals", "Fixed", "GridIndex",
            "Histogram", "Indicator", "Key", "LocalQuery", "Statistic", "Sum", "Term", "Value",
-           "evaluate", "exact_dot", "fraction_bits", "key_values", "kept_rows", "scaled",
-           "term_values"]
+           "centred_moments", "evaluate", "exact_dot", "exact_sum", "fraction_bits",
+           "key_values", "kept_rows", "moment_statistics", "scaled", "term_values"]

@@ -4,7 +4,8 @@ For an analysis on column x with public centre c (the middle of the declared ran
 contributes ``n``, ``S = sum(x - c)`` and ``Q = sum((x - c)**2)`` over its matching rows with
 x present; a kind uses only the prefix it needs (count: n; sum, mean: n, S; variance, std:
 n, S, Q). Centring keeps Q well conditioned. For int columns the statistics are exact integers;
-for float columns Q is computed as ``M2 + S**2/n`` with M2 from a two-pass local variance.
+for float columns exact fractions of the values in fixed point (the rule of
+:mod:`securecalc.core.local_stats`, which a database reproduces exactly).
 
 Totals are added by an engine and finished here with exact rational arithmetic, so the only
 error is the engine's own (none for MPC on int columns).
@@ -20,6 +21,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from securecalc.core.local_stats import (
+    Count,
+    Fixed,
+    LocalQuery,
+    centred_moments,
+    evaluate,
+    moment_statistics,
+)
 from securecalc.core.plans import MAX_ROWS_PER_SITE, Number, SumPlan
 from securecalc.core.schema import Column, Schema
 from securecalc.core.table import Table
@@ -83,31 +92,22 @@ def exact_int_sum(values: np.ndarray, power: int = 1) -> int:
 
 def local_statistics(analysis: Analysis, schema: Schema, table: Table,
                      mask: np.ndarray | None = None) -> tuple[Number, ...]:
-    """This site's statistics for ``analysis`` (see the module docstring).
+    """This site's statistics for ``analysis`` (see the module docstring), exact integers
+    and fractions by the rule of :mod:`securecalc.core.local_stats`.
 
     ``mask`` is the rows the filter keeps; by default the analysis's own filter is applied.
     """
     if mask is None:
         mask = parse_where(analysis.where, schema).evaluate(table)
-    if analysis.column is not None:
-        mask = mask & ~table.column(analysis.column).missing
-    n = int(np.count_nonzero(mask))
     width = WIDTH[analysis.kind]
+    present = (analysis.column,) if analysis.column is not None else ()
     if width == 1:
+        n = evaluate(LocalQuery(present, (Count(),)), table, mask)[0]
+        assert isinstance(n, int)
         return (n,)
-    column = schema[analysis.column or ""]
-    values = table.column(column.name).values[mask]
-    if column.type == "int":
-        centred = values.astype(np.int64) - np.int64(column.center)
-        return (n, exact_int_sum(centred), exact_int_sum(centred, 2))[:width]
-    centred_f = values.astype(np.float64) - column.center
-    s = float(np.sum(centred_f))
-    if width == 2:
-        return (n, s)
-    m2 = float(np.sum((centred_f - s / n) ** 2)) if n else 0.0
-    # Q exactly (not rounded to a float): its rounding would be of the order of eps * n * s**2,
-    # which can swamp M2 when the data lie far from the centre.
-    return (n, s, Fraction(m2) + Fraction(s) ** 2 / n if n else 0.0)
+    term = Fixed.of(schema[analysis.column or ""])
+    raw = evaluate(LocalQuery(present, moment_statistics([term])), table, mask)
+    return centred_moments([term], raw)[:width]
 
 
 def add_statistics(parts: Sequence[Sequence[Number]]) -> tuple[Fraction, ...]:

@@ -2,7 +2,7 @@
 
 Each site contributes ``n``, the sums ``S_j`` and the cross-products ``C_jk`` (j <= k) of the
 columns centred at their public centres (see :func:`~securecalc.core.kinds.moment_sums.
-moment_local`); the coordinator forms ``(C_jk - S_j S_k / n) / (n - 1)`` exactly.
+centred_blocks`); the coordinator forms ``(C_jk - S_j S_k / n) / (n - 1)`` exactly.
 """
 
 from __future__ import annotations

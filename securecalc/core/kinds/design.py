@@ -33,13 +33,6 @@ class Term:
             return Indicator(self.column, self.level)
         return Fixed.of(schema[self.column])
 
-    def moment_input(self, table: Table, keep: np.ndarray) -> tuple[np.ndarray, bool, Fraction]:
-        """``(values, integral, shift)`` for :func:`moment_local`: float columns raw, so
-        that the centring is done exactly there."""
-        if self.integral:
-            return self.values(table, keep), True, Fraction(0)
-        return table.column(self.column).values[keep].astype(np.float64), False, self.center
-
     def values(self, table: Table, keep: np.ndarray) -> np.ndarray:
         """Centred int64 (integral terms) or float64 values on the rows ``keep``."""
         raw: np.ndarray = table.column(self.column).values[keep]

@@ -94,8 +94,9 @@ class Moment(Kind):
         """``n`` (of the rows with the column present), then the raw sums of the column's
         exact per-row value and of its square, then the counts of each value of a 0/1
         column."""
-        if analysis.column is None:
-            return LocalQuery((), (Count(),))
+        if analysis.column is None or layout_of(analysis, schema).width == 1:
+            present = (analysis.column,) if analysis.column else ()
+            return LocalQuery(present, (Count(), *self._values(analysis, schema).statistics()))
         term = Fixed.of(schema[analysis.column])
         return LocalQuery((analysis.column,), (*moment_statistics([term]),
                                                *self._values(analysis, schema).statistics()))
@@ -104,7 +105,7 @@ class Moment(Kind):
                  values: tuple[Value, ...]) -> tuple[Any, ...]:
         """``n, S, Q`` about the column's centre (as the kind's width needs), then the
         counts."""
-        if analysis.column is None:
+        if analysis.column is None or layout_of(analysis, schema).width == 1:
             return values
         width = layout_of(analysis, schema).width
         moments = centred_moments([Fixed.of(schema[analysis.column])], values[:3])
