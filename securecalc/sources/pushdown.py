@@ -91,15 +91,11 @@ def key_sql(key: Key, dialect: Dialect) -> Sql:
         return column if key.offset == 0 else sql("(") + column + sql(" - ") + param(
             key.offset) + sql(")")
     if isinstance(key, EdgeBin):
-        at_or_below = join(" + ", (_flag(as_double(e) + sql(" <= ") + column)
-                                   for e in key.edges))
+        at_or_below = _thresholds(column, key.edges, dialect, strict=False)
         return (sql("(CASE WHEN ") + column + sql(" = ") + as_double(key.edges[-1])
                 + sql(f" THEN {len(key.edges) - 2} ELSE ") + at_or_below + sql(" - 1 END)"))
     if isinstance(key, Below):
-        if not key.points:
-            return sql("0")
-        return sql("(") + join(" + ", (_flag(as_double(p) + sql(" < ") + column)
-                                       for p in key.points)) + sql(")")
+        return _thresholds(column, key.points, dialect, strict=True)
     if key.integral:
         step = int(key.step)
         shifted = sql("(") + column + sql(" - ") + param(int(key.lo)) + sql(")")
@@ -111,6 +107,45 @@ def key_sql(key: Key, dialect: Dialect) -> Sql:
              + as_double(key.step) + sql(" - ") + as_double(key.tolerance)
              + sql(") AS BIGINT)"))
     return sql("GREATEST(0, LEAST(") + index + sql(f", {key.points - 1}))")
+
+
+_LEAF = 8
+
+
+def _thresholds(column: Sql, points: Sequence[float], dialect: Dialect, strict: bool) -> Sql:
+    """How many of the sorted ``points`` lie at or below the value (strictly below when
+    ``strict``), compared as doubles: PostgreSQL's ``width_bucket`` on one array parameter,
+    elsewhere a binary search written as nested CASE (either way O(log points) per row)."""
+    double = _double(dialect)
+    value = sql("CAST(") + column + sql(f" AS {double})")
+    values = [float(p) for p in points]
+    if not values:
+        return sql("0")
+    if dialect == "postgres":
+        if not strict:  # width_bucket counts the thresholds <= the operand
+            return (sql("width_bucket(") + value + sql(", CAST(") + param(values)
+                    + sql(f" AS {double}[]))"))
+        negated = [-v for v in reversed(values)]  # #(p < x) = n - #(-p <= -x)
+        return (sql(f"({len(values)} - width_bucket(-") + value + sql(", CAST(")
+                + param(negated) + sql(f" AS {double}[])))"))
+
+    def point(i: int) -> Sql:
+        return sql("CAST(") + param(values[i]) + sql(f" AS {double})")
+
+    below = " < " if strict else " <= "
+
+    def search(lo: int, hi: int) -> Sql:
+        """The count, given that exactly the points before ``lo`` qualify among those
+        outside ``[lo, hi)``."""
+        if hi - lo <= _LEAF:
+            flags = [_flag(point(i) + sql(below) + value) for i in range(lo, hi)]
+            return sql(f"({lo} + ") + join(" + ", flags) + sql(")")
+        mid = (lo + hi) // 2
+        stops = " <= " if strict else " < "  # the value does not pass points[mid]
+        return (sql("(CASE WHEN ") + value + sql(stops) + point(mid) + sql(" THEN ")
+                + search(lo, mid) + sql(" ELSE ") + search(mid, hi) + sql(" END)"))
+
+    return search(0, len(values))
 
 
 def _when(when: tuple[Equals, ...]) -> Sql | None:

@@ -53,6 +53,9 @@ ANALYSES: list[dict[str, Any]] = [
      "grid": [30, 180, 365, 730, 1825, 3650]},
     {"kind": "kaplan_meier", "time": "followup_days", "event": "event",
      "grid": [100, 1000, 3650]},
+    {"kind": "kaplan_meier", "time": "followup_days", "event": "event", "group": "sex",
+     "grid": [*(t + 0.5 for t in range(5, 3640, 9)), 3650.0]},  # a binary search in SQL
+    {"kind": "histogram", "column": "bmi", "edges": [15 + 0.15 * i for i in range(301)]},
     {"kind": "quantiles", "column": "bmi", "probs": [0.25, 0.5, 0.75]},
     {"kind": "median", "column": "followup_days", "resolution": 7},
     {"kind": "max", "column": "cholesterol", "resolution": 0.013},
