@@ -49,8 +49,9 @@ class LocalData(Protocol):
     @property
     def n_rows(self) -> int: ...
 
-    def values(self, query: LocalQuery, predicate: Predicate) -> tuple[Value, ...]:
-        """The statistics of ``query`` on the rows ``predicate`` keeps."""
+    def values(self, items: Sequence[tuple[LocalQuery, Predicate]]) -> list[tuple[Value, ...]]:
+        """The statistics of each query on the rows its predicate keeps (a database
+        computes them all in one pass)."""
         ...
 
     def table(self, columns: Sequence[str]) -> Table:
@@ -68,24 +69,36 @@ class TableData:
     def n_rows(self) -> int:
         return self.rows.n_rows
 
-    def values(self, query: LocalQuery, predicate: Predicate) -> tuple[Value, ...]:
-        return evaluate(query, self.rows, predicate.evaluate(self.rows))
+    def values(self, items: Sequence[tuple[LocalQuery, Predicate]]) -> list[tuple[Value, ...]]:
+        return [evaluate(query, self.rows, predicate.evaluate(self.rows))
+                for query, predicate in items]
 
     def table(self, columns: Sequence[str]) -> Table:
         return self.rows
 
 
-def local_input(analysis: Analysis, job: Job, data: LocalData) -> Any:
-    """One analysis's input from ``data`` (before any noise)."""
-    kind = kind_of(analysis.kind)
-    predicate = parse_where(analysis.where, job.schema)
-    query = kind.local_query(analysis, job.schema, job.options)
-    if query is not None:
-        return kind.assemble(analysis, job.schema, query, data.values(query, predicate))
-    columns = [*kind.columns({**analysis.options, "column": analysis.column}),
-               *sorted(predicate.columns)]
-    table = data.table(list(dict.fromkeys(columns)))
-    return kind.local(analysis, job.schema, table, predicate.evaluate(table), job.options)
+def local_inputs(job: Job, data: LocalData) -> list[Any]:
+    """Every analysis's input from ``data`` (before any noise), in job order: the declared
+    statistics of all analyses in one request, rows only for a kind that needs them."""
+    declared: dict[int, tuple[LocalQuery, Predicate]] = {}
+    for i, analysis in enumerate(job.analyses):
+        query = kind_of(analysis.kind).local_query(analysis, job.schema, job.options)
+        if query is not None:
+            declared[i] = (query, parse_where(analysis.where, job.schema))
+    values = dict(zip(declared, data.values(list(declared.values())), strict=True))
+    out = []
+    for i, analysis in enumerate(job.analyses):
+        kind = kind_of(analysis.kind)
+        if i in declared:
+            out.append(kind.assemble(analysis, job.schema, declared[i][0], values[i]))
+            continue
+        predicate = parse_where(analysis.where, job.schema)
+        columns = [*kind.columns({**analysis.options, "column": analysis.column}),
+                   *sorted(predicate.columns)]
+        table = data.table(list(dict.fromkeys(columns)))
+        out.append(kind.local(analysis, job.schema, table, predicate.evaluate(table),
+                              job.options))
+    return out
 
 
 def local_contributions(job: Job, data: Table | LocalData, engine: str,
@@ -99,8 +112,9 @@ def local_contributions(job: Job, data: Table | LocalData, engine: str,
     if source.n_rows > MAX_ROWS_PER_SITE:
         raise DataError(f"this site's rows exceed the limit of {MAX_ROWS_PER_SITE} per site")
     parts = []
-    for analysis, (plan, noise) in zip(job.analyses, job.plans_and_noise(engine), strict=True):
-        local = local_input(analysis, job, source)
+    inputs = local_inputs(job, source)
+    for analysis, (plan, noise), local in zip(job.analyses, job.plans_and_noise(engine), inputs,
+                                              strict=True):
         if noise is not None:
             local = add_noise(local, sample_noise(noise, rng))
         parts.append(LocalContribution(analysis, plan, local, noise))

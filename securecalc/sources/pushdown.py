@@ -155,12 +155,6 @@ def _when(when: tuple[Equals, ...]) -> Sql | None:
                           + param(c.value) + sql(")") for c in when))
 
 
-def _aggregate(function: Sql, when: tuple[Equals, ...]) -> Sql:
-    condition = _when(when)
-    return function if condition is None else (function + sql(" FILTER (WHERE ") + condition
-                                               + sql(")"))
-
-
 @dataclass(frozen=True)
 class _Compiled:
     """The aggregates of one Count or Sum and how to read its value back."""
@@ -177,27 +171,55 @@ class _Compiled:
         return scaled(total, self.bits)
 
 
-def _limbs(term: Sql) -> tuple[Sql, Sql]:
-    """(high, low) with ``term = high * 2**31 + low``, ``0 <= low < 2**31``."""
-    return (sql("(") + term + sql(f" >> {_LIMB})"),
-            sql("(") + term + sql(f" & {2**_LIMB - 1})"))
+class _Scan:
+    """One pass over the typed relation: per-row values (terms, their limbs, row
+    conditions) computed once in an inner select, then every Count and Sum of every query
+    as a filtered aggregate over it."""
 
+    def __init__(self, dialect: Dialect):
+        self.dialect = dialect
+        self.columns: dict[object, tuple[str, Sql]] = {}
 
-def compile_statistic(statistic: Count | Sum, dialect: Dialect) -> _Compiled:
-    if isinstance(statistic, Count):
-        return _Compiled([_aggregate(sql("count(*)"), statistic.when)], 0)
-    terms = [term_sql(t, dialect) for t in statistic.terms]
-    if len(terms) == 1:
-        return _Compiled([_aggregate(sql("sum(") + terms[0] + sql(")"), statistic.when)],
-                         statistic.scale_bits)
-    a, b = statistic.terms
-    if a.bound * b.bound < _SINGLE_PRODUCT:
-        product = sql("sum(") + terms[0] + sql(" * ") + terms[1] + sql(")")
-        return _Compiled([_aggregate(product, statistic.when)], statistic.scale_bits)
-    (a_hi, a_lo), (b_hi, b_lo) = _limbs(terms[0]), _limbs(terms[1])
-    parts = [sql("sum(") + x + sql(" * ") + y + sql(")")
-             for x, y in ((a_hi, b_hi), (a_hi, b_lo), (a_lo, b_hi), (a_lo, b_lo))]
-    return _Compiled([_aggregate(p, statistic.when) for p in parts], statistic.scale_bits)
+    def column(self, key: object, expression: Sql) -> Sql:
+        """The inner select's column for ``key`` (added on first use)."""
+        if key not in self.columns:
+            self.columns[key] = (f"v{len(self.columns)}", expression)
+        return sql(self.columns[key][0])
+
+    def term(self, term: Term) -> Sql:
+        return self.column(term, term_sql(term, self.dialect))
+
+    def limbs(self, term: Term) -> tuple[Sql, Sql]:
+        """(high, low) with ``term = high * 2**31 + low``, ``0 <= low < 2**31``."""
+        value = term_sql(term, self.dialect)
+        return (self.column(("hi", term), sql("(") + value + sql(f" >> {_LIMB})")),
+                self.column(("lo", term), sql("(") + value + sql(f" & {2**_LIMB - 1})")))
+
+    def condition(self, keep: Sql, key: object, when: tuple[Equals, ...]) -> Sql:
+        parts = [self.column(("keep", key), keep)]
+        parts += [self.column(c, sql("(") + ident(c.column)
+                              + sql(" <> " if c.negated else " = ") + param(c.value)
+                              + sql(")")) for c in when]
+        return join(" AND ", parts)
+
+    def statistic(self, statistic: Count | Sum, keep: Sql, key: object) -> _Compiled:
+        where = sql(" FILTER (WHERE ") + self.condition(keep, key, statistic.when) + sql(")")
+        if isinstance(statistic, Count):
+            return _Compiled([sql("count(*)") + where], 0)
+        if len(statistic.terms) == 1:
+            return _Compiled([sql("sum(") + self.term(statistic.terms[0]) + sql(")") + where],
+                             statistic.scale_bits)
+        a, b = statistic.terms
+        if a.bound * b.bound < _SINGLE_PRODUCT:
+            product = sql("sum(") + self.term(a) + sql(" * ") + self.term(b) + sql(")")
+            return _Compiled([product + where], statistic.scale_bits)
+        (a_hi, a_lo), (b_hi, b_lo) = self.limbs(a), self.limbs(b)
+        parts = [sql("sum(") + x + sql(" * ") + y + sql(")") + where
+                 for x, y in ((a_hi, b_hi), (a_hi, b_lo), (a_lo, b_hi), (a_lo, b_lo))]
+        return _Compiled(parts, statistic.scale_bits)
+
+    def inner(self) -> list[Sql]:
+        return [expression + sql(f" AS {name}") for name, expression in self.columns.values()]
 
 
 def kept(query: LocalQuery, predicate: Predicate) -> Sql:
@@ -217,32 +239,47 @@ def histogram_sql(reader: SourceReader, statistic: Bins, where: Sql) -> Sql:
                             [key + sql(" AS k"), sql("count(*)")], where) + sql(" GROUP BY 1")
 
 
+def pushdown_many(reader: SourceReader,
+                  items: Sequence[tuple[LocalQuery, Predicate]]) -> list[tuple[Value, ...]]:
+    """Every statistic of each ``(query, predicate)`` computed by the database: the counts
+    and sums of all of them in one scan, each histogram in one grouped query. Each result
+    equals :func:`~securecalc.core.local_stats.evaluate` on the rows the predicate keeps."""
+    dialect = reader.relation.dialect
+    scan = _Scan(dialect)
+    compiled: list[tuple[int, int, _Compiled]] = []
+    out: list[list[Value | None]] = [[None] * len(q.statistics) for q, _ in items]
+    for i, (query, predicate) in enumerate(items):
+        keep = kept(query, predicate)
+        for j, statistic in enumerate(query.statistics):
+            if not isinstance(statistic, Bins):
+                compiled.append((i, j, scan.statistic(statistic, keep, (query.present,
+                                                                        predicate))))
+    if compiled:
+        aggregates = [a for _, _, c in compiled for a in c.aggregates]
+        inner = aggregate_select(reader.relation, reader.catalogue, scan.inner())
+        query_sql = (sql("SELECT ") + join(", ", aggregates) + sql(" FROM (") + inner
+                     + sql(" OFFSET 0) AS s"))
+        results = reader.rows(query_sql)[0]
+        at = 0
+        for i, j, c in compiled:
+            out[i][j] = c.value(results[at:at + len(c.aggregates)])
+            at += len(c.aggregates)
+    for i, (query, predicate) in enumerate(items):
+        for j, statistic in enumerate(query.statistics):
+            if isinstance(statistic, Bins):
+                grouped = histogram_sql(reader, statistic, kept(query, predicate))
+                pairs = sorted((int(k), int(n)) for k, n in reader.rows(grouped)
+                               if 0 <= int(k) < statistic.size)
+                out[i][j] = Histogram(np.array([k for k, _ in pairs], np.int64),
+                                      np.array([n for _, n in pairs], np.int64))
+    return [tuple(v for v in values if v is not None) for values in out]
+
+
 def pushdown_values(reader: SourceReader, query: LocalQuery,
                     predicate: Predicate) -> tuple[Value, ...]:
-    """Every statistic of ``query`` computed by the database on the rows ``predicate``
-    keeps: equal to :func:`~securecalc.core.local_stats.evaluate` on the same rows."""
-    dialect = reader.relation.dialect
-    where = kept(query, predicate)
-    scalar: list[tuple[int, _Compiled]] = []
-    for i, statistic in enumerate(query.statistics):
-        if not isinstance(statistic, Bins):
-            scalar.append((i, compile_statistic(statistic, dialect)))
-    out: list[Value | None] = [None] * len(query.statistics)
-    if scalar:
-        aggregates = [a for _, c in scalar for a in c.aggregates]
-        results = reader.aggregate(aggregates, where)
-        at = 0
-        for i, compiled in scalar:
-            width = len(compiled.aggregates)
-            out[i] = compiled.value(results[at:at + width])
-            at += width
-    for i, statistic in enumerate(query.statistics):
-        if isinstance(statistic, Bins):
-            rows = reader.rows(histogram_sql(reader, statistic, where))
-            pairs = sorted((int(k), int(n)) for k, n in rows if 0 <= int(k) < statistic.size)
-            out[i] = Histogram(np.array([k for k, _ in pairs], np.int64),
-                               np.array([n for _, n in pairs], np.int64))
-    return tuple(v for v in out if v is not None)
+    """Every statistic of ``query`` on the rows ``predicate`` keeps (see
+    :func:`pushdown_many`)."""
+    return pushdown_many(reader, [(query, predicate)])[0]
 
 
 @dataclass(frozen=True)
@@ -256,12 +293,11 @@ class SourceData:
     def n_rows(self) -> int:
         return sum(self.reader.row_counts().values())
 
-    def values(self, query: LocalQuery, predicate: Predicate) -> tuple[Value, ...]:
-        return pushdown_values(self.reader, query, predicate)
+    def values(self, items: Sequence[tuple[LocalQuery, Predicate]]) -> list[tuple[Value, ...]]:
+        return pushdown_many(self.reader, items)
 
     def table(self, columns: Sequence[str]) -> Table:
         return self.reader.table(columns)
 
 
-__all__ = ["SourceData", "compile_statistic", "key_sql", "kept", "pushdown_values",
-           "term_sql"]
+__all__ = ["SourceData", "key_sql", "kept", "pushdown_many", "pushdown_values", "term_sql"]

@@ -13,14 +13,16 @@ import numpy as np
 import pytest
 
 from securecalc.core.analyses import Analysis
+from securecalc.core.job import Job
 from securecalc.core.kinds import StudyOptions, kind_of
+from securecalc.core.local import local_contributions
 from securecalc.core.local_stats import evaluate
 from securecalc.core.schema import Column, Schema
 from securecalc.core.study_model import parse_analyses
 from securecalc.core.table import Table, load_table
 from securecalc.core.where import parse_where
 from securecalc.sources import open_sources, parse_sources
-from securecalc.sources.pushdown import pushdown_values
+from securecalc.sources.pushdown import SourceData, pushdown_values
 from securecalc.sources.reader import SourceReader
 from securecalc.sources.where_sql import where_sql
 from securecalc.synth import synth_schema, write_cohort
@@ -111,6 +113,29 @@ def test_duckdb_csv_and_parquet_equal_numpy(cohort: Cohort, table: Table,
         with file_reader(path, fmt) as reader:
             reader.validate()
             assert_pushdown_equals_numpy(reader, table, synth_schema())
+
+
+def test_a_jobs_contributions_from_a_source_equal_those_from_its_rows(
+        cohort: Cohort, table: Table) -> None:
+    """All analyses of a job in one scan (plus a grouped query per histogram), and logreg,
+    which needs the rows, read from the source: the same inputs as from the loaded table."""
+    schema = synth_schema()
+    raws = [*ANALYSES, {"kind": "logreg", "y": "event", "x": ["age", "sex"]}]
+    job = Job("s", "j", (), schema, parse_analyses(
+        [{"id": f"a{i}", "where": FILTERS[i % len(FILTERS)], **raw} if FILTERS[i % len(FILTERS)]
+         else {"id": f"a{i}", **raw} for i, raw in enumerate(raws)], schema))
+    with file_reader(cohort.csv, "csv") as reader:
+        from_source = local_contributions(job, SourceData(reader), "mpc")
+    from_table = local_contributions(job, table, "mpc")
+    for a, b in zip(from_source, from_table, strict=True):
+        if isinstance(b.local, np.ndarray):
+            np.testing.assert_array_equal(a.local, b.local)
+        elif isinstance(b.local, dict):  # logreg: the design matrix and level counts
+            np.testing.assert_array_equal(a.local["X"], b.local["X"])
+            np.testing.assert_array_equal(a.local["y"], b.local["y"])
+            assert a.local["levels"] == b.local["levels"]
+        else:
+            assert a.local == b.local, a.analysis.kind
 
 
 @pytest.mark.usefixtures("pg_password")
