@@ -110,6 +110,10 @@ def key_sql(key: Key, dialect: Dialect) -> Sql:
 
 
 _LEAF = 8
+#: what keeps the per-row values of the inner select computed once per row: PostgreSQL
+#: would otherwise substitute them into every aggregate (DuckDB shares them by itself, and an
+#: OFFSET would serialize its scan)
+_FENCE: dict[str, str] = {"postgres": " OFFSET 0"}
 
 
 def _thresholds(column: Sql, points: Sequence[float], dialect: Dialect, strict: bool) -> Sql:
@@ -173,8 +177,8 @@ class _Compiled:
 
 class _Scan:
     """One pass over the typed relation: per-row values (terms, their limbs, row
-    conditions) computed once in an inner select, then every Count and Sum of every query
-    as a filtered aggregate over it."""
+    conditions) computed once in an inner select of the rows some query keeps, then every
+    Count and Sum of every query as a filtered aggregate over it."""
 
     def __init__(self, dialect: Dialect):
         self.dialect = dialect
@@ -248,17 +252,20 @@ def pushdown_many(reader: SourceReader,
     scan = _Scan(dialect)
     compiled: list[tuple[int, int, _Compiled]] = []
     out: list[list[Value | None]] = [[None] * len(q.statistics) for q, _ in items]
+    keeps: dict[object, Sql] = {}
     for i, (query, predicate) in enumerate(items):
         keep = kept(query, predicate)
         for j, statistic in enumerate(query.statistics):
             if not isinstance(statistic, Bins):
-                compiled.append((i, j, scan.statistic(statistic, keep, (query.present,
-                                                                        predicate))))
+                key = (query.present, predicate)
+                keeps[key] = keep
+                compiled.append((i, j, scan.statistic(statistic, keep, key)))
     if compiled:
         aggregates = [a for _, _, c in compiled for a in c.aggregates]
-        inner = aggregate_select(reader.relation, reader.catalogue, scan.inner())
+        any_kept = join(" OR ", (sql("(") + k + sql(")") for k in keeps.values()))
+        inner = aggregate_select(reader.relation, reader.catalogue, scan.inner(), any_kept)
         query_sql = (sql("SELECT ") + join(", ", aggregates) + sql(" FROM (") + inner
-                     + sql(" OFFSET 0) AS s"))
+                     + sql(_FENCE.get(dialect, "") + ") AS s"))
         results = reader.rows(query_sql)[0]
         at = 0
         for i, j, c in compiled:
