@@ -5,8 +5,9 @@ Every per-row value is an exact integer computed with the same IEEE double opera
 the NumPy path (``floor(x * 2**F + 0.5)`` for a float column), and every sum is taken over
 integers (DuckDB HUGEINT, PostgreSQL numeric), splitting products into 31-bit limbs where
 they could exceed 64 bits; so the values equal :func:`~securecalc.core.local_stats.evaluate`
-on the same rows exactly. One aggregate query per analysis, one grouped query per histogram:
-the rows never leave the database, and the answer's size is bounded by the histograms' cells.
+on the same rows exactly. One scan answers every count and sum of a job's analyses, one
+grouped query each histogram: the rows never leave the database, and the answer's size is
+bounded by the statistics and the histograms' cells, whatever the number of rows.
 """
 
 from __future__ import annotations
@@ -166,7 +167,7 @@ class _Compiled:
     aggregates: list[Sql]
     bits: int
 
-    def value(self, results: Sequence[Any]) -> int | Any:
+    def value(self, results: Sequence[Any]) -> Value:
         if len(self.aggregates) == 1:
             total = _int(results[0])
         else:
