@@ -69,3 +69,13 @@ def test_histogram_answers_the_search_counts_like_sorted_values() -> None:
                                             for p in points]
     np.testing.assert_array_equal(histogram.sorted_values(), values)
     assert histogram.n == 400
+
+
+def test_ckks_histogram_program_takes_either_form() -> None:
+    from securecalc.core.kinds.order import HistogramProgram
+
+    values = np.sort(np.random.default_rng(7).integers(0, 30, 200))
+    keys, counts = np.unique(values, return_counts=True)
+    program = HistogramProgram(30)
+    state = program.initial_state()
+    assert program.local(state, Histogram(keys, counts)) == program.local(state, values)
