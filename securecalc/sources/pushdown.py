@@ -112,9 +112,11 @@ def key_sql(key: Key, dialect: Dialect) -> Sql:
 
 _LEAF = 8
 #: what keeps the per-row values of the inner select computed once per row: PostgreSQL
-#: would otherwise substitute them into every aggregate (DuckDB shares them by itself, and an
-#: OFFSET would serialize its scan)
+#: would otherwise substitute them into every aggregate
 _FENCE: dict[str, str] = {"postgres": " OFFSET 0"}
+#: engines that share common expressions themselves and scan columnar data in parallel: one
+#: inline query per analysis runs faster there than one shared scan
+_INLINE = frozenset({"duckdb"})
 
 
 def _thresholds(column: Sql, points: Sequence[float], dialect: Dialect, strict: bool) -> Sql:
@@ -177,16 +179,23 @@ class _Compiled:
 
 
 class _Scan:
-    """One pass over the typed relation: per-row values (terms, their limbs, row
-    conditions) computed once in an inner select of the rows some query keeps, then every
-    Count and Sum of every query as a filtered aggregate over it."""
+    """The counts and sums of several queries in one pass over the typed relation.
 
-    def __init__(self, dialect: Dialect):
+    Shared: per-row values (terms, their limbs, row conditions) are computed once in an
+    inner select of the rows some query keeps, and every statistic is an aggregate filtered
+    by its query's condition. Inline (one query, for engines that share common expressions
+    themselves): the expressions stand in the aggregates and the query's condition is the
+    WHERE clause."""
+
+    def __init__(self, dialect: Dialect, inline: bool):
         self.dialect = dialect
+        self.inline = inline
         self.columns: dict[object, tuple[str, Sql]] = {}
 
     def column(self, key: object, expression: Sql) -> Sql:
         """The inner select's column for ``key`` (added on first use)."""
+        if self.inline:
+            return sql("(") + expression + sql(")")
         if key not in self.columns:
             self.columns[key] = (f"v{len(self.columns)}", expression)
         return sql(self.columns[key][0])
@@ -200,15 +209,17 @@ class _Scan:
         return (self.column(("hi", term), sql("(") + value + sql(f" >> {_LIMB})")),
                 self.column(("lo", term), sql("(") + value + sql(f" & {2**_LIMB - 1})")))
 
-    def condition(self, keep: Sql, key: object, when: tuple[Equals, ...]) -> Sql:
-        parts = [self.column(("keep", key), keep)]
+    def condition(self, keep: Sql, key: object, when: tuple[Equals, ...]) -> Sql | None:
+        parts = [] if self.inline else [self.column(("keep", key), keep)]
         parts += [self.column(c, sql("(") + ident(c.column)
                               + sql(" <> " if c.negated else " = ") + param(c.value)
                               + sql(")")) for c in when]
-        return join(" AND ", parts)
+        return join(" AND ", parts) if parts else None
 
     def statistic(self, statistic: Count | Sum, keep: Sql, key: object) -> _Compiled:
-        where = sql(" FILTER (WHERE ") + self.condition(keep, key, statistic.when) + sql(")")
+        condition = self.condition(keep, key, statistic.when)
+        where = Sql() if condition is None else (sql(" FILTER (WHERE ") + condition
+                                                 + sql(")"))
         if isinstance(statistic, Count):
             return _Compiled([sql("count(*)") + where], 0)
         if len(statistic.terms) == 1:
@@ -244,34 +255,50 @@ def histogram_sql(reader: SourceReader, statistic: Bins, where: Sql) -> Sql:
                             [key + sql(" AS k"), sql("count(*)")], where) + sql(" GROUP BY 1")
 
 
-def pushdown_many(reader: SourceReader,
-                  items: Sequence[tuple[LocalQuery, Predicate]]) -> list[tuple[Value, ...]]:
-    """Every statistic of each ``(query, predicate)`` computed by the database: the counts
-    and sums of all of them in one scan, each histogram in one grouped query. Each result
-    equals :func:`~securecalc.core.local_stats.evaluate` on the rows the predicate keeps."""
+def _scalars(reader: SourceReader, items: Sequence[tuple[LocalQuery, Predicate]],
+             out: list[list[Value | None]], indices: Sequence[int]) -> None:
+    """The counts and sums of ``items[i]`` for ``i`` in ``indices``, in one query."""
     dialect = reader.relation.dialect
-    scan = _Scan(dialect)
+    scan = _Scan(dialect, inline=dialect in _INLINE and len(indices) == 1)
     compiled: list[tuple[int, int, _Compiled]] = []
-    out: list[list[Value | None]] = [[None] * len(q.statistics) for q, _ in items]
     keeps: dict[object, Sql] = {}
-    for i, (query, predicate) in enumerate(items):
+    for i in indices:
+        query, predicate = items[i]
         keep = kept(query, predicate)
         for j, statistic in enumerate(query.statistics):
             if not isinstance(statistic, Bins):
                 key = (query.present, predicate)
                 keeps[key] = keep
                 compiled.append((i, j, scan.statistic(statistic, keep, key)))
-    if compiled:
-        aggregates = [a for _, _, c in compiled for a in c.aggregates]
-        any_kept = join(" OR ", (sql("(") + k + sql(")") for k in keeps.values()))
+    if not compiled:
+        return
+    aggregates = [a for _, _, c in compiled for a in c.aggregates]
+    any_kept = join(" OR ", (sql("(") + k + sql(")") for k in keeps.values()))
+    if scan.inline:
+        statement = aggregate_select(reader.relation, reader.catalogue, aggregates, any_kept)
+    else:
         inner = aggregate_select(reader.relation, reader.catalogue, scan.inner(), any_kept)
-        query_sql = (sql("SELECT ") + join(", ", aggregates) + sql(" FROM (") + inner
+        statement = (sql("SELECT ") + join(", ", aggregates) + sql(" FROM (") + inner
                      + sql(_FENCE.get(dialect, "") + ") AS s"))
-        results = reader.rows(query_sql)[0]
-        at = 0
-        for i, j, c in compiled:
-            out[i][j] = c.value(results[at:at + len(c.aggregates)])
-            at += len(c.aggregates)
+    results = reader.rows(statement)[0]
+    at = 0
+    for i, j, c in compiled:
+        out[i][j] = c.value(results[at:at + len(c.aggregates)])
+        at += len(c.aggregates)
+
+
+def pushdown_many(reader: SourceReader,
+                  items: Sequence[tuple[LocalQuery, Predicate]]) -> list[tuple[Value, ...]]:
+    """Every statistic of each ``(query, predicate)`` computed by the database: the counts
+    and sums in one scan for all queries (on DuckDB one inline scan per query, which it runs
+    faster), each histogram in one grouped query. Each result equals
+    :func:`~securecalc.core.local_stats.evaluate` on the rows the predicate keeps."""
+    out: list[list[Value | None]] = [[None] * len(q.statistics) for q, _ in items]
+    if reader.relation.dialect in _INLINE:
+        for i in range(len(items)):
+            _scalars(reader, items, out, [i])
+    else:
+        _scalars(reader, items, out, range(len(items)))
     for i, (query, predicate) in enumerate(items):
         for j, statistic in enumerate(query.statistics):
             if isinstance(statistic, Bins):
