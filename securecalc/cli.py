@@ -12,9 +12,12 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from securecalc.errors import SecureCalcError
+
+if TYPE_CHECKING:
+    from securecalc.core.config import NodeConfig
 
 INSECURE_HELP = ("development only: no TLS, identities are claimed, not proven, and roles "
                  "(hospital, compute, coordinator) are not checked")
@@ -127,17 +130,41 @@ def _node_describe(args: argparse.Namespace) -> int:
 
 
 def _node_check(args: argparse.Namespace) -> int:
-    from securecalc.core.catalogue import describe_column
     from securecalc.core.config import load_node_config
-    from securecalc.node.datastore import validated
 
     config = load_node_config(args.config, insecure=True)
+    if config.data_path is None:
+        return _check_sources(config)
+    from securecalc.core.catalogue import describe_column
+    from securecalc.node.datastore import validated
+
     table = validated(config.data_path, config.catalogue)
     print(f"{config.data_path}: {table.n_rows} rows fit the catalogue of {config.name}")
     print(f"{'column':<16} {'type':<9} {'missing':>9}  bounds or levels")
     for column in config.catalogue:
         missing = int(table.column(column.name).missing.sum())
         print(f"{column.name:<16} {column.type:<9} {missing:>9}  {describe_column(column)}")
+    return 0
+
+
+def _check_sources(config: NodeConfig) -> int:
+    """``node check`` of ``[[source]]`` tables: counts and the first offending rows go to
+    this terminal only (the node's operator)."""
+    from securecalc.node.source_store import unfit
+    from securecalc.sources import SourceError, open_sources
+    from securecalc.sources.node import check_lines
+
+    try:
+        with open_sources(config.sources, config.catalogue) as reader:
+            report = reader.check()
+            problem = unfit(reader, report)
+    except SourceError as exc:
+        print(f"securecalc: error: {exc.local_message()}", file=sys.stderr)
+        return 1
+    print("\n".join(check_lines(config.name, config.catalogue, report)))
+    if problem is not None:
+        print(f"securecalc: error: {problem}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 import pyarrow as pa
 
-from securecalc.sources.declarations import PostgresConnection
+from securecalc.core.source_model import PostgresConnection
 from securecalc.sources.errors import SourceError
 from securecalc.sources.relation import Engine
 from securecalc.sources.sql import Dialect, Sql

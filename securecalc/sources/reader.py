@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 
 from securecalc.core.schema import Schema
+from securecalc.core.source_model import Source
 from securecalc.core.table import ColumnData, Table
 from securecalc.sources.compiler import compile_relation
 from securecalc.sources.connection import Connection, connect
-from securecalc.sources.declarations import Source
 from securecalc.sources.errors import SourceError
 from securecalc.sources.relation import ROW, SOURCE, Relation
 from securecalc.sources.sql import Sql, ident, join, sql

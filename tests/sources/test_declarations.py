@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from securecalc.errors import ConfigError
-from securecalc.sources.declarations import (
+from securecalc.core.readonly_sql import check_select_only
+from securecalc.core.source_model import (
     FhirSource,
     FileSource,
     OmopHasCondition,
@@ -17,7 +17,7 @@ from securecalc.sources.declarations import (
     PostgresSource,
     parse_sources,
 )
-from securecalc.sources.readonly import check_select_only
+from securecalc.errors import ConfigError
 
 NODE_TOML = """
 [[source]]
