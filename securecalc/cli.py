@@ -211,6 +211,16 @@ def _synth(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from securecalc.demo import run_demo
 
+    if args.source == "omop":
+        from securecalc.sources.pgserver import PostgresUnavailable
+
+        try:
+            return run_demo(rows=args.rows, workdir=Path(args.dir) if args.dir else None,
+                            source="omop")
+        except PostgresUnavailable as exc:
+            print(f"securecalc: error: cannot start PostgreSQL for the demo: {exc}",
+                  file=sys.stderr)
+            return 1
     return run_demo(rows=args.rows, workdir=Path(args.dir) if args.dir else None)
 
 
@@ -365,6 +375,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="three hospitals, both engines, on this machine")
     demo.add_argument("--rows", type=int, default=50_000, help="rows per hospital")
     demo.add_argument("--dir", help="keep the demo's files here (default: a temporary folder)")
+    demo.add_argument("--source", choices=("file", "omop"), default="file",
+                      help="where the nodes read their rows: file (a CSV each, the default) or "
+                      "omop (an OMOP CDM extract in a temporary PostgreSQL server, one "
+                      "database per hospital; needs the PostgreSQL server programs)")
     demo.set_defaults(func=_demo)
 
     _add_bench(commands)

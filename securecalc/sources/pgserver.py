@@ -125,7 +125,12 @@ class PostgresServer:
         """Stop the server (if it still runs) and remove its folder."""
         try:
             if (self.data / "postmaster.pid").exists():
-                self._run(self.pg_ctl, "-D", str(self.data), "-m", "immediate", "-w", "stop")
+                try:
+                    self._run(self.pg_ctl, "-D", str(self.data), "-m", "immediate", "-w",
+                              "stop")
+                except PostgresUnavailable:
+                    if (self.data / "postmaster.pid").exists():  # not stopped meanwhile
+                        raise
         finally:
             self.started = False
             shutil.rmtree(self.root, ignore_errors=True)
