@@ -228,6 +228,20 @@ def _sources(value: Any, info: ValidationInfo) -> tuple[Source, ...]:
                                base_dir=Path(path).parent if path else None))
 
 
+def _data(value: Any, info: ValidationInfo) -> DataTable | None:
+    """``[data]``, unless ``[[source]]`` tables say where the rows are (one of the two)."""
+    sources = info.data.get("source")
+    if value is None:
+        if sources or "source" not in info.data:  # given (or given and invalid)
+            return None
+        raise invalid("missing table [data] or [[source]]: say where this node's rows are "
+                      "(see the README, Data sources)", root=True)
+    if sources:
+        raise invalid("give the node's rows either as [data] path = \"<file.csv|parquet>\" "
+                      "or as [[source]] tables, not both", root=True)
+    return validate(DataTable, value, path=config_path(info), prefix=("data",))
+
+
 def _catalogue(value: Any, info: ValidationInfo) -> Schema:
     """``[catalogue.<column>]`` tables: required, so that a node publishes what it offers."""
     if value is None:
@@ -252,8 +266,9 @@ class NodeFile(Model):
     ``[policy]``, ``[audit]``."""
 
     node: NodeSection
-    data: DataTable | None = None
     source: Annotated[tuple[Source, ...], checked(_sources)] = ()
+    data: Annotated[DataTable | None, checked(_data)] = Field(default=None,
+                                                              validate_default=True)
     tls: Tls = Field(default=None, validate_default=True)
     audit: AuditTable = AuditTable()
     policy: Annotated[Policy, checked(_policy)] = Policy()

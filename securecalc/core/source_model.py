@@ -119,9 +119,14 @@ class PostgresSource(PostgresConnection):
             raise ValueError("give exactly one of table, view or query")
         if self.query is not None and self.schema_ is not None:
             raise ValueError("schema applies to a table or view, not to a query")
-        if self.query is not None:
-            check_select_only(self.query)
         return self
+
+    @field_validator("query")
+    @classmethod
+    def _read_only(cls, query: str | None) -> str | None:
+        if query is not None:
+            check_select_only(query)
+        return query
 
     @property
     def connection(self) -> PostgresConnection:
