@@ -158,8 +158,10 @@ def _check_sources(config: NodeConfig) -> int:
         with open_sources(config.sources, config.catalogue) as reader:
             report = reader.check()
             problem = unfit(reader, report)
-    except SourceError as exc:
-        print(f"securecalc: error: {exc.local_message()}", file=sys.stderr)
+    except SourceError as exc:  # the detail (the database's own words) for this operator
+        if exc.detail:
+            print(f"detail: {' '.join(exc.detail.split())}", file=sys.stderr)
+        print(f"securecalc: error: {exc}", file=sys.stderr)
         return 1
     print("\n".join(check_lines(config.name, config.catalogue, report)))
     if problem is not None:
