@@ -155,6 +155,8 @@ class SourceReader:
         """The typed rows (call :meth:`validate` first), fetched ``batch_rows`` at a time."""
         names = list(self.catalogue.names() if columns is None else dict.fromkeys(columns))
         schema = Schema({name: self.catalogue[name] for name in names})
+        if not names:  # a study that reads no column (a count) needs the number of rows
+            return Table(schema, {}, sum(self.row_counts().values()))
         query = (sql("SELECT ") + join(", ", (ident(n) for n in names)) + sql(" FROM (")
                  + typed_select(self.relation, self.catalogue) + sql(") AS t"))
         parts: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {n: [] for n in names}
