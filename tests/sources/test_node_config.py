@@ -3,12 +3,14 @@ error names node.toml and the field."""
 
 from __future__ import annotations
 
+import re
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from securecalc.core.config import load_node_config
-from securecalc.core.source_model import FileSource, OmopSource
+from securecalc.core.source_model import FileSource, OmopSource, parse_sources
 from securecalc.errors import ConfigError
 from securecalc.sources.synthetic import synth_omop_source
 from securecalc.studyfolder import node_toml
@@ -66,3 +68,12 @@ def test_data_and_sources_are_exclusive_and_one_is_required(tmp_path: Path) -> N
     neither.write_text(text.replace('[data]\npath = "a.csv"\n', ""))
     with pytest.raises(ConfigError, match="missing table \\[data\\] or \\[\\[source\\]\\]"):
         load_node_config(neither, insecure=True)
+
+
+def test_the_readme_source_examples_parse() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("### Data sources"):readme.index("### compute.toml")]
+    blocks = re.findall(r"```toml\n(.*?)```", section, re.DOTALL)
+    kinds = [s.kind for block in blocks
+             for s in parse_sources(tomllib.loads(block)["source"], path="/n/node.toml")]
+    assert kinds == ["file", "postgres", "omop", "fhir"]
