@@ -18,6 +18,7 @@ from securecalc.errors import SecureCalcError
 
 if TYPE_CHECKING:
     from securecalc.core.config import NodeConfig
+    from securecalc.node.approvals import Approvals
 
 INSECURE_HELP = ("development only: no TLS, identities are claimed, not proven, and roles "
                  "(hospital, compute, coordinator) are not checked")
@@ -34,7 +35,8 @@ def _certs_init(args: argparse.Namespace) -> int:
     roles = {role: [n.strip() for n in (value or "").split(",") if n.strip()]
              for role, value in (("hospitals", args.hospitals), ("compute", args.compute),
                                  ("coordinators", args.coordinators))}
-    init_pki(Path(args.dir), **roles, days=args.days, force=args.force)
+    init_pki(Path(args.dir), hospitals=roles["hospitals"], compute=roles["compute"],
+             coordinators=roles["coordinators"], days=args.days, force=args.force)
     written = "; ".join(f"{role}: {', '.join(names)}" for role, names in roles.items() if names)
     print(f"wrote a study CA and certificates ({written}) to {args.dir}")
     return 0
@@ -60,7 +62,7 @@ def _node_serve(args: argparse.Namespace) -> int:
     return _serve("node", load_node_config, start_node, args)
 
 
-def _node_approvals(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _node_approvals(args: argparse.Namespace) -> tuple[NodeConfig, Approvals]:
     from securecalc.core.config import load_node_config
     from securecalc.node.approvals import Approvals
 

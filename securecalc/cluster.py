@@ -112,7 +112,8 @@ class LocalCluster:
         returns the new address."""
         old = self.servers.servers[name]
         old.stop()
-        flags = ["--insecure"] if "--insecure" in old.process.args else []
+        args = old.process.args
+        flags = ["--insecure"] if isinstance(args, list) and "--insecure" in args else []
         self.addresses[name] = self.servers.start(
             name, ["node", "serve", "--config", str(self.root / f"{name}.toml"), *flags],
             env=env).address
