@@ -157,14 +157,14 @@ def edge_rows(tmp_path: Path) -> Iterator[tuple[Path, Schema]]:
     name = 'x"); DROP TABLE t; --'
     schema = Schema({name: Column(name, "float", min=-1e6, max=1e6),
                      "k": Column("k", "int", min=-2**40, max=2**40),
-                     "g": Column("g", "category", levels=("it's", "o\"k", "z"))})
+                     "g": Column("g", "category", levels=("it's", INJECT, "z"))})
     bits = 41  # fraction_bits of [-1e6, 1e6]
     half = 2.0 ** -(bits + 1)
     xs = [0.5 * 2.0 ** -bits, -half, 3 * half, -3 * half, 1e6, -1e6, 1000.0001234, -999999.5,
           0.1, None, 123456.789, 2.5, -2.5]
     rows = len(xs)
     ks = [2**40, -2**40, 7, -7, 0, 1, None, 2**39 + 3, -5, 9, 11, 2**40 - 1, -(2**40) + 1]
-    gs = ["it's", 'o"k', "z", None, "z", "it's", "z", 'o"k', "z", "z", "it's", None, "z"]
+    gs = ["it's", INJECT, "z", None, "z", "it's", "z", INJECT, "z", "z", "it's", None, "z"]
     assert len(ks) == len(gs) == rows
     path = tmp_path / "edge.csv"
     with path.open("w", newline="") as f:
@@ -176,12 +176,15 @@ def edge_rows(tmp_path: Path) -> Iterator[tuple[Path, Schema]]:
     yield path, schema
 
 
-def test_edge_values_and_injection_attempts_are_exact_and_bound(
-        edge_rows: tuple[Path, Schema]) -> None:
-    path, schema = edge_rows
+#: a level that would end a quoted SQL string and write, were it pasted
+INJECT = "o\"k'); DROP TABLE edge; --"
+_QUOTED = "'" + INJECT.replace("\\", "\\\\").replace("'", "\\'") + "'"
+EDGE_FILTERS = [None, f"g == 'it\\'s' or g == {_QUOTED}", "g not in ['z']", "not (g == 'z')",
+                f"g in [{_QUOTED}, 'z']"]
+
+
+def edge_analyses(schema: Schema, where: str | None) -> list[Analysis]:
     name = next(iter(schema.names()))
-    table = load_table(path, schema)
-    quoted = "`" + name + "`"
     raws = [
         {"kind": "variance", "column": name},
         {"kind": "variance", "column": "k"},
@@ -190,20 +193,55 @@ def test_edge_values_and_injection_attempts_are_exact_and_bound(
         {"kind": "histogram", "column": name, "edges": [-1e6, -0.5, 0, 2.5, 1e6]},
         {"kind": "quantiles", "column": "k", "probs": [0.5], "resolution": 1024},
     ]
-    filters = [None, "g == 'it\\'s' or g == 'o\"k'", "g not in ['z']",
-               f"{quoted} > -1 or k < 0", "not (g == 'z')"]
+    return list(parse_analyses([{"id": f"e{i}", **raw, **({"where": where} if where else {})}
+                                for i, raw in enumerate(raws)], schema))
+
+
+def assert_edges_exact(reader: SourceReader, table: Table, schema: Schema) -> None:
+    name = next(iter(schema.names()))
+    for where in [*EDGE_FILTERS, f"`{name}` > -1 or k < 0"]:
+        predicate = parse_where(where, schema)
+        text, _ = where_sql(predicate).render(reader.relation.dialect)
+        assert "it's" not in text and INJECT not in text  # values are bound parameters
+        mask = predicate.evaluate(table)
+        for analysis in edge_analyses(schema, where):
+            query = kind_of(analysis.kind).local_query(analysis, schema, STUDY)
+            assert query is not None
+            assert pushdown_values(reader, query, predicate) == evaluate(query, table, mask), (
+                analysis.kind, where)
+
+
+def test_edge_values_and_injection_attempts_are_exact_and_bound(
+        edge_rows: tuple[Path, Schema]) -> None:
+    path, schema = edge_rows
+    table = load_table(path, schema)
     with file_reader(path, "csv", schema) as reader:
         reader.validate()
-        for where in filters:
-            predicate = parse_where(where, schema)
-            text, params = where_sql(predicate).render("duckdb")
-            assert "it's" not in text and 'o"k' not in text  # values are bound parameters
-            mask = predicate.evaluate(table)
-            for i, raw in enumerate(raws):
-                analysis = parse_analyses([{"id": f"e{i}", **raw,
-                                            **({"where": where} if where else {})}], schema)[0]
-                query = kind_of(analysis.kind).local_query(analysis, schema, STUDY)
-                assert query is not None
-                assert pushdown_values(reader, query, predicate) == evaluate(query, table,
-                                                                             mask), (raw, where)
+        assert_edges_exact(reader, table, schema)
     assert path.read_text().count("\n") == 14  # the file is untouched
+
+
+@pytest.mark.usefixtures("pg_password")
+def test_edge_values_and_injection_attempts_on_postgresql(
+        edge_rows: tuple[Path, Schema], postgres: Any, pg_database: dict[str, Any]) -> None:
+    from psycopg import sql as pgsql
+
+    from tests.sources.conftest import READER
+
+    path, schema = edge_rows
+    name = next(iter(schema.names()))
+    with postgres.connect("research", autocommit=False) as conn, conn.cursor() as cur:
+        cur.execute(pgsql.SQL("CREATE TABLE public.edge ({} double precision, k bigint, g text)")
+                    .format(pgsql.Identifier(name)))
+        with path.open("rb") as f, cur.copy(
+                "COPY public.edge FROM STDIN WITH (FORMAT csv, HEADER true)") as copy:
+            copy.write(f.read())
+        cur.execute(pgsql.SQL("GRANT SELECT ON public.edge TO {}").format(
+            pgsql.Identifier(READER)))
+        conn.commit()
+    sources = parse_sources([{"kind": "postgres", "name": "warehouse", **pg_database,
+                              "table": "edge"}])
+    with open_sources(sources, schema) as reader:
+        reader.validate()
+        assert_edges_exact(reader, load_table(path, schema), schema)
+        assert reader.row_counts() == {"warehouse": 13}  # nothing dropped or written
