@@ -345,10 +345,13 @@ def int_dot(a: np.ndarray, b: np.ndarray) -> int:
 
 
 def exact_sum(values: np.ndarray) -> int:
-    """Exact ``sum(values)`` of an int64 array, in int64 chunks that cannot overflow."""
+    """Exact ``sum(values)`` of an int64 array, in int64 pieces that cannot overflow (21-bit
+    limbs when the values are large)."""
     if values.size == 0:
         return 0
     peak = int(np.max(np.abs(values)))
+    if peak >= 2**40:
+        return sum(exact_sum(limb) << (_LIMB * i) for i, limb in enumerate(_limbs(values)))
     if peak == 0:
         return 0
     chunk = max(1, (2**62) // peak)
@@ -356,34 +359,70 @@ def exact_sum(values: np.ndarray) -> int:
                for i in range(0, values.size, chunk))
 
 
+def _limbs(values: np.ndarray) -> list[np.ndarray]:
+    """``values = sum(limb_i << 21 i)``: two non-negative 21-bit limbs and a signed top one."""
+    mask = np.int64(2**_LIMB - 1)
+    return [values & mask, (values >> _LIMB) & mask, values >> (2 * _LIMB)]
+
+
+#: rows per block of :func:`exact_dot`: a block's sum of 21-bit limb products stays below
+#: 2**53, so float64 arithmetic on it is exact whatever order BLAS adds in
+_BLOCK = 2**(53 - 2 * _LIMB - 1)
+
+
 def exact_dot(a: np.ndarray, b: np.ndarray) -> int:
-    """Exact ``sum(a * b)`` of int64 arrays, in int64 pieces (21-bit limbs when large)."""
+    """Exact ``sum(a * b)`` of int64 arrays: directly in int64 chunks when the products are
+    small, else by 21-bit limbs whose products are summed exactly in float64 blocks."""
     if a.size == 0:
         return 0
     peak = int(np.max(np.abs(a))) * int(np.max(np.abs(b)))
     if peak < 2**40:
         return int_dot(a, b)
-    mask = np.int64(2**_LIMB - 1)
-    limbs_a = [(a >> (_LIMB * i)) & mask for i in range(2)] + [a >> (2 * _LIMB)]
-    limbs_b = [(b >> (_LIMB * i)) & mask for i in range(2)] + [b >> (2 * _LIMB)]
-    return sum(int_dot(la, lb) << (_LIMB * (i + j))
-               for i, la in enumerate(limbs_a) for j, lb in enumerate(limbs_b))
+    pad = -a.size % _BLOCK
+    limbs_a = np.stack([np.pad(x, (0, pad)) for x in _limbs(a)], axis=-1).astype(np.float64)
+    limbs_b = np.stack([np.pad(x, (0, pad)) for x in _limbs(b)], axis=-1).astype(np.float64)
+    blocks = limbs_a.shape[0] // _BLOCK
+    sums = np.matmul(limbs_a.reshape(blocks, _BLOCK, 3).transpose(0, 2, 1),
+                     limbs_b.reshape(blocks, _BLOCK, 3))  # (blocks, 3, 3), exact integers
+    totals = [exact_sum(sums[:, i, j].astype(np.int64)) for i in range(3) for j in range(3)]
+    return sum(t << (_LIMB * (i + j))
+               for t, (i, j) in zip(totals, [(i, j) for i in range(3) for j in range(3)],
+                                    strict=True))
 
 
-def _rows(table: Table, keep: np.ndarray, when: tuple[Equals, ...]) -> np.ndarray:
-    rows = keep
-    for cond in when:
-        hit = table.column(cond.column).values == cond.value
-        rows = rows & (~hit if cond.negated else hit)
-    return rows
+class _Rows:
+    """One query's kept rows, with each condition's rows and each term's values computed
+    once for all its statistics."""
+
+    def __init__(self, table: Table, keep: np.ndarray):
+        self.table = table
+        self.keep = keep
+        self._rows: dict[tuple[Equals, ...], np.ndarray] = {(): keep}
+        self._terms: dict[tuple[Term, tuple[Equals, ...]], np.ndarray] = {}
+
+    def rows(self, when: tuple[Equals, ...]) -> np.ndarray:
+        if when not in self._rows:
+            rows = self.keep
+            for cond in when:
+                hit = self.table.column(cond.column).values == cond.value
+                rows = rows & (~hit if cond.negated else hit)
+            self._rows[when] = rows
+        return self._rows[when]
+
+    def term(self, term: Term, when: tuple[Equals, ...]) -> np.ndarray:
+        if (term, when) not in self._terms:
+            self._terms[term, when] = term_values(term, self.table, self.rows(when))
+        return self._terms[term, when]
 
 
-def evaluate_statistic(statistic: Statistic, table: Table, keep: np.ndarray) -> Value:
-    rows = _rows(table, keep, statistic.when)
+def evaluate_statistic(statistic: Statistic, table: Table, keep: np.ndarray,
+                       rows: _Rows | None = None) -> Value:
+    """One statistic on the rows ``keep`` (``rows``: values shared with other statistics)."""
+    rows = rows or _Rows(table, keep)
     if isinstance(statistic, Count):
-        return int(np.count_nonzero(rows))
+        return int(np.count_nonzero(rows.rows(statistic.when)))
     if isinstance(statistic, Sum):
-        values = [term_values(t, table, rows) for t in statistic.terms]
+        values = [rows.term(t, statistic.when) for t in statistic.terms]
         if len(values) == 1:
             total = exact_sum(values[0])
         elif len(values) == 2:
@@ -391,7 +430,7 @@ def evaluate_statistic(statistic: Statistic, table: Table, keep: np.ndarray) -> 
         else:
             raise ValueError("a Sum multiplies one or two terms")
         return scaled(total, statistic.scale_bits)
-    keys = key_values(statistic.key, table, rows)
+    keys = key_values(statistic.key, table, rows.rows(statistic.when))
     keys = keys[(keys >= 0) & (keys < statistic.size)]
     found, counts = np.unique(keys, return_counts=True)
     return Histogram(found.astype(np.int64), counts.astype(np.int64))
@@ -408,7 +447,8 @@ def kept_rows(query: LocalQuery, table: Table, mask: np.ndarray) -> np.ndarray:
 def evaluate(query: LocalQuery, table: Table, mask: np.ndarray) -> tuple[Value, ...]:
     """Every statistic of ``query`` on the rows of ``table`` that ``mask`` keeps."""
     keep = kept_rows(query, table, mask)
-    return tuple(evaluate_statistic(s, table, keep) for s in query.statistics)
+    rows = _Rows(table, keep)
+    return tuple(evaluate_statistic(s, table, keep, rows) for s in query.statistics)
 
 
 __all__ = ["Below", "Bins", "Cell", "Code", "Count", "EdgeBin", "Equals", "Fixed", "GridIndex",

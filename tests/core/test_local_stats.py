@@ -14,6 +14,7 @@ from securecalc.core.local_stats import (
     centred_moments,
     evaluate,
     exact_dot,
+    exact_sum,
     fraction_bits,
     moment_statistics,
 )
@@ -26,6 +27,11 @@ def test_exact_dot_of_large_int64_values() -> None:
     a = rng.integers(-2**61, 2**61, 5000, dtype=np.int64)
     b = rng.integers(-2**61, 2**61, 5000, dtype=np.int64)
     assert exact_dot(a, b) == sum(int(x) * int(y) for x, y in zip(a, b, strict=True))
+    extremes = np.array([2**62 - 1, -(2**62), 2**61 + 12345, -1, 0, 2**21, -(2**42)] * 300,
+                        dtype=np.int64)
+    assert exact_dot(extremes, extremes[::-1].copy()) == sum(
+        int(x) * int(y) for x, y in zip(extremes, extremes[::-1], strict=True))
+    assert exact_sum(extremes) == sum(int(x) for x in extremes)
     small = rng.integers(-1000, 1000, 5000, dtype=np.int64)
     assert exact_dot(small, small) == sum(int(x) ** 2 for x in small)
 
