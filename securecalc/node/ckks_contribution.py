@@ -40,7 +40,8 @@ def contribute(job: Job, store: DataStore, states: Mapping[str, Any], *, me: str
     the coordinator's call ends (False if it already ended): the submission is then
     cancelled too."""
     started = time.perf_counter()
-    values = site_vector(local_contributions(job, store.table_for(job), "ckks"), states)
+    with store.data_for(job) as data:
+        values = site_vector(local_contributions(job, data, "ckks"), states)
     if len(values) != layout.n_values:
         raise ProtocolError("job layout does not match its analyses")
     local_done = time.perf_counter()

@@ -14,10 +14,13 @@ from __future__ import annotations
 import logging
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from securecalc.core.catalogue import check_coverage, study_table
 from securecalc.core.job import Job
+from securecalc.core.local import LocalData
 from securecalc.core.plans import MAX_ROWS_PER_SITE
 from securecalc.core.schema import Schema
 from securecalc.core.table import Table, load_table
@@ -73,6 +76,12 @@ class DataStore(ABC):
         columns = list(job.columns())
         check_coverage(self.node, self.catalogue, job.schema, columns)
         return study_table(self._rows(columns), job.schema, columns)
+
+    @contextmanager
+    def data_for(self, job: Job) -> Iterator[Table | LocalData]:
+        """What the local phase of ``job`` reads (after :meth:`admit`): the validated rows,
+        or a source that computes the job's statistics itself."""
+        yield self.table_for(job)
 
 
 class FileStore(DataStore):

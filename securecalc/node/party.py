@@ -13,6 +13,7 @@ from collections.abc import Callable
 from securecalc.audit.events import audited, digest, signed_head, store_heads
 from securecalc.audit.log import AuditLog
 from securecalc.core.config import NodeConfig
+from securecalc.core.defaults import PEER_TIMEOUT_SECONDS
 from securecalc.core.job import Job
 from securecalc.core.limits import ANALYSES, NAME_CHARS, NOTE_CHARS
 from securecalc.core.local import local_contributions
@@ -86,11 +87,12 @@ class PartyNode:
         try:
             with audited(self.audit, job.job_id) as end:
                 started = time.perf_counter()
-                parts = local_contributions(job, self.store.table_for(job), "mpc")
+                with self.store.data_for(job) as data:
+                    parts = local_contributions(job, data, "mpc")
                 steps = site_steps(parts, job.release_gates([p.plan for p in parts]),
                                   job.min_cohort)
                 local_seconds = time.perf_counter() - started
-                peer_timeout = request.peer_timeout_seconds or 15.0
+                peer_timeout = request.peer_timeout_seconds or PEER_TIMEOUT_SECONDS
                 result = session.run(MpcJob(
                     job_id=job.job_id, pid=session.pid, party_names=job.party_names(),
                     steps=steps, peer_timeout=peer_timeout, job_timeout=timeout,

@@ -10,8 +10,12 @@ a study is refused with a fixed text.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
+from securecalc.core.catalogue import check_coverage
+from securecalc.core.job import Job
+from securecalc.core.local import LocalData
 from securecalc.core.plans import MAX_ROWS_PER_SITE
 from securecalc.core.schema import Schema
 from securecalc.core.source_model import Source
@@ -19,6 +23,7 @@ from securecalc.core.table import Table
 from securecalc.errors import PolicyError
 from securecalc.node.datastore import DataStore, unfit_message
 from securecalc.sources import CheckReport, SourceError, SourceReader, open_sources
+from securecalc.sources.pushdown import SourceData
 from securecalc.sources.reader import BATCH_ROWS
 
 _LOG = logging.getLogger(__name__)
@@ -63,6 +68,24 @@ class SourceStore(DataStore):
         table = self._read(columns)
         assert table is not None
         return table
+
+    @contextmanager
+    def data_for(self, job: Job) -> Iterator[Table | LocalData]:
+        """The job's statistics computed by the database (aggregation pushed down: no row
+        reaches this process, except for a kind that declares no statistics), after the same
+        check as every study."""
+        check_coverage(self.node, self.catalogue, job.schema, job.columns())
+        try:
+            with open_sources(self.sources, self.catalogue) as reader:
+                problem = unfit(reader, reader.check())
+                if problem is None:
+                    yield SourceData(reader.as_study(job.schema))
+                    return
+        except SourceError as exc:
+            _LOG.error("%s", exc.local_message())  # the detail stays on this node
+            raise PolicyError(unreadable_message(self.node)) from None
+        _LOG.error("%s", problem.local_message())
+        raise PolicyError(unfit_message(self.node))
 
     def _read(self, columns: list[str] | None) -> Table | None:
         """Check the rows; with ``columns``, read them too (in the same connection)."""

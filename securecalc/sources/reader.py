@@ -5,6 +5,7 @@ and run aggregate queries over them.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -61,6 +62,15 @@ class SourceReader:
         self.catalogue = catalogue
         self.relation: Relation = compile_relation(sources, catalogue)
         self._db: Connection = connect(self.relation.engine, self.relation.sources[0])
+
+    def as_study(self, schema: Schema) -> SourceReader:
+        """This reader (same connection) with ``schema``'s declaration of the columns it
+        holds: category codes then follow the study's level order. Only for rows already
+        checked against the catalogue, whose levels the study's cover."""
+        view = copy.copy(self)
+        view.catalogue = Schema({c.name: schema[c.name] if c.name in schema else c
+                                 for c in self.catalogue})
+        return view
 
     def __enter__(self) -> SourceReader:
         return self
