@@ -35,11 +35,11 @@ class Association(Kind):
     """
 
     keys: ClassVar[Mapping[str, str]] = {"columns": "two or more numeric columns"}
-    required: ClassVar[frozenset[str]] = frozenset({"columns"})
+    required: frozenset[str] = frozenset({"columns"})
 
     def __init__(self, name: str, reveals: str):
-        self.name = name  # type: ignore[misc]
-        self.reveals = reveals  # type: ignore[misc]
+        self.name = name
+        self.reveals = reveals
 
     def parse(self, raw: Mapping[str, Any], schema: Schema) -> dict[str, Any]:
         CORRELATION_COLUMNS.check_length(raw.get("columns"), "columns")

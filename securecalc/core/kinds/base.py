@@ -43,15 +43,15 @@ class SearchResult:
 class Kind:
     """Base class of analysis kinds; subclasses set the class attributes."""
 
-    name: ClassVar[str]
+    name: str
     #: engines that can run this kind
     engines: ClassVar[frozenset[str]] = frozenset({"mpc", "ckks"})
     #: what the kind reveals beyond its output (also shown in the README)
-    reveals: ClassVar[str] = ""
+    reveals: str = ""
     #: keys of its table besides id, kind and where, with a short description
     keys: ClassVar[Mapping[str, str]] = {}
     #: keys that must be present
-    required: ClassVar[frozenset[str]] = frozenset()
+    required: frozenset[str] = frozenset()
     #: differential privacy (see :mod:`securecalc.core.privacy`): ``"all"`` when one row can
     #: change every slot of the kind's SumPlan, ``"one"`` when it changes at most one slot
     #: (disjoint cells); None when the kind cannot take ``epsilon``, for ``dp_unsupported``

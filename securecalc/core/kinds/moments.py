@@ -38,10 +38,10 @@ class Moment(Kind):
     dp_row_slots: ClassVar[str | None] = "all"  # a row adds to n, S and Q
 
     def __init__(self, name: str, reveals: str, needs_column: bool = True):
-        self.name = name  # type: ignore[misc]
-        self.reveals = reveals  # type: ignore[misc]
+        self.name = name
+        self.reveals = reveals
         self.needs_column = needs_column
-        self.required = frozenset({"column"} if needs_column else ())  # type: ignore[misc]
+        self.required = frozenset({"column"} if needs_column else ())
 
     def parse(self, raw: Mapping[str, Any], schema: Schema) -> dict[str, Any]:
         if not self.needs_column:

@@ -151,7 +151,7 @@ class OrderKind(Kind):
     engines: ClassVar[frozenset[str]] = frozenset({"mpc", "ckks"})
     dp_unsupported: ClassVar[str] = ("on MPC its search reveals comparison outcomes on "
                                      "exact counts, which noise on sums does not cover")
-    reveals: ClassVar[str] = (
+    reveals: str = (
         "the pooled n (only when it reaches min_cohort; decided securely on MPC); on MPC the "
         "outcome of every comparison of the search (whether at least k values lie at or below "
         "each probed grid point), which brackets each result between neighbouring probes; on "
@@ -163,7 +163,7 @@ class OrderKind(Kind):
                    "number, default 1 = exact); values are rounded up to the grid")
     keys: ClassVar[Mapping[str, str]] = {"column": "the numeric column",
                                          "resolution": _RESOLUTION}
-    required: ClassVar[frozenset[str]] = frozenset({"column"})
+    required: frozenset[str] = frozenset({"column"})
 
     def probs(self, options: Mapping[str, Any]) -> list[float]:
         raise NotImplementedError
@@ -279,7 +279,7 @@ class Quantiles(OrderKind):
         "probs": "probabilities in [0, 1], e.g. [0.25, 0.5, 0.75]",
         "resolution": OrderKind._RESOLUTION,
     }
-    required: ClassVar[frozenset[str]] = frozenset({"column", "probs"})
+    required: frozenset[str] = frozenset({"column", "probs"})
 
     def parse(self, raw: Mapping[str, Any], schema: Schema) -> dict[str, Any]:
         PROBS.check_length(raw.get("probs"), "probs")
@@ -299,7 +299,7 @@ class Quantiles(OrderKind):
 
 class Single(OrderKind):
     def __init__(self, name: str, p: float):
-        self.name = name  # type: ignore[misc]
+        self.name = name
         self.p = p
 
     def probs(self, options: Mapping[str, Any]) -> list[float]:

@@ -108,7 +108,7 @@ class LinReg(Kind):
     """
 
     name = "linreg"
-    reveals: ClassVar[str] = (
+    reveals: str = (
         "the pooled n and the cross-products of the outcome and every predictor: the means, "
         "variances and covariances of all of them (X'X, X'y and y'y). Released only if every "
         "level of a category predictor, every value of a 0/1 column, and each one's "
@@ -116,7 +116,7 @@ class LinReg(Kind):
         "from the others (high leverage) is not gated, and its coefficient can still come "
         "close to those rows' values.")
     keys: ClassVar[Mapping[str, str]] = {"y": "the numeric outcome column", "x": _X}
-    required: ClassVar[frozenset[str]] = frozenset({"y", "x"})
+    required: frozenset[str] = frozenset({"y", "x"})
 
     def parse(self, raw: Mapping[str, Any], schema: Schema) -> dict[str, Any]:
         y = numeric_column(raw, schema, "y")
@@ -351,7 +351,7 @@ class LogReg(Kind):
     name = "logreg"
     dp_unsupported: ClassVar[str] = ("its Newton iterations release a data-dependent number "
                                      "of rounds of sums")
-    reveals: ClassVar[str] = (
+    reveals: str = (
         "the pooled n, gradient, Hessian and log-likelihood at every iterate (so every "
         "iterate's coefficients); the first Hessian is X'X/4, so the means, variances and "
         "covariances of the predictors. Released only if both outcomes, every level of a "
@@ -365,7 +365,7 @@ class LogReg(Kind):
         "max_iter": "largest number of Newton steps (default 25)",
         "tol": "convergence when the largest step is below this (default 1e-8)",
     }
-    required: ClassVar[frozenset[str]] = frozenset({"y", "x"})
+    required: frozenset[str] = frozenset({"y", "x"})
 
     def parse(self, raw: Mapping[str, Any], schema: Schema) -> dict[str, Any]:
         y = binary_column(raw, schema, "y")

@@ -226,7 +226,7 @@ class KaplanMeier(_Survival):
     """
 
     name = "kaplan_meier"
-    reveals: ClassVar[str] = (
+    reveals: str = (
         "per group, the pooled events and removals (events plus censorings) at every time "
         "point: the curve's own data, plus the censorings between event times. Released only "
         "if every count is 0 or at least min_cell_count and every group (with more than two "
@@ -238,7 +238,7 @@ class KaplanMeier(_Survival):
         "grid": "time points, strictly increasing (times are rounded up to the next one; "
                 "required for a float time column)",
     }
-    required: ClassVar[frozenset[str]] = frozenset({"time", "event"})
+    required: frozenset[str] = frozenset({"time", "event"})
 
     def parse(self, raw: Mapping[str, Any], schema: Schema) -> dict[str, Any]:
         return _parse(raw, schema, group_required=False)
@@ -262,13 +262,13 @@ class LogRank(_Survival):
     """
 
     name = "logrank"
-    reveals: ClassVar[str] = (
+    reveals: str = (
         "per group, the pooled events and removals (events plus censorings) at every time "
         "point: the Kaplan-Meier curves' own data, plus the censorings between event times. "
         "Released only if every group's curve could be (see kaplan_meier).")
     keys: ClassVar[Mapping[str, str]] = {**KaplanMeier.keys,
                                          "group": "category column: the groups to compare"}
-    required: ClassVar[frozenset[str]] = frozenset({"time", "event", "group"})
+    required: frozenset[str] = frozenset({"time", "event", "group"})
 
     def parse(self, raw: Mapping[str, Any], schema: Schema) -> dict[str, Any]:
         return _parse(raw, schema, group_required=True)

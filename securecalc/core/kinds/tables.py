@@ -43,7 +43,7 @@ class _Counts(Kind):
     """The plan, gates and local total shared by the count tables."""
 
     dp_row_slots: ClassVar[str | None] = "one"  # a row falls in one cell
-    reveals: ClassVar[str] = (
+    reveals: str = (
         "nothing beyond the released counts, or that the table was withheld (a cell between "
         "1 and min_cell_count - 1, or fewer than min_cohort rows); with epsilon, which noisy "
         "counts are below min_cell_count.")
@@ -95,7 +95,7 @@ class Histogram(_Counts):
         "column": "the numeric column",
         "edges": "bin edges, strictly increasing, at least 2 (values outside are not counted)",
     }
-    required: ClassVar[frozenset[str]] = frozenset({"column", "edges"})
+    required: frozenset[str] = frozenset({"column", "edges"})
 
     def parse(self, raw: Mapping[str, Any], schema: Schema) -> dict[str, Any]:
         column = numeric_column(raw, schema)
@@ -142,7 +142,7 @@ class Crosstab(_Counts):
     name = "crosstab"
     keys: ClassVar[Mapping[str, str]] = {"row": "category column of the rows",
                                          "col": "category column of the columns"}
-    required: ClassVar[frozenset[str]] = frozenset({"row", "col"})
+    required: frozenset[str] = frozenset({"row", "col"})
 
     def parse(self, raw: Mapping[str, Any], schema: Schema) -> dict[str, Any]:
         row = category_column(raw, schema, "row")

@@ -43,7 +43,7 @@ class TTest(Kind):
     """
 
     name = "ttest"
-    reveals: ClassVar[str] = ("the pooled n, mean and variance of the column in each of the "
+    reveals: str = ("the pooled n, mean and variance of the column in each of the "
                               "two levels (from each level's n, sum and sum of squares). Of a "
                               "0/1 column, released only if in each level the count of each "
                               "value is 0 or at least min_cell_count.")
@@ -52,7 +52,7 @@ class TTest(Kind):
         "group": "the category column that splits the rows",
         "levels": "the two levels to compare, [a, b] (difference a - b)",
     }
-    required: ClassVar[frozenset[str]] = frozenset({"column", "group", "levels"})
+    required: frozenset[str] = frozenset({"column", "group", "levels"})
 
     def parse(self, raw: Mapping[str, Any], schema: Schema) -> dict[str, Any]:
         column = numeric_column(raw, schema)

@@ -20,7 +20,7 @@ import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, SupportsIndex, runtime_checkable
 
 import numpy as np
 
@@ -76,10 +76,7 @@ class SumStep:
 
 
 def _as_int(v: object) -> int | None:
-    try:
-        return operator.index(v)  # type: ignore[arg-type]
-    except TypeError:
-        return None
+    return operator.index(v) if isinstance(v, SupportsIndex) else None
 
 
 def _check_name(name: object) -> None:
