@@ -220,7 +220,8 @@ class Histogram:
         return (isinstance(other, Histogram) and np.array_equal(self.keys, other.keys)
                 and np.array_equal(self.counts, other.counts))
 
-    __hash__ = None  # type: ignore[assignment]  # unhashable: typeshed types object.__hash__ as a method
+    # unhashable (typeshed types object.__hash__ as a method, hence the ignore)
+    __hash__ = None  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
