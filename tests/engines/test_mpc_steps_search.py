@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from securecalc.core.plans import search_arity
+from securecalc.core.plans import search_arity, search_splits
 from securecalc.engines.mpc import JobResult, MpcJob, SearchStep, run_local, run_local_outcomes
 from securecalc.engines.mpc.steps_compare import comparison_rounds
 from securecalc.engines.mpc.steps_search import search_iterations
@@ -26,7 +26,7 @@ def cases(m: int, seed: int) -> dict[str, tuple[int, int, list[np.ndarray]]]:
     grid = draw(10**4, 1000, 2500, 10, *([7] * (m - 3)))
     return {
         "grid-1e4": (10**4, 8, grid),
-        "grid-1e4-auto": (10**4, 0, grid),  # search_arity: 22
+        "grid-1e4-auto": (10**4, 0, grid),  # arity 100 at 3-5 parties, 22 beyond
         "ties": (12, 8, draw(5, 40, 3, 17, *([2] * (m - 3)))),  # few distinct values
         "all-equal": (100, 8, [np.full(n, 42, dtype=np.int64) for n in (5, 9, 1)] + rest),
         "one-party-empty": (1000, 3, [*draw(1000, 30, 0, 11), *rest]),
@@ -85,11 +85,11 @@ def test_three_parties_match_numpy_inverted_cdf() -> None:
     print(f"\nsearch on 10**4 points, arity 8, {len(PROBS)} probs, N={big.totals[0]}: "
           f"{big.rounds} rounds, {big.seconds:.3f} s, {big.bytes_sent} bytes sent by party 0")
     auto = steps["grid-1e4-auto"]
-    assert search_arity(10**4) == 22 and search_iterations(10**4, 22) == 3
-    expected = 2 + 3 * (comparison_rounds(n.bit_length() + 2) + 1)
-    assert expected == 26 and expected <= auto.rounds <= expected + 2, auto.rounds
+    assert search_arity(10**4, search_splits(3)) == 100 and search_iterations(10**4, 100) == 2
+    expected = 2 + 2 * (comparison_rounds(n.bit_length() + 2) + 1)
+    assert expected == 18 and expected <= auto.rounds <= expected + 1, auto.rounds
     assert steps["edges-auto"].rounds <= 2 + comparison_rounds(8) + 1  # one iteration
-    print(f"search on 10**4 points, arity 22, {len(PROBS)} probs, N={n}: "
+    print(f"search on 10**4 points, arity 100, {len(PROBS)} probs, N={n}: "
           f"{auto.rounds} rounds, {auto.seconds:.3f} s, {auto.bytes_sent} bytes sent by party 0")
 
 
@@ -112,9 +112,10 @@ def test_a_million_values_and_three_probs() -> None:
     for r in results:
         assert r.totals("q") == want
     s = results[0].steps[0]
-    # arity 22 (the default for 10**4 points): 3 iterations; 2**13 <= N < 2**29: P = 5
-    assert 29 <= s.rounds <= 29 + 2
-    print(f"\nsearch on 10**4 points, arity 22, 3 probs, N={len(pooled)}: {s.rounds} rounds, "
+    # arity 100 (the default for 10**4 points at 3 parties): 2 iterations; 2**13 <= N <
+    # 2**29: P = 5, so 2 + 2 * 9 rounds
+    assert 20 <= s.rounds <= 20 + 1
+    print(f"\nsearch on 10**4 points, arity 100, 3 probs, N={len(pooled)}: {s.rounds} rounds, "
           f"{s.seconds:.3f} s, {s.bytes_sent} bytes sent by party 0")
 
 

@@ -264,7 +264,8 @@ async def _run_search(rt: Any, step: SearchStep) -> Sequence[int]:
     indices = step.index_array()  # checked before the job started; cheap to redo
     m = len(rt.parties)
     field = comparison_field(rt, sum_bit_length(MAX_ROWS_PER_SITE, m))
-    points = KarySearch(step.n_points, 1, step.arity).points()  # the same for every prob
+    arity = step.arity_for(m)
+    points = KarySearch(step.n_points, 1, arity).points()  # the same for every prob
     pooled = await pooled_shares(rt, field, [len(indices), *local_counts(indices, points)])
     if step.min_n > 1:  # N is opened only if it reaches min_n
         (kept,) = await release_if_large(rt, field, [([(pooled[0], 0, step.min_n)],
@@ -278,19 +279,19 @@ async def _run_search(rt: Any, step: SearchStep) -> Sequence[int]:
              if rank_releasable(p, search_target(p, n), n, step.min_rank)]
     if n == 0 or not probs:
         return (n, *([-1] * len(step.probs)))
-    found = await _search(rt, field, step, indices, n, [step.probs[j] for j in probs],
-                          pooled[1:])
+    found = await _search(rt, field, step, arity, indices, n,
+                          [step.probs[j] for j in probs], pooled[1:])
     out = [-1] * len(step.probs)
     for j, index in zip(probs, found, strict=True):
         out[j] = index
     return (n, *out)
 
 
-async def _search(rt: Any, field: Any, step: SearchStep, indices: Any, n: int,
+async def _search(rt: Any, field: Any, step: SearchStep, arity: int, indices: Any, n: int,
                   probs: Sequence[float], first: Sequence[Any]) -> list[int]:
     """The grid index of each of ``probs`` (``first``: the pooled counts at the first split
     points, already input)."""
-    search = KarySearch(step.n_points, len(probs), step.arity)
+    search = KarySearch(step.n_points, len(probs), arity)
     points = search.points()
     targets = [search_target(p, n) for p in probs]
     length = sum_bit_length(n, 1)

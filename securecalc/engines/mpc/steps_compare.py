@@ -73,7 +73,8 @@ class Prepared:
     n: int
     length: int
     bits: Any  # awaitable: n * (length + 1) shares of random bits (the last n give signs)
-    r_high: list[Any]  # n shares of k-bit random numbers (PRSS: local)
+    r_high: Any  # n shares of k-bit random numbers (PRSS: a list; without: an awaitable)
+    masks: Any  # n shares of random field elements, as ``r_high``
 
 
 def prepare(rt: Any, field: Any, n: int, length: int) -> Prepared:
@@ -83,20 +84,35 @@ def prepare(rt: Any, field: Any, n: int, length: int) -> Prepared:
     bits = field.order.bit_length()
     if bits < length + k + 2 or bits // k < 2 or length < 1:
         raise Failure("internal", "comparison field too small")
-    if rt.options.no_prss:
-        raise Failure("internal", "batched comparisons need PRSS")
     if not n:
-        return Prepared(field, 0, length, None, [])
+        return Prepared(field, 0, length, None, [], [])
     bits = rt.random_bits(field, n * (length + 1))  # one opening for all of them
     r_high = rt._randoms(field, n, 1 << k)
-    return Prepared(field, n, length, bits, r_high)
+    masks = rt._randoms(field, n)  # nonzero except with negligible probability
+    return Prepared(field, n, length, bits, r_high, masks)
+
+
+async def randoms(values: Any) -> list[Any]:
+    """Shares from ``runtime._randoms``: a list with PRSS, an awaitable without (the random
+    values are then input by ``t + 1`` parties: one round, issued ahead of use)."""
+    if isinstance(values, list):
+        return values
+    out: list[Any] = await settled(values)
+    return out
 
 
 
 async def open_2t(rt: Any, field: Any, shares: Sequence[Any]) -> list[Any]:
     """Open degree-``2t`` shares (local products of two degree-``t`` sharings) at threshold
     ``2t``, each plus a pseudorandom degree-``2t`` sharing of zero (PRSS, no messages): the
-    opened polynomial is then uniform but for its value at 0, as in MPyC's ``random_bits``."""
+    opened polynomial is then uniform but for its value at 0, as in MPyC's ``random_bits``.
+
+    Without PRSS the shares are first reshared at degree ``t`` (MPyC's ``_reshare``, one
+    more round) and then opened as usual."""
+    if rt.options.no_prss:
+        reshared = await settled(rt._reshare(list(shares)))
+        out: list[Any] = await settled(rt.output(reshared))
+        return out
     from mpyc import thresha  # the worker has imported mpyc already
 
     zeros = thresha.pseudorandom_share_zero(field, len(rt.parties), rt.pid,
@@ -133,6 +149,7 @@ async def less_than_zero(rt: Any, prep: Prepared, a: Sequence[Any]) -> list[Any]
     if not n:
         return []
     bits = [b.value for b in await settled(prep.bits)]
+    r_high = await randoms(prep.r_high)
     r_bits = bits[:n * ell]
     signs = [2 * b - 1 for b in bits[n * ell:]]  # shares of random +-1
     a_rmodl = []
@@ -141,7 +158,7 @@ async def less_than_zero(rt: Any, prep: Prepared, a: Sequence[Any]) -> list[Any]
         r_modl = sum(b << j for j, b in enumerate(r_bits[i * ell:(i + 1) * ell]))
         x = a[i] + ((1 << ell) + r_modl)
         a_rmodl.append(x)
-        masked.append(x + (prep.r_high[i].value << ell))
+        masked.append(x + (r_high[i].value << ell))
     opened = await settled(rt.output(masked))
     cs = [c.value % (1 << ell) for c in opened]
     factors = []
@@ -157,7 +174,7 @@ async def less_than_zero(rt: Any, prep: Prepared, a: Sequence[Any]) -> list[Any]
         e[ell] = field(s - 1 + 3 * xors)
         factors.append(e)
     prods = await products(rt, factors)
-    masks = rt._randoms(field, n)  # nonzero except with negligible probability
+    masks = await randoms(prep.masks)
     zero = await open_2t(rt, field, [p * r for p, r in zip(prods, masks, strict=True)])
     two_l = field(1 << ell)
     out = []
