@@ -298,8 +298,8 @@ def test_digest_covers_public_parameters_only() -> None:
     ]:
         assert job(*steps).digest() != base
     spec = SearchStep("b", idx, 10, (0.5,)).public_spec()
-    # arity search_arity(10): one iteration; then min_n and min_rank
-    assert spec == ("search", "b", 10, (0.5,), 10, 1, 1)
+    # arity 0: chosen by the party count (part of the job); then min_n and min_rank
+    assert spec == ("search", "b", 10, (0.5,), 0, 1, 1)
     it = IterativeStep("c", Countdown(10), 1).public_spec()
     assert it[2].endswith("test_mpc_steps_pure.Countdown") and "stop=10" in it[3]
 

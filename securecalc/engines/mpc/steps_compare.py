@@ -86,7 +86,8 @@ def prepare(rt: Any, field: Any, n: int, length: int) -> Prepared:
         raise Failure("internal", "comparison field too small")
     if not n:
         return Prepared(field, 0, length, None, [], [])
-    bits = rt.random_bits(field, n * (length + 1))  # one opening for all of them
+    bits = (rt._randoms(field, n * (length + 1)) if rt.options.no_prss  # squared later
+            else rt.random_bits(field, n * (length + 1)))  # one opening for all of them
     r_high = rt._randoms(field, n, 1 << k)
     masks = rt._randoms(field, n)  # nonzero except with negligible probability
     return Prepared(field, n, length, bits, r_high, masks)
@@ -100,6 +101,25 @@ async def randoms(values: Any) -> list[Any]:
     out: list[Any] = await settled(values)
     return out
 
+
+
+async def random_bits(rt: Any, prep: Prepared) -> list[int]:
+    """The values of ``prep``'s random bits (shares).
+
+    With PRSS, MPyC's ``random_bits`` (requested in :func:`prepare`). Without, MPyC would
+    multiply ``t + 1`` input signs per bit, one coroutine per bit; here the random field
+    elements requested in :func:`prepare` are squared and opened (:func:`open_2t`) as a
+    batch, and each bit is ``(r / sqrt(r**2) + 1) / 2``, as MPyC's PRSS path does."""
+    if not rt.options.no_prss:
+        return [b.value for b in await settled(prep.bits)]
+    field = prep.field
+    r = await randoms(prep.bits)
+    squares = await open_2t(rt, field, [a * a for a in r])
+    if any(not sq.value for sq in squares):
+        raise Failure("internal", "a random value was zero")
+    half = (field.modulus + 1) >> 1
+    return [(a.value * field._sqrt(sq.value, INV=True) + 1) * half % field.modulus
+            for a, sq in zip(r, squares, strict=True)]
 
 
 async def open_2t(rt: Any, field: Any, shares: Sequence[Any]) -> list[Any]:
@@ -148,7 +168,7 @@ async def less_than_zero(rt: Any, prep: Prepared, a: Sequence[Any]) -> list[Any]
         raise Failure("internal", "comparison batch of the wrong size")
     if not n:
         return []
-    bits = [b.value for b in await settled(prep.bits)]
+    bits = await random_bits(rt, prep)
     r_high = await randoms(prep.r_high)
     r_bits = bits[:n * ell]
     signs = [2 * b - 1 for b in bits[n * ell:]]  # shares of random +-1
