@@ -43,11 +43,14 @@ threshold), m)``, 35 for counts and 3 to 5 parties, so ``P = 6``):
 * ``SearchStep``: ``2 + I * (P + 4)``: input (with N and the first counts) and output of N, then
   per iteration one batched comparison (``P + 3``) and the output of its bits; each later
   iteration's input overlaps its randomness. ``l = N.bit_length() + 2``, ``I =
-  search_iterations(n_points, arity)``; the default arity is ``search_arity(n_points)``, the
-  fewest iterations with at most ``MAX_SEARCH_SPLITS = 64`` comparisons per prob each. 10**4
-  points: arity 22, ``I = 3``: 26 rounds for ``N < 2**13`` (``P = 4``), 29 for ``2**13 <= N <
-  2**29`` (``P = 5``), 32 beyond. Measured locally (3 parties, this 2-core box under load;
-  10**4 points; 6 probs with N = 3510 | 3 probs with N = 1003001; bytes sent by party 0):
+  search_iterations(n_points, arity)``; the default arity is ``search_arity(n_points,
+  search_splits(m))``, the fewest iterations with at most 100 comparisons per prob each at
+  ``m <= 5`` parties, 64 beyond (a comparison's CPU and bytes grow with ``m``, its rounds do
+  not). 10**4 points at 3-5 parties: arity 100, ``I = 2``: 18 rounds for ``N < 2**13`` (``P =
+  4``), 20 for ``2**13 <= N < 2**29`` (``P = 5``), 22 beyond; at 6 or more parties arity 22,
+  ``I = 3``: 26, 29, 32. A gate on N (``min_n = 10``) adds 3. Measured locally (3 parties,
+  this 2-core box under load; 10**4 points; 6 probs with N = 3510 | 3 probs with N =
+  1003001; bytes sent by party 0):
 
   - arity 8 (the former fixed arity), 5 iterations: 42 rounds, 0.15-0.24 s, 133 KB |
     47 rounds, 0.12-0.14 s, 100 KB;
@@ -60,6 +63,11 @@ threshold), m)``, 35 for counts and 3 to 5 parties, so ``P = 6``):
   more than about 10 ms, arity 100 only beyond about 50 ms.
 * ``IterativeStep``: 2 per round of the program; with gate slots the first round is a zero
   test instead (``zero_test_rounds(G * threshold)``: 7 rounds for 5 gates at min_cohort 10).
+
+Without PRSS (many parties, see the worker's ``uses_prss``) shared random values are input by
+``t + 1`` parties (one round, overlapping where they are requested ahead), random bits are
+squares of those opened after a resharing, and every opening at degree ``2t`` is a resharing
+then an opening: each comparison and zero test then takes one or two more rounds.
 
 These are the message chains of the protocols, which is what the session reports over a real
 network. On one machine a round may be counted twice where an ``input`` overlaps the

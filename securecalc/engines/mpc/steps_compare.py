@@ -21,11 +21,16 @@ For ``l``-bit values (``-2**(l-1) <= a < 2**(l-1)``) and MPyC's statistical secu
    a pseudorandom sharing of zero (:func:`open_2t`), and derive ``[a < 0]`` locally.
 
 So :func:`comparison_rounds` ``= ceil(log2(l + 1)) + 3`` rounds, the first of which can
-overlap an ``input``. Uses MPyC 0.11 internals (``_randoms``, ``random_bits`` on a field,
-``output(threshold=2t)``, ``thresha.pseudorandom_share_zero``), as ``runtime.sgn`` and
-``random_bits`` do; the engine pins ``mpyc==0.11``. Like the runners, this module does not
-import mpyc at import time: the runtime is passed in (:func:`open_2t` takes ``mpyc.thresha``
-from the worker's already imported mpyc).
+overlap an ``input``. Without PRSS (MPyC's ``no_prss``, chosen for many parties) the random
+values are input by ``t + 1`` parties, the random bits are squares opened after a resharing
+(:func:`random_bits`) and the opening at ``2t`` is a resharing and an opening
+(:func:`open_2t`): two rounds more.
+
+Uses MPyC 0.11 internals (``_randoms``, ``random_bits`` on a field, ``output(threshold=2t)``,
+``thresha.pseudorandom_share_zero``, ``_reshare``), as ``runtime.sgn`` and ``random_bits``
+do; the engine pins ``mpyc==0.11``. Like the runners, this module does not import mpyc at
+import time: the runtime is passed in (:func:`open_2t` takes ``mpyc.thresha`` from the
+worker's already imported mpyc).
 """
 
 from __future__ import annotations
