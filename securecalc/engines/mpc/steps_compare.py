@@ -91,8 +91,7 @@ def prepare(rt: Any, field: Any, n: int, length: int) -> Prepared:
         raise Failure("internal", "comparison field too small")
     if not n:
         return Prepared(field, 0, length, None, [], [])
-    bits = (rt._randoms(field, n * (length + 1)) if rt.options.no_prss  # squared later
-            else rt.random_bits(field, n * (length + 1)))  # one opening for all of them
+    bits = request_bits(rt, field, n * (length + 1))  # one opening for all of them
     r_high = rt._randoms(field, n, 1 << k)
     masks = rt._randoms(field, n)  # nonzero except with negligible probability
     return Prepared(field, n, length, bits, r_high, masks)
@@ -109,22 +108,32 @@ async def randoms(values: Any) -> list[Any]:
 
 
 async def random_bits(rt: Any, prep: Prepared) -> list[int]:
-    """The values of ``prep``'s random bits (shares).
+    """The values of ``prep``'s random bits (shares); see :func:`bit_values`."""
+    return await bit_values(rt, prep.field, prep.bits)
 
-    With PRSS, MPyC's ``random_bits`` (requested in :func:`prepare`). Without, MPyC would
-    multiply ``t + 1`` input signs per bit, one coroutine per bit; here the random field
-    elements requested in :func:`prepare` are squared and opened (:func:`open_2t`) as a
-    batch, and each bit is ``(r / sqrt(r**2) + 1) / 2``, as MPyC's PRSS path does."""
+
+async def bit_values(rt: Any, field: Any, requested: Any) -> list[int]:
+    """The values of random bits requested by :func:`request_bits` (shares).
+
+    With PRSS, MPyC's ``random_bits``. Without, MPyC would multiply ``t + 1`` input signs per
+    bit, one coroutine per bit; here the random field elements requested are squared and
+    opened (:func:`open_2t`) as a batch, and each bit is ``(r / sqrt(r**2) + 1) / 2``, as
+    MPyC's PRSS path does."""
     if not rt.options.no_prss:
-        return [b.value for b in await settled(prep.bits)]
-    field = prep.field
-    r = await randoms(prep.bits)
+        return [b.value for b in await settled(requested)]
+    r = await randoms(requested)
     squares = await open_2t(rt, field, [a * a for a in r])
     if any(not sq.value for sq in squares):
         raise Failure("internal", "a random value was zero")
     half = (field.modulus + 1) >> 1
     return [(a.value * field._sqrt(sq.value, INV=True) + 1) * half % field.modulus
             for a, sq in zip(r, squares, strict=True)]
+
+
+def request_bits(rt: Any, field: Any, n: int) -> Any:
+    """Ask for ``n`` random bits now (PRSS: one opening of squares, overlapping whatever is
+    in flight; without: random values input by ``t + 1`` parties, squared later)."""
+    return rt._randoms(field, n) if rt.options.no_prss else rt.random_bits(field, n)
 
 
 async def open_2t(rt: Any, field: Any, shares: Sequence[Any]) -> list[Any]:
@@ -185,7 +194,20 @@ async def less_than_zero(rt: Any, prep: Prepared, a: Sequence[Any]) -> list[Any]
         a_rmodl.append(x)
         masked.append(x + (r_high[i].value << ell))
     opened = await settled(rt.output(masked))
-    cs = [c.value % (1 << ell) for c in opened]
+    rows = [r_bits[i * ell:(i + 1) * ell] for i in range(n)]
+    return await compare_opened(rt, field, ell, [c.value for c in opened], a_rmodl, rows,
+                                signs, await randoms(prep.masks))
+
+
+async def compare_opened(rt: Any, field: Any, ell: int, opened: Sequence[int],
+                         a_rmodl: Sequence[Any], r_bits: Sequence[Sequence[int]],
+                         signs: Sequence[int], masks: Sequence[Any]) -> list[Any]:
+    """Steps 3 and 4 of the comparison, after the masked opening: shares of ``[a_i < 0]``.
+
+    Per comparison: ``opened = a + 2**ell + r + 2**ell * R`` (public), ``a_rmodl = a + 2**ell
+    + r`` (shares), the ``ell`` bits of ``r`` (share values, least significant first), a
+    random sign (share value of +-1) and a random mask (a share)."""
+    cs = [c % (1 << ell) for c in opened]
     factors = []
     for i, c in enumerate(cs):
         s = signs[i]
@@ -193,17 +215,16 @@ async def less_than_zero(rt: Any, prep: Prepared, a: Sequence[Any]) -> list[Any]
         xors = 0
         for j in range(ell - 1, -1, -1):
             c_j = (c >> j) & 1
-            r_j = r_bits[i * ell + j]
+            r_j = r_bits[i][j]
             e[j] = field(s + r_j - c_j + 3 * xors)
             xors += 1 - r_j if c_j else r_j
         e[ell] = field(s - 1 + 3 * xors)
         factors.append(e)
     prods = await products(rt, factors)
-    masks = await randoms(prep.masks)
     zero = await open_2t(rt, field, [p * r for p, r in zip(prods, masks, strict=True)])
     two_l = field(1 << ell)
     out = []
-    for i in range(n):
+    for i in range(len(cs)):
         h = 3 - signs[i] if zero[i].value == 0 else 3 + signs[i]
         out.append((cs[i] - a_rmodl[i] + (h << (ell - 1))) / two_l)
     return out
