@@ -260,7 +260,7 @@ class SearchStep:
     step runs (:meth:`arity_for`): the fewest iterations with at most
     ``search_splits(m)`` comparisons per prob each (100 up to 5 parties, 64 beyond): for
     10**4 points arity 100 and 2 iterations at 3-5 parties, arity 22 and 3 iterations beyond
-    (``2 + 3 * 8 = 26`` rounds for ``N < 2**13``, 29 for ``N < 2**29``; see ``steps.py``),
+    (``3 * 8 = 24`` rounds for ``N < 2**13``, 27 for ``N < 2**29``; see ``steps.py``),
     whatever the number of probs. The results do not depend on the arity, only the
     comparisons revealed on the way (each equal to ``[s >= k_j]``). Equality compares the
     public parameters and the indices.

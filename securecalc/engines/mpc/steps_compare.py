@@ -228,3 +228,80 @@ async def compare_opened(rt: Any, field: Any, ell: int, opened: Sequence[int],
         h = 3 - signs[i] if zero[i].value == 0 else 3 + signs[i]
         out.append((cs[i] - a_rmodl[i] + (h << (ell - 1))) / two_l)
     return out
+
+
+@dataclass
+class PointMasks:
+    """Randomness to mask ``points`` values once on ``width`` bits and to compare them
+    ``comparisons`` times, with any public offsets (:func:`compare_points`)."""
+
+    field: Any
+    points: int
+    comparisons: int
+    width: int
+    bits: Any  # points * width bits, then one per comparison (its sign)
+    r_high: Any  # per point, a k-bit random number
+    masks: Any  # per comparison, a random field element
+
+
+def prepare_points(rt: Any, field: Any, points: int, comparisons: int,
+                   width: int) -> PointMasks:
+    """Request the randomness of :class:`PointMasks` now (every party at the same point)."""
+    k = rt.options.sec_param
+    size = field.order.bit_length()
+    if size < width + k + 2 or size // k < 2 or width < 1:
+        raise Failure("internal", "comparison field too small")
+    return PointMasks(field, points, comparisons, width,
+                      request_bits(rt, field, points * width + comparisons),
+                      rt._randoms(field, points, 1 << k), rt._randoms(field, comparisons))
+
+
+@dataclass
+class OpenedPoints:
+    """Values opened under statistical masks: ``opened[i] = v_i + r_i + 2**width * R_i``."""
+
+    opened: list[int]
+    r_bits: list[list[int]]  # per point, the bits of r_i (share values, least significant first)
+    signs: list[int]  # per comparison, a share value of a random +-1
+    masks: list[Any]  # per comparison, a share of a random field element
+
+
+async def open_points(rt: Any, pm: PointMasks, values: Sequence[Any]) -> OpenedPoints:
+    """Open every value (shares, ``|v| < 2**(width - 1)``) under its statistical mask: one
+    round once the randomness is there. The opening hides ``v`` as in MPyC's comparisons (a
+    mask of ``width + k`` random bits)."""
+    if len(values) != pm.points:
+        raise Failure("internal", "masked values of the wrong number")
+    w = pm.width
+    bits = await bit_values(rt, pm.field, pm.bits) if pm.points + pm.comparisons else []
+    r_high = await randoms(pm.r_high)
+    rows = [bits[i * w:(i + 1) * w] for i in range(pm.points)]
+    masked = [v + sum(b << j for j, b in enumerate(row)) + (h.value << w)
+              for v, row, h in zip(values, rows, r_high, strict=True)]
+    opened = await settled(rt.output(masked)) if masked else []
+    return OpenedPoints([c.value for c in opened], rows,
+                        [2 * b - 1 for b in bits[pm.points * w:]], await randoms(pm.masks))
+
+
+async def compare_points(rt: Any, field: Any, ell: int, op: OpenedPoints,
+                         values: Sequence[Any], pairs: Sequence[tuple[int, int, int]]
+                         ) -> list[Any]:
+    """Shares of ``[values[i] - t < 0]`` for each ``(i, t, k)`` of ``pairs``, on ``ell <=
+    width`` bits (``|values[i] - t| < 2**(ell - 1)``), with comparison randomness ``k``.
+
+    ``opened[i] - t + 2**ell`` is the masked opening of ``values[i] - t + 2**ell`` under the
+    low ``ell`` bits of ``r_i`` (the rest of the mask is a multiple of ``2**ell``), so each
+    comparison goes on with :func:`compare_opened` without another opening."""
+    if not pairs:
+        return []
+    two_l = 1 << ell
+    opened, a_rmodl, rows, signs, masks = [], [], [], [], []
+    for i, t, k in pairs:
+        row = op.r_bits[i][:ell]
+        opened.append(op.opened[i] - t + two_l)
+        a_rmodl.append(values[i] - t + two_l + sum(b << j for j, b in enumerate(row)))
+        rows.append(row)
+        signs.append(op.signs[k])
+        masks.append(op.masks[k])
+    return await compare_opened(rt, field, ell, opened, a_rmodl, rows, signs, masks)
+
