@@ -5,11 +5,14 @@ is far too big for a 2-core machine, so the full run varies one factor at a time
 base point (3 parties, 10**5 rows per site, 0 ms) and sweeps the rows for every analysis:
 
 * ``rows``: 10**4, 10**5, 10**6 rows per site, 3 parties, every engine and analysis;
-* ``parties``: MPC with 5 and 10 parties, CKKS with 10 and 50 sites, 10**5 rows;
+* ``parties``: MPC with 5, 10 and 20 parties, CKKS with 10 and 50 sites, 10**5 rows;
 * ``latency``: MPC and CKKS with 10 and 50 ms of injected one-way latency, 10**5 rows (the
   nodes and the compute node delay every call they answer and every MPC frame they send);
 * ``target``: mean+variance+median at 3 x 10**4 rows (compared with naive MPyC);
 * ``five``: the five analyses in one study at 10**6 rows per site (compared with plaintext).
+
+Besides the cells: rounds per study beside each study's longest analysis (``study_rounds``)
+and the coordinator's start-up outside the phases a study reports (``startup``).
 
 Cells that share data, party count and latency share one cluster of node processes
 (a :class:`Group`); the base point belongs to several sweeps but runs once.
@@ -23,7 +26,7 @@ from securecalc_bench.analyses import FIVE, MATRIX_ANALYSES, TARGET
 
 BASE_ROWS = 100_000
 ROWS = (10_000, 100_000, 1_000_000)
-MPC_PARTIES = (3, 5, 10)
+MPC_PARTIES = (3, 5, 10, 20)
 CKKS_PARTIES = (3, 10, 50)
 LATENCIES_MS = (0, 10, 50)
 ENGINES = ("plain", "mpc", "ckks")
@@ -83,6 +86,11 @@ class BenchPlan:
     #: seconds to wait, at most, before each cell for other processes to quieten (0: never)
     quiet_wait: float = 0.0
     notes: tuple[str, ...] = field(default_factory=tuple)
+    #: rows per site of the demo and five-analysis studies whose rounds are counted (0: skip)
+    study_rows: int = 20_000
+    #: rows per site of the study whose start-up is timed (0: skip), and fresh runs timed
+    startup_rows: int = 100_000
+    startup_reps: int = 3
 
     def cells(self) -> list[Cell]:
         return [c for g in self.groups for c in g.cells]
@@ -151,7 +159,8 @@ def quick_plan() -> BenchPlan:
     note = ("quick run: 10**4 rows per site only, one repetition, tiny naive baselines; "
             "figures are a smoke test, not results")
     return BenchPlan("quick", groups, reps=1, naive=naive, naive_ckks_values=8, micro_adds=20,
-                     base_rows=rows, notes=(note,))
+                     base_rows=rows, notes=(note,), study_rows=2_000, startup_rows=10_000,
+                     startup_reps=1)
 
 
 __all__ = ["BASE_ROWS", "CKKS_PARTIES", "ENGINES", "LATENCIES_MS", "MPC_PARTIES", "ROWS", "SECURE",

@@ -287,6 +287,32 @@ def pivot_latency(results: Record, engine: str = "mpc") -> str:
     return table(["analysis", *(f"{ms} ms" for ms in latencies), *extra], body)
 
 
+def study_rounds_table(record: Record) -> str:
+    """Rounds per study beside its longest analysis's and the sum over its analyses."""
+    if "error" in record:
+        return f"failed: {record['error']}"
+    studies = record.get("studies")
+    if not studies:
+        return "not measured"
+    return table(("study", "analyses", "rounds", "longest analysis", "sum of analyses",
+                  "seconds (warm)"),
+                 ((r["study"], len(r["analyses"]), r["rounds"], r["longest_analysis"],
+                   r["sum_of_analyses"], _s(r["seconds"])) for r in studies))
+
+
+def startup_table(record: Record) -> str:
+    """Coordinator start-up: a fresh ``study run`` process's seconds outside its phases."""
+    if "error" in record:
+        return f"failed: {record['error']}"
+    runs = record.get("runs")
+    if not runs:
+        return "not measured"
+    return table(("rows per site", "runs", "outside the phases (median)", "wall (min)",
+                  "coordinator imports"),
+                 [(record["rows_per_site"], len(runs), _s(record["outside_phases_median"]),
+                   _s(min(r["wall"] for r in runs)), _s(record["coordinator_import_seconds"]))])
+
+
 def summary(results: Record) -> str:
     meta, cells = results["meta"], results["cells"]
     parts = [
@@ -319,6 +345,10 @@ def summary(results: Record) -> str:
               "## Naive TenSEAL baseline (one ciphertext per site-column value)",
               naive_ckks_tables(results.get("naive_ckks", {})),
               "## CKKS in isolation", ckks_section(results.get("ckks", {})),
+              "## Rounds per study (MPC, 3 nodes; the study beside its longest analysis)",
+              study_rounds_table(results.get("study_rounds", {})),
+              "## Coordinator start-up (a warm `securecalc study run` outside its phases)",
+              startup_table(results.get("startup", {})),
               "## Cluster start-up (excluded from every time above)",
               table(("cluster", "nodes", "seconds"),
                     ((c["group"], c["sites"], _s(c["seconds"]))

@@ -59,7 +59,7 @@ def _search(plan: SearchPlan, parts: Sequence[np.ndarray]) -> SearchResult:
 
     indices = np.concatenate([np.asarray(p, dtype=np.int64) for p in parts])
     counts = np.cumsum(np.bincount(indices, minlength=plan.grid_points))
-    found = plain_search(counts, plan.probs, plan.arity, search_target)
+    found = plain_search(counts, plan.probs, plan.arity or 2, search_target)  # any arity
     return SearchResult(n=int(found[0]), indices=tuple(int(i) for i in found[1:]))
 
 

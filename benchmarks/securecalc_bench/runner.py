@@ -166,13 +166,31 @@ class Bench:
         return {"micro": micro,
                 "layouts": baseline_ckks.layouts(ckks_widths(), micro["slots"])}
 
+    def study_rounds(self) -> dict[str, Any]:
+        from securecalc_bench import study_rounds
+
+        if not self.plan.study_rows:
+            return {"skipped": True}
+        rows = self.plan.study_rows
+        return {"studies": study_rounds.measure(self.work / "study-rounds", demo_rows=rows,
+                                                bench_rows=rows)}
+
+    def startup(self) -> dict[str, Any]:
+        from securecalc_bench import startup
+
+        if not self.plan.startup_rows:
+            return {"skipped": True}
+        return startup.measure(self.work / "startup", rows=self.plan.startup_rows,
+                               reps=self.plan.startup_reps)
+
     def run(self) -> dict[str, Any]:
         started, wall = datetime.now(UTC), time.perf_counter()
         for group in self.plan.groups:
             self.run_group(group)
         extras: dict[str, Any] = {}
         for key, fn in (("naive_mpc", self.naive_mpc), ("naive_ckks", self.naive_ckks),
-                        ("ckks", self.ckks)):
+                        ("ckks", self.ckks), ("study_rounds", self.study_rounds),
+                        ("startup", self.startup)):
             self.progress(f"      {key.replace('_', ' ')} ...")
             quiet = self._quiet()
             try:

@@ -86,15 +86,11 @@ class SearchPlan:
     hi: float
     resolution: float
     probs: tuple[float, ...]
-    arity: int = 0  # 0: search_arity(grid_points)
+    arity: int = 0  # 0: the engine's choice, search_arity(grid_points, search_splits(parties))
     #: N is released only if it reaches this (decided securely before N is opened)
     min_n: int = 1
     #: a probability is released only if its rank is :func:`rank_releasable` with this
     min_rank: int = 1
-
-    def __post_init__(self) -> None:
-        if not self.arity:
-            object.__setattr__(self, "arity", search_arity(self.grid_points))
 
     @property
     def grid_points(self) -> int:
@@ -113,6 +109,18 @@ def rank_releasable(p: float, rank: int, n: int, min_rank: int) -> bool:
 #: most comparisons per probability in one iteration of a k-ary search: each iteration costs
 #: about 8 rounds, each comparison about 0.5 ms of CPU per party (see the MPC ``steps.py``)
 MAX_SEARCH_SPLITS = 64
+
+#: the same cap for few parties, where a comparison is cheap: two iterations for 10**4 points
+WIDE_SEARCH_SPLITS = 100
+
+#: most parties for which a search takes :data:`WIDE_SEARCH_SPLITS`
+WIDE_SEARCH_PARTIES = 5
+
+
+def search_splits(parties: int) -> int:
+    """The split cap for ``parties`` parties: a comparison's CPU and bytes grow with the
+    number of parties, its rounds do not, so few parties afford fewer, wider iterations."""
+    return WIDE_SEARCH_SPLITS if parties <= WIDE_SEARCH_PARTIES else MAX_SEARCH_SPLITS
 
 
 def search_arity(n_points: int, max_splits: int = MAX_SEARCH_SPLITS) -> int:

@@ -43,7 +43,6 @@ from securecalc.transport.messages import (
     states_to_json,
 )
 from securecalc.transport.proto import compute_pb2, compute_pb2_grpc, node_pb2, node_pb2_grpc
-from securecalc.transport.servicers import ACCEPTED_HEADER, JOB_HEADER
 from securecalc.transport.tls import TlsFiles
 
 T = TypeVar("T")
@@ -191,6 +190,9 @@ class GrpcPeerLink:
         """Open the stream and relay frames on it. While the peer has not received the job
         from the coordinator it refuses the stream at once and we try again shortly; no frame
         is sent before it accepts."""
+        # the servicers import the node's roles: a coordinator never needs them
+        from securecalc.transport.servicers import ACCEPTED_HEADER, JOB_HEADER
+
         stub = node_pb2_grpc.PartyNodeStub(self.channel)
         pause = 0.05
         while not closing.is_set():

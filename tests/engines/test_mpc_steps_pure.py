@@ -80,9 +80,11 @@ def test_arity_gives_fewest_iterations_within_the_split_cap() -> None:
         assert a == 2 or search_iterations(n, a - 1) > i, n  # and then the fewest comparisons
     assert [search_arity(n) for n in (2, 65, 66, 10**3, 10**4, 10**6)] == [2, 65, 9, 32, 22, 32]
     plan = SearchPlan(lo=0.0, hi=9999.0, resolution=1.0, probs=(0.5,))
-    assert plan.arity == 22 and SearchPlan(0.0, 1.0, 0.5, (0.5,), 8).arity == 8
-    assert SearchStep("q", (), 10**4, (0.5,)).arity == 22
-    assert SearchStep("q", (), 10**4, (0.5,), 5).arity == 5
+    assert plan.arity == 0 and SearchPlan(0.0, 1.0, 0.5, (0.5,), 8).arity == 8
+    auto = SearchStep("q", (), 10**4, (0.5,))
+    assert auto.arity == 0 and [auto.arity_for(m) for m in (3, 5, 6, 20)] == [100, 100, 22, 22]
+    assert [search_iterations(10**4, auto.arity_for(m)) for m in (3, 10)] == [2, 3]
+    assert SearchStep("q", (), 10**4, (0.5,), 5).arity_for(3) == 5
 
 
 @pytest.mark.timeout(60)
@@ -296,8 +298,8 @@ def test_digest_covers_public_parameters_only() -> None:
     ]:
         assert job(*steps).digest() != base
     spec = SearchStep("b", idx, 10, (0.5,)).public_spec()
-    # arity search_arity(10): one iteration; then min_n and min_rank
-    assert spec == ("search", "b", 10, (0.5,), 10, 1, 1)
+    # arity 0: chosen by the party count (part of the job); then min_n and min_rank
+    assert spec == ("search", "b", 10, (0.5,), 0, 1, 1)
     it = IterativeStep("c", Countdown(10), 1).public_spec()
     assert it[2].endswith("test_mpc_steps_pure.Countdown") and "stop=10" in it[3]
 

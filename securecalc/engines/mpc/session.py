@@ -248,9 +248,11 @@ class Session:
             raise Failure("protocol", "claimed another party's identity", peer)
         if hello.digest != self.digest:
             raise Failure("protocol", "runs a different job (id, parties or steps)", peer)
-        if len(hello.keys) != self.rt._prss_keys_from_peer(peer):
+        prss = not self.rt.options.no_prss  # without PRSS a hello carries no keys
+        if len(hello.keys) != (self.rt._prss_keys_from_peer(peer) if prss else 0):
             raise Failure("protocol", "malformed message", peer)
-        self.rt._prss_keys_from_peer(peer, hello.keys)
+        if prss:
+            self.rt._prss_keys_from_peer(peer, hello.keys)
         self._handshake_rounds.append(hello.round)
         self._need_hello.discard(peer)
         if not self._need_hello:
@@ -343,7 +345,8 @@ class Session:
 
     async def _run(self) -> JobResult:
         for p in self.peers:
-            keys = b"".join(self.rt._prss_keys_to_peer(p))
+            keys = (b"" if self.rt.options.no_prss
+                    else b"".join(self.rt._prss_keys_to_peer(p)))
             self._send_frame(p, frames.Hello(self._tag(), self.me, self.digest, keys))
         await self._hellos
         self._consume_handshake()

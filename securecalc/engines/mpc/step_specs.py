@@ -24,7 +24,13 @@ from typing import Any, ClassVar, Protocol, SupportsIndex, runtime_checkable
 
 import numpy as np
 
-from securecalc.core.plans import MAX_ROWS_PER_SITE, IterativeProgram, SumPlan, search_arity
+from securecalc.core.plans import (
+    MAX_ROWS_PER_SITE,
+    IterativeProgram,
+    SumPlan,
+    search_arity,
+    search_splits,
+)
 from securecalc.errors import ConfigError, DataError, ProtocolError
 
 
@@ -247,11 +253,14 @@ class SearchStep:
     (``ceil(log_arity(n_points))``), each one ``input`` of at most ``(arity - 1) *
     len(probs)`` counts and one batch of secure comparisons on ``N.bit_length() + 2`` bits
     (``ceil(log2(l + 1)) + 3`` rounds: 7 for ``N < 2**13``, 8 for ``N < 2**29``) whose bits are
-    then output. ``arity`` 0 (the default) takes ``search_arity(n_points)`` (fewest iterations
-    with at most 64 comparisons per prob each): for 10**4 points arity 22, 3 iterations, in
-    all ``2 + 3 * 8 = 26`` rounds for ``N < 2**13``, 29 for ``N < 2**29`` (arity 8: 5
-    iterations, 42 and 47; see ``steps.py``), whatever the number of probs. Equality
-    compares the public parameters and the indices.
+    then output. ``arity`` 0 (the default) is chosen by the number of parties ``m`` when the
+    step runs (:meth:`arity_for`): the fewest iterations with at most
+    ``search_splits(m)`` comparisons per prob each (100 up to 5 parties, 64 beyond): for
+    10**4 points arity 100 and 2 iterations at 3-5 parties, arity 22 and 3 iterations beyond
+    (``3 * 8 = 24`` rounds for ``N < 2**13``, 27 for ``N < 2**29``; see ``steps.py``),
+    whatever the number of probs. The results do not depend on the arity, only the
+    comparisons revealed on the way (each equal to ``[s >= k_j]``). Equality compares the
+    public parameters and the indices.
 
     Gates: ``N`` is released only if it reaches ``min_n`` (a zero test inside the
     computation, :func:`~securecalc.engines.mpc.steps_gate.release_if_large`; otherwise
@@ -277,9 +286,9 @@ class SearchStep:
         _check_int(name, "min_rank", self.min_rank, 1)
         if self.n_points > MAX_SEARCH_POINTS:
             raise ConfigError(f"step {name!r}: n_points must be <= 2**62", field="n_points")
-        if isinstance(self.arity, int) and not isinstance(self.arity, bool) and not self.arity:
-            object.__setattr__(self, "arity", search_arity(self.n_points))
-        _check_int(name, "arity", self.arity, 2)
+        if not (isinstance(self.arity, int) and not isinstance(self.arity, bool)
+                and self.arity == 0):
+            _check_int(name, "arity", self.arity, 2)
         try:
             probs = tuple(self.probs)
         except TypeError:
@@ -291,6 +300,11 @@ class SearchStep:
         object.__setattr__(self, "probs", tuple(float(p) for p in probs))
         if not isinstance(self.indices, np.ndarray):
             object.__setattr__(self, "indices", tuple(self.indices))
+
+    def arity_for(self, parties: int) -> int:
+        """The arity the search runs with among ``parties`` parties (``arity``, or when 0
+        ``search_arity(n_points, search_splits(parties))``)."""
+        return self.arity or search_arity(self.n_points, search_splits(parties))
 
     def __repr__(self) -> str:  # never shows the values
         return (f"SearchStep(name={self.name!r}, <{len(self.indices)} indices>, "

@@ -40,26 +40,36 @@ threshold), m)``, 35 for counts and 3 to 5 parties, so ``P = 6``):
   then too wide). Measured locally (3 parties, min_cohort 10): a gated mean (one gate,
   ``gate_floor=0``) 12 rounds by comparison, 5 by zero test; a suppressed sum of 25 slots at
   threshold 11: 11 rounds by comparison, 5 by zero test (and 8.5 KB instead of 46 KB sent).
-* ``SearchStep``: ``2 + I * (P + 4)``: input (with N and the first counts) and output of N, then
-  per iteration one batched comparison (``P + 3``) and the output of its bits; each later
-  iteration's input overlaps its randomness. ``l = N.bit_length() + 2``, ``I =
-  search_iterations(n_points, arity)``; the default arity is ``search_arity(n_points)``, the
-  fewest iterations with at most ``MAX_SEARCH_SPLITS = 64`` comparisons per prob each. 10**4
-  points: arity 22, ``I = 3``: 26 rounds for ``N < 2**13`` (``P = 4``), 29 for ``2**13 <= N <
-  2**29`` (``P = 5``), 32 beyond. Measured locally (3 parties, this 2-core box under load;
-  10**4 points; 6 probs with N = 3510 | 3 probs with N = 1003001; bytes sent by party 0):
+* ``SearchStep``: ``I * (P + 4)``: per iteration the input of its counts (the first with N;
+  each beside its comparisons' randomness), their opening under statistical masks (the first
+  beside the output of N), the rest of the comparisons (``P`` product rounds and the zero
+  test) and the output of their bits. The masks are drawn per split point, not per
+  comparison, so all probabilities share one opening and one set of random bits per point.
+  ``l = N.bit_length() + 2``, ``I = search_iterations(n_points, arity)``; the default arity is
+  ``search_arity(n_points, search_splits(m))``, the fewest iterations with at most 100
+  comparisons per prob each at ``m <= 5`` parties, 64 beyond (a comparison's CPU and bytes
+  grow with ``m``, its rounds do not). 10**4 points at 3-5 parties: arity 100, ``I = 2``: 16
+  rounds for ``N < 2**13`` (``P = 4``), 18 for ``2**13 <= N < 2**29`` (``P = 5``), 20
+  beyond; at 6 or more parties arity 22, ``I = 3``: 24, 27, 30. A gate on N (``min_n =
+  10``: the zero test of 10 factors, 4 rounds after the input) adds 3, the masked opening
+  running beside it. Measured locally (3 parties, this 2-core box under load; 10**4 points, 6
+  probs, N = 3510, no gate on N; party 0's bytes): arity 8, 5 iterations: 41 rounds, 119 KB;
+  arity 100, 2 iterations: 17 rounds, 0.9 s, 779 KB (5 probs, N = 60000, ``min_n = 10``: 21
+  rounds at arity 100, 32 at arity 22).
 
-  - arity 8 (the former fixed arity), 5 iterations: 42 rounds, 0.15-0.24 s, 133 KB |
-    47 rounds, 0.12-0.14 s, 100 KB;
-  - arity 22 (the default), 3 iterations: 26 rounds, 0.24-0.45 s, 271 KB | 29 rounds,
-    0.20 s, 214 KB;
-  - arity 100 (with a cap of 256), 2 iterations: 18 rounds, 0.65-1.35 s, 901 KB | 20 rounds,
-    0.52-0.55 s, 680 KB.
-
-  A comparison costs about 0.5 ms of CPU per party, so arity 22 pays off once a round costs
-  more than about 10 ms, arity 100 only beyond about 50 ms.
+  CPU against rounds (5 probs, N = 20000 per party, ``min_n = 10``; step seconds on this
+  2-core box under a load of 8-10, all parties on it): 3 parties: arity 22 0.34 s and 30
+  rounds, arity 100 1.4 s and 22 rounds; 10 parties (no PRSS): arity 22 3.6 s and 41
+  rounds, arity 100 9.6 s and 28 rounds. So few parties take arity 100 (8 rounds fewer for
+  about 0.7 s of CPU per party: worth it once a round costs more than ~90 ms), ten and more
+  arity 22.
 * ``IterativeStep``: 2 per round of the program; with gate slots the first round is a zero
   test instead (``zero_test_rounds(G * threshold)``: 7 rounds for 5 gates at min_cohort 10).
+
+Without PRSS (many parties, see the worker's ``uses_prss``) shared random values are input by
+``t + 1`` parties (one round, overlapping where they are requested ahead), random bits are
+squares of those opened after a resharing, and every opening at degree ``2t`` is a resharing
+then an opening: each comparison and zero test then takes one or two more rounds.
 
 These are the message chains of the protocols, which is what the session reports over a real
 network. On one machine a round may be counted twice where an ``input`` overlaps the
@@ -72,6 +82,7 @@ more). The zero test has no such overlap: a local run measures its rounds exactl
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -89,10 +100,13 @@ from securecalc.engines.mpc.step_specs import (
     sum_bit_length,
 )
 from securecalc.engines.mpc.steps_compare import (
+    compare_points,
     comparison_field,
     comparison_rounds,
     less_than_zero,
+    open_points,
     prepare,
+    prepare_points,
     products,
     settled,
 )
@@ -103,6 +117,7 @@ from securecalc.errors import ConfigError, DataError
 Runner = Callable[[Any, Any], Awaitable[Sequence[int]]]
 _RUNNERS: dict[type, Runner] = {}
 R = TypeVar("R", bound=Runner)
+T = TypeVar("T")
 
 
 def register(step_type: type) -> Callable[[R], R]:
@@ -253,59 +268,82 @@ async def _run_search(rt: Any, step: SearchStep) -> Sequence[int]:
     """k-ary search of every prob in parallel; see :class:`SearchStep` and ``steps_search``.
 
     The first ``input`` carries this party's count N and its counts at the first split points
-    (the same for every prob); N is released (when ``min_n > 1``, by the zero test of
-    ``steps_gate`` and only if it reaches ``min_n``: 3 more rounds at ``min_n = 10``), the
-    targets follow from it, probabilities whose rank is not releasable are skipped, and each
-    iteration compares the pooled counts with the targets (one batch) and reveals only the
-    bits.
-    Comparisons run on ``l = N.bit_length() + 2`` bits, since ``|C(s) - target| <= N``; the
-    next iteration's counts are input together with its comparisons' randomness.
+    (the same for every prob), with the randomness of the first iteration requested just
+    before it. Then, side by side: N is released (when ``min_n > 1``, by the zero test of
+    ``steps_gate`` and only if it reaches ``min_n``: 4 rounds at ``min_n = 10``), and the
+    pooled counts at the first split points are opened under statistical masks of
+    ``sum_bit_length(MAX_ROWS_PER_SITE, m)`` random bits, wide enough for any N
+    (:func:`~securecalc.engines.mpc.steps_compare.open_points`). Once N is known, the targets
+    follow from it, probabilities whose rank is not releasable are skipped, and each
+    comparison ``C(s) >= target`` goes on from the masked count on ``l = N.bit_length() + 2``
+    bits (``|C(s) - target| <= N``) without another opening; only the comparisons' bits are
+    output. Each later iteration inputs its counts (with its randomness), opens them masked
+    and compares them likewise.
     """
     indices = step.index_array()  # checked before the job started; cheap to redo
     m = len(rt.parties)
-    field = comparison_field(rt, sum_bit_length(MAX_ROWS_PER_SITE, m))
-    points = KarySearch(step.n_points, 1, step.arity).points()  # the same for every prob
+    arity = step.arity_for(m)
+    width = sum_bit_length(MAX_ROWS_PER_SITE, m)
+    field = comparison_field(rt, width)
+    every = KarySearch(step.n_points, len(step.probs), arity)
+    points = every.points()  # the same for every prob
+    randomness = prepare_points(rt, field, len(points), len(every.pending()), width)
     pooled = await pooled_shares(rt, field, [len(indices), *local_counts(indices, points)])
+    masked = forked(rt, open_points(rt, randomness, pooled[1:]))  # beside the gate on N
     if step.min_n > 1:  # N is opened only if it reaches min_n
         (kept,) = await release_if_large(rt, field, [([(pooled[0], 0, step.min_n)],
                                                       [pooled[0]])])
         n = 0 if kept is None else kept[0]
     else:
         n = int((await settled(rt.output([pooled[0]])))[0])
+    opened = await masked  # every party awaits it, whatever N is
     if n < 0 or n > m * MAX_ROWS_PER_SITE:
         raise Failure("protocol", "the pooled count is out of range")
     probs = [j for j, p in enumerate(step.probs)
              if rank_releasable(p, search_target(p, n), n, step.min_rank)]
     if n == 0 or not probs:
         return (n, *([-1] * len(step.probs)))
-    found = await _search(rt, field, step, indices, n, [step.probs[j] for j in probs],
-                          pooled[1:])
+    targets = {j: search_target(step.probs[j], n) for j in probs}
+    length = sum_bit_length(n, 1)
+    at = {s: i for i, s in enumerate(points)}
+    pairs = [(at[s], targets[j], k) for k, (j, s) in enumerate(every.pending()) if j in targets]
+    search = KarySearch(step.n_points, len(probs), arity)
+    if pairs:
+        less = await compare_points(rt, field, length, opened, pooled[1:], pairs)
+        search.narrow([1 - b for b in _bits(await settled(rt.output(less)))])
+    found = await _search(rt, field, search, indices, [targets[j] for j in probs], length)
     out = [-1] * len(step.probs)
     for j, index in zip(probs, found, strict=True):
         out[j] = index
     return (n, *out)
 
 
-async def _search(rt: Any, field: Any, step: SearchStep, indices: Any, n: int,
-                  probs: Sequence[float], first: Sequence[Any]) -> list[int]:
-    """The grid index of each of ``probs`` (``first``: the pooled counts at the first split
-    points, already input)."""
-    search = KarySearch(step.n_points, len(probs), step.arity)
-    points = search.points()
-    targets = [search_target(p, n) for p in probs]
-    length = sum_bit_length(n, 1)
-    at = dict(zip(points, first, strict=True))
-    prep = prepare(rt, field, len(search.pending()), length)
+def forked(rt: Any, coro: Awaitable[T]) -> asyncio.Future[T]:
+    """Run ``coro`` beside the caller under a program counter forked now (as the session
+    runs steps), so that every party numbers its MPyC messages alike."""
+    from mpyc.asyncoro import _ProgramCounterWrapper, _wrap_in_coro  # mpyc is loaded
+
+    task: asyncio.Future[T] = asyncio.ensure_future(
+        _wrap_in_coro(_ProgramCounterWrapper(rt, coro)))
+    return task
+
+
+async def _search(rt: Any, field: Any, search: KarySearch, indices: Any,
+                  targets: Sequence[int], length: int) -> list[int]:
+    """The remaining iterations of ``search`` towards ``targets`` (comparisons on ``length``
+    bits): per iteration the counts' input (beside their randomness), their masked opening,
+    the comparisons and the output of their bits."""
     while not search.done:
-        pending = search.pending()
-        less = await less_than_zero(rt, prep, [at[s] - targets[j] for j, s in pending])
-        search.narrow([1 - b for b in _bits(await settled(rt.output(less)))])
-        if search.done:
-            break
         points = search.points()
-        prep = prepare(rt, field, len(search.pending()), length)
-        at = dict(zip(points, await pooled_shares(rt, field, local_counts(indices, points)),
-                      strict=True))
+        pending = search.pending()
+        randomness = prepare_points(rt, field, len(points), len(pending), length)
+        counts = await pooled_shares(rt, field, local_counts(indices, points))
+        opened = await open_points(rt, randomness, counts)
+        at = {s: i for i, s in enumerate(points)}
+        less = await compare_points(rt, field, length, opened, counts,
+                                    [(at[s], targets[j], k)
+                                     for k, (j, s) in enumerate(pending)])
+        search.narrow([1 - b for b in _bits(await settled(rt.output(less)))])
     return list(search.results())
 
 

@@ -21,11 +21,16 @@ For ``l``-bit values (``-2**(l-1) <= a < 2**(l-1)``) and MPyC's statistical secu
    a pseudorandom sharing of zero (:func:`open_2t`), and derive ``[a < 0]`` locally.
 
 So :func:`comparison_rounds` ``= ceil(log2(l + 1)) + 3`` rounds, the first of which can
-overlap an ``input``. Uses MPyC 0.11 internals (``_randoms``, ``random_bits`` on a field,
-``output(threshold=2t)``, ``thresha.pseudorandom_share_zero``), as ``runtime.sgn`` and
-``random_bits`` do; the engine pins ``mpyc==0.11``. Like the runners, this module does not
-import mpyc at import time: the runtime is passed in (:func:`open_2t` takes ``mpyc.thresha``
-from the worker's already imported mpyc).
+overlap an ``input``. Without PRSS (MPyC's ``no_prss``, chosen for many parties) the random
+values are input by ``t + 1`` parties, the random bits are squares opened after a resharing
+(:func:`random_bits`) and the opening at ``2t`` is a resharing and an opening
+(:func:`open_2t`): two rounds more.
+
+Uses MPyC 0.11 internals (``_randoms``, ``random_bits`` on a field, ``output(threshold=2t)``,
+``thresha.pseudorandom_share_zero``, ``_reshare``), as ``runtime.sgn`` and ``random_bits``
+do; the engine pins ``mpyc==0.11``. Like the runners, this module does not import mpyc at
+import time: the runtime is passed in (:func:`open_2t` takes ``mpyc.thresha`` from the
+worker's already imported mpyc).
 """
 
 from __future__ import annotations
@@ -73,7 +78,8 @@ class Prepared:
     n: int
     length: int
     bits: Any  # awaitable: n * (length + 1) shares of random bits (the last n give signs)
-    r_high: list[Any]  # n shares of k-bit random numbers (PRSS: local)
+    r_high: Any  # n shares of k-bit random numbers (PRSS: a list; without: an awaitable)
+    masks: Any  # n shares of random field elements, as ``r_high``
 
 
 def prepare(rt: Any, field: Any, n: int, length: int) -> Prepared:
@@ -83,20 +89,64 @@ def prepare(rt: Any, field: Any, n: int, length: int) -> Prepared:
     bits = field.order.bit_length()
     if bits < length + k + 2 or bits // k < 2 or length < 1:
         raise Failure("internal", "comparison field too small")
-    if rt.options.no_prss:
-        raise Failure("internal", "batched comparisons need PRSS")
     if not n:
-        return Prepared(field, 0, length, None, [])
-    bits = rt.random_bits(field, n * (length + 1))  # one opening for all of them
+        return Prepared(field, 0, length, None, [], [])
+    bits = request_bits(rt, field, n * (length + 1))  # one opening for all of them
     r_high = rt._randoms(field, n, 1 << k)
-    return Prepared(field, n, length, bits, r_high)
+    masks = rt._randoms(field, n)  # nonzero except with negligible probability
+    return Prepared(field, n, length, bits, r_high, masks)
 
+
+async def randoms(values: Any) -> list[Any]:
+    """Shares from ``runtime._randoms``: a list with PRSS, an awaitable without (the random
+    values are then input by ``t + 1`` parties: one round, issued ahead of use)."""
+    if isinstance(values, list):
+        return values
+    out: list[Any] = await settled(values)
+    return out
+
+
+
+async def random_bits(rt: Any, prep: Prepared) -> list[int]:
+    """The values of ``prep``'s random bits (shares); see :func:`bit_values`."""
+    return await bit_values(rt, prep.field, prep.bits)
+
+
+async def bit_values(rt: Any, field: Any, requested: Any) -> list[int]:
+    """The values of random bits requested by :func:`request_bits` (shares).
+
+    With PRSS, MPyC's ``random_bits``. Without, MPyC would multiply ``t + 1`` input signs per
+    bit, one coroutine per bit; here the random field elements requested are squared and
+    opened (:func:`open_2t`) as a batch, and each bit is ``(r / sqrt(r**2) + 1) / 2``, as
+    MPyC's PRSS path does."""
+    if not rt.options.no_prss:
+        return [b.value for b in await settled(requested)]
+    r = await randoms(requested)
+    squares = await open_2t(rt, field, [a * a for a in r])
+    if any(not sq.value for sq in squares):
+        raise Failure("internal", "a random value was zero")
+    half = (field.modulus + 1) >> 1
+    return [(a.value * field._sqrt(sq.value, INV=True) + 1) * half % field.modulus
+            for a, sq in zip(r, squares, strict=True)]
+
+
+def request_bits(rt: Any, field: Any, n: int) -> Any:
+    """Ask for ``n`` random bits now (PRSS: one opening of squares, overlapping whatever is
+    in flight; without: random values input by ``t + 1`` parties, squared later)."""
+    return rt._randoms(field, n) if rt.options.no_prss else rt.random_bits(field, n)
 
 
 async def open_2t(rt: Any, field: Any, shares: Sequence[Any]) -> list[Any]:
     """Open degree-``2t`` shares (local products of two degree-``t`` sharings) at threshold
     ``2t``, each plus a pseudorandom degree-``2t`` sharing of zero (PRSS, no messages): the
-    opened polynomial is then uniform but for its value at 0, as in MPyC's ``random_bits``."""
+    opened polynomial is then uniform but for its value at 0, as in MPyC's ``random_bits``.
+
+    Without PRSS the shares are first reshared at degree ``t`` (MPyC's ``_reshare``, one
+    more round) and then opened as usual."""
+    if rt.options.no_prss:
+        reshared = await settled(rt._reshare(list(shares)))
+        out: list[Any] = await settled(rt.output(reshared))
+        return out
     from mpyc import thresha  # the worker has imported mpyc already
 
     zeros = thresha.pseudorandom_share_zero(field, len(rt.parties), rt.pid,
@@ -132,7 +182,8 @@ async def less_than_zero(rt: Any, prep: Prepared, a: Sequence[Any]) -> list[Any]
         raise Failure("internal", "comparison batch of the wrong size")
     if not n:
         return []
-    bits = [b.value for b in await settled(prep.bits)]
+    bits = await random_bits(rt, prep)
+    r_high = await randoms(prep.r_high)
     r_bits = bits[:n * ell]
     signs = [2 * b - 1 for b in bits[n * ell:]]  # shares of random +-1
     a_rmodl = []
@@ -141,9 +192,22 @@ async def less_than_zero(rt: Any, prep: Prepared, a: Sequence[Any]) -> list[Any]
         r_modl = sum(b << j for j, b in enumerate(r_bits[i * ell:(i + 1) * ell]))
         x = a[i] + ((1 << ell) + r_modl)
         a_rmodl.append(x)
-        masked.append(x + (prep.r_high[i].value << ell))
+        masked.append(x + (r_high[i].value << ell))
     opened = await settled(rt.output(masked))
-    cs = [c.value % (1 << ell) for c in opened]
+    rows = [r_bits[i * ell:(i + 1) * ell] for i in range(n)]
+    return await compare_opened(rt, field, ell, [c.value for c in opened], a_rmodl, rows,
+                                signs, await randoms(prep.masks))
+
+
+async def compare_opened(rt: Any, field: Any, ell: int, opened: Sequence[int],
+                         a_rmodl: Sequence[Any], r_bits: Sequence[Sequence[int]],
+                         signs: Sequence[int], masks: Sequence[Any]) -> list[Any]:
+    """Steps 3 and 4 of the comparison, after the masked opening: shares of ``[a_i < 0]``.
+
+    Per comparison: ``opened = a + 2**ell + r + 2**ell * R`` (public), ``a_rmodl = a + 2**ell
+    + r`` (shares), the ``ell`` bits of ``r`` (share values, least significant first), a
+    random sign (share value of +-1) and a random mask (a share)."""
+    cs = [c % (1 << ell) for c in opened]
     factors = []
     for i, c in enumerate(cs):
         s = signs[i]
@@ -151,17 +215,93 @@ async def less_than_zero(rt: Any, prep: Prepared, a: Sequence[Any]) -> list[Any]
         xors = 0
         for j in range(ell - 1, -1, -1):
             c_j = (c >> j) & 1
-            r_j = r_bits[i * ell + j]
+            r_j = r_bits[i][j]
             e[j] = field(s + r_j - c_j + 3 * xors)
             xors += 1 - r_j if c_j else r_j
         e[ell] = field(s - 1 + 3 * xors)
         factors.append(e)
     prods = await products(rt, factors)
-    masks = rt._randoms(field, n)  # nonzero except with negligible probability
     zero = await open_2t(rt, field, [p * r for p, r in zip(prods, masks, strict=True)])
     two_l = field(1 << ell)
     out = []
-    for i in range(n):
+    for i in range(len(cs)):
         h = 3 - signs[i] if zero[i].value == 0 else 3 + signs[i]
         out.append((cs[i] - a_rmodl[i] + (h << (ell - 1))) / two_l)
     return out
+
+
+@dataclass
+class PointMasks:
+    """Randomness to mask ``points`` values once on ``width`` bits and to compare them
+    ``comparisons`` times, with any public offsets (:func:`compare_points`)."""
+
+    field: Any
+    points: int
+    comparisons: int
+    width: int
+    bits: Any  # points * width bits, then one per comparison (its sign)
+    r_high: Any  # per point, a k-bit random number
+    masks: Any  # per comparison, a random field element
+
+
+def prepare_points(rt: Any, field: Any, points: int, comparisons: int,
+                   width: int) -> PointMasks:
+    """Request the randomness of :class:`PointMasks` now (every party at the same point)."""
+    k = rt.options.sec_param
+    size = field.order.bit_length()
+    if size < width + k + 2 or size // k < 2 or width < 1:
+        raise Failure("internal", "comparison field too small")
+    return PointMasks(field, points, comparisons, width,
+                      request_bits(rt, field, points * width + comparisons),
+                      rt._randoms(field, points, 1 << k), rt._randoms(field, comparisons))
+
+
+@dataclass
+class OpenedPoints:
+    """Values opened under statistical masks: ``opened[i] = v_i + r_i + 2**width * R_i``."""
+
+    opened: list[int]
+    r_bits: list[list[int]]  # per point, the bits of r_i (share values, least significant first)
+    signs: list[int]  # per comparison, a share value of a random +-1
+    masks: list[Any]  # per comparison, a share of a random field element
+
+
+async def open_points(rt: Any, pm: PointMasks, values: Sequence[Any]) -> OpenedPoints:
+    """Open every value (shares, ``|v| < 2**(width - 1)``) under its statistical mask: one
+    round once the randomness is there. The opening hides ``v`` as in MPyC's comparisons (a
+    mask of ``width + k`` random bits)."""
+    if len(values) != pm.points:
+        raise Failure("internal", "masked values of the wrong number")
+    w = pm.width
+    bits = await bit_values(rt, pm.field, pm.bits) if pm.points + pm.comparisons else []
+    r_high = await randoms(pm.r_high)
+    rows = [bits[i * w:(i + 1) * w] for i in range(pm.points)]
+    masked = [v + sum(b << j for j, b in enumerate(row)) + (h.value << w)
+              for v, row, h in zip(values, rows, r_high, strict=True)]
+    opened = await settled(rt.output(masked)) if masked else []
+    return OpenedPoints([c.value for c in opened], rows,
+                        [2 * b - 1 for b in bits[pm.points * w:]], await randoms(pm.masks))
+
+
+async def compare_points(rt: Any, field: Any, ell: int, op: OpenedPoints,
+                         values: Sequence[Any], pairs: Sequence[tuple[int, int, int]]
+                         ) -> list[Any]:
+    """Shares of ``[values[i] - t < 0]`` for each ``(i, t, k)`` of ``pairs``, on ``ell <=
+    width`` bits (``|values[i] - t| < 2**(ell - 1)``), with comparison randomness ``k``.
+
+    ``opened[i] - t + 2**ell`` is the masked opening of ``values[i] - t + 2**ell`` under the
+    low ``ell`` bits of ``r_i`` (the rest of the mask is a multiple of ``2**ell``), so each
+    comparison goes on with :func:`compare_opened` without another opening."""
+    if not pairs:
+        return []
+    two_l = 1 << ell
+    opened, a_rmodl, rows, signs, masks = [], [], [], [], []
+    for i, t, k in pairs:
+        row = op.r_bits[i][:ell]
+        opened.append(op.opened[i] - t + two_l)
+        a_rmodl.append(values[i] - t + two_l + sum(b << j for j, b in enumerate(row)))
+        rows.append(row)
+        signs.append(op.signs[k])
+        masks.append(op.masks[k])
+    return await compare_opened(rt, field, ell, opened, a_rmodl, rows, signs, masks)
+

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from securecalc.engines.mpc.failure import Failure
-from securecalc.engines.mpc.steps_compare import open_2t, settled
+from securecalc.engines.mpc.steps_compare import open_2t, randoms, settled
 
 
 @dataclass(eq=False)
@@ -117,8 +117,9 @@ async def release_if_large(rt: Any, field: Any,
     (:func:`zero_test_rounds` of the factors of the largest test)."""
     if not tests:
         return []
-    masks = rt._randoms(field, len(tests))  # PRSS: no messages
+    masks = rt._randoms(field, len(tests))  # PRSS: no messages; without: one input
     roots: list[Mul] = []
+    masks = await randoms(masks)
     for r, (gates, totals) in zip(masks, tests, strict=True):
         factors = [r, *(n - i for n, low, threshold in gates for i in range(low, threshold))]
         w, vs = with_totals(factors, totals, len(factors).bit_length())

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import sys
 import threading
 import time
@@ -46,11 +47,27 @@ def _import_mpyc() -> Any:
     return mpyc
 
 
+#: most subsets ``C(m - 1, t)`` a party evaluates a PRF for, per random value, under PRSS
+PRSS_MAX_SUBSETS = 20
+
+
+def uses_prss(m: int, t: int) -> bool:
+    """Whether ``m`` parties at threshold ``t`` use MPyC's pseudorandom secret sharing.
+
+    PRSS makes shared randomness free of messages but costs every party ``C(m - 1, t)`` PRF
+    evaluations per random value: 2 at 3 parties, 20 at 7, 126 at 10, 92378 at 20. Beyond
+    :data:`PRSS_MAX_SUBSETS` the random values are input by ``t + 1`` parties instead (one
+    round, ``t + 1`` shares to add), with the same threshold ``t``.
+    """
+    return math.comb(m - 1, t) <= PRSS_MAX_SUBSETS
+
+
 def build_runtime(job: MpcJob, loop: asyncio.AbstractEventLoop) -> Any:
     """An MPyC ``Runtime`` for ``job`` without sockets, installed as MPyC's global runtime.
 
     Mirrors ``mpyc.runtime.setup()``: options from MPyC's own parser (explicit argv),
-    threshold ``t = (m - 1) // 2``, PRSS on, then the module globals ``setup()`` assigns.
+    threshold ``t = (m - 1) // 2``, PRSS as :func:`uses_prss` decides, then the module
+    globals ``setup()`` assigns.
     Peers' ``protocol`` objects are installed by the caller.
     """
     mpyc = _import_mpyc()
@@ -60,7 +77,7 @@ def build_runtime(job: MpcJob, loop: asyncio.AbstractEventLoop) -> Any:
     options = mpyc._get_arg_parser().parse_args(
         ["--no-log", "--threshold", str(job.threshold)])
     options.no_async = False
-    options.no_prss = False
+    options.no_prss = not uses_prss(job.m, job.threshold)
     options.mix32_64bit = False
     asyncio.set_event_loop(loop)
     parties = [rt_mod.Party(i) for i in range(job.m)]
