@@ -15,6 +15,7 @@ import numpy as np
 
 from securecalc.core.analyses import Analysis
 from securecalc.core.kinds import SearchResult, StudyOptions, kind_of
+from securecalc.core.local_stats import Histogram
 from securecalc.core.plans import IterativePlan, SearchPlan, SumPlan
 from securecalc.core.schema import Schema
 from securecalc.core.table import Table
@@ -53,12 +54,14 @@ def plain_value(analysis: Analysis, schema: Schema, tables: Sequence[Table],
     return kind.finish(analysis, schema, released, options)
 
 
-def _search(plan: SearchPlan, parts: Sequence[np.ndarray]) -> SearchResult:
+def _search(plan: SearchPlan, parts: Sequence[Histogram]) -> SearchResult:
     from securecalc.engines.mpc.step_specs import search_target
     from securecalc.engines.mpc.steps_search import plain_search
 
-    indices = np.concatenate([np.asarray(p, dtype=np.int64) for p in parts])
-    counts = np.cumsum(np.bincount(indices, minlength=plan.grid_points))
+    pooled = np.zeros(plan.grid_points, dtype=np.int64)
+    for histogram in parts:  # each site's counts per grid index
+        np.add.at(pooled, histogram.keys, histogram.counts)
+    counts = np.cumsum(pooled)
     found = plain_search(counts, plan.probs, plan.arity or 2, search_target)  # any arity
     return SearchResult(n=int(found[0]), indices=tuple(int(i) for i in found[1:]))
 

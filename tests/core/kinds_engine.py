@@ -35,6 +35,7 @@ from securecalc.core.encoding import (
 )
 from securecalc.core.kinds import KINDS, SearchResult, StudyOptions
 from securecalc.core.kinds.order import target_rank
+from securecalc.core.local_stats import Histogram
 from securecalc.core.plans import (
     MAX_ROWS_PER_SITE,
     Gates,
@@ -107,18 +108,21 @@ def suppress(plan: SumPlan,
     return tuple(t if t >= plan.suppress_below else None for t in totals)
 
 
-def search(plan: SearchPlan, parts: Sequence[np.ndarray]) -> SearchResult:
-    """The search on pooled counts: smallest grid index whose pooled count reaches the rank."""
-    for indices in parts:
-        assert indices.dtype == np.int64
-        assert np.all(np.diff(indices) >= 0)
-        assert indices.size == 0 or (indices[0] >= 0 and indices[-1] < plan.grid_points)
-    n = sum(len(p) for p in parts)
+def search(plan: SearchPlan, parts: Sequence[Histogram]) -> SearchResult:
+    """The search on pooled counts: smallest grid index whose pooled count reaches the rank.
+
+    Each site's input is its histogram over the grid (counts per grid index)."""
+    for histogram in parts:
+        keys, counts = histogram.keys, histogram.counts
+        assert keys.dtype == np.int64 and counts.dtype == np.int64
+        assert np.all(np.diff(keys) > 0) and np.all(counts > 0)
+        assert keys.size == 0 or (keys[0] >= 0 and keys[-1] < plan.grid_points)
+    n = sum(p.n for p in parts)
     if n == 0 or n < plan.min_n:
         return SearchResult(0, tuple(-1 for _ in plan.probs))
 
     def count(i: int) -> int:
-        return sum(int(np.searchsorted(p, i, side="right")) for p in parts)
+        return sum(p.at_or_below([i])[0] for p in parts)
 
     found = []
     for p in plan.probs:

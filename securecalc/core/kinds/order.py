@@ -242,12 +242,10 @@ class OrderKind(Kind):
         return LocalQuery((analysis.column,), (Bins(key, grid.points),))
 
     def assemble(self, analysis: Analysis, schema: Schema, query: LocalQuery,
-                 values: tuple[Value, ...]) -> np.ndarray:
-        """Sorted int64 grid indices of this site's rows (filter kept, column present);
-        :meth:`local_histogram` is the same input in memory bounded by the grid."""
-        histogram = values[0]
-        assert isinstance(histogram, Histogram)
-        return histogram.sorted_values()
+                 values: tuple[Value, ...]) -> Histogram:
+        """This site's rows (filter kept, column present) as counts per grid index: memory
+        bounded by the grid, not by the rows."""
+        return self.local_histogram(values)
 
     @staticmethod
     def local_histogram(values: tuple[Value, ...]) -> Histogram:

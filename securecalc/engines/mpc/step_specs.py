@@ -24,6 +24,7 @@ from typing import Any, ClassVar, Protocol, SupportsIndex, runtime_checkable
 
 import numpy as np
 
+from securecalc.core.local_stats import Histogram
 from securecalc.core.plans import (
     MAX_ROWS_PER_SITE,
     IterativeProgram,
@@ -270,7 +271,7 @@ class SearchStep:
     """
 
     name: str
-    indices: np.ndarray | tuple[int, ...]
+    indices: np.ndarray | tuple[int, ...] | Histogram
     n_points: int
     probs: tuple[float, ...]
     arity: int = 0
@@ -298,7 +299,7 @@ class SearchStep:
             raise ConfigError(f"step {name!r}: every prob must be a number in [0, 1]",
                               field="probs")
         object.__setattr__(self, "probs", tuple(float(p) for p in probs))
-        if not isinstance(self.indices, np.ndarray):
+        if not isinstance(self.indices, np.ndarray | Histogram):
             object.__setattr__(self, "indices", tuple(self.indices))
 
     def arity_for(self, parties: int) -> int:
@@ -307,23 +308,49 @@ class SearchStep:
         return self.arity or search_arity(self.n_points, search_splits(parties))
 
     def __repr__(self) -> str:  # never shows the values
-        return (f"SearchStep(name={self.name!r}, <{len(self.indices)} indices>, "
+        size = (self.indices.n if isinstance(self.indices, Histogram)
+                else len(self.indices))
+        return (f"SearchStep(name={self.name!r}, <{size} indices>, "
                 f"n_points={self.n_points}, probs={self.probs!r}, arity={self.arity})")
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, SearchStep):
             return NotImplemented
-        return self.public_spec() == other.public_spec() and bool(
-            np.array_equal(np.asarray(self.indices), np.asarray(other.indices)))
+        return self.public_spec() == other.public_spec() and self.counter() == other.counter()
 
     def __hash__(self) -> int:
         return hash(self.public_spec())
+
+    def counter(self) -> Histogram:
+        """The site's input as counts per grid index (``n`` and ``at_or_below``, what the
+        search needs); :class:`DataError` unless admissible."""
+        if not isinstance(self.indices, Histogram):
+            keys, counts = np.unique(self.index_array(), return_counts=True)
+            return Histogram(keys.astype(np.int64), counts.astype(np.int64))
+        where = f"step {self.name!r}"
+        keys, counts = self.indices.keys, self.indices.counts
+        if (not isinstance(keys, np.ndarray) or not isinstance(counts, np.ndarray)
+                or keys.ndim != 1 or counts.shape != keys.shape
+                or keys.dtype.kind not in "iu" or counts.dtype.kind not in "iu"):
+            raise DataError(f"{where}: the histogram must be two 1-D integer arrays of one "
+                            "length")
+        if keys.size and (keys.min() < 0 or keys.max() > self.n_points - 1):
+            raise DataError(f"{where}: a grid index is outside [0, {self.n_points - 1}]")
+        if keys.size > 1 and bool(np.any(keys[1:] <= keys[:-1])):
+            raise DataError(f"{where}: the histogram's grid indices are not increasing")
+        if counts.size and counts.min() < 1:
+            raise DataError(f"{where}: a histogram count is not positive")
+        if int(counts.sum(dtype=object)) > MAX_ROWS_PER_SITE:
+            raise DataError(f"{where}: more than {MAX_ROWS_PER_SITE} values")
+        return Histogram(keys.astype(np.int64), counts.astype(np.int64))
 
     def index_array(self) -> np.ndarray:
         """The indices as a sorted 1-D int64 array; :class:`DataError` unless admissible."""
         where = f"step {self.name!r}"
         hi = self.n_points - 1
         a = self.indices
+        if isinstance(a, Histogram):
+            return self.counter().sorted_values()
         if isinstance(a, np.ndarray):
             if a.ndim != 1 or a.dtype.kind not in "iu":
                 raise DataError(f"{where}: the grid indices must be a 1-D integer array")
@@ -342,7 +369,7 @@ class SearchStep:
         return a
 
     def check_inputs(self) -> None:
-        self.index_array()
+        self.counter()
 
     def public_spec(self) -> tuple[object, ...]:
         return (self.kind, self.name, self.n_points, self.probs, self.arity, self.min_n,

@@ -86,6 +86,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
+from securecalc.core.local_stats import Histogram
 from securecalc.core.plans import MAX_ROWS_PER_SITE, rank_releasable
 from securecalc.engines.mpc.failure import Failure
 from securecalc.engines.mpc.step_specs import (
@@ -111,7 +112,7 @@ from securecalc.engines.mpc.steps_compare import (
     settled,
 )
 from securecalc.engines.mpc.steps_gate import gate_factors, release_if_large, zero_test_rounds
-from securecalc.engines.mpc.steps_search import KarySearch, local_counts
+from securecalc.engines.mpc.steps_search import KarySearch
 from securecalc.errors import ConfigError, DataError
 
 Runner = Callable[[Any, Any], Awaitable[Sequence[int]]]
@@ -280,7 +281,7 @@ async def _run_search(rt: Any, step: SearchStep) -> Sequence[int]:
     output. Each later iteration inputs its counts (with its randomness), opens them masked
     and compares them likewise.
     """
-    indices = step.index_array()  # checked before the job started; cheap to redo
+    counter = step.counter()  # checked before the job started; cheap to redo
     m = len(rt.parties)
     arity = step.arity_for(m)
     width = sum_bit_length(MAX_ROWS_PER_SITE, m)
@@ -288,7 +289,7 @@ async def _run_search(rt: Any, step: SearchStep) -> Sequence[int]:
     every = KarySearch(step.n_points, len(step.probs), arity)
     points = every.points()  # the same for every prob
     randomness = prepare_points(rt, field, len(points), len(every.pending()), width)
-    pooled = await pooled_shares(rt, field, [len(indices), *local_counts(indices, points)])
+    pooled = await pooled_shares(rt, field, [counter.n, *counter.at_or_below(points)])
     masked = forked(rt, open_points(rt, randomness, pooled[1:]))  # beside the gate on N
     if step.min_n > 1:  # N is opened only if it reaches min_n
         (kept,) = await release_if_large(rt, field, [([(pooled[0], 0, step.min_n)],
@@ -311,7 +312,7 @@ async def _run_search(rt: Any, step: SearchStep) -> Sequence[int]:
     if pairs:
         less = await compare_points(rt, field, length, opened, pooled[1:], pairs)
         search.narrow([1 - b for b in _bits(await settled(rt.output(less)))])
-    found = await _search(rt, field, search, indices, [targets[j] for j in probs], length)
+    found = await _search(rt, field, search, counter, [targets[j] for j in probs], length)
     out = [-1] * len(step.probs)
     for j, index in zip(probs, found, strict=True):
         out[j] = index
@@ -328,7 +329,7 @@ def forked(rt: Any, coro: Awaitable[T]) -> asyncio.Future[T]:
     return task
 
 
-async def _search(rt: Any, field: Any, search: KarySearch, indices: Any,
+async def _search(rt: Any, field: Any, search: KarySearch, counter: Histogram,
                   targets: Sequence[int], length: int) -> list[int]:
     """The remaining iterations of ``search`` towards ``targets`` (comparisons on ``length``
     bits): per iteration the counts' input (beside their randomness), their masked opening,
@@ -337,7 +338,7 @@ async def _search(rt: Any, field: Any, search: KarySearch, indices: Any,
         points = search.points()
         pending = search.pending()
         randomness = prepare_points(rt, field, len(points), len(pending), length)
-        counts = await pooled_shares(rt, field, local_counts(indices, points))
+        counts = await pooled_shares(rt, field, counter.at_or_below(points))
         opened = await open_points(rt, randomness, counts)
         at = {s: i for i, s in enumerate(points)}
         less = await compare_points(rt, field, length, opened, counts,
