@@ -3,8 +3,8 @@
 The same for every engine: each kind's declared statistics
 (:mod:`securecalc.core.local_stats`) evaluated by numpy on a :class:`Table`, or by any
 :class:`LocalData` (a database: :mod:`securecalc.sources.pushdown`) with identical values.
-Only the output (a few numbers per analysis, or for order statistics the site's own sorted
-values, kept inside the node's MPC worker) enters a secure computation. Each engine's
+Only the output (a few numbers per analysis, or for order statistics the site's counts per
+grid point, bounded by the grid) enters a secure computation. Each engine's
 adapter shapes these inputs for its engine (:mod:`securecalc.engines.mpc.adapter`,
 :mod:`securecalc.engines.ckks.adapter`).
 """

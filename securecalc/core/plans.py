@@ -79,7 +79,7 @@ class SearchPlan:
     For each ``probs[j]`` the engine finds the smallest grid point ``x`` in
     ``lo, lo + resolution, ..., hi`` with ``count(values <= x) >= max(1, ceil(p * N))``
     (numpy's ``inverted_cdf``; p = 0 gives the minimum, p = 1 the maximum). Sites contribute
-    their sorted values; the pooled count N is released, as is each comparison's outcome.
+    their counts per grid point; the pooled count N is released, as is each comparison's outcome.
     """
 
     lo: float

@@ -19,9 +19,9 @@ MPC runs a :class:`~securecalc.core.plans.SearchPlan` over the pooled counts. CK
 one-round :class:`~securecalc.core.plans.IterativePlan` whose round is a
 :class:`~securecalc.core.plans.SumPlan` histogram of counts per grid point (at most
 :data:`~securecalc.core.limits.CKKS_GRID_POINTS`), and the coordinator reads the quantiles
-off it. Each site's input is the same on both engines (its sorted grid indices):
-:meth:`Kind.local` is not told the engine, so the CKKS program turns those indices into the
-histogram.
+off it. Each site's input is the same on both engines (its counts per grid index, a
+:class:`~securecalc.core.local_stats.Histogram`, whose memory is bounded by the grid):
+:meth:`Kind.local` is not told the engine.
 
 Gates, the same on both engines: nothing is released unless N reaches ``min_cohort`` (on MPC
 decided before N is opened), and the p-quantile only if its rank k satisfies

@@ -240,8 +240,10 @@ def search_target(p: float, n: int) -> int:
 class SearchStep:
     """Order statistics of pooled values by a k-ary search over pooled counts.
 
-    Each party holds ``indices``, the sorted grid indices (in ``[0, n_points - 1]``) of its
-    local values (an int64 array or a sequence of ints). With ``C(k)`` the pooled number of
+    Each party holds ``indices``: its local values as a
+    :class:`~securecalc.core.local_stats.Histogram` (counts per grid index in
+    ``[0, n_points - 1]``), or as their sorted grid indices (an int64 array or a sequence of
+    ints). With ``C(k)`` the pooled number of
     indices ``<= k`` and ``N = C(n_points - 1)``, the step first releases ``N``, then finds for
     every ``probs[j]`` the smallest ``k`` with ``C(k) >= search_target(p, N)`` (numpy's
     ``inverted_cdf``: p = 0 gives the minimum, p = 1 the maximum), all probabilities in
