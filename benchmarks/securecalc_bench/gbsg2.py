@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -264,11 +265,11 @@ def time_reference(frame: Any, reps: int) -> dict[str, float]:
 
 
 def _study_record(result: Any) -> dict[str, Any]:
-    per = {aid: r.cost.rounds for aid, r in result.results.items()}
+    per = [r.cost.rounds for r in result.results.values() if r.cost.rounds is not None]
     return {"rounds": result.cost.rounds, "bytes_sent": result.cost.bytes_sent,
             "ciphertexts": result.cost.ciphertexts,
-            "longest_analysis_rounds": max(per.values()),
-            "sum_of_analysis_rounds": sum(per.values()),
+            "longest_analysis_rounds": max(per, default=None),
+            "sum_of_analysis_rounds": sum(per) if per else None,
             "withheld": sorted(aid for aid, r in result.results.items()
                                if r.value is None or r.note),
             "phases": {k: round(v, 4) for k, v in result.phases.items()}}
@@ -309,6 +310,7 @@ def measure(work: Path, reps: int = 5, engines: tuple[str, ...] = ("mpc", "ckks"
     """Start the cluster, time each engine and the pooled reference."""
     from securecalc.cluster import LocalCluster
 
+    load_before = os.getloadavg()[0]
     frame = load_rows()
     paths = write_nodes(work / "data", frame)
     started = time.perf_counter()
@@ -318,14 +320,16 @@ def measure(work: Path, reps: int = 5, engines: tuple[str, ...] = ("mpc", "ckks"
         runs = [time_engine(cluster, engine, reps, work) for engine in engines]
     return {"rows": len(frame), "sites": len(HOSPITALS), "analyses": 11, "reps": reps,
             "cluster_start_seconds": start_seconds, "engines": runs,
-            "pooled": time_reference(frame, reps)}
+            "pooled": time_reference(frame, reps),
+            "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
 
 
 def report(record: Mapping[str, Any]) -> str:
     """The figures as a small table."""
     lines = [f"GBSG2: {record['rows']} rows, {record['sites']} hospitals, "
              f"{record['analyses']} analyses "
-             f"(cluster start {record['cluster_start_seconds']:.2f} s)"]
+             f"(cluster start {record['cluster_start_seconds']:.2f} s; 1-minute load average "
+             f"{record['load_average'][0]:.1f} before, {record['load_average'][1]:.1f} after)"]
     for r in record["engines"]:
         cost = (f"{r['rounds']} rounds (longest analysis {r['longest_analysis_rounds']}, sum "
                 f"{r['sum_of_analysis_rounds']})" if r["engine"] == "mpc"
