@@ -11,7 +11,8 @@ the ``securecalc study run`` command itself (a fresh interpreter: imports includ
 Figures: cold (the first run after the nodes start: they load their data) and warm (median of
 ``reps`` runs); rounds and bytes of the study and of its longest analysis; the pooled
 reference (statsmodels, lifelines, scipy, numpy computing the same 11 analyses on the 686 rows,
-imports excluded and reported apart). Run as ``python -m securecalc_bench.gbsg2 [--reps N]
+imports excluded and reported apart); the coordinator's start-up (a fresh interpreter's
+imports) as its own figure; the machine's load average, since the figures are wall times. Run as ``python -m securecalc_bench.gbsg2 [--reps N]
 [--workdir DIR]``; prints a table and a JSON record.
 """
 
@@ -251,10 +252,8 @@ LOGREG_TERMS = ("(intercept)", "age", "horTh[yes]", "tgrade[II]", "tgrade[III]")
 def time_reference(frame: Any, reps: int) -> dict[str, float]:
     """Seconds to import the reference packages (a fresh interpreter) and to compute the 11
     analyses with them (median of ``reps``, imports done)."""
-    code = ("import statsmodels.api, lifelines, lifelines.statistics, scipy.stats, numpy")
-    started = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], check=True)
-    imports = time.perf_counter() - started
+    imports = _fresh_seconds(
+        "-c", "import statsmodels.api, lifelines, lifelines.statistics, scipy.stats, numpy")
     reference(frame)  # warm
     runs = []
     for _ in range(reps):
@@ -275,12 +274,18 @@ def _study_record(result: Any) -> dict[str, Any]:
             "phases": {k: round(v, 4) for k, v in result.phases.items()}}
 
 
-def _cli_seconds(study: Path, out: Path) -> float:
-    """Wall seconds of ``securecalc study run`` in a fresh interpreter."""
+def _fresh_seconds(*args: str) -> float:
+    """Wall seconds of ``python ARGS`` in a fresh interpreter."""
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "securecalc", "study", "run", str(study),
-                    "--out", str(out)], check=True, capture_output=True)
+    subprocess.run([sys.executable, *args], check=True, capture_output=True)
     return time.perf_counter() - started
+
+
+def coordinator_startup(reps: int) -> float:
+    """Median seconds of a fresh interpreter importing the command line, the coordinator and
+    the study config: what every ``study run`` pays before it contacts a node."""
+    code = "import securecalc.cli, securecalc.coordinator.study, securecalc.core.config"
+    return statistics.median(_fresh_seconds("-c", code) for _ in range(reps))
 
 
 def time_engine(cluster: Any, engine: str, reps: int, work: Path) -> dict[str, Any]:
@@ -299,7 +304,9 @@ def time_engine(cluster: Any, engine: str, reps: int, work: Path) -> dict[str, A
         started = time.perf_counter()
         result = run_study(config)
         warm.append(time.perf_counter() - started)
-    cli = [_cli_seconds(path, work / f"results-{engine}.json") for _ in range(max(1, reps // 2))]
+    out = str(work / f"results-{engine}.json")
+    cli = [_fresh_seconds("-m", "securecalc", "study", "run", str(path), "--out", out)
+           for _ in range(max(1, reps // 2))]
     return {"engine": engine, "cold_seconds": cold, "warm_seconds": statistics.median(warm),
             "warm_min_seconds": min(warm), "cli_warm_seconds": statistics.median(cli),
             **_study_record(result)}
@@ -320,6 +327,7 @@ def measure(work: Path, reps: int = 5, engines: tuple[str, ...] = ("mpc", "ckks"
         runs = [time_engine(cluster, engine, reps, work) for engine in engines]
     return {"rows": len(frame), "sites": len(HOSPITALS), "analyses": 11, "reps": reps,
             "cluster_start_seconds": start_seconds, "engines": runs,
+            "coordinator_startup_seconds": coordinator_startup(max(1, reps // 2)),
             "pooled": time_reference(frame, reps),
             "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
 
@@ -339,6 +347,8 @@ def report(record: Mapping[str, Any]) -> str:
                      f"`study run` command {r['cli_warm_seconds']:.2f} s; {cost}, "
                      f"{r['bytes_sent'] / 1e6:.2f} MB sent"
                      + (f"; withheld: {', '.join(r['withheld'])}" if r["withheld"] else ""))
+    lines.append(f"coordinator start-up (fresh interpreter importing the command line and the "
+                 f"coordinator) {record['coordinator_startup_seconds']:.2f} s")
     pooled = record["pooled"]
     lines.append(f"pooled statsmodels/lifelines/scipy/numpy {pooled['seconds']:.3f} s "
                  f"(imports {pooled['imports_seconds']:.2f} s)")
