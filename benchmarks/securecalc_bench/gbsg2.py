@@ -12,8 +12,9 @@ Figures: cold (the first run after the nodes start: they load their data) and wa
 ``reps`` runs); rounds and bytes of the study and of its longest analysis; the pooled
 reference (statsmodels, lifelines, scipy, numpy computing the same 11 analyses on the 686 rows,
 imports excluded and reported apart); the coordinator's start-up (a fresh interpreter's
-imports) as its own figure; the machine's load average, since the figures are wall times. Run as ``python -m securecalc_bench.gbsg2 [--reps N]
-[--workdir DIR]``; prints a table and a JSON record.
+imports) as its own figure; the machine's load average, since the figures are wall times.
+Run as ``python -m securecalc_bench.gbsg2 [--reps N] [--workdir DIR] [--engine mpc|ckks]``;
+prints a table and a JSON record.
 """
 
 from __future__ import annotations
@@ -271,7 +272,9 @@ def _study_record(result: Any) -> dict[str, Any]:
             "sum_of_analysis_rounds": sum(per) if per else None,
             "withheld": sorted(aid for aid, r in result.results.items()
                                if r.value is None or r.note),
-            "phases": {k: round(v, 4) for k, v in result.phases.items()}}
+            "phases": {k: round(v, 4) for k, v in result.phases.items()},
+            "analysis_rounds": {aid: r.cost.rounds for aid, r in result.results.items()},
+            "analysis_bytes": {aid: r.cost.bytes_sent for aid, r in result.results.items()}}
 
 
 def _fresh_seconds(*args: str) -> float:
