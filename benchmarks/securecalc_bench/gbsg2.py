@@ -13,8 +13,8 @@ Figures: cold (the first run after the nodes start: they load their data) and wa
 reference (statsmodels, lifelines, scipy, numpy computing the same 11 analyses on the 686 rows,
 imports excluded and reported apart); the coordinator's start-up (a fresh interpreter's
 imports) as its own figure; the machine's load average, since the figures are wall times.
-Run as ``python -m securecalc_bench.gbsg2 [--reps N] [--workdir DIR] [--engine mpc|ckks]``;
-prints a table and a JSON record.
+Run as ``python -m securecalc_bench.gbsg2 [--reps N] [--workdir DIR] [--engine mpc|ckks]
+[--out FILE]``; prints a table and a JSON record.
 """
 
 from __future__ import annotations
@@ -363,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--workdir", type=Path)
     parser.add_argument("--engine", choices=("mpc", "ckks"), action="append")
+    parser.add_argument("--out", type=Path, help="also write the JSON record here")
     args = parser.parse_args(argv)
     engines = tuple(args.engine or ("mpc", "ckks"))
     if args.workdir:
@@ -371,7 +372,10 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="securecalc-gbsg2-") as tmp:
             record = measure(Path(tmp), args.reps, engines)
     print(report(record), flush=True)
-    print(json.dumps(record, indent=1, default=float))
+    text = json.dumps(record, indent=1, default=float)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
     return 0
 
 
