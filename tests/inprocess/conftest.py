@@ -31,20 +31,25 @@ UNUSED_PKI = Path("/nonexistent-pki")  # in-process parties run without TLS
 
 
 class InProcessStudy:
-    """Hospital nodes (and a compute node) of one process, and studies run against them."""
+    """Hospital nodes (and a compute node) of one process, and studies run against them.
+
+    ``catalogue``: the ``[catalogue.*]`` tables of every node (a string) or per node (a
+    mapping; a node it omits offers what synthetic data offer)."""
 
     def __init__(self, root: Path, data: Mapping[str, Path], *,
                  node_extra: Mapping[str, str] | None = None,
                  rosters: Mapping[str, Sequence[str]] | None = None,
-                 catalogue: str = SYNTH_CATALOGUE_TOML,
+                 catalogue: str | Mapping[str, str] = SYNTH_CATALOGUE_TOML,
                  roles: Mapping[str, Role] | None = None):
         self.root = root
         self.network = MemoryNetwork()
         self.addresses: dict[str, str] = {}
         for index, (name, path) in enumerate(data.items()):
             self.addresses[name] = f"127.0.0.1:{7101 + index}"
+            offered = (catalogue if isinstance(catalogue, str)
+                       else catalogue.get(name, SYNTH_CATALOGUE_TOML))
             text = node_toml(name, self.addresses[name], path, UNUSED_PKI,
-                             (rosters or {}).get(name, list(data)), catalogue)
+                             (rosters or {}).get(name, list(data)), offered)
             config = write(root / f"{name}.toml",
                            text + "\n" + (node_extra or {}).get(name, ""))
             self.network.add_node(load_node_config(config, insecure=True),

@@ -1,0 +1,26 @@
+"""Tests that assert how long something takes (a party named within peer_timeout_seconds + 5 s,
+a study ended within 2 s of its timeout, an answer "at once", resources after a load) are
+marked ``serial``: ``make test`` runs them alone, after the others have run on two workers, so
+that the suite's own load never eats into the bounds the README promises."""
+
+from __future__ import annotations
+
+import pytest
+
+#: test files (or single tests) whose assertions include a time bound
+TIMED = (
+    "tests/engines/test_mpc_faults.py",
+    "tests/engines/test_mpc_steps_iterative.py",
+    "tests/inprocess/test_failures.py",
+    "tests/system/test_bad_input.py::test_unreachable_address_fails_fast",
+    "tests/system/test_deadlines.py",
+    "tests/system/test_failures.py",
+    "tests/system/test_load.py",
+    "tests/transport/test_grpc.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.nodeid.startswith(TIMED):
+            item.add_marker(pytest.mark.serial)
