@@ -42,6 +42,7 @@ class InProcessStudy:
                  catalogue: str | Mapping[str, str] = SYNTH_CATALOGUE_TOML,
                  roles: Mapping[str, Role] | None = None):
         self.root = root
+        self.roles = dict(roles or {})
         self.network = MemoryNetwork()
         self.addresses: dict[str, str] = {}
         for index, (name, path) in enumerate(data.items()):
@@ -53,12 +54,17 @@ class InProcessStudy:
             config = write(root / f"{name}.toml",
                            text + "\n" + (node_extra or {}).get(name, ""))
             self.network.add_node(load_node_config(config, insecure=True),
-                                  (roles or {}).get(name, Role.HOSPITAL))
+                                  self.roles.get(name, Role.HOSPITAL))
         audit = open_log(root / "audit" / f"{DEFAULT_COMPUTE}.jsonl", DEFAULT_COMPUTE,
                          key=None, cert=None)
         self.network.add_compute(DEFAULT_COMPUTE, Aggregator(
             ComputeJobs(), audit, coordinators=("coordinator",), insecure=True))
         self.addresses[DEFAULT_COMPUTE] = "127.0.0.1:7100"
+
+    def restart(self, name: str) -> None:
+        """Open node ``name`` again from its config, as a restarted ``node serve`` would."""
+        self.network.add_node(load_node_config(self.root / f"{name}.toml", insecure=True),
+                              self.roles.get(name, Role.HOSPITAL))
 
     def study(self, name: str, engine: str, schema_toml: str, analyses_toml: str, *,
               parties: Sequence[str] | None = None, extra_study: str = "") -> StudyConfig:
