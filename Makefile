@@ -16,8 +16,11 @@ $(STAMP): pyproject.toml benchmarks/pyproject.toml
 demo: $(STAMP)
 	$(BIN)/securecalc demo
 
+# Two workers for the tests that assert no time bound, then those that do, alone (see
+# tests/conftest.py).
 test: typecheck
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup -m "not serial"
+	$(BIN)/python -m pytest -q -m serial
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -1,7 +1,11 @@
-"""Tests that assert how long something takes (a party named within peer_timeout_seconds + 5 s,
+"""How ``make test`` splits the suite.
+
+Tests that assert how long something takes (a party named within peer_timeout_seconds + 5 s,
 a study ended within 2 s of its timeout, an answer "at once", resources after a load) are
-marked ``serial``: ``make test`` runs them alone, after the others have run on two workers, so
-that the suite's own load never eats into the bounds the README promises."""
+marked ``serial``: ``make test`` runs them alone, after the others have run on two workers
+(pytest-xdist, ``--dist loadgroup``), so that the suite's own load never eats into the bounds
+the README promises. The tests of one system-test module share the clusters its module-scoped
+fixtures start, so each module is one group: one worker starts its processes once."""
 
 from __future__ import annotations
 
@@ -20,7 +24,13 @@ TIMED = (
 )
 
 
+#: modules whose tests share processes started once per module
+ONE_WORKER_EACH = "tests/system/"
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.nodeid.startswith(TIMED):
             item.add_marker(pytest.mark.serial)
+        if item.nodeid.startswith(ONE_WORKER_EACH):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
