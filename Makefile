@@ -16,11 +16,10 @@ $(STAMP): pyproject.toml benchmarks/pyproject.toml
 demo: $(STAMP)
 	$(BIN)/securecalc demo
 
-# Two workers for the tests that assert no time bound, then those that do, alone (see
+# Two workers; the tests that assert time bounds run one at a time on one of them (see
 # tests/conftest.py).
 test: typecheck
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup -m "not serial"
-	$(BIN)/python -m pytest -q -m serial
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

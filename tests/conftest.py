@@ -1,11 +1,11 @@
-"""How ``make test`` splits the suite.
+"""How ``make test`` shares the suite between two workers (pytest-xdist, ``--dist loadgroup``).
 
 Tests that assert how long something takes (a party named within peer_timeout_seconds + 5 s,
-a study ended within 2 s of its timeout, an answer "at once", resources after a load) are
-marked ``serial``: ``make test`` runs them alone, after the others have run on two workers
-(pytest-xdist, ``--dist loadgroup``), so that the suite's own load never eats into the bounds
-the README promises. The tests of one system-test module share the clusters its module-scoped
-fixtures start, so each module is one group: one worker starts its processes once."""
+a study ended within 2 s of its timeout, an answer "at once", resources after a load) form
+one group: one worker runs them one after another, never two of them at once, while the other
+worker runs the rest. The tests of one system-test module share the clusters its module-scoped
+fixtures start, so each module is a group too: one worker starts its processes once.
+"""
 
 from __future__ import annotations
 
@@ -22,15 +22,13 @@ TIMED = (
     "tests/system/test_load.py",
     "tests/transport/test_grpc.py",
 )
-
-
 #: modules whose tests share processes started once per module
-ONE_WORKER_EACH = "tests/system/"
+SYSTEM = "tests/system/"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.nodeid.startswith(TIMED):
-            item.add_marker(pytest.mark.serial)
-        if item.nodeid.startswith(ONE_WORKER_EACH):
+            item.add_marker(pytest.mark.xdist_group("timed"))
+        elif item.nodeid.startswith(SYSTEM):
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
