@@ -91,9 +91,13 @@ class InProcessStudy:
 
 @pytest.fixture
 def in_process(tmp_path: Path) -> Iterator[Any]:
-    """A factory of :class:`InProcessStudy` under ``tmp_path``."""
+    """A factory of :class:`InProcessStudy`: the first under ``tmp_path``, any further one in
+    a folder of its own there (its own configs and audit logs)."""
+    made: list[InProcessStudy] = []
 
     def make(data: Mapping[str, Path], **kwargs: Any) -> InProcessStudy:
-        return InProcessStudy(tmp_path, data, **kwargs)
+        root = tmp_path / f"nodes-{len(made)}" if made else tmp_path
+        made.append(InProcessStudy(root, data, **kwargs))
+        return made[-1]
 
     yield make
