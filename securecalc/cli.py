@@ -12,9 +12,13 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from securecalc.errors import SecureCalcError
+
+if TYPE_CHECKING:
+    from securecalc.core.config import NodeConfig
+    from securecalc.node.approvals import Approvals
 
 INSECURE_HELP = ("development only: no TLS, identities are claimed, not proven, and roles "
                  "(hospital, compute, coordinator) are not checked")
@@ -31,7 +35,8 @@ def _certs_init(args: argparse.Namespace) -> int:
     roles = {role: [n.strip() for n in (value or "").split(",") if n.strip()]
              for role, value in (("hospitals", args.hospitals), ("compute", args.compute),
                                  ("coordinators", args.coordinators))}
-    init_pki(Path(args.dir), **roles, days=args.days, force=args.force)
+    init_pki(Path(args.dir), hospitals=roles["hospitals"], compute=roles["compute"],
+             coordinators=roles["coordinators"], days=args.days, force=args.force)
     written = "; ".join(f"{role}: {', '.join(names)}" for role, names in roles.items() if names)
     print(f"wrote a study CA and certificates ({written}) to {args.dir}")
     return 0
@@ -57,7 +62,7 @@ def _node_serve(args: argparse.Namespace) -> int:
     return _serve("node", load_node_config, start_node, args)
 
 
-def _node_approvals(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _node_approvals(args: argparse.Namespace) -> tuple[NodeConfig, Approvals]:
     from securecalc.core.config import load_node_config
     from securecalc.node.approvals import Approvals
 
@@ -127,17 +132,43 @@ def _node_describe(args: argparse.Namespace) -> int:
 
 
 def _node_check(args: argparse.Namespace) -> int:
-    from securecalc.core.catalogue import describe_column
     from securecalc.core.config import load_node_config
-    from securecalc.node.datastore import validated
 
     config = load_node_config(args.config, insecure=True)
+    if config.data_path is None:
+        return _check_sources(config)
+    from securecalc.core.catalogue import describe_column
+    from securecalc.node.datastore import validated
+
     table = validated(config.data_path, config.catalogue)
     print(f"{config.data_path}: {table.n_rows} rows fit the catalogue of {config.name}")
     print(f"{'column':<16} {'type':<9} {'missing':>9}  bounds or levels")
     for column in config.catalogue:
         missing = int(table.column(column.name).missing.sum())
         print(f"{column.name:<16} {column.type:<9} {missing:>9}  {describe_column(column)}")
+    return 0
+
+
+def _check_sources(config: NodeConfig) -> int:
+    """``node check`` of ``[[source]]`` tables: counts and the first offending rows go to
+    this terminal only (the node's operator)."""
+    from securecalc.node.source_store import unfit
+    from securecalc.sources import SourceError, open_sources
+    from securecalc.sources.node import check_lines
+
+    try:
+        with open_sources(config.sources, config.catalogue) as reader:
+            report = reader.check()
+            problem = unfit(reader, report)
+    except SourceError as exc:  # the detail (the database's own words) for this operator
+        if exc.detail:
+            print(f"detail: {' '.join(exc.detail.split())}", file=sys.stderr)
+        print(f"securecalc: error: {exc}", file=sys.stderr)
+        return 1
+    print("\n".join(check_lines(config.name, config.catalogue, report)))
+    if problem is not None:
+        print(f"securecalc: error: {problem}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -184,6 +215,16 @@ def _synth(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from securecalc.demo import run_demo
 
+    if args.source == "omop":
+        from securecalc.sources.pgserver import PostgresUnavailable
+
+        try:
+            return run_demo(rows=args.rows, workdir=Path(args.dir) if args.dir else None,
+                            source="omop")
+        except PostgresUnavailable as exc:
+            print(f"securecalc: error: cannot start PostgreSQL for the demo: {exc}",
+                  file=sys.stderr)
+            return 1
     return run_demo(rows=args.rows, workdir=Path(args.dir) if args.dir else None)
 
 
@@ -338,6 +379,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="three hospitals, both engines, on this machine")
     demo.add_argument("--rows", type=int, default=50_000, help="rows per hospital")
     demo.add_argument("--dir", help="keep the demo's files here (default: a temporary folder)")
+    demo.add_argument("--source", choices=("file", "omop"), default="file",
+                      help="where the nodes read their rows: file (a CSV each, the default) or "
+                      "omop (an OMOP CDM extract in a temporary PostgreSQL server, one "
+                      "database per hospital; needs the PostgreSQL server programs)")
     demo.set_defaults(func=_demo)
 
     _add_bench(commands)

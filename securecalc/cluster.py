@@ -10,17 +10,22 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from securecalc.core.config import DEFAULT_COMPUTE
 from securecalc.launch import ServerGroup
 from securecalc.pki import init_pki
-from securecalc.studyfolder import compute_toml, node_toml, study_toml, write
+from securecalc.studyfolder import compute_toml, node_sources_toml, node_toml, study_toml, write
 from securecalc.synth import SYNTH_CATALOGUE_TOML
+
+#: a node's rows: a data file, or its ``[[source]]`` tables in parsed form
+NodeData = Path | Sequence[Mapping[str, Any]]
 
 
 @dataclass
 class LocalCluster:
-    """Nodes for ``data`` (party name -> data file) and optionally a compute node."""
+    """Nodes for ``data`` (party name -> data file or ``[[source]]`` tables) and optionally a
+    compute node."""
 
     root: Path
     pki: Path
@@ -30,7 +35,7 @@ class LocalCluster:
     addresses: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def start(cls, root: Path, data: Mapping[str, Path], *, with_compute: bool = True,
+    def start(cls, root: Path, data: Mapping[str, NodeData], *, with_compute: bool = True,
               extra_names: Sequence[str] = (), env: Mapping[str, str] | None = None,
               insecure: bool = False, node_extra: Mapping[str, str] | None = None,
               rosters: Mapping[str, Sequence[str]] | None = None,
@@ -70,12 +75,14 @@ class LocalCluster:
             raise
         return cluster
 
-    def start_node(self, name: str, data: Path, hospitals: Sequence[str],
+    def start_node(self, name: str, data: NodeData, hospitals: Sequence[str],
                    extra: str = "", *, catalogue: str = SYNTH_CATALOGUE_TOML) -> str:
         """Start a party node ``name`` with this cluster's certificate of that name (whatever
         its role), the roster ``hospitals`` and the ``[catalogue.*]`` tables ``catalogue``;
         returns its address."""
-        text = node_toml(name, "127.0.0.1:0", data, self.pki, hospitals, catalogue)
+        text = (node_toml(name, "127.0.0.1:0", data, self.pki, hospitals, catalogue)
+                if isinstance(data, Path) else
+                node_sources_toml(name, "127.0.0.1:0", data, self.pki, hospitals, catalogue))
         config = write(self.root / f"{name}.toml", text + "\n" + extra)
         self.addresses[name] = self.servers.start(
             name, ["node", "serve", "--config", str(config), *self._flags],
@@ -105,7 +112,8 @@ class LocalCluster:
         returns the new address."""
         old = self.servers.servers[name]
         old.stop()
-        flags = ["--insecure"] if "--insecure" in old.process.args else []
+        args = old.process.args
+        flags = ["--insecure"] if isinstance(args, list) and "--insecure" in args else []
         self.addresses[name] = self.servers.start(
             name, ["node", "serve", "--config", str(self.root / f"{name}.toml"), *flags],
             env=env).address

@@ -6,8 +6,10 @@ Used by the demo and the tests; the files it writes are the ones a person would 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from securecalc.synth import SYNTH_CATALOGUE_TOML
 
@@ -88,6 +90,54 @@ def node_toml(name: str, listen: str, data: Path, pki: Path,
     roster = ", ".join(f'"{h}"' for h in hospitals)
     return (f'[node]\nname = "{name}"\nlisten = "{listen}"\nhospitals = [{roster}]\n\n'
             f'[data]\npath = "{data}"\n\n' + _tls_block(pki, name) + "\n"
+            + catalogue.strip() + "\n")
+
+
+def toml_value(value: Any) -> str:
+    """``value`` (str, int, float, bool, Path, list or mapping) as a TOML value; mappings as
+    inline tables."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | Path):
+        return json.dumps(str(value))  # a JSON string is a TOML basic string
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, Mapping):
+        return "{ " + ", ".join(f"{json.dumps(str(k))} = {toml_value(v)}"
+                                for k, v in value.items()) + " }"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    raise TypeError(f"no TOML form for {type(value).__name__}")
+
+
+def sources_toml(sources: Sequence[Mapping[str, Any]]) -> str:
+    """``[[source]]`` tables from parsed form (e.g. :func:`synth_omop_source`'s); a nested
+    mapping becomes a sub-table (``[source.postgres]``) or, under ``columns``, one line per
+    column."""
+    out = []
+    for source in sources:
+        lines = ["[[source]]"]
+        tables = []
+        for key, value in source.items():
+            if key == "columns" and isinstance(value, Mapping):
+                tables.append("[source.columns]\n" + "".join(
+                    f"{json.dumps(str(k))} = {toml_value(v)}\n" for k, v in value.items()))
+            elif isinstance(value, Mapping):
+                tables.append(f"[source.{key}]\n" + "".join(
+                    f"{k} = {toml_value(v)}\n" for k, v in value.items()))
+            else:
+                lines.append(f"{key} = {toml_value(value)}")
+        out.append("\n".join(lines) + "\n" + "".join(tables))
+    return "\n".join(out)
+
+
+def node_sources_toml(name: str, listen: str, sources: Sequence[Mapping[str, Any]], pki: Path,
+                      hospitals: Sequence[str], catalogue: str = SYNTH_CATALOGUE_TOML) -> str:
+    """node.toml of hospital ``name`` reading ``sources`` (``[[source]]`` tables in parsed
+    form) instead of a ``[data]`` file."""
+    roster = ", ".join(f'"{h}"' for h in hospitals)
+    return (f'[node]\nname = "{name}"\nlisten = "{listen}"\nhospitals = [{roster}]\n\n'
+            + sources_toml(sources) + "\n" + _tls_block(pki, name) + "\n"
             + catalogue.strip() + "\n")
 
 

@@ -9,17 +9,16 @@ implementation and puts them behind gRPC servers.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from securecalc.audit.events import open_log
-from securecalc.compute.aggregator import Aggregator
-from securecalc.compute.open_jobs import ComputeJobs
-from securecalc.core.config import ComputeConfig, NodeConfig
-from securecalc.node.party import PartyNode
-from securecalc.node.server import open_node
-from securecalc.serving import Server
-from securecalc.transport.grpc_network import GrpcComputeSubmitter, GrpcPeerLinks, connect
-from securecalc.transport.servicers import serve_compute, serve_node
+from securecalc.transport.grpc_network import connect
 from securecalc.transport.tls import TlsFiles
+
+if TYPE_CHECKING:  # the roles are imported where they start: a coordinator needs none
+    from securecalc.compute.aggregator import Aggregator
+    from securecalc.core.config import ComputeConfig, NodeConfig
+    from securecalc.node.party import PartyNode
+    from securecalc.serving import Server
 
 grpc_connect = connect
 """The coordinator's network over gRPC (the default of ``run_study``)."""
@@ -27,6 +26,9 @@ grpc_connect = connect
 
 def grpc_node(config: NodeConfig) -> PartyNode:
     """The node of ``config``, reaching its peers and the compute node over gRPC."""
+    from securecalc.node.server import open_node
+    from securecalc.transport.grpc_network import GrpcComputeSubmitter, GrpcPeerLinks
+
     tls = TlsFiles(config.tls.ca, config.tls.cert, config.tls.key) if config.tls else None
     return open_node(config, links=GrpcPeerLinks(tls, config.name),
                      submitter=GrpcComputeSubmitter(tls, config.name))
@@ -34,12 +36,18 @@ def grpc_node(config: NodeConfig) -> PartyNode:
 
 def start_node(config: NodeConfig) -> tuple[Server, int]:
     """Start serving; ``config.tls is None`` means the development-only insecure mode."""
+    from securecalc.transport.servicers import serve_node
+
     node = grpc_node(config)
     return serve_node(node, config.listen, tls=node.tls, insecure=config.tls is None)
 
 
 def open_compute(config: ComputeConfig) -> Aggregator:
     """The compute node of ``config``, its audit log opened and its start recorded."""
+    from securecalc.audit.events import open_log
+    from securecalc.compute.aggregator import Aggregator
+    from securecalc.compute.open_jobs import ComputeJobs
+
     tls = TlsFiles(config.tls.ca, config.tls.cert, config.tls.key) if config.tls else None
     audit_path = config.audit_log or Path("audit") / f"{config.name}.jsonl"
     audit = open_log(audit_path, config.name, key=tls.key if tls else None,
@@ -51,6 +59,8 @@ def open_compute(config: ComputeConfig) -> Aggregator:
 
 def start_compute(config: ComputeConfig) -> tuple[Server, int]:
     """Start serving; ``config.tls is None`` means the development-only insecure mode."""
+    from securecalc.transport.servicers import serve_compute
+
     tls = TlsFiles(config.tls.ca, config.tls.cert, config.tls.key) if config.tls else None
     return serve_compute(open_compute(config), config.listen, tls=tls,
                          insecure=config.tls is None)

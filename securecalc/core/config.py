@@ -53,6 +53,7 @@ from securecalc.core.model import (
 from securecalc.core.party import Party
 from securecalc.core.policy import Policy, Roster
 from securecalc.core.schema import Schema
+from securecalc.core.source_model import Source, parse_sources
 from securecalc.core.study_model import (
     AnalysisList,
     Engine,
@@ -86,7 +87,8 @@ class TlsConfig:
 class NodeConfig:
     name: str
     listen: str
-    data_path: Path
+    #: ``[data] path``: one CSV or Parquet file, loaded whole (None when ``[[source]]`` is used)
+    data_path: Path | None
     tls: TlsConfig | None
     #: the hospitals this node computes with (its own name among them); never from a job
     hospitals: tuple[str, ...]
@@ -101,6 +103,21 @@ class NodeConfig:
     #: the columns this node offers, with published bounds and levels
     #: (see :mod:`securecalc.core.catalogue`)
     catalogue: Schema = field(default_factory=Schema)
+    #: ``[[source]]`` tables: where the rows live, read through SQL (see
+    #: :mod:`securecalc.core.source_model`); empty when ``[data] path`` is used
+    sources: tuple[Source, ...] = ()
+
+    @property
+    def data_label(self) -> str:
+        """What the node reads, for messages and the audit log: the file, or the sources."""
+        if self.data_path is not None:
+            return str(self.data_path)
+        return "sources " + ", ".join(s.name for s in self.sources)
+
+    @property
+    def default_folder(self) -> Path:
+        """Where state files go unless configured: the data file's folder, or the current."""
+        return self.data_path.parent if self.data_path is not None else Path.cwd()
 
     @property
     def roster(self) -> Roster:
@@ -197,9 +214,32 @@ class NodeSection(Model):
 
 
 class DataTable(Model):
-    """``[data] path``."""
+    """``[data] path``: a CSV or Parquet file whose columns carry the catalogue's names."""
 
     path: FilePath
+
+
+def _sources(value: Any, info: ValidationInfo) -> tuple[Source, ...]:
+    """``[[source]]`` tables, paths relative to node.toml's folder."""
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise invalid("must be a list of tables: write each source as [[source]]")
+    path = config_path(info)
+    return tuple(parse_sources(value, path=path,
+                               base_dir=Path(path).parent if path else None))
+
+
+def _data(value: Any, info: ValidationInfo) -> DataTable | None:
+    """``[data]``, unless ``[[source]]`` tables say where the rows are (one of the two)."""
+    sources = info.data.get("source")
+    if value is None:
+        if sources or "source" not in info.data:  # given (or given and invalid)
+            return None
+        raise invalid("missing table [data] or [[source]]: say where this node's rows are "
+                      "(see the README, Data sources)", root=True)
+    if sources:
+        raise invalid("give the node's rows either as [data] path = \"<file.csv|parquet>\" "
+                      "or as [[source]] tables, not both", root=True)
+    return validate(DataTable, value, path=config_path(info), prefix=("data",))
 
 
 def _catalogue(value: Any, info: ValidationInfo) -> Schema:
@@ -222,11 +262,13 @@ def _policy(value: Any, info: ValidationInfo) -> Policy:
 
 
 class NodeFile(Model):
-    """node.toml: ``[node]``, ``[data]``, ``[tls]``, ``[catalogue]``, ``[policy]``,
-    ``[audit]``."""
+    """node.toml: ``[node]``, ``[data]`` or ``[[source]]``, ``[tls]``, ``[catalogue]``,
+    ``[policy]``, ``[audit]``."""
 
     node: NodeSection
-    data: DataTable
+    source: Annotated[tuple[Source, ...], checked(_sources)] = ()
+    data: Annotated[DataTable | None, checked(_data)] = Field(default=None,
+                                                              validate_default=True)
     tls: Tls = Field(default=None, validate_default=True)
     audit: AuditTable = AuditTable()
     policy: Annotated[Policy, checked(_policy)] = Policy()
@@ -254,12 +296,13 @@ class NodeFile(Model):
         node = self.node
         assert node.hospitals is not None
         return NodeConfig(
-            name=node.name, listen=node.listen, data_path=self.data.path, tls=self.tls,
+            name=node.name, listen=node.listen,
+            data_path=self.data.path if self.data is not None else None, tls=self.tls,
             hospitals=node.hospitals, coordinators=node.coordinators, compute=node.compute,
             audit_log=self.audit.log_of(node.name, str(path)), policy=self.policy,
             approvals_dir=(path.parent / "approvals" / node.name).resolve(),
             privacy_ledger=(path.parent / "privacy-ledger" / f"{node.name}.jsonl").resolve(),
-            catalogue=self.catalogue)
+            catalogue=self.catalogue, sources=self.source)
 
 
 # -- compute.toml ---------------------------------------------------------------------------

@@ -18,15 +18,33 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from numbers import Real
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pa_csv
-import pyarrow.parquet as pq
 
 from securecalc.core.schema import Column, Schema
 from securecalc.errors import DataError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pa_csv
+    import pyarrow.parquet as pq
+else:  # imported on first use: the coordinator never reads a table
+
+    class _Lazy:
+        """A module imported when first used (pyarrow costs ~0.1 s of start-up)."""
+
+        def __init__(self, name: str):
+            self._name = name
+
+        def __getattr__(self, attr: str) -> Any:
+            import importlib
+
+            return getattr(importlib.import_module(self._name), attr)
+
+    pa, pc, pa_csv, pq = (_Lazy(n) for n in ("pyarrow", "pyarrow.compute", "pyarrow.csv",
+                                              "pyarrow.parquet"))
 
 CSV_SUFFIXES = (".csv",)
 PARQUET_SUFFIXES = (".parquet", ".pq")

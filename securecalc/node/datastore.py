@@ -1,9 +1,11 @@
-"""A node's own data file, validated against its catalogue, and the studies' view of it.
+"""A node's rows, validated against its catalogue, and the studies' view of them.
 
-The node validates every catalogue column when it starts (:meth:`DataStore.load`) and again
-whenever the file changes (its modification time or size). A study never triggers a row-level
-check: :meth:`DataStore.admit` checks the study against the catalogue only, and
-:meth:`DataStore.table_for` hands out the validated rows. What a refusal says therefore never
+Two stores share one interface (:class:`DataStore`): :class:`FileStore` for ``[data] path``
+(one file loaded whole, validated when the node starts and again whenever the file changes:
+its modification time or size) and :class:`~securecalc.node.source_store.SourceStore` for
+``[[source]]`` tables (validated in SQL at start and before each study). A study never
+triggers a row-level message: :meth:`DataStore.admit` checks the study against the catalogue,
+and :meth:`DataStore.table_for` hands out validated rows. What a refusal says therefore never
 depends on the rows; the detail of data that do not fit stays in the node's log.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from abc import ABC, abstractmethod
 from pathlib import Path
 
 from securecalc.core.catalogue import check_coverage, study_table
@@ -39,23 +42,53 @@ def unfit_message(node: str) -> str:
     return f"the data of {node} no longer fit its catalogue; an operator must fix them"
 
 
-class DataStore:
-    """The node's validated table, revalidated when its file changes."""
+class DataStore(ABC):
+    """The node's validated rows, as studies see them."""
 
-    def __init__(self, path: Path, catalogue: Schema, node: str):
-        self.path = path
+    def __init__(self, catalogue: Schema, node: str):
         self.catalogue = catalogue
         self.node = node
+
+    @abstractmethod
+    def load(self) -> None:
+        """Validate every row now (at start); :class:`DataError` whose local detail may name
+        a row (the caller logs it and reports the column only)."""
+
+    @abstractmethod
+    def _check_current(self) -> None:
+        """:class:`PolicyError` (a fixed text) unless the rows fit the catalogue now."""
+
+    @abstractmethod
+    def _rows(self, columns: list[str]) -> Table:
+        """The validated rows of ``columns``, typed as the catalogue declares them."""
+
+    def admit(self, job: Job) -> None:
+        """Refuse (:class:`PolicyError`) a job the catalogue does not cover, or any job while
+        the data do not fit."""
+        check_coverage(self.node, self.catalogue, job.schema, job.columns())
+        self._check_current()
+
+    def table_for(self, job: Job) -> Table:
+        """The columns ``job`` reads, as its schema declares them (after :meth:`admit`)."""
+        columns = list(job.columns())
+        check_coverage(self.node, self.catalogue, job.schema, columns)
+        return study_table(self._rows(columns), job.schema, columns)
+
+
+class FileStore(DataStore):
+    """``[data] path``: the validated file in memory, revalidated when the file changes."""
+
+    def __init__(self, path: Path, catalogue: Schema, node: str):
+        super().__init__(catalogue, node)
+        self.path = path
         self._lock = threading.Lock()
         self._state: FileState = None
         self._table: Table | None = None
 
-    def load(self) -> Table:
-        """Validate the file now (at start); :class:`DataError` with the full detail."""
+    def load(self) -> None:
         with self._lock:
             state = self._file_state()
             self._table, self._state = validated(self.path, self.catalogue), state
-            return self._table
 
     def current(self) -> Table:
         """The validated table; :class:`PolicyError` (a fixed text) once it no longer fits."""
@@ -71,16 +104,11 @@ class DataStore:
                 raise PolicyError(unfit_message(self.node))
             return self._table
 
-    def admit(self, job: Job) -> None:
-        """Refuse (:class:`PolicyError`) a job the catalogue does not cover, or any job while
-        the data no longer fit; reads no row of a fitting file that did not change."""
-        check_coverage(self.node, self.catalogue, job.schema, job.columns())
-        self.current()
+    def _check_current(self) -> None:
+        self.current()  # reads no row of a fitting file that did not change
 
-    def table_for(self, job: Job) -> Table:
-        """The columns ``job`` reads, as its schema declares them (after :meth:`admit`)."""
-        check_coverage(self.node, self.catalogue, job.schema, job.columns())
-        return study_table(self.current(), job.schema, job.columns())
+    def _rows(self, columns: list[str]) -> Table:
+        return self.current()
 
     def _file_state(self) -> FileState:
         try:

@@ -30,8 +30,8 @@ class Intake:
         self.store = store
         self.audit = audit
         self.approvals = Approvals(config.approvals_dir or
-                                   config.data_path.parent / "approvals" / config.name)
-        self.ledger = PrivacyLedger(config.privacy_ledger or config.data_path.parent
+                                   config.default_folder / "approvals" / config.name)
+        self.ledger = PrivacyLedger(config.privacy_ledger or config.default_folder
                                     / "privacy-ledger" / f"{config.name}.jsonl")
 
     def malformed(self, job_id: str, engine: str, coordinator: str, reason: str) -> None:

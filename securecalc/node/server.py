@@ -10,7 +10,7 @@ import logging
 from securecalc.audit.events import open_log
 from securecalc.core.config import NodeConfig
 from securecalc.errors import ConfigError, DataError
-from securecalc.node.datastore import DataStore
+from securecalc.node.datastore import DataStore, FileStore
 from securecalc.node.party import PartyNode
 from securecalc.transport.interface import ComputeSubmitter, PeerLinks
 from securecalc.transport.tls import TlsFiles, certificate_name
@@ -20,9 +20,9 @@ _LOG = logging.getLogger(__name__)
 
 def open_node(config: NodeConfig, *, links: PeerLinks,
               submitter: ComputeSubmitter) -> PartyNode:
-    """The node of ``config``; DataError when its data do not fit its catalogue, ConfigError
-    when its certificate names another node."""
-    if not config.data_path.is_file():
+    """The node of ``config``; DataError when its data do not fit its catalogue (or its
+    sources cannot be read), ConfigError when its certificate names another node."""
+    if config.data_path is not None and not config.data_path.is_file():
         raise DataError(f"{config.data_path}: data file not found")
     store = load_store(config)
     tls = TlsFiles(config.tls.ca, config.tls.cert, config.tls.key) if config.tls else None
@@ -31,10 +31,10 @@ def open_node(config: NodeConfig, *, links: PeerLinks,
         if named != config.name:
             raise ConfigError(f"{tls.cert} names {named!r}, but this node is {config.name!r}",
                               field="node.name")
-    audit_path = config.audit_log or config.data_path.parent / "audit" / f"{config.name}.jsonl"
+    audit_path = config.audit_log or config.default_folder / "audit" / f"{config.name}.jsonl"
     audit = open_log(audit_path, config.name, key=tls.key if tls else None,
                      cert=tls.cert if tls else None)
-    audit.append("node_start", listen=config.listen, data=str(config.data_path),
+    audit.append("node_start", listen=config.listen, data=config.data_label,
                  coordinators=list(config.coordinators), tls=tls is not None)
     node = PartyNode(config, store, audit, links=links, submitter=submitter)
     moved = node.intake.ledger.recover()  # a charge cut off by a crash never ran
@@ -44,9 +44,12 @@ def open_node(config: NodeConfig, *, links: PeerLinks,
 
 
 def load_store(config: NodeConfig) -> DataStore:
-    """The node's data, validated against its catalogue; a node whose data do not fit refuses
-    to start: its log names the row, the error only the column."""
-    store = DataStore(config.data_path, config.catalogue, config.name)
+    """The node's data, validated against its catalogue; a node whose data do not fit, or
+    whose sources cannot be read, refuses to start: its log has the detail (the row, the
+    database's message), the error names the file or source and the column only."""
+    if config.data_path is None:
+        return _load_sources(config)
+    store = FileStore(config.data_path, config.catalogue, config.name)
     try:
         store.load()
     except DataError as exc:
@@ -57,3 +60,16 @@ def load_store(config: NodeConfig) -> DataStore:
                         column=exc.column) from None
     return store
 
+
+def _load_sources(config: NodeConfig) -> DataStore:
+    from securecalc.node.source_store import SourceStore
+    from securecalc.sources import SourceError
+
+    store = SourceStore(config.sources, config.catalogue, config.name)
+    try:
+        store.load()
+    except SourceError as exc:
+        _LOG.error("%s", exc.local_message())
+        raise DataError(f"{exc} (node {config.name}; details are in this node's log)",
+                        column=exc.column, reason=exc.reason) from None
+    return store

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from securecalc.core.schema import Schema
-from securecalc.sources.declarations import (
+from securecalc.core.source_model import (
     FhirSource,
     FileSource,
     OmopSource,

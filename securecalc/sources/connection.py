@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 import pyarrow as pa
 
-from securecalc.sources.declarations import PostgresConnection
+from securecalc.core.source_model import PostgresConnection
 from securecalc.sources.errors import SourceError
 from securecalc.sources.relation import Engine
 from securecalc.sources.sql import Dialect, Sql
@@ -140,7 +140,24 @@ class PostgresConnectionHandle:
     def batches(self, query: Sql, rows: int) -> Iterator[Batch]:
         """Rows through a server-side cursor, ``rows`` at a time."""
         self._cursors += 1
-        with self._db.transaction(), self._db.cursor(name=f"securecalc_{self._cursors}") as cur:
+        with self._db.transaction():
+            self._plan_for_all_rows()
+            yield from self._fetch(query, rows)
+
+    def _plan_for_all_rows(self) -> None:
+        """Plan the cursor for reading every row (PostgreSQL plans a cursor for its first
+        10% by default: nested loops that are quadratic on OMOP's per-person lookups); an
+        engine without this setting keeps its own plan."""
+        import psycopg
+
+        try:
+            with self._db.transaction():  # a savepoint: a refusal leaves the transaction usable
+                self._db.execute("SET LOCAL cursor_tuple_fraction = 1.0")
+        except psycopg.Error:
+            pass
+
+    def _fetch(self, query: Sql, rows: int) -> Iterator[Batch]:
+        with self._db.cursor(name=f"securecalc_{self._cursors}") as cur:
             cur.itersize = rows
             self._execute(cur, query)
             names: Sequence[str] | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from securecalc.sources.declarations import BoolLevels
+from securecalc.core.source_model import BoolLevels
 from securecalc.sources.sql import Sql, join, param, sql
 
 

@@ -11,7 +11,7 @@ import datetime as dt
 from pathlib import Path
 
 from securecalc.core.schema import Schema
-from securecalc.sources.declarations import (
+from securecalc.core.source_model import (
     FhirAgeAtIndex,
     FhirColumn,
     FhirDaysToDeathOrEnd,

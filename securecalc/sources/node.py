@@ -8,8 +8,8 @@ from collections.abc import Sequence
 
 from securecalc.core.catalogue import describe_column
 from securecalc.core.schema import Schema
+from securecalc.core.source_model import Source
 from securecalc.core.table import Table
-from securecalc.sources.declarations import Source
 from securecalc.sources.errors import SourceError
 from securecalc.sources.reader import CheckReport, open_sources
 

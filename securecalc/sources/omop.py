@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 
 from securecalc.core.schema import Schema
-from securecalc.sources.declarations import (
+from securecalc.core.source_model import (
     OmopAgeAtIndex,
     OmopColumn,
     OmopDaysToDeathOrEnd,

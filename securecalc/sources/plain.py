@@ -5,10 +5,10 @@ Each catalogue column reads a source column of the same name, or the one ``colum
 
 from __future__ import annotations
 
+from securecalc.core.readonly_sql import check_select_only
 from securecalc.core.schema import Schema
-from securecalc.sources.declarations import FileSource, PostgresSource
+from securecalc.core.source_model import FileSource, PostgresSource
 from securecalc.sources.errors import SourceError
-from securecalc.sources.readonly import check_select_only
 from securecalc.sources.relation import Part, Probe, select_list
 from securecalc.sources.sql import Sql, ident, param, sql
 

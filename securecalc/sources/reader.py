@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 
 from securecalc.core.schema import Schema
+from securecalc.core.source_model import Source
 from securecalc.core.table import ColumnData, Table
 from securecalc.sources.compiler import compile_relation
 from securecalc.sources.connection import Connection, connect
-from securecalc.sources.declarations import Source
 from securecalc.sources.errors import SourceError
 from securecalc.sources.relation import ROW, SOURCE, Relation
 from securecalc.sources.sql import Sql, ident, join, sql
@@ -152,11 +152,14 @@ class SourceReader:
 
     def table(self, columns: Sequence[str] | None = None, *,
               batch_rows: int = BATCH_ROWS) -> Table:
-        """The typed rows (call :meth:`validate` first), fetched ``batch_rows`` at a time."""
+        """The typed rows (call :meth:`validate` first), fetched ``batch_rows`` at a time, in
+        the order of source and row key (the same rows give the same table)."""
         names = list(self.catalogue.names() if columns is None else dict.fromkeys(columns))
         schema = Schema({name: self.catalogue[name] for name in names})
+        if not names:  # a study that reads no column (a count) needs the number of rows
+            return Table(schema, {}, sum(self.row_counts().values()))
         query = (sql("SELECT ") + join(", ", (ident(n) for n in names)) + sql(" FROM (")
-                 + typed_select(self.relation, self.catalogue) + sql(") AS t"))
+                 + typed_select(self.relation, self.catalogue, ordered=True) + sql(") AS t"))
         parts: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {n: [] for n in names}
         try:
             for batch in self._db.batches(query, batch_rows):

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from securecalc.core.schema import Schema
-from securecalc.sources.declarations import PostgresConnection
+from securecalc.core.source_model import PostgresConnection
 from securecalc.sources.errors import SourceError
 from securecalc.sources.sql import Dialect, Sql, ident, join, param, sql
 

@@ -3,7 +3,7 @@
 A :class:`Sql` is a sequence of parts: text written by securecalc, and :class:`Param` values
 that are only ever sent as bound parameters. Identifiers are quoted by :func:`ident`. Nothing
 a node operator or a study supplies is pasted into the text, except a declared read-only
-query (:mod:`securecalc.sources.readonly` checks it).
+query (:mod:`securecalc.core.readonly_sql` checks it).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ float column is missing), a category column is its level's code (0-based, NULL =
 from __future__ import annotations
 
 from securecalc.core.schema import Column, Schema
-from securecalc.sources.relation import Relation
+from securecalc.sources.relation import ROW, SOURCE, Relation
 from securecalc.sources.sql import Dialect, Sql, ident, join, param, params_list, sql
 
 #: what PostgreSQL's float8 input accepts of a number's text, without raising
@@ -81,12 +81,15 @@ def typed_value(column: Column, raw: Sql, dialect: Dialect) -> Sql:
         " END")
 
 
-def typed_select(relation: Relation, catalogue: Schema) -> Sql:
-    """``SELECT`` of every catalogue column, typed, from the (validated) relation."""
+def typed_select(relation: Relation, catalogue: Schema, *, ordered: bool = False) -> Sql:
+    """``SELECT`` of every catalogue column, typed, from the (validated) relation;
+    ``ordered``: by source and row key, so that the rows, and any float sum over them, come
+    out the same whatever plan the database picks."""
     exprs = [typed_value(c, sql("r.") + ident(c.name), relation.dialect) + sql(" AS ")
              + ident(c.name) for c in catalogue]
-    return (sql("SELECT ") + join(", ", exprs) + sql(" FROM (") + relation.select()
-            + sql(") AS r"))
+    query = (sql("SELECT ") + join(", ", exprs) + sql(" FROM (")
+             + relation.select(keyed=ordered) + sql(") AS r"))
+    return query + sql(f" ORDER BY r.{SOURCE}, r.{ROW}") if ordered else query
 
 
 def aggregate_select(relation: Relation, catalogue: Schema, aggregates: list[Sql],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from securecalc.core.job import Job
 from securecalc.core.limits import ANALYSES, PARTIES, SCHEMA_COLUMNS
@@ -11,6 +11,9 @@ from securecalc.core.schema import Column, column_from_mapping
 from securecalc.core.study_model import job_from_mapping
 from securecalc.errors import ConfigError
 from securecalc.transport.proto import study_pb2
+
+if TYPE_CHECKING:
+    from securecalc.engines.ckks.layout import CkksParams
 
 
 def column_to_proto(column: Column) -> study_pb2.ColumnSpec:
@@ -81,7 +84,7 @@ def job_mapping(spec: study_pb2.JobSpec) -> dict[str, Any]:
             "min_cell_count": spec.min_cell_count, "min_cohort": spec.min_cohort}
 
 
-def ckks_params_to_proto(params) -> study_pb2.CkksParams:  # type: ignore[no-untyped-def]
+def ckks_params_to_proto(params: CkksParams) -> study_pb2.CkksParams:
     return study_pb2.CkksParams(
         poly_modulus_degree=params.poly_modulus_degree,
         coeff_mod_bit_sizes=list(params.coeff_mod_bit_sizes),
@@ -89,7 +92,7 @@ def ckks_params_to_proto(params) -> study_pb2.CkksParams:  # type: ignore[no-unt
     )
 
 
-def ckks_params_from_proto(spec: study_pb2.CkksParams):  # type: ignore[no-untyped-def]
+def ckks_params_from_proto(spec: study_pb2.CkksParams) -> CkksParams:
     from securecalc.engines.ckks.layout import CkksParams
 
     return CkksParams(

@@ -38,7 +38,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Iterator
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, ParamSpec, TypeVar, cast
 
 import grpc
 
@@ -76,7 +76,8 @@ STATUS_OF: dict[type[SecureCalcError], grpc.StatusCode] = {
 
 _KINDS: dict[str, type[SecureCalcError]] = {cls.__name__: cls for cls in STATUS_OF}
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def status_of(exc: SecureCalcError) -> tuple[grpc.StatusCode, str, type[SecureCalcError]]:
@@ -87,7 +88,7 @@ def status_of(exc: SecureCalcError) -> tuple[grpc.StatusCode, str, type[SecureCa
     return STATUS_OF[kind], message, kind
 
 
-def rpc_boundary(method: F) -> F:
+def rpc_boundary(method: Callable[P, R]) -> Callable[P, R]:
     """Decorate a servicer method (unary or stream-returning) to map exceptions to statuses.
 
     The ServicerContext must be the last positional argument, as gRPC passes it.
@@ -95,17 +96,17 @@ def rpc_boundary(method: F) -> F:
     """
 
     @functools.wraps(method)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         context: grpc.ServicerContext = args[-1]
         try:
             result = method(*args, **kwargs)
         except Exception as exc:
             _abort_for(context, exc, method)
         if isinstance(result, Iterator):
-            return _guarded(result, context, method)
+            return cast(R, _guarded(result, context, method))
         return result
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 def _guarded(responses: Iterator[Any], context: grpc.ServicerContext, method: Any) -> Iterator[Any]:

@@ -11,7 +11,7 @@ cannot be proven, so they are not checked.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import NoReturn
 
 import grpc
@@ -96,10 +96,8 @@ def _decode(value: bytes | str) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
-def _first(values: object) -> str | None:
-    if not values:
-        return None
-    return _decode(list(values)[0])  # type: ignore[call-overload]
+def _first(values: Sequence[bytes | str] | None) -> str | None:
+    return _decode(values[0]) if values else None
 
 
 def peer_certificate(context: grpc.ServicerContext) -> bytes | None:

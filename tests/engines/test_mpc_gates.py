@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import random
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -179,23 +180,26 @@ class OpenedGatedSumStep(GatedSumStep):
     kind: ClassVar[str] = "test-gated-opened"
 
 
+_CALLS: contextvars.ContextVar[list[Any]] = contextvars.ContextVar("opened_calls")
+
+
 @register(OpenedGatedSumStep)
 async def _run_opened(rt: Any, step: OpenedGatedSumStep) -> Sequence[int]:
     """Run the real gated sum with ``rt.output`` observed; returns ``(len(released),
-    *released, modulus, number of outputs, *opened values)``."""
+    *released, modulus, number of outputs, *opened values)``. Steps run concurrently, each in
+    its own task: the outputs are filed by the task's context."""
     calls: list[Any] = []
-    real = rt.output
+    _CALLS.set(calls)
+    if "output" not in vars(rt):  # observe once per worker, for every step
+        real = rt.output
 
-    def observed(x: Any, *args: Any, **kwargs: Any) -> Any:
-        fut = real(x, *args, **kwargs)
-        calls.append(fut)
-        return fut
+        def observed(x: Any, *args: Any, **kwargs: Any) -> Any:
+            fut = real(x, *args, **kwargs)
+            _CALLS.get().append(fut)
+            return fut
 
-    rt.output = observed
-    try:
-        released = list(await start_step(rt, GatedSumStep(**asdict(step))))
-    finally:
-        del rt.output  # the runtime's own method again
+        rt.output = observed
+    released = list(await start_step(rt, GatedSumStep(**asdict(step))))
     opened = [v for fut in calls for v in await fut]
     modulus = type(opened[0]).order
     return [len(released), *released, modulus, len(calls), *(v.value for v in opened)]

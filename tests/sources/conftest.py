@@ -11,9 +11,9 @@ from typing import Any
 import duckdb
 import pytest
 
+from securecalc.sources.pgserver import PostgresServer, PostgresUnavailable
 from securecalc.sources.synthetic import load_omop, write_fhir, write_omop
 from securecalc.synth import write_cohort
-from tests.sources.postgres import PostgresServer, PostgresUnavailable
 
 ROWS, SEED = 400, 11
 READER, READER_PASSWORD = "securecalc_reader", "reader-password"

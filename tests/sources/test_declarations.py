@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from securecalc.errors import ConfigError
-from securecalc.sources.declarations import (
+from securecalc.core.readonly_sql import check_select_only
+from securecalc.core.source_model import (
     FhirSource,
     FileSource,
     OmopHasCondition,
@@ -17,7 +17,7 @@ from securecalc.sources.declarations import (
     PostgresSource,
     parse_sources,
 )
-from securecalc.sources.readonly import check_select_only
+from securecalc.errors import ConfigError
 
 NODE_TOML = """
 [[source]]
@@ -82,7 +82,7 @@ PG = {"kind": "postgres", "name": "w", "host": "h", "database": "d", "user": "u"
     ({**PG, "password": "secret", "table": "t"}, "source[0]", "must not be written"),
     ({**PG, "table": "t", "query": "SELECT 1"}, "source[0]", "exactly one of"),
     ({**PG}, "source[0]", "exactly one of"),
-    ({**PG, "query": "DELETE FROM t"}, "source[0]", "SELECT"),
+    ({**PG, "query": "DELETE FROM t"}, "source[0].query", "SELECT"),
     ({**PG, "table": "t", "port": 0}, "source[0].port", "greater than"),
     ({**PG, "table": "t", "colour": "red"}, "source[0].colour", "not permitted"),
     ({"kind": "file", "name": "f", "format": "csv", "path": "x"}, "source[0]", "delimiter"),

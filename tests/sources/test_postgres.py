@@ -10,9 +10,9 @@ import pytest
 from securecalc.core.schema import Schema, schema_from_mapping
 from securecalc.core.table import Table, load_table
 from securecalc.sources import SourceError, open_sources, parse_sources
+from securecalc.sources.pgserver import free_port
 from securecalc.synth import synth_schema
 from tests.sources.conftest import Cohort
-from tests.sources.postgres import free_port
 from tests.sources.rows import assert_same_rows
 
 pytestmark = pytest.mark.usefixtures("pg_password")

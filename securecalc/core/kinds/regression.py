@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from securecalc.core.distributions import Normal, StudentT
 from securecalc.core.kinds._levels import Levels
 from securecalc.core.kinds.base import Kind, StudyOptions
 from securecalc.core.kinds.bounds import ROWS, scale, triangle
@@ -172,9 +173,7 @@ class LinReg(Kind):
         rss = max(0.0, float(m.covariance(q, q)) - dot(beta[1:], centred_xy))
         df = n - p
         sigma2 = rss / df
-        from scipy import stats  # the coordinator only: keeps node imports light
-
-        coefficients = _coefficients(part, factor, beta, x_terms, sigma2, stats.t(df), "t",
+        coefficients = _coefficients(part, factor, beta, x_terms, sigma2, StudentT(df), "t",
                                      y_term.center)
         tss = m.covariance(q, q)
         r2 = 1 - rss / float(tss) if tss > 0 else None
@@ -427,10 +426,8 @@ class LogReg(Kind):
         for (j, k), v in zip(triangle(p), state["hessian"], strict=True):
             hessian[j][k] = hessian[k][j] = Fraction(v)
         part = Partitioned.of(hessian) if hessian[0][0] > 0 else None
-        from scipy import stats  # the coordinator only: keeps node imports light
-
         coefficients = _coefficients(part, LDL.of(part.K) if part else None, state["beta"],
-                                     self._terms(analysis, schema), 1.0, stats.norm(), "z")
+                                     self._terms(analysis, schema), 1.0, Normal(), "z")
         value = {
             "coefficients": coefficients,
             "iterations": int(state["iteration"]),

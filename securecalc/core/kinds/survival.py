@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from securecalc.core.distributions import chi2_sf, norm_ppf
 from securecalc.core.kinds._levels import Levels
 from securecalc.core.kinds.base import Kind, StudyOptions
 from securecalc.core.kinds.options import (
@@ -180,8 +181,6 @@ class _Survival(Kind):
 def _km_curve(times: list[Any], d: np.ndarray, at_risk: np.ndarray) -> list[dict[str, Any]]:
     """Kaplan-Meier estimate and lifelines' default 95% interval (exponential Greenwood:
     log(-log) transform) at every time with events."""
-    from scipy import stats  # the coordinator only: keeps node imports light
-
     dt = d.astype(np.float64)
     nt = at_risk.astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -189,7 +188,7 @@ def _km_curve(times: list[Any], d: np.ndarray, at_risk: np.ndarray) -> list[dict
         survival = np.cumprod(factor)
         term = np.where((d > 0) & (d < at_risk), dt / (nt * (nt - dt)), 0.0)
         var = np.cumsum(term)
-        z = float(stats.norm.ppf(0.975))
+        z = norm_ppf(0.975)
         v = np.log(survival)
         lower = np.exp(-np.exp(np.log(-v) - z * np.sqrt(var) / v))
         upper = np.exp(-np.exp(np.log(-v) + z * np.sqrt(var) / v))
@@ -263,8 +262,6 @@ class LogRank(_Survival):
 
     def finish(self, analysis: Analysis, schema: Schema, released: Any,
                study: StudyOptions) -> tuple[Any, int]:
-        from scipy import stats  # the coordinator only: keeps node imports light
-
         d_all, risk_all = self._counts(analysis, schema, released)
         n = int(risk_all[:, 0].sum())
         labels = _groups(analysis, schema)
@@ -291,7 +288,7 @@ class LogRank(_Survival):
         chi2 = float(z @ np.linalg.pinv(v[:-1, :-1]) @ z)
         df = len(used) - 1
         value = {
-            "statistic": chi2, "df": df, "p_value": float(stats.chi2.sf(chi2, df)),
+            "statistic": chi2, "df": df, "p_value": chi2_sf(chi2, df),
             "observed": {labels[i]: int(o) for i, o in zip(used, observed, strict=True)},
             "expected": {labels[i]: float(e) for i, e in zip(used, expected, strict=True)},
         }

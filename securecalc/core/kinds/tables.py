@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from securecalc.core.distributions import chi2_sf
 from securecalc.core.kinds.base import Kind, StudyOptions
 from securecalc.core.kinds.bounds import ROWS
 from securecalc.core.kinds.options import category_column, number_list, numeric_column, option_error
@@ -208,10 +209,8 @@ class Crosstab(_Counts):
                     expected = row_sum[i] * col_sum[j] / n
                     statistic += (counts[i][j] - expected) ** 2 / expected
             dof = (len(keep_r) - 1) * (len(keep_c) - 1)
-            from scipy import stats  # the coordinator only: keeps node imports light
-
             value["chi2"] = {"statistic": float(statistic), "dof": dof,
-                             "p_value": float(stats.chi2.sf(float(statistic), dof))}
+                             "p_value": chi2_sf(float(statistic), dof)}
         value["note"] = "; ".join(notes) or None
         return value, released_total(released)
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from securecalc.core.distributions import t_ppf, t_sf
 from securecalc.core.kinds._levels import Levels
 from securecalc.core.kinds.base import Kind, StudyOptions
 from securecalc.core.kinds.bounds import center, half_range
@@ -123,13 +124,11 @@ class TTest(Kind):
             "n": {a: n_a, b: n_b}, "mean": {a: float(means[0]), b: float(means[1])},
         }
         if se2 > 0:
-            from scipy import stats  # the coordinator only: keeps node imports light
-
             df = float(se2 * se2 / (parts[0] ** 2 / (n_a - 1) + parts[1] ** 2 / (n_b - 1)))
             se = math.sqrt(se2)
             t = float(difference) / se
-            half = float(stats.t.ppf(0.975, df)) * se
-            value.update(t=t, df=df, p_value=float(2 * stats.t.sf(abs(t), df)),
+            half = t_ppf(0.975, df) * se
+            value.update(t=t, df=df, p_value=2 * t_sf(abs(t), df),
                          ci95=[float(difference) - half, float(difference) + half])
         return value, n_a + n_b
 

@@ -16,16 +16,25 @@ was sent`` (a Lamport clock starting at 0), where a frame counts as received whe
 computation takes its payload (MPyC gathers it), not when it merely arrives: a frame a
 faster peer sent early is no dependency of what this party sends meanwhile. ``r`` is then the
 length of the longest chain of messages leading to the frame. The running maximum over
-frames sent and received is the round count so far; a step's ``rounds`` is its increase
-during the step and the job's ``rounds`` its final value. A secure sum measures 2 (input,
-output), the handshake 1 and the final synchronisation 1.
+frames sent and received is the round count so far; the job's ``rounds`` is its final value.
+A secure sum measures 2 (input, output), the handshake 1 and the final synchronisation 1.
+
+Steps run concurrently. Each step is one coroutine under its own MPyC program counter,
+forked in step order (as MPyC forks one for every ``mpc_coro`` call), so every party labels
+the same step's messages alike however the steps interleave. Each step keeps its own clock
+(:class:`Meter`, found through a context variable that the tasks MPyC spawns inherit): a
+frame is tagged and counted by the step that sends or consumes it, a step's ``rounds`` is the
+length of its own chain, and the job's rounds are the handshake, the longest step and the
+final synchronisation: the longest dependency chain, not the sum of the steps.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from securecalc.engines.mpc import frames
@@ -37,17 +46,32 @@ Emit = Callable[[tuple[Any, ...]], None]
 _TICK = 0.1
 
 
+@dataclass
+class Meter:
+    """One step's Lamport clock (max round consumed), highest round and bytes sent."""
+
+    clock: int
+    high: int
+    bytes_sent: int = 0
+
+
+_METER: contextvars.ContextVar[Meter | None] = contextvars.ContextVar(
+    "securecalc_mpc_step_meter", default=None)
+
+
 class Inbound(asyncio.Future[Any]):
-    """A payload from a peer; its round reaches the clock when MPyC takes the result."""
+    """A payload from a peer; its round reaches the clock of the step that asked for it when
+    MPyC takes the result."""
 
     def __init__(self, session: Session):
         super().__init__(loop=session.loop)
         self.session = session
         self.round = 0
+        self.meter = _METER.get()
 
     def result(self) -> Any:
         value = super().result()
-        self.session.see(self.round)
+        self.session.see(self.round, self.meter)
         return value
 
 
@@ -95,7 +119,7 @@ class Session:
         self._failed = loop.create_future()
         self.failure: Failure | None = None
         self.phase = "setup"
-        self.step = ""  # the step running while phase is "steps"
+        self._running: list[str] = []  # steps still running while phase is "steps"
         self._phase_since = self.started
         self.clock = 0  # max round of frames consumed
         self.high = 0  # max round of frames consumed or sent
@@ -111,20 +135,31 @@ class Session:
         self.frames_sent += 1
         return len(data)
 
-    def _tag(self) -> int:
-        r = self.clock + 1
+    def _tag(self, meter: Meter | None = None) -> int:
+        """The round of a frame sent now, by ``meter``'s step (None: outside the steps)."""
+        r = (self.clock if meter is None else meter.clock) + 1
+        if meter is not None:
+            meter.high = max(meter.high, r)
         self.high = max(self.high, r)
         return r
 
-    def see(self, r: int) -> None:
-        """A frame of round ``r`` was consumed."""
-        self.clock = max(self.clock, r)
-        self.high = max(self.high, self.clock)
+    def see(self, r: int, meter: Meter | None = None) -> None:
+        """A frame of round ``r`` was consumed (by ``meter``'s step; None: outside them)."""
+        if meter is None:
+            self.clock = max(self.clock, r)
+        else:
+            meter.clock = max(meter.clock, r)
+            meter.high = max(meter.high, r)
+        self.high = max(self.high, r)
 
     def send_data(self, peer: int, pc: int, payload: bytes) -> int:
         if self.failure is not None:
             return 0
-        return self._send_frame(peer, frames.Data(self._tag(), pc, bytes(payload)))
+        meter = _METER.get()
+        sent = self._send_frame(peer, frames.Data(self._tag(meter), pc, bytes(payload)))
+        if meter is not None:
+            meter.bytes_sent += sent
+        return sent
 
     def receive_data(self, peer: int, pc: int) -> Inbound:
         buf = self._buffers[peer]
@@ -299,8 +334,8 @@ class Session:
             self._finished = True
 
     def _where(self) -> str:
-        if self.phase == "steps":
-            return f"during step {self.step!r}"
+        if self.phase == "steps" and self._running:
+            return f"during step {self._running[0]!r}"
         return "during setup" if self.phase == "setup" else "during the final synchronisation"
 
     def _enter(self, phase: str) -> None:
@@ -315,17 +350,41 @@ class Session:
         setup_seconds = time.monotonic() - self.started
         setup_bytes, setup_rounds = self.bytes_sent, self.high
         self._enter("steps")
-        results = []
-        for step in self.job.steps:
-            t0, b0, h0 = time.monotonic(), self.bytes_sent, self.high
-            self.step = step.name
-            totals = await start_step(self.rt, step)
-            results.append(StepResult(step.name, tuple(int(v) for v in totals),
-                                      time.monotonic() - t0, self.bytes_sent - b0, self.high - h0))
+        results = await self._run_steps()
         self._enter("final")
         for p in self.peers:
             self._send_frame(p, frames.Bye(self._tag()))
         await self._byes
         self._consume_handshake()
-        return JobResult(tuple(results), setup_seconds, self.bytes_sent, self.high,
+        return JobResult(results, setup_seconds, self.bytes_sent, self.high,
                          setup_bytes=setup_bytes, setup_rounds=setup_rounds)
+
+    async def _run_steps(self) -> tuple[StepResult, ...]:
+        """Run every step concurrently, each under a program counter forked in step order and
+        with its own :class:`Meter`; then advance the session's clock past all of them."""
+        from mpyc.asyncoro import _ProgramCounterWrapper, _wrap_in_coro  # mpyc is loaded
+
+        started = time.monotonic()
+        self._running = [s.name for s in self.job.steps]
+        tasks = []
+        for step in self.job.steps:
+            meter = Meter(self.clock, self.high)
+            context = contextvars.copy_context()
+            context.run(_METER.set, meter)
+            coro = _wrap_in_coro(_ProgramCounterWrapper(self.rt,
+                                                        self._run_step(step, meter, started)))
+            tasks.append(self.loop.create_task(coro, context=context))
+        try:
+            results = await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+        return tuple(results)
+
+    async def _run_step(self, step: Any, meter: Meter, started: float) -> StepResult:
+        base = meter.high
+        totals = await start_step(self.rt, step)
+        self._running.remove(step.name)
+        self.clock = max(self.clock, meter.clock)
+        return StepResult(step.name, tuple(int(v) for v in totals), time.monotonic() - started,
+                          meter.bytes_sent, meter.high - base)

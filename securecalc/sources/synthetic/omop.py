@@ -204,6 +204,9 @@ def load_omop(conn: Any, folder: Path, schema: str = "cdm") -> None:
             ) as copy:
                 while chunk := source.read(1 << 20):
                     copy.write(chunk)
+        for table in OMOP_TABLES:  # as the OHDSI DDL does: every event table by person
+            cur.execute(f"CREATE INDEX ON {quoted}.\"{table}\" (person_id)")
+            cur.execute(f"ANALYZE {quoted}.\"{table}\"")
     conn.commit()
 
 

@@ -1,0 +1,82 @@
+"""A node's ``[[source]]`` rows: checked in SQL at start and before each study, read per study.
+
+A database has no modification time to watch, so the store keeps no rows between studies:
+before each study it runs the catalogue check again (one aggregate scan in the database or
+DuckDB) and then reads only the columns the study needs, in bounded batches. Detail of a
+failure (the first offending row, the database's own message) goes to the node's log only;
+a study is refused with a fixed text.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from securecalc.core.plans import MAX_ROWS_PER_SITE
+from securecalc.core.schema import Schema
+from securecalc.core.source_model import Source
+from securecalc.core.table import Table
+from securecalc.errors import PolicyError
+from securecalc.node.datastore import DataStore, unfit_message
+from securecalc.sources import CheckReport, SourceError, SourceReader, open_sources
+from securecalc.sources.reader import BATCH_ROWS
+
+_LOG = logging.getLogger(__name__)
+
+
+def unreadable_message(node: str) -> str:
+    """The fixed refusal of a node whose sources cannot be read now."""
+    return f"the data sources of {node} cannot be read now; an operator must check them"
+
+
+def unfit(reader: SourceReader, report: CheckReport) -> SourceError | None:
+    """Why the checked rows cannot serve studies (a catalogue violation, or more rows than
+    the per-site limit), or None when they can."""
+    if report.violations:
+        return report.violations[0].error()
+    if sum(report.rows.values()) > MAX_ROWS_PER_SITE:
+        return SourceError(reader.relation.sources[0], "the sources hold more rows than the "
+                           f"limit of {MAX_ROWS_PER_SITE} per site",
+                           detail=f"rows per source: {report.rows}")
+    return None
+
+
+class SourceStore(DataStore):
+    """Rows read through :class:`~securecalc.sources.SourceReader`, checked at every use."""
+
+    def __init__(self, sources: Sequence[Source], catalogue: Schema, node: str, *,
+                 batch_rows: int = BATCH_ROWS):
+        super().__init__(catalogue, node)
+        self.sources = tuple(sources)
+        self.batch_rows = batch_rows
+
+    def load(self) -> None:
+        with open_sources(self.sources, self.catalogue) as reader:
+            problem = unfit(reader, reader.check())
+        if problem is not None:
+            raise problem
+
+    def _check_current(self) -> None:
+        self._read(None)
+
+    def _rows(self, columns: list[str]) -> Table:
+        table = self._read(columns)
+        assert table is not None
+        return table
+
+    def _read(self, columns: list[str] | None) -> Table | None:
+        """Check the rows; with ``columns``, read them too (in the same connection)."""
+        try:
+            with open_sources(self.sources, self.catalogue) as reader:
+                problem = unfit(reader, reader.check())
+                if problem is None:
+                    return None if columns is None else reader.table(
+                        columns, batch_rows=self.batch_rows)
+        except SourceError as exc:
+            _LOG.error("%s", exc.local_message())  # the detail stays on this node
+            raise PolicyError(unreadable_message(self.node)) from None
+        _LOG.error("%s", problem.local_message())
+        raise PolicyError(unfit_message(self.node))
+
+
+__all__ = ["SourceStore", "unfit", "unreadable_message"]
