@@ -4,7 +4,8 @@ Tests that assert how long something takes (a party named within peer_timeout_se
 a study ended within 2 s of its timeout, an answer "at once", resources after a load) form
 one group: one worker runs them one after another, never two of them at once, while the other
 worker runs the rest. The tests of one system-test module share the clusters its module-scoped
-fixtures start, so each module is a group too: one worker starts its processes once.
+fixtures start, so each module is a group too: one worker starts its processes once; so are
+the tests that use the session's PostgreSQL server.
 """
 
 from __future__ import annotations
@@ -23,12 +24,14 @@ TIMED = (
     "tests/transport/test_grpc.py",
 )
 #: modules whose tests share processes started once per module
-SYSTEM = "tests/system/"
+SHARED_PROCESSES = ("tests/system/", "tests/sources/test_node_cluster.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.nodeid.startswith(TIMED):
             item.add_marker(pytest.mark.xdist_group("timed"))
-        elif item.nodeid.startswith(SYSTEM):
+        elif "postgres" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("postgres"))  # one server per session
+        elif item.nodeid.startswith(SHARED_PROCESSES):
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
