@@ -31,29 +31,40 @@ UNUSED_PKI = Path("/nonexistent-pki")  # in-process parties run without TLS
 
 
 class InProcessStudy:
-    """Hospital nodes (and a compute node) of one process, and studies run against them."""
+    """Hospital nodes (and a compute node) of one process, and studies run against them.
+
+    ``catalogue``: the ``[catalogue.*]`` tables of every node (a string) or per node (a
+    mapping; a node it omits offers what synthetic data offer)."""
 
     def __init__(self, root: Path, data: Mapping[str, Path], *,
                  node_extra: Mapping[str, str] | None = None,
                  rosters: Mapping[str, Sequence[str]] | None = None,
-                 catalogue: str = SYNTH_CATALOGUE_TOML,
+                 catalogue: str | Mapping[str, str] = SYNTH_CATALOGUE_TOML,
                  roles: Mapping[str, Role] | None = None):
         self.root = root
+        self.roles = dict(roles or {})
         self.network = MemoryNetwork()
         self.addresses: dict[str, str] = {}
         for index, (name, path) in enumerate(data.items()):
             self.addresses[name] = f"127.0.0.1:{7101 + index}"
+            offered = (catalogue if isinstance(catalogue, str)
+                       else catalogue.get(name, SYNTH_CATALOGUE_TOML))
             text = node_toml(name, self.addresses[name], path, UNUSED_PKI,
-                             (rosters or {}).get(name, list(data)), catalogue)
+                             (rosters or {}).get(name, list(data)), offered)
             config = write(root / f"{name}.toml",
                            text + "\n" + (node_extra or {}).get(name, ""))
             self.network.add_node(load_node_config(config, insecure=True),
-                                  (roles or {}).get(name, Role.HOSPITAL))
+                                  self.roles.get(name, Role.HOSPITAL))
         audit = open_log(root / "audit" / f"{DEFAULT_COMPUTE}.jsonl", DEFAULT_COMPUTE,
                          key=None, cert=None)
         self.network.add_compute(DEFAULT_COMPUTE, Aggregator(
             ComputeJobs(), audit, coordinators=("coordinator",), insecure=True))
         self.addresses[DEFAULT_COMPUTE] = "127.0.0.1:7100"
+
+    def restart(self, name: str) -> None:
+        """Open node ``name`` again from its config, as a restarted ``node serve`` would."""
+        self.network.add_node(load_node_config(self.root / f"{name}.toml", insecure=True),
+                              self.roles.get(name, Role.HOSPITAL))
 
     def study(self, name: str, engine: str, schema_toml: str, analyses_toml: str, *,
               parties: Sequence[str] | None = None, extra_study: str = "") -> StudyConfig:
@@ -80,9 +91,13 @@ class InProcessStudy:
 
 @pytest.fixture
 def in_process(tmp_path: Path) -> Iterator[Any]:
-    """A factory of :class:`InProcessStudy` under ``tmp_path``."""
+    """A factory of :class:`InProcessStudy`: the first under ``tmp_path``, any further one in
+    a folder of its own there (its own configs and audit logs)."""
+    made: list[InProcessStudy] = []
 
     def make(data: Mapping[str, Path], **kwargs: Any) -> InProcessStudy:
-        return InProcessStudy(tmp_path, data, **kwargs)
+        root = tmp_path / f"nodes-{len(made)}" if made else tmp_path
+        made.append(InProcessStudy(root, data, **kwargs))
+        return made[-1]
 
     yield make

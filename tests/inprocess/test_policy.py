@@ -1,8 +1,12 @@
 """Hospitals refuse a study before anything is computed: roster, min_parties and policy
-rules, in process (the same assertions as tests/system/test_roster.py and test_policy.py)."""
+rules, and operator approval, in process (the same assertions as tests/system/test_roster.py
+and test_policy.py did)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -110,3 +114,53 @@ def test_a_coordinator_certificate_cannot_submit_ciphertexts(in_process, cohort)
     assert "job_open" in compute and "sum_released" not in compute
     sites = {e["data"]["site"] for e in parties.events("compute", "contribution")}
     assert "coordinator" not in sites
+
+
+@pytest.fixture
+def approving(in_process, cohort):  # type: ignore[no-untyped-def]
+    """Four hospitals; hospital-c needs its operator's approval of every study."""
+    return in_process({h: cohort[h] for h in HOSPITALS},
+                      node_extra={"hospital-c": "[policy]\napproval = true\n"})
+
+
+def approval_study(parties, analyses: str,  # type: ignore[no-untyped-def]
+                   names: Sequence[str] = ("hospital-a", "hospital-c", "hospital-d")):
+    return parties.study("needs-approval", "mpc", SYNTH_SCHEMA_TOML, analyses, parties=names)
+
+
+@pytest.mark.timeout(120)
+def test_operator_approval(approving) -> None:  # type: ignore[no-untyped-def]
+    mean_age = '[[analysis]]\nid = "x"\nkind = "mean"\ncolumn = "age"\n'
+    with pytest.raises(PolicyError, match="securecalc node approve") as info:
+        approving.run(approval_study(approving, mean_age))
+    request_id = str(info.value).split("securecalc node approve ")[1].split("`")[0]
+    config = approving.root / "hospital-c.toml"
+    cli = [sys.executable, "-m", "securecalc", "node"]
+    pending = subprocess.run([*cli, "pending", "--config", str(config)], capture_output=True,
+                             text=True)
+    assert request_id in pending.stdout and "columns read:   age" in pending.stdout
+    assert "engine:         mpc" in pending.stdout
+    assert "parties:        hospital-a, hospital-c, hospital-d" in pending.stdout
+    approved = subprocess.run([*cli, "approve", request_id, "--config", str(config)],
+                              capture_output=True, text=True)
+    assert approved.returncode == 0, approved.stderr
+    assert approving.run(approval_study(approving, mean_age)).results["x"].n == 3 * 100
+    # asking for something else needs a new approval
+    mean_sbp = '[[analysis]]\nid = "x"\nkind = "mean"\ncolumn = "sbp"\n'
+    with pytest.raises(PolicyError, match="awaiting approval"):
+        approving.run(approval_study(approving, mean_sbp))
+    # so does the same study with another party list (here: other MPC party ids)
+    reordered = approval_study(approving, mean_age, ("hospital-d", "hospital-c", "hospital-a"))
+    with pytest.raises(PolicyError, match="awaiting approval") as again:
+        approving.run(reordered)
+    assert request_id not in str(again.value)
+    assert approving.events("hospital-c", "approval")
+
+
+def test_nodes_refuse_a_lower_minimum_cohort(parties) -> None:  # type: ignore[no-untyped-def]
+    study = parties.study("small-cohorts", "mpc", SYNTH_SCHEMA_TOML,
+                          '[[analysis]]\nid = "x"\nkind = "mean"\ncolumn = "age"\n',
+                          extra_study="min_cohort = 3\nmin_cell_count = 10\n",
+                          parties=["hospital-a", "hospital-b", "hospital-d"])
+    with pytest.raises(PolicyError, match="min_cohort >= 10"):
+        parties.run(study)

@@ -1,4 +1,5 @@
-"""Bad input through the real command line: one clear line, exit status 1, nothing leaked."""
+"""Bad input through the real command line: one clear line, exit status 1, nothing leaked.
+(Mistakes in a study file itself are tests/inprocess/test_study_file.py.)"""
 
 from __future__ import annotations
 
@@ -149,30 +150,6 @@ def test_unreachable_address_fails_fast(bad_cluster) -> None:  # type: ignore[no
     line = one_line_error(securecalc("study", "run", str(study)))
     assert "hospital-b" in line and "unreachable" in line, line
     assert time.monotonic() - started < 20
-
-
-@pytest.mark.timeout(30)
-@pytest.mark.parametrize(("analyses", "expected"), [
-    (analysis("mean", "height"), ["analysis[0].column", "unknown column 'height'"]),
-    (analysis("mean", "age", "age >> 5"), ["analysis[0].where", "age >> 5"]),
-    (analysis("mean", "age", "arm == 'c'"), ["analysis[0].where", "'c'"]),
-    (analysis("mean", "arm"), ["analysis[0].column", "category"]),
-    (analysis("mode", "age"), ["analysis[0].kind", "mode"]),
-])
-def test_study_file_mistakes(tmp_path: Path, analyses: str, expected: list[str]) -> None:
-    parties = [(f"hospital-{c}", f"127.0.0.1:{5000 + i}") for i, c in enumerate("abc")]
-    study = write(tmp_path / "study.toml",
-                  study_toml("s", "mpc", parties, tmp_path, SCHEMA, analyses))
-    line = one_line_error(securecalc("study", "run", str(study)))
-    assert str(study) in line
-    for fragment in expected:
-        assert fragment in line, line
-
-
-@pytest.mark.timeout(30)
-def test_missing_study_file(tmp_path: Path) -> None:
-    line = one_line_error(securecalc("study", "run", str(tmp_path / "nope.toml")))
-    assert "nope.toml" in line and "not found" in line
 
 
 @pytest.mark.timeout(30)

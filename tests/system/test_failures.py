@@ -1,4 +1,6 @@
-"""A party that dies or hangs mid-study: the study fails fast, names it, releases nothing."""
+"""A party that dies or hangs mid-study: the study fails fast, names it, releases nothing.
+(A compute node that is down, and a party lost mid-study, are also
+tests/inprocess/test_failures.py.)"""
 
 from __future__ import annotations
 
@@ -80,16 +82,6 @@ def test_mpc_study_still_works_after_a_failed_one(cluster_factory, cohort) -> No
     finally:
         os.killpg(victim.pid, signal.SIGCONT)
     assert run_study(study).results["patients"].value == 6000
-
-
-@pytest.mark.timeout(60)
-def test_ckks_compute_node_down(cluster_factory, cohort) -> None:  # type: ignore[no-untyped-def]
-    cluster = cluster_factory(cohort, ckks="exact")
-    study = cluster.study("nocompute", "ckks", SYNTH_SCHEMA_TOML, DEMO_ANALYSES_TOML,
-                          extra_study=FAST_FAILURE)
-    cluster.servers.servers["compute"].kill()
-    error = _fails_naming(study, "compute", within=10)
-    assert "unreachable" in str(error)
 
 
 @pytest.mark.timeout(90)

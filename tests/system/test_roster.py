@@ -1,12 +1,13 @@
-"""An untrusted coordinator picks parties and compute nodes: attacks through real processes.
+"""An untrusted coordinator picks the compute node and its own roles: attacks that only TLS
+and real processes show.
 
-The coordinator writes the study, so it may list itself (a node run with its own certificate
-and an empty data file) as a party, name its own server as the compute node, run a study with
-two hospitals, or bring a hospital the nodes never agreed to work with. Each must be refused
-by the hospitals' own configuration and the roles the study CA put in the certificates, before
-anything is computed or encrypted.
+The coordinator writes the study, so it may name its own server as the compute node, or put
+that server at the compute node's address, or exchange MPC messages from its own node. Each
+must be refused by the hospitals' own configuration and the roles the study CA put in the
+certificates, before anything is encrypted or released. (The refusals that are the roles'
+logic, a coordinator or a stranger as a party, too few hospitals or a subset, exact CKKS on a
+default node, are tests/inprocess/test_roster.py and test_policy.py.)
 """
-
 from __future__ import annotations
 
 import json
@@ -21,7 +22,7 @@ from securecalc.studyfolder import compute_toml, write
 from securecalc.synth import SYNTH_SCHEMA_TOML, write_cohort
 from securecalc.transport.channel import ChannelSet
 
-HOSPITALS = ("hospital-a", "hospital-b", "hospital-c", "hospital-d")
+HOSPITALS = ("hospital-a", "hospital-b", "hospital-c")
 COUNT = '[[analysis]]\nid = "n"\nkind = "count"\n'
 MEAN = '[[analysis]]\nid = "age"\nkind = "mean"\ncolumn = "age"\n'
 NOISY = COUNT + "epsilon = 1.0\n"
@@ -30,10 +31,9 @@ QUICK = "peer_timeout_seconds = 5\ntimeout_seconds = 30\n"
 
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    names = (*HOSPITALS, "hospital-e")
-    files = write_cohort(tmp_path_factory.mktemp("cohort"), sites=len(names), rows=300,
-                         seed=3, names=names)
-    return dict(zip(names, files, strict=True))
+    files = write_cohort(tmp_path_factory.mktemp("cohort"), sites=len(HOSPITALS), rows=300,
+                         seed=3, names=HOSPITALS)
+    return dict(zip(HOSPITALS, files, strict=True))
 
 
 def empty_like(path: Path, out: Path) -> Path:
@@ -57,87 +57,10 @@ def events(cluster: LocalCluster, name: str) -> list[dict]:  # type: ignore[type
     return [json.loads(line) for line in lines]
 
 
-def refusals(cluster: LocalCluster, name: str, study: str) -> list[str]:
-    """Why ``name`` refused ``study``; fails if it started any job of it. (The first refusal
-    cancels the coordinator's other calls, so another node may never have seen the study.)"""
-    jobs = {e["data"]["job"] for e in events(cluster, name)
-            if e["event"] == "study_received" and e["data"]["study"] == study}
-    assert not [e for e in events(cluster, name)
-                if e["event"] == "job_start" and e["data"]["job"] in jobs]
-    return [str(e["data"]["reason"]) for e in events(cluster, name)
-            if e["event"] == "policy_decision" and e["data"]["job"] in jobs]
-
-
 @pytest.fixture(scope="module")
 def cluster(cluster_factory, cohort):  # type: ignore[no-untyped-def]
-    """Four hospitals with default rosters (hospital-d requires all of them), a compute node,
-    the coordinator's own party node, and hospital-e: a hospital certificate in no roster."""
-    cluster = cluster_factory({h: cohort[h] for h in HOSPITALS}, extra_names=("hospital-e",),
-                              node_extra={"hospital-d": "[policy]\nrequire_all_hospitals = "
-                                                        "true\n"})
-    start_coordinator_node(cluster, cohort, list(HOSPITALS))
-    cluster.start_node("hospital-e", cohort["hospital-e"], [*HOSPITALS, "hospital-e"])
-    return cluster
-
-
-@pytest.mark.timeout(60)
-def test_the_coordinator_cannot_be_an_mpc_party(cluster) -> None:  # type: ignore[no-untyped-def]
-    study = cluster.study("self-mpc", "mpc", SYNTH_SCHEMA_TOML, MEAN, extra_study=QUICK,
-                          parties=["hospital-a", "hospital-b", "coordinator"])
-    with pytest.raises(PolicyError, match="coordinator as a party, which is not a hospital in"):
-        run_study(study)
-    reasons = [r for h in ("hospital-a", "hospital-b") for r in refusals(cluster, h, "self-mpc")]
-    assert reasons and all("coordinator as a party" in r for r in reasons)
-
-
-@pytest.mark.timeout(60)
-def test_the_coordinator_cannot_be_a_ckks_party(cluster) -> None:  # type: ignore[no-untyped-def]
-    study = cluster.study("self-ckks", "ckks", SYNTH_SCHEMA_TOML, NOISY, extra_study=QUICK,
-                          parties=["hospital-b", "coordinator"])
-    with pytest.raises(PolicyError, match="hospital-b.*coordinator as a party"):
-        run_study(study)
-    assert not [e for e in events(cluster, "compute") if e["event"] == "contribution"
-                and e["data"]["site"] == "hospital-b"]
-
-
-@pytest.mark.timeout(60)
-def test_a_hospital_outside_the_roster_is_refused(cluster) -> None:  # type: ignore[no-untyped-def]
-    study = cluster.study("stranger", "mpc", SYNTH_SCHEMA_TOML, COUNT, extra_study=QUICK,
-                          parties=["hospital-a", "hospital-b", "hospital-e"])
-    with pytest.raises(PolicyError, match="hospital-e as a party, which is not a hospital in"):
-        run_study(study)
-    reasons = [r for h in ("hospital-a", "hospital-b") for r in refusals(cluster, h, "stranger")]
-    assert reasons and all("hospital-e as a party" in r for r in reasons)
-
-
-@pytest.mark.timeout(60)
-def test_two_hospitals_are_refused_by_default(cluster) -> None:  # type: ignore[no-untyped-def]
-    study = cluster.study("pair", "ckks", SYNTH_SCHEMA_TOML, NOISY, extra_study=QUICK,
-                          parties=["hospital-a", "hospital-b"])
-    with pytest.raises(PolicyError, match="has 2 parties; this node requires min_parties >= 3"):
-        run_study(study)
-
-
-@pytest.mark.timeout(90)
-def test_require_all_hospitals_refuses_a_subset(cluster, cohort) -> None:  # type: ignore[no-untyped-def]
-    subset = cluster.study("subset", "mpc", SYNTH_SCHEMA_TOML, COUNT, extra_study=QUICK,
-                           parties=["hospital-a", "hospital-b", "hospital-d"])
-    with pytest.raises(PolicyError, match="hospital-d.*leaves out hospital-c.*"
-                                          "require_all_hospitals"):
-        run_study(subset)
-    everyone = cluster.study("everyone", "mpc", SYNTH_SCHEMA_TOML, COUNT, extra_study=QUICK,
-                             parties=list(HOSPITALS))
-    assert run_study(everyone).results["n"].value == 300 * len(HOSPITALS)
-
-
-@pytest.mark.timeout(90)
-def test_ckks_needs_epsilon_on_a_default_node(cluster) -> None:  # type: ignore[no-untyped-def]
-    parties = ["hospital-a", "hospital-b", "hospital-c"]
-    exact = cluster.study("exact-ckks", "ckks", SYNTH_SCHEMA_TOML, MEAN, parties=parties)
-    with pytest.raises(PolicyError, match='exact CKKS results of age.*ckks = "epsilon"'):
-        run_study(exact)
-    noisy = cluster.study("noisy-ckks", "ckks", SYNTH_SCHEMA_TOML, NOISY, parties=parties)
-    assert abs(run_study(noisy).results["n"].value - 900) < 200
+    """Three hospitals and a compute node."""
+    return cluster_factory(cohort)
 
 
 @pytest.fixture(scope="module")
@@ -211,18 +134,3 @@ def test_a_coordinator_certificate_cannot_exchange_mpc_messages(misconfigured) -
         assert refusal in (misconfigured.root / "logs" / f"{hospital}.log").read_text()
         ends = [e["data"] for e in events(misconfigured, hospital) if e["event"] == "job_end"]
         assert not [e for e in ends if e.get("results")]  # nothing released
-
-
-@pytest.mark.timeout(90)
-def test_a_coordinator_certificate_cannot_submit_ciphertexts(misconfigured) -> None:  # type: ignore[no-untyped-def]
-    study = misconfigured.study("roles-ckks", "ckks", SYNTH_SCHEMA_TOML, NOISY,
-                                extra_study=QUICK,
-                                parties=["hospital-a", "hospital-b", "coordinator"])
-    with pytest.raises(SecureCalcError, match="the certificate of coordinator is a coordinator "
-                                              "certificate; only a hospital"):
-        run_study(study)
-    compute = {e["event"] for e in events(misconfigured, "compute")}
-    assert "job_open" in compute and "sum_released" not in compute
-    sites = {e["data"]["site"] for e in events(misconfigured, "compute")
-             if e["event"] == "contribution"}
-    assert "coordinator" not in sites

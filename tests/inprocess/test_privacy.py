@@ -1,5 +1,6 @@
-"""Differential privacy with real nodes: noisy releases on both engines, budgets kept in each
-node's ledger across runs and restarts, and refusals before any computation."""
+"""Differential privacy in process: noisy releases on both engines, budgets kept in each
+node's ledger across runs and restarts (the node opened again from its config), and refusals
+before any computation (the same assertions as tests/system/test_privacy.py did)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import sys
 import numpy as np
 import pytest
 
-from securecalc.coordinator.study import run_study
 from securecalc.core.table import load_table
 from securecalc.errors import PolicyError
 from securecalc.synth import SYNTH_SCHEMA_TOML, synth_schema, write_cohort
@@ -45,20 +45,15 @@ def cohort(tmp_path_factory):  # type: ignore[no-untyped-def]
                         names=HOSPITALS)
 
 
-@pytest.fixture(scope="module")
-def cluster(cluster_factory, cohort):  # type: ignore[no-untyped-def]
-    return cluster_factory(dict(zip(HOSPITALS, cohort, strict=True)),
-                           node_extra={"hospital-b": BUDGET_B})
+@pytest.fixture
+def cluster(in_process, cohort):  # type: ignore[no-untyped-def]
+    return in_process(dict(zip(HOSPITALS, cohort, strict=True)),
+                      node_extra={"hospital-b": BUDGET_B})
 
 
 def pooled_ages(cohort) -> np.ndarray:  # type: ignore[no-untyped-def]
     schema = synth_schema()
     return np.concatenate([load_table(p, schema).column("age").values for p in cohort])
-
-
-def audit_events(cluster, name: str) -> list[dict]:  # type: ignore[no-untyped-def]
-    lines = (cluster.root / "audit" / f"{name}.jsonl").read_text().splitlines()
-    return [json.loads(x) for x in lines]
 
 
 @pytest.mark.timeout(240)
@@ -67,7 +62,7 @@ def test_noisy_releases_and_a_budget_that_survives_restarts(cluster, cohort) -> 
     counts = np.histogram(ages, bins=[18, 40, 60, 80, 95])[0]
     released = []
     for engine in ("mpc", "ckks"):  # 0.5 each: the study spends 1.0 of hospital-b's 1.0
-        result = run_study(cluster.study("dp-study", engine, SYNTH_SCHEMA_TOML, NOISY))
+        result = cluster.run(cluster.study("dp-study", engine, SYNTH_SCHEMA_TOML, NOISY))
         r = result.results
         sd_n = math.sqrt(2 * 3) * 1 / 0.2  # 3 shares of scale 1 / epsilon
         assert abs(r["n"].value - len(ages)) <= 10 * sd_n, (engine, r["n"].value)
@@ -82,8 +77,8 @@ def test_noisy_releases_and_a_budget_that_survives_restarts(cluster, cohort) -> 
     assert all(run != exact for run in released)  # noise was added (all exact: p < 1e-6)
 
     with pytest.raises(PolicyError, match=r"hospital-b.*on top of the 1 it has spent"):
-        run_study(cluster.study("dp-study", "mpc", SYNTH_SCHEMA_TOML, NOISY))
-    events = audit_events(cluster, "hospital-b")
+        cluster.run(cluster.study("dp-study", "mpc", SYNTH_SCHEMA_TOML, NOISY))
+    events = cluster.events("hospital-b")
     assert events[-1]["event"] == "policy_decision" and events[-1]["data"]["decision"] == \
         "refused"  # refused before any job started
     charges = [e["data"]["epsilon"] for e in events if e["event"] == "privacy_charge"]
@@ -91,7 +86,7 @@ def test_noisy_releases_and_a_budget_that_survives_restarts(cluster, cohort) -> 
 
     cluster.restart("hospital-b")  # the ledger is on disk
     with pytest.raises(PolicyError, match="on top of the 1 it has spent"):
-        run_study(cluster.study("dp-study", "ckks", SYNTH_SCHEMA_TOML, NOISY))
+        cluster.run(cluster.study("dp-study", "ckks", SYNTH_SCHEMA_TOML, NOISY))
     ledger = cluster.root / "privacy-ledger" / "hospital-b.jsonl"
     assert [json.loads(x)["epsilon"] for x in ledger.read_text().splitlines()] == ["0.5", "0.5"]
     shown = subprocess.run([sys.executable, "-m", "securecalc", "node", "budget", "--config",
@@ -104,7 +99,7 @@ def test_noisy_releases_and_a_budget_that_survives_restarts(cluster, cohort) -> 
 def test_a_dp_node_refuses_exact_results_and_oversized_runs(cluster) -> None:  # type: ignore[no-untyped-def]
     exact = '[[analysis]]\nid = "m"\nkind = "mean"\ncolumn = "age"\n'
     with pytest.raises(PolicyError, match="hospital-b.*only differentially private"):
-        run_study(cluster.study("exact", "mpc", SYNTH_SCHEMA_TOML, exact))
+        cluster.run(cluster.study("exact", "mpc", SYNTH_SCHEMA_TOML, exact))
     greedy = exact + "epsilon = 1.5\n"
     with pytest.raises(PolicyError, match="epsilon 1.5 in one run; this node allows 1"):
-        run_study(cluster.study("greedy", "mpc", SYNTH_SCHEMA_TOML, greedy))
+        cluster.run(cluster.study("greedy", "mpc", SYNTH_SCHEMA_TOML, greedy))

@@ -1,30 +1,37 @@
-"""Refusals as an oracle, attacked through real node processes.
+"""Refusals as an oracle, attacked in process through the real command line's code.
 
 Threat: the coordinator may send any study, any number of times, and reads every error. Two
-clusters hold the same data except one patient's BMI at hospital-b (57.25 in one, 40.0 in the
-other, both inside hospital-b's catalogue). For every schema mismatch a coordinator can try,
-both clusters must answer with the same exit status and byte for byte the same error, and the
-error must quote the study and the published catalogue only. Bisecting the patient's BMI by
-narrowing the study's bounds, which used to recover it in about 19 studies, then learns
-nothing.
+sets of nodes hold the same data except one patient's BMI at hospital-b (57.25 in one, 40.0 in
+the other, both inside hospital-b's catalogue). For every schema mismatch a coordinator can
+try, both answer ``securecalc study run`` with the same exit status and byte for byte the same
+error, and the error quotes the study and the published catalogue only. Bisecting the
+patient's BMI by narrowing the study's bounds, which used to recover it in about 19 studies,
+then learns nothing.
 
 hospital-a and hospital-c publish narrower catalogues than hospital-b, so that only
 hospital-b refuses these studies and the error the coordinator reports is always its own
 (with every node refusing, which one answers first would vary from run to run).
+
+``securecalc study run`` runs as :func:`securecalc.cli.main` in this process, its study over
+the in-memory network (the same assertions as tests/system/test_refusals.py did).
 """
 
 from __future__ import annotations
 
+import functools
 import json
-import subprocess
-import sys
+import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from securecalc.cluster import LocalCluster
+import securecalc.coordinator.study as study_module
+from securecalc import cli
 from securecalc.core.config import load_node_config
+from tests.inprocess.conftest import InProcessStudy
 
 HOSPITALS = ("hospital-a", "hospital-b", "hospital-c")
 PATIENT = {"attack": 57.25, "control": 40.0}
@@ -101,40 +108,63 @@ def site_csv(path: Path, *, hospital_b: bool, patient_bmi: float = 30.0) -> Path
     return path
 
 
-def start(cluster_factory, tmp: Path, patient_bmi: float) -> LocalCluster:  # type: ignore[no-untyped-def]
-    files = {name: site_csv(tmp / f"{name}.csv", hospital_b=name == "hospital-b",
-                            patient_bmi=patient_bmi if name == "hospital-b" else 30.0)
-             for name in HOSPITALS}
-    return cluster_factory(files, with_compute=False,
-                           catalogue={"hospital-a": CATALOGUE_AC, "hospital-b": CATALOGUE_B,
-                                      "hospital-c": CATALOGUE_AC})
+class Nodes:
+    """Three hospitals in process; hospital-b holds the patient."""
+
+    def __init__(self, root: Path, patient_bmi: float):
+        files = {name: site_csv(root / f"{name}.csv", hospital_b=name == "hospital-b",
+                                patient_bmi=patient_bmi if name == "hospital-b" else 30.0)
+                 for name in HOSPITALS}
+        self.root = root
+        self.parties = InProcessStudy(root, files, catalogue={
+            "hospital-a": CATALOGUE_AC, "hospital-b": CATALOGUE_B, "hospital-c": CATALOGUE_AC})
+
+    def run_study(self, real: Callable[..., Any], config: Any, *,
+                  insecure: bool = False) -> Any:
+        """``run_study`` as ``securecalc study run`` calls it, over these nodes."""
+        return real(config, insecure=True, connect=self.parties.network.connect)
 
 
 @pytest.fixture(scope="module")
-def clusters(cluster_factory, tmp_path_factory) -> dict[str, LocalCluster]:  # type: ignore[no-untyped-def]
-    return {name: start(cluster_factory, tmp_path_factory.mktemp(name), bmi)
-            for name, bmi in PATIENT.items()}
+def clusters(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Nodes]:
+    return {name: Nodes(tmp_path_factory.mktemp(name), bmi) for name, bmi in PATIENT.items()}
 
 
-def run(cluster: LocalCluster, name: str, schema_toml: str,
-        analyses: str) -> tuple[int, str, object]:
-    """Exit status, stderr and released values of ``securecalc study run``."""
-    study = cluster.study(name, "mpc", schema_toml, analyses)
-    out = cluster.root / f"{name}.json"
-    out.unlink(missing_ok=True)
-    result = subprocess.run([sys.executable, "-m", "securecalc", "study", "run", str(study),
-                             "--out", str(out)], capture_output=True, text=True, timeout=120)
-    released = ({aid: r["value"] for aid, r in json.loads(out.read_text())["results"].items()}
-                if out.exists() else None)
-    return result.returncode, result.stderr, released
+@pytest.fixture
+def run(capsys: pytest.CaptureFixture[str],  # type: ignore[no-untyped-def]
+        monkeypatch: pytest.MonkeyPatch):
+    """``run(nodes, name, schema_toml, analyses)``: exit status, stderr and released values of
+    ``securecalc study run``."""
+    real = study_module.run_study
+
+    def run(nodes: Nodes, name: str, schema_toml: str,
+            analyses: str) -> tuple[int, str, object]:
+        nodes.parties.study(name, "mpc", schema_toml, analyses)
+        study = nodes.root / f"{name}.study.toml"
+        out = nodes.root / f"{name}.json"
+        out.unlink(missing_ok=True)
+        monkeypatch.setattr(study_module, "run_study", functools.partial(nodes.run_study, real))
+        capsys.readouterr()
+        status = cli.main(["study", "run", str(study), "--out", str(out)])
+        stderr = capsys.readouterr().err
+        released = ({aid: r["value"] for aid, r in json.loads(out.read_text())["results"].items()}
+                    if out.exists() else None)
+        return status, stderr, released
+
+    return run
 
 
-def both(clusters: dict[str, LocalCluster], name: str, schema_toml: str,
-         analyses: str = COUNT_BMI) -> tuple[int, str, object]:
+@pytest.fixture
+def both(run):  # type: ignore[no-untyped-def]
     """The outcome, asserted to be the same whatever the patient's value."""
-    attack = run(clusters["attack"], name, schema_toml, analyses)
-    assert run(clusters["control"], name, schema_toml, analyses) == attack
-    return attack
+
+    def both(clusters: dict[str, Nodes], name: str, schema_toml: str,
+             analyses: str = COUNT_BMI) -> tuple[int, str, object]:
+        attack = run(clusters["attack"], name, schema_toml, analyses)
+        assert run(clusters["control"], name, schema_toml, analyses) == attack
+        return attack
+
+    return both
 
 
 def refused(message: str) -> tuple[int, str, None]:
@@ -170,13 +200,13 @@ BOUNDS = "hospital-b offers column 'bmi' with bounds [15, 60]; the study's bound
      '[[analysis]]\nid = "m"\nkind = "mean"\ncolumn = "bmi"\nepsilon = 1.0\n',
      BOUNDS.format("[15, 57.5]")),
 ])
-def test_refusals_do_not_depend_on_the_data(clusters, case: str, schema_toml: str,  # type: ignore[no-untyped-def]
+def test_refusals_do_not_depend_on_the_data(clusters, both, case: str, schema_toml: str,  # type: ignore[no-untyped-def]
                                              analyses: str, message: str) -> None:
     assert both(clusters, case, schema_toml, analyses) == refused(message)
 
 
 @pytest.mark.timeout(300)
-def test_narrowing_the_bounds_no_longer_bisects_a_patient(clusters) -> None:  # type: ignore[no-untyped-def]
+def test_narrowing_the_bounds_no_longer_bisects_a_patient(clusters, both) -> None:  # type: ignore[no-untyped-def]
     """The attack: lower the study's max until the study is refused. It is refused below the
     catalogue's max and answered at or above it, in both clusters alike."""
     answers = {}
@@ -190,30 +220,31 @@ def test_narrowing_the_bounds_no_longer_bisects_a_patient(clusters) -> None:  # 
 
 
 @pytest.mark.timeout(120)
-def test_a_coverage_refusal_is_audited(clusters) -> None:  # type: ignore[no-untyped-def]
-    cluster = clusters["attack"]
-    run(cluster, "audited-refusal", schema(bmi=(15.0, 50.0)), COUNT_BMI)
-    log = (cluster.root / "audit" / "hospital-b.jsonl").read_text().splitlines()
+def test_a_coverage_refusal_is_audited(clusters, run) -> None:  # type: ignore[no-untyped-def]
+    nodes = clusters["attack"]
+    run(nodes, "audited-refusal", schema(bmi=(15.0, 50.0)), COUNT_BMI)
+    log = (nodes.root / "audit" / "hospital-b.jsonl").read_text().splitlines()
     decision = [json.loads(x)["data"] for x in log if '"policy_decision"' in x][-1]
     assert decision["decision"] == "refused"
     assert decision["reason"] == BOUNDS.format("[15, 50]")
 
 
 @pytest.mark.timeout(180)
-def test_data_that_stop_fitting_are_refused_with_a_fixed_message(clusters) -> None:  # type: ignore[no-untyped-def]
+def test_data_that_stop_fitting_are_refused_with_a_fixed_message(  # type: ignore[no-untyped-def]
+        clusters, run, caplog: pytest.LogCaptureFixture) -> None:
     """The file changes under a running node: it is checked again, the detail goes to the
     node's log and every study is refused with a text that holds nothing of the data."""
-    cluster = clusters["control"]
-    path = load_node_config(cluster.root / "hospital-b.toml", insecure=True).data_path
+    nodes = clusters["control"]
+    path = load_node_config(nodes.root / "hospital-b.toml", insecure=True).data_path
     good = path.read_text()
     try:
         path.write_text(good.replace("\n20,40.0,", "\n20,75.5,", 1))
         time.sleep(0.01)
-        answer = run(cluster, "unfit", schema(), COUNT_BMI)
+        with caplog.at_level(logging.WARNING):
+            answer = run(nodes, "unfit", schema(), COUNT_BMI)
         assert answer == refused("the data of hospital-b no longer fit its catalogue; an "
                                  "operator must fix them")
-        log = (cluster.root / "logs" / "hospital-b.log").read_text()
-        assert "column 'bmi', row 1 (line 2): '75.5' is outside" in log
+        assert "column 'bmi', row 1 (line 2): '75.5' is outside" in caplog.text
     finally:
         path.write_text(good)
-    assert run(cluster, "fixed", schema(), COUNT_BMI) == (0, "", {"n_bmi": 90})
+    assert run(nodes, "fixed", schema(), COUNT_BMI) == (0, "", {"n_bmi": 90})
