@@ -304,8 +304,9 @@ class SparePool:
         if spare is not None:
             spare[1].close()  # the spare's recv() fails and it exits
             spare[0].join(2)
-            if spare[0].exitcode is None:
+            if spare[0].exitcode is None:  # still starting up (a loaded machine): kill it
                 spare[0].kill()
+                spare[0].join()  # reaped, so nothing of it outlives the pool
 
 
 def start_worker(job: MpcJob, *, on_frame: FrameCallback | None = None,
