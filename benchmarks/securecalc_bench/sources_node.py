@@ -6,15 +6,16 @@ Modes: ``node`` runs the local phase of the five-analysis bench study as a node 
 aggregation queries over the same rows (:mod:`securecalc_bench.plain_sql`); ``legacy`` runs
 the same local phase on a ``[data] path`` node (:class:`~securecalc.node.datastore.FileStore`,
 every row loaded). Prints one JSON object: seconds, the process's peak resident set
-(``ru_maxrss``, which includes DuckDB's memory but not a PostgreSQL server's) and the Python
-heap peak (tracemalloc, on during the measurement). Run as
+(VmHWM, which includes DuckDB's memory but not a PostgreSQL server's; not ``ru_maxrss``,
+which a process started by vfork inherits from its parent) and the Python heap peak
+(tracemalloc, on during the measurement). Run as
 ``python -m securecalc_bench.sources_node SPEC_JSON``.
 """
 
 from __future__ import annotations
 
 import json
-import resource
+import os
 import sys
 import time
 import tracemalloc
@@ -30,6 +31,7 @@ from securecalc.node.source_store import SourceStore
 from securecalc.sources import parse_sources
 from securecalc_bench.analyses import FIVE, TABLES
 from securecalc_bench.datasets import bench_schema
+from securecalc_bench.memory import peak_mb
 
 NODE = "bench-node"
 
@@ -49,12 +51,15 @@ def store_for(spec: dict[str, Any]) -> DataStore:
 
 
 def local_phase(spec: dict[str, Any]) -> dict[str, Any]:
-    """A node's check (``admit``) and local phase (``data_for`` + local inputs), timed apart;
-    whether the rows reached this process (``pushed_down`` false)."""
+    """A node's admission of the study (``admit``: for sources, a check of every row) and its
+    local phase (``data_for`` + local inputs, as a node reports it), timed apart; whether
+    the rows reached this process (``pushed_down`` false). A ``[data] path`` node loads its
+    file first, at start (``start_seconds``)."""
     job = five_job()
     store = store_for(spec)
     started = time.perf_counter()
-    store.load()  # a node's start: every row checked against the catalogue
+    if isinstance(store, FileStore):
+        store.load()
     loaded = time.perf_counter()
     store.admit(job)
     admitted = time.perf_counter()
@@ -62,7 +67,8 @@ def local_phase(spec: dict[str, Any]) -> dict[str, Any]:
         parts = local_contributions(job, data, "mpc")
     done = time.perf_counter()
     assert len(parts) == len(job.analyses)
-    return {"start_seconds": loaded - started, "admit_seconds": admitted - loaded,
+    return {"start_seconds": loaded - started if isinstance(store, FileStore) else None,
+            "admit_seconds": admitted - loaded,
             "local_seconds": done - admitted, "pushed_down": not isinstance(data, Table)}
 
 
@@ -93,7 +99,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
         _, heap_peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    peak = peak_mb(os.getpid())
     return {**record, "rss_peak_mb": peak, "rss_after_imports_mb": floor,
             "heap_peak_mb": heap_peak / 2**20}
 

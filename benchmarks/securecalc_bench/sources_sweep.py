@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -111,10 +111,14 @@ def postgres_database() -> Iterator[tuple[Any, Record]]:
 
 
 class SourcesSweep:
-    def __init__(self, plan: SourcesPlan, work: Path, progress: Progress = _stderr):
+    def __init__(self, plan: SourcesPlan, work: Path, progress: Progress = _stderr,
+                 out: Path | None = None):
         self.plan, self.work, self.progress = plan, Path(work), progress
+        #: where the outputs so far are rewritten after each measurement
+        self.out = out
         self.records: list[Record] = []
         self.loads: list[Record] = []
+        self.started = time.perf_counter()
 
     def _parquet(self, rows: int) -> Path:
         started = time.perf_counter()
@@ -128,16 +132,21 @@ class SourcesSweep:
         record = measure(spec, self.plan.reps, env)
         self.records.append(record)
         self.progress(f"      {describe(record)}")
+        if self.out is not None:
+            write_outputs(self.results(), self.out)
 
-    def run_parquet(self, rows: int, path: Path) -> None:
-        if rows in self.plan.parquet_rows:
-            for mode in ("node", "plain"):
-                self._add({"label": "parquet", "rows": rows, "mode": mode,
-                           "source": _parquet_source(path)})
-        if rows in self.plan.legacy_rows:
-            self._add({"label": "parquet", "rows": rows, "mode": "legacy", "path": str(path)})
+    def run_parquet(self, rows: int, modes: Sequence[str]) -> None:
+        path = self._parquet(rows)
+        for mode in modes:
+            spec: Record = {"label": "parquet", "rows": rows, "mode": mode}
+            if mode == "legacy":
+                spec["path"] = str(path)
+            else:
+                spec["source"] = _parquet_source(path)
+            self._add(spec)
 
-    def run_postgres(self, rows: int, path: Path, server: Any, fields: Record) -> None:
+    def run_postgres(self, rows: int, server: Any, fields: Record) -> None:
+        path = self._parquet(rows)
         table = f"{TABLE}_{rows}"
         started = time.perf_counter()
         with server.connect(DATABASE, autocommit=False) as conn:
@@ -152,31 +161,36 @@ class SourcesSweep:
         with server.connect(DATABASE) as conn:
             conn.execute(f"DROP TABLE {table}")  # the next size needs the disk
 
-    def run_sizes(self) -> None:
-        """Smallest size first, each on every source it is planned for (so a run cut short
-        still has the smaller sizes of both sources)."""
+    def run_all(self) -> None:
+        """Parquet by size, the load-everything node at its smallest size, PostgreSQL by
+        size, then the load-everything node at its other sizes (the costliest contrast
+        last, so a run cut short has the rest)."""
         plan = self.plan
-        with ExitStack() as stack:
-            server: tuple[Any, Record] | None = None
-            for rows in sorted({*plan.parquet_rows, *plan.legacy_rows, *plan.postgres_rows}):
-                path = self._parquet(rows)
-                self.run_parquet(rows, path)
-                if rows in plan.postgres_rows:
-                    if server is None:
-                        server = stack.enter_context(postgres_database())
-                    self.run_postgres(rows, path, *server)
+        legacy = sorted(plan.legacy_rows)
+        for rows in sorted(plan.parquet_rows):
+            self.run_parquet(rows, ["node", "plain"])
+        for rows in legacy[:1]:
+            self.run_parquet(rows, ["legacy"])
+        if plan.postgres_rows:
+            with postgres_database() as (server, fields):
+                for rows in sorted(plan.postgres_rows):
+                    self.run_postgres(rows, server, fields)
+        for rows in legacy[1:]:
+            self.run_parquet(rows, ["legacy"])
 
-    def run(self) -> Record:
+    def results(self) -> Record:
         from securecalc_bench.runner import machine, revision, versions
 
-        started = time.perf_counter()
-        self.progress(f"securecalc bench: sources sweep ({self.plan.name}): parquet "
-                      f"{list(self.plan.parquet_rows)}, postgres {list(self.plan.postgres_rows)}")
-        self.run_sizes()
         return {"meta": {"machine": machine(), "versions": versions(), "revision": revision(),
-                         "duration_seconds": time.perf_counter() - started},
+                         "duration_seconds": time.perf_counter() - self.started},
                 "plan": asdict(self.plan), "postgres_loads": self.loads,
                 "records": self.records}
+
+    def run(self) -> Record:
+        self.progress(f"securecalc bench: sources sweep ({self.plan.name}): parquet "
+                      f"{list(self.plan.parquet_rows)}, postgres {list(self.plan.postgres_rows)}")
+        self.run_all()
+        return self.results()
 
 
 def describe(record: Record) -> str:
@@ -215,12 +229,15 @@ def markdown(results: Record) -> str:
     lines = ["# securecalc bench: sources sweep", "",
              f"{results['meta']['machine']}; {results['meta']['versions']}; revision "
              f"{results['meta']['revision']}; {results['meta']['duration_seconds']:.0f} s.", "",
-             "Local phase of the five-analysis bench study on one node (check + statistics "
-             "pushed down, as `data_for` + `local_contributions`) against the engine's own "
-             "plain aggregation queries on the same rows; peak resident set (ru_maxrss, "
-             "includes DuckDB, not the PostgreSQL server) and Python heap peak (tracemalloc) "
-             "of a fresh process per measurement. Legacy: a `[data] path` node loading the "
-             "Parquet file whole.", ""]
+             "Local phase of the five-analysis bench study on one node (`data_for` + "
+             "`local_contributions`: the catalogue check of every row, then the statistics "
+             "pushed down) against the engine's own plain aggregation queries on the same "
+             "rows (one SELECT of the count and sums, one grouped SELECT of the counts); "
+             "`admit` (the same row check, before each study) is timed apart. Peak resident "
+             "set (VmHWM: includes DuckDB, not the PostgreSQL server) and Python heap peak "
+             "(tracemalloc, on during every measurement) of a fresh process per measurement. "
+             "Legacy: a `[data] path` node loading the Parquet file whole, then the same "
+             "local phase.", ""]
     out_rows = []
     keys = sorted({(r["source"], r["rows"]) for r in records},
                   key=lambda k: (k[0] != "parquet", k[1]))
@@ -233,16 +250,16 @@ def markdown(results: Record) -> str:
                  if node is not None and plain is not None else None)
         out_rows.append([
             source, _rows(rows),
-            _num(node and node.get("start_seconds")),
+            _num(node and node.get("admit_seconds")),
             _num(node and node["local_seconds"]), _num(plain and plain["local_seconds"]),
             "-" if ratio is None else f"{ratio:.1f}x",
             _num(node and node["rss_peak_mb"]), _num(node and node["heap_peak_mb"]),
             _num(plain and plain["rss_peak_mb"]),
-            _num(legacy and legacy["rss_peak_mb"]), _num(legacy and legacy["local_seconds"])])
-    lines.append(table(["source", "rows", "node check at start (s)", "node local phase (s)",
-                        "plain query (s)", "ratio", "node peak RSS (MiB)",
+            _num(legacy and legacy["rss_peak_mb"]), _num(legacy and legacy["heap_peak_mb"])])
+    lines.append(table(["source", "rows", "node admit (s)", "node local phase (s)",
+                        "plain queries (s)", "ratio", "node peak RSS (MiB)",
                         "node Python heap (MiB)", "plain peak RSS (MiB)",
-                        "legacy peak RSS (MiB)", "legacy local phase (s)"], out_rows))
+                        "legacy peak RSS (MiB)", "legacy Python heap (MiB)"], out_rows))
     if results.get("postgres_loads"):
         lines += ["", "PostgreSQL loading (COPY + ANALYZE, not part of the measurements): "
                   + ", ".join(f"{_rows(x['rows'])} rows {x['copy_analyze_seconds']:.0f} s"
@@ -270,7 +287,7 @@ def run(out: Path, work: Path, *, quick: bool = False, reps: int | None = None,
     plan = quick_plan() if quick else full_plan()
     if reps is not None:
         plan = SourcesPlan(**{**asdict(plan), "reps": max(1, reps)})
-    return write_outputs(SourcesSweep(plan, work, progress).run(), out)
+    return write_outputs(SourcesSweep(plan, work, progress, out).run(), out)
 
 
 def run_in(out: Path, work: Path | None, *, quick: bool = False,
