@@ -9,6 +9,8 @@ if TYPE_CHECKING:
     from securecalc_bench.matrix import BenchPlan
 
 SWEEPS = ("rows", "parties", "latency", "target", "five")
+#: sweeps outside the cell matrix, run only when named in --only
+SEPARATE = ("sources",)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,7 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="repetitions per cell (default: 3, quick: 1)")
     parser.add_argument("--only", default=None,
                         help=f"comma-separated sweeps to run ({', '.join(SWEEPS)}); "
-                             "baselines still run")
+                             "baselines still run; 'sources' (node local phase on Parquet "
+                             "and PostgreSQL, 10^6 to 10^8 rows) runs only when named")
 
 
 def _select(plan: BenchPlan, only: str | None) -> BenchPlan:
@@ -36,10 +39,10 @@ def _select(plan: BenchPlan, only: str | None) -> BenchPlan:
     if not only:
         return plan
     wanted = {s.strip() for s in only.split(",") if s.strip()}
-    unknown = wanted - set(SWEEPS)
+    unknown = wanted - set(SWEEPS) - set(SEPARATE)
     if unknown:
         raise ConfigError(f"--only: unknown sweeps {', '.join(sorted(unknown))} "
-                          f"(known: {', '.join(SWEEPS)})")
+                          f"(known: {', '.join((*SWEEPS, *SEPARATE))})")
     groups: list[Group] = []
     for group in plan.groups:
         cells = tuple(c for c in group.cells if wanted & set(c.sweeps))
@@ -60,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
 
     # SIGTERM unwinds like Ctrl-C, so every node process started is stopped
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if _run_separate(args):
+        return 0
     plan = _select(quick_plan() if args.quick else full_plan(), args.only)
     if args.reps is not None:
         plan = replace(plan, reps=max(1, args.reps))
@@ -79,3 +84,18 @@ def run(args: argparse.Namespace) -> int:
     print(f"securecalc bench: done in {results['meta']['duration_seconds']:.0f} s; "
           f"targets missed: {', '.join(missed) or 'none'}", file=sys.stderr)
     return 0
+
+
+def _run_separate(args: argparse.Namespace) -> bool:
+    """Run the separate sweeps named in ``--only``; True when nothing else was named."""
+    from pathlib import Path
+
+    wanted = {s.strip() for s in (args.only or "").split(",") if s.strip()}
+    if "sources" in wanted:
+        from securecalc_bench import sources_sweep
+
+        work = Path(args.work) if args.work else None
+        for path in sources_sweep.run_in(Path(args.out), work, quick=args.quick,
+                                         reps=args.reps):
+            print(path)
+    return bool(wanted) and wanted <= set(SEPARATE)
