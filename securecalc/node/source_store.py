@@ -1,8 +1,9 @@
 """A node's ``[[source]]`` rows: checked in SQL at start and before each study, read per study.
 
 A database has no modification time to watch, so the store keeps no rows between studies:
-before each study it runs the catalogue check again (one aggregate scan in the database or
-DuckDB) and then reads only the columns the study needs, in bounded batches. Detail of a
+when a study is admitted it runs the catalogue check again (one aggregate scan in the database
+or DuckDB), and the study's local statistics are then computed by the database (aggregation
+pushed down); a kind that declares no statistics reads its columns in bounded batches. Detail of a
 failure (the first offending row, the database's own message) goes to the node's log only;
 a study is refused with a fixed text.
 """
@@ -10,6 +11,7 @@ a study is refused with a fixed text.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -54,6 +56,15 @@ class SourceStore(DataStore):
         super().__init__(catalogue, node)
         self.sources = tuple(sources)
         self.batch_rows = batch_rows
+        self._lock = threading.Lock()
+        self._admitted: set[str] = set()  # jobs whose rows were checked by admit()
+
+    def admit(self, job: Job) -> None:
+        """As :meth:`DataStore.admit`; the check of every row it runs also serves the job's
+        local phase (:meth:`data_for`), so a study scans the rows for it once."""
+        super().admit(job)
+        with self._lock:
+            self._admitted.add(job.job_id)
 
     def load(self) -> None:
         with open_sources(self.sources, self.catalogue) as reader:
@@ -75,9 +86,12 @@ class SourceStore(DataStore):
         reaches this process, except for a kind that declares no statistics), after the same
         check as every study."""
         check_coverage(self.node, self.catalogue, job.schema, job.columns())
+        with self._lock:
+            checked = job.job_id in self._admitted
+            self._admitted.discard(job.job_id)
         try:
             with open_sources(self.sources, self.catalogue) as reader:
-                problem = unfit(reader, reader.check())
+                problem = None if checked else unfit(reader, reader.check())
                 if problem is None:
                     yield SourceData(reader.as_study(job.schema))
                     return
