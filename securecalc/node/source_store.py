@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -48,6 +49,11 @@ def unfit(reader: SourceReader, report: CheckReport) -> SourceError | None:
     return None
 
 
+#: admitted jobs remembered until their local phase; a job admitted and then refused (by
+#: approval, say) never reaches it, so the oldest are forgotten (and checked again if needed)
+ADMITTED_KEPT = 256
+
+
 class SourceStore(DataStore):
     """Rows read through :class:`~securecalc.sources.SourceReader`, checked at every use."""
 
@@ -57,14 +63,16 @@ class SourceStore(DataStore):
         self.sources = tuple(sources)
         self.batch_rows = batch_rows
         self._lock = threading.Lock()
-        self._admitted: set[str] = set()  # jobs whose rows were checked by admit()
+        self._admitted: OrderedDict[str, None] = OrderedDict()  # rows checked by admit()
 
     def admit(self, job: Job) -> None:
         """As :meth:`DataStore.admit`; the check of every row it runs also serves the job's
         local phase (:meth:`data_for`), so a study scans the rows for it once."""
         super().admit(job)
         with self._lock:
-            self._admitted.add(job.job_id)
+            self._admitted[job.job_id] = None
+            while len(self._admitted) > ADMITTED_KEPT:
+                self._admitted.popitem(last=False)
 
     def load(self) -> None:
         with open_sources(self.sources, self.catalogue) as reader:
@@ -73,27 +81,35 @@ class SourceStore(DataStore):
             raise problem
 
     def _check_current(self) -> None:
-        self._read(None)
+        with self._checked():
+            pass
 
     def _rows(self, columns: list[str]) -> Table:
-        table = self._read(columns)
-        assert table is not None
-        return table
+        with self._checked() as reader:
+            return reader.table(columns, batch_rows=self.batch_rows)
 
     @contextmanager
     def data_for(self, job: Job) -> Iterator[Table | LocalData]:
         """The job's statistics computed by the database (aggregation pushed down: no row
-        reaches this process, except for a kind that declares no statistics), after the same
-        check as every study."""
+        reaches this process, except for a kind that declares no statistics), after the
+        check of its rows (the one :meth:`admit` ran, or a new one)."""
         check_coverage(self.node, self.catalogue, job.schema, job.columns())
         with self._lock:
             checked = job.job_id in self._admitted
-            self._admitted.discard(job.job_id)
+            self._admitted.pop(job.job_id, None)
+        with self._checked(again=not checked) as reader:
+            yield SourceData(reader.as_study(job.schema))
+
+    @contextmanager
+    def _checked(self, *, again: bool = True) -> Iterator[SourceReader]:
+        """The open sources, their rows checked against the catalogue first (unless
+        ``again`` is False); a fixed :class:`PolicyError` when they cannot be read or no
+        longer fit, whose detail goes to this node's log only."""
         try:
             with open_sources(self.sources, self.catalogue) as reader:
-                problem = None if checked else unfit(reader, reader.check())
+                problem = unfit(reader, reader.check()) if again else None
                 if problem is None:
-                    yield SourceData(reader.as_study(job.schema))
+                    yield reader
                     return
         except SourceError as exc:
             _LOG.error("%s", exc.local_message())  # the detail stays on this node
@@ -101,19 +117,5 @@ class SourceStore(DataStore):
         _LOG.error("%s", problem.local_message())
         raise PolicyError(unfit_message(self.node))
 
-    def _read(self, columns: list[str] | None) -> Table | None:
-        """Check the rows; with ``columns``, read them too (in the same connection)."""
-        try:
-            with open_sources(self.sources, self.catalogue) as reader:
-                problem = unfit(reader, reader.check())
-                if problem is None:
-                    return None if columns is None else reader.table(
-                        columns, batch_rows=self.batch_rows)
-        except SourceError as exc:
-            _LOG.error("%s", exc.local_message())  # the detail stays on this node
-            raise PolicyError(unreadable_message(self.node)) from None
-        _LOG.error("%s", problem.local_message())
-        raise PolicyError(unfit_message(self.node))
 
-
-__all__ = ["SourceStore", "unfit", "unreadable_message"]
+__all__ = ["ADMITTED_KEPT", "SourceStore", "unfit", "unreadable_message"]
