@@ -6,11 +6,16 @@ the catalogue alone, before any row is read (:func:`check_coverage`). So whether
 refused, and what the refusal says, depends on the study and the catalogue, never on the
 rows: a coordinator cannot bisect a patient's value by narrowing bounds study after study.
 
-A study covers a catalogue column when it declares the same type and, for a numeric column,
-bounds that contain the catalogue's (study min <= catalogue min, study max >= catalogue max),
-or, for a category, every catalogue level (extra study levels are fine). Rows that fit the
-catalogue then fit the study, and :func:`study_table` hands them over unchanged, with
-category codes renumbered in the study's level order.
+The node's semantics are the catalogue's: a study may only restate it. A study's declaration
+of a column it reads must have the catalogue's type and, for a numeric column, exactly its
+bounds, or, for a category, exactly its levels (in any order: the order picks the reference
+level). Everything that depends on a declaration (which columns are 0/1 and gated as such,
+fixed-point ranges, DP sensitivities, every gate) therefore comes from the catalogue, never
+from a study that widens or narrows it. Refusing a different declaration, rather than
+computing with the catalogue's in its place, keeps every hospital of a job computing the one
+job they agreed on (a substituted declaration would differ between hospitals whose catalogues
+differ). :func:`study_table` hands the rows over unchanged, with category codes renumbered
+in the study's level order.
 """
 
 from __future__ import annotations
@@ -31,25 +36,25 @@ def catalogue_from_mapping(raw: Mapping[str, object], *, path: str | None = None
 
 
 def coverage_problem(offered: Column, asked: Column) -> str | None:
-    """Why the study's declaration ``asked`` does not cover the catalogue's ``offered``, or None.
-
-    The text quotes only the two declarations, both public.
-    """
+    """Why the study's declaration ``asked`` does not restate the catalogue's ``offered``, or
+    None. The text quotes only the two declarations, both public."""
     if offered.type != asked.type:
         published = "levels" if offered.type == "category" else "bounds"
         return (f"as {offered.type} with {published} {describe_column(offered)}; the study "
                 f"declares it {asked.type}")
     if offered.type == "category":
         lacking = [level for level in offered.levels if level not in asked.levels]
-        if lacking:
-            return (f"with levels {_levels(offered.levels)}; the study's levels lack "
-                    f"{_levels(lacking)}")
+        extra = [level for level in asked.levels if level not in offered.levels]
+        if lacking or extra:
+            return (f"with levels {_levels(offered.levels)}; the study declares "
+                    f"{_levels(asked.levels)}: a study must restate the catalogue's levels "
+                    "(in any order)")
         return None
     assert offered.min is not None and offered.max is not None
     assert asked.min is not None and asked.max is not None
-    if asked.min > offered.min or asked.max < offered.max:
-        return (f"with bounds {_bounds(offered)}; the study's bounds {_bounds(asked)} must "
-                "contain them")
+    if asked.min != offered.min or asked.max != offered.max:
+        return (f"with bounds {_bounds(offered)}; the study declares {_bounds(asked)}: a "
+                "study must restate the catalogue's bounds")
     return None
 
 

@@ -42,3 +42,10 @@ POLICY_CKKS: Final = "epsilon"
 #: ``[policy] min_parties`` by default, and the lowest a policy may set
 POLICY_MIN_PARTIES: Final = 3
 POLICY_MIN_PARTIES_FLOOR: Final = 2
+
+#: differential privacy on a node that sets no budget of its own (see SECURITY.md,
+#: "Differential privacy by default"): the largest epsilon one analysis may spend, what one
+#: study may spend over all its runs, and what all studies together may spend
+MAX_EPSILON: Final = 1.0
+DP_STUDY_BUDGET: Final = 2.0
+DP_TOTAL_BUDGET: Final = 5.0

@@ -13,14 +13,16 @@ suppression or cohort gate, the node decides whether it accepts exact totals at 
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+from securecalc.core.canonical import CanonicalJob
 from securecalc.core.defaults import (
     CKKS_MODES,
+    DP_STUDY_BUDGET,
+    DP_TOTAL_BUDGET,
+    MAX_EPSILON,
     MIN_CELL_COUNT,
     MIN_COHORT,
     POLICY_CKKS,
@@ -32,8 +34,7 @@ from securecalc.core.kinds import KINDS, kind_of
 from securecalc.core.model import AtLeastOne, Flag, Model, checked, invalid, validate, whole
 from securecalc.errors import PolicyError
 
-__all__ = ["CKKS_MODES", "Policy", "Roster", "describe_request", "policy_from_mapping",
-           "request_id"]
+__all__ = ["CKKS_MODES", "Policy", "Roster", "describe_request", "policy_from_mapping"]
 
 
 def _name_set(value: Any) -> frozenset[str] | None:
@@ -83,7 +84,10 @@ class Policy(Model):
 
     ``dp_budget``: when set, every analysis must be differentially private (``epsilon``),
     and the epsilon a study spends on this node over all its runs may not exceed it.
-    ``dp_total_budget``: when set, the epsilon all studies together may spend.
+    ``dp_total_budget``: the epsilon all studies together may spend.
+    Unset, both budgets take the defaults of :mod:`securecalc.core.defaults`
+    (:attr:`study_budget`, :attr:`total_budget`): every differentially private study is
+    charged to a finite budget. ``max_epsilon``: the most one analysis may spend.
     ``allow_extremes``: run min and max (and quantiles at p = 0 or 1), single patients' values.
     The node's privacy ledger keeps the account (:mod:`securecalc.node.privacy_ledger`).
     ``min_parties``: fewer parties are refused (MPC needs 3 whatever this says).
@@ -99,10 +103,21 @@ class Policy(Model):
     approval: Flag = False
     dp_budget: Annotated[float | None, checked(_budget)] = None
     dp_total_budget: Annotated[float | None, checked(_budget)] = None
+    max_epsilon: Annotated[float, checked(_budget)] = MAX_EPSILON
     allow_extremes: Flag = False
     min_parties: Annotated[int, whole(POLICY_MIN_PARTIES_FLOOR)] = POLICY_MIN_PARTIES
     require_all_hospitals: Flag = False
     ckks: Annotated[str, checked(_ckks_mode)] = POLICY_CKKS
+
+    @property
+    def study_budget(self) -> float:
+        """The epsilon one study may spend over all its runs on this node."""
+        return self.dp_budget if self.dp_budget is not None else DP_STUDY_BUDGET
+
+    @property
+    def total_budget(self) -> float:
+        """The epsilon all studies together may spend on this node."""
+        return self.dp_total_budget if self.dp_total_budget is not None else DP_TOTAL_BUDGET
 
     def check_parties(self, job: Job, engine: str, compute: str | None, roster: Roster) -> None:
         """Refuse (PolicyError) a job whose parties, compute node or engine this node does not
@@ -171,37 +186,24 @@ class Policy(Model):
                 raise PolicyError(f"study {job.study!r} asks for exact results of "
                                   f"{', '.join(exact_ones)}; this node releases only "
                                   "differentially private results (set epsilon per analysis)")
-            if job.epsilon > self.dp_budget:
-                raise PolicyError(f"study {job.study!r} asks for epsilon {job.epsilon:g} in "
-                                  f"one run; this node allows {self.dp_budget:g} per study")
+        above = [a.id for a in job.analyses
+                 if a.epsilon is not None and a.epsilon > self.max_epsilon]
+        if above:
+            raise PolicyError(f"study {job.study!r} asks for epsilon above "
+                              f"{self.max_epsilon:g} in {', '.join(above)}; this node allows "
+                              f"at most {self.max_epsilon:g} per analysis (policy.max_epsilon)")
+        if job.epsilon > self.study_budget:
+            raise PolicyError(f"study {job.study!r} asks for epsilon {job.epsilon:g} in "
+                              f"one run; this node allows {self.study_budget:g} per study "
+                              "(policy.dp_budget)")
 
 
-def request_id(job: Job, engine: str, compute: str | None) -> str:
-    """A stable id for what a study asks of a node: its name and the digest of everything
-    :func:`describe_request` shows (a changed study, party list or compute node needs a new
-    approval)."""
-    body = _request_body(job, engine, compute)
-    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-    return f"{job.study}-{digest[:10]}"
-
-
-def describe_request(job: Job, engine: str, compute: str | None) -> dict[str, Any]:
-    """Exactly what a study asks for, as an operator reviews it before approving."""
-    return {"id": request_id(job, engine, compute), **_request_body(job, engine, compute)}
-
-
-def _request_body(job: Job, engine: str, compute: str | None) -> dict[str, Any]:
-    return {
-        "study": job.study,
-        "engine": engine,
-        "parties": list(job.party_names()),
-        "compute": compute,
-        "columns": job.columns(),
-        "min_cell_count": job.min_cell_count,
-        "min_cohort": job.min_cohort,
-        "epsilon": job.epsilon,
-        "analyses": [a.table() for a in job.analyses],
-    }
+def describe_request(job: Job, canonical: CanonicalJob) -> dict[str, Any]:
+    """Exactly what a study asks for, as an operator reviews it before approving: the
+    approval id (the study's canonical digest), everything that digest covers, and a summary
+    (columns read, epsilon per run)."""
+    return {"id": canonical.approval_id, "digest": canonical.study_digest,
+            "columns": job.columns(), "epsilon": job.epsilon, "covers": canonical.study}
 
 
 def policy_from_mapping(raw: Mapping[str, Any], *, path: str | None = None) -> Policy:

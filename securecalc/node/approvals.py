@@ -2,8 +2,9 @@
 
 When a node's policy requires approval, a study's first request is refused and written to
 ``pending/<id>.json`` with exactly what it asks for; ``securecalc node approve <id>`` moves
-it to ``approved/``. The id contains a digest of the request, so a study that changes what it
-asks for needs a new approval.
+it to ``approved/``. The id is the study's name and its canonical digest
+(:mod:`securecalc.core.canonical`), which covers every field that can change what the study
+computes or releases, so a study that changes any of them needs a new approval.
 """
 
 from __future__ import annotations
@@ -56,20 +57,31 @@ class Approvals:
 
 
 def describe(request: dict[str, Any]) -> str:
-    """What an operator sees before approving."""
-    compute = request["compute"]
-    lines = [f"request {request['id']}: study {request['study']!r}",
-             f"  engine:         {request['engine']}",
-             f"  parties:        {', '.join(request['parties'])}",
-             *([f"  compute node:   {compute} (receives every party's ciphertexts)"]
-               if compute else []),
+    """What an operator sees before approving: the approval id, the canonical digest and
+    every field it covers (a study that changes any of them has another digest, so it needs
+    a new approval)."""
+    covers = request["covers"]
+    compute = covers.get("compute")
+    lines = [f"request {request['id']}: study {covers['study']!r}",
+             f"  digest:         sha256:{request['digest']} (covers everything below)",
+             f"  engine:         {covers['engine']}",
+             "  parties:        " + ", ".join(f"{p['name']} ({p['address']})"
+                                              for p in covers["parties"]),
+             *([f"  compute node:   {compute['name']} ({compute['address']}; receives every "
+                "party's ciphertexts)"] if compute else []),
              f"  columns read:   {', '.join(request['columns']) or '(none)'}",
-             f"  min_cell_count: {request['min_cell_count']}",
-             f"  min_cohort:     {request['min_cohort']}",
+             f"  min_cell_count: {covers['min_cell_count']}",
+             f"  min_cohort:     {covers['min_cohort']}",
              f"  epsilon:        {request['epsilon']:g} per run"
              if request["epsilon"] else "  epsilon:        none (exact results)",
-             "  analyses:"]
-    for analysis in request["analyses"]:
+             "  schema:"]
+    for name, column in covers["schema"].items():
+        shape = (f"levels {json.dumps(column['levels'])}" if column["type"] == "category"
+                 else f"[{column['min']}, {column['max']}]")
+        lines.append(f"    - {name}: {column['type']} {shape}")
+    lines.append("  analyses:")
+    for analysis in covers["analyses"]:
         extra = {k: v for k, v in analysis.items() if k not in ("id", "kind")}
-        lines.append(f"    - {analysis['id']} ({analysis['kind']}) {json.dumps(extra)}")
+        lines.append(f"    - {analysis['id']} ({analysis['kind']}) "
+                     f"{json.dumps(extra, sort_keys=True)}")
     return "\n".join(lines)

@@ -8,9 +8,10 @@ from __future__ import annotations
 import logging
 
 from securecalc.audit.log import AuditLog
+from securecalc.core.canonical import CanonicalJob
 from securecalc.core.config import NodeConfig
 from securecalc.core.job import Job
-from securecalc.core.policy import describe_request, request_id
+from securecalc.core.policy import describe_request
 from securecalc.errors import ConfigError, PolicyError, StorageError
 from securecalc.node.approvals import Approvals
 from securecalc.node.datastore import DataStore
@@ -40,24 +41,26 @@ class Intake:
         self.audit.append("study_refused", job=job_id[:REFUSAL_CHARS], engine=engine,
                           coordinator=coordinator, reason=reason[:REFUSAL_CHARS])
 
-    def admit(self, job: Job, engine: str, coordinator: str,
+    def admit(self, job: Job, canonical: CanonicalJob, engine: str, coordinator: str,
               compute: str | None = None) -> None:
         """Record the request, then apply the policy (and approval) before any computation;
-        ``compute`` is the compute node a CKKS job sends ciphertexts to. PolicyError when
-        refused."""
+        ``canonical`` is the job in canonical form (its digests identify it in the log and
+        in approvals); ``compute`` is the compute node a CKKS job sends ciphertexts to.
+        PolicyError when refused."""
         self.audit.append("study_received", job=job.job_id, study=job.study, engine=engine,
+                          digest=canonical.digest, study_digest=canonical.study_digest,
                           coordinator=coordinator, parties=list(job.party_names()),
                           compute=compute,
                           analyses=[{"id": a.id, "kind": a.kind, "columns": list(a.columns),
                                      "where": a.where} for a in job.analyses])
         policy = self.config.policy
-        request = request_id(job, engine, compute)
+        request = canonical.approval_id
         try:
             policy.check_parties(job, engine, compute, self.config.roster)
             policy.check(job)
             self.store.admit(job)  # the catalogue covers what the job reads; no row is read
             if policy.approval and not self.approvals.is_approved(request):
-                path = self.approvals.record_pending(describe_request(job, engine, compute))
+                path = self.approvals.record_pending(describe_request(job, canonical))
                 _LOG.warning("study %r awaits approval: %s", job.study, path)
                 raise PolicyError(f"awaiting approval: an operator of {self.config.name} must "
                                   f"run `securecalc node approve {request}`")
@@ -67,6 +70,7 @@ class Intake:
                               reason=str(exc))
             raise
         self.audit.append("policy_decision", job=job.job_id, decision="allowed",
+                          digest=canonical.digest,
                           approval=request if policy.approval else None)
         if charge is not None:
             self.audit.append("privacy_charge", job=job.job_id, study=job.study,
@@ -81,8 +85,8 @@ class Intake:
         policy = self.config.policy
         try:
             return self.ledger.charge(study=job.study, job_id=job.job_id, epsilon=job.epsilon,
-                                      study_budget=policy.dp_budget,
-                                      total_budget=policy.dp_total_budget)
+                                      study_budget=policy.study_budget,
+                                      total_budget=policy.total_budget)
         except StorageError:  # the disk is full or failing: says so, nothing was charged
             raise
         except ConfigError as exc:  # a damaged ledger: fail closed, keep its path local

@@ -7,11 +7,13 @@ It reaches the other parties only through :mod:`securecalc.transport.interface`.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 
 from securecalc.audit.events import audited, digest, signed_head, store_heads
 from securecalc.audit.log import AuditLog
+from securecalc.core.canonical import CanonicalJob, RunParameters, canonical_job
 from securecalc.core.config import NodeConfig
 from securecalc.core.defaults import PEER_TIMEOUT_SECONDS
 from securecalc.core.job import Job
@@ -21,7 +23,8 @@ from securecalc.engines.ckks.layout import Layout
 from securecalc.engines.mpc.adapter import site_steps
 from securecalc.engines.mpc.launcher import SparePool
 from securecalc.engines.mpc.task import MpcJob
-from securecalc.errors import ConfigError, ProtocolError
+from securecalc.errors import ConfigError, ProtocolError, SecureCalcError
+from securecalc.node.agreement import Agreements, agree
 from securecalc.node.ckks_contribution import contribute
 from securecalc.node.datastore import DataStore
 from securecalc.node.intake import Intake
@@ -60,6 +63,7 @@ class PartyNode:
                     if config.tls else None)
         self.intake = Intake(config, store, audit)
         self.sessions = SessionRegistry()
+        self.agreements = Agreements()
         # after its first MPC job, a node keeps the next job's worker process ready (a node
         # that only serves CKKS never starts one)
         self.spares = SparePool()
@@ -78,25 +82,57 @@ class PartyNode:
     def run_mpc(self, caller: Caller, request: MpcRequest, context: CallContext) -> MpcReply:
         coordinator = caller.require(self.config.coordinators, Role.COORDINATOR)
         job = request.job
-        self.intake.admit(job, "mpc", coordinator)
+        canonical = canonical_job(job, "mpc")
+        self.intake.admit(job, canonical, "mpc", coordinator)
         timeout = remaining(context)
+        peer_timeout = request.peer_timeout_seconds or PEER_TIMEOUT_SECONDS
+        release = self._agree(job, canonical, min(peer_timeout, timeout), context)
+        try:
+            return self._compute_mpc(job, canonical, peer_timeout, timeout, context)
+        finally:
+            release()
+
+    def _agree(self, job: Job, canonical: CanonicalJob, timeout: float,
+               context: CallContext) -> Callable[[], None]:
+        """The agreement round (:mod:`securecalc.node.agreement`), audited; the release of
+        the job's hold."""
+        try:
+            return agree(self.agreements, self.links, me=self.config.name,
+                         parties=job.parties, job_id=job.job_id, digest=canonical.digest,
+                         timeout=timeout, on_cancel=context.on_end)
+        except SecureCalcError as exc:
+            self.audit.append("agreement_failed", job=job.job_id, digest=canonical.digest,
+                              reason=str(exc))
+            raise
+
+    def confirm(self, caller: Caller, job_id: str, digest: str) -> bool:
+        """Another hospital of this node's roster holds ``job_id`` with ``digest``: whether
+        this node holds the same job (NotYet while it has not received it)."""
+        others = [h for h in self.config.hospitals if h != self.config.name]
+        peer = caller.require(others, Role.HOSPITAL)  # before anything is read or held
+        NAME_CHARS.check(len(job_id), "job_id")
+        if len(digest) != 64:
+            raise ProtocolError("malformed confirmation")
+        return self.agreements.receive(peer, job_id, digest)
+
+    def _compute_mpc(self, job: Job, canonical: CanonicalJob, peer_timeout: float,
+                     timeout: float, context: CallContext) -> MpcReply:
         session = MpcSession(job, self.config.name, self.links, timeout, pool=self.spares)
         self.sessions.add(session)  # before anything slow: peers may already be sending
         if not context.on_end(lambda: session.abort("the coordinator cancelled the job")):
             session.abort("the coordinator cancelled the job")  # it already had
         try:
-            with audited(self.audit, job.job_id) as end:
+            with audited(self.audit, job.job_id, digest=canonical.digest) as end:
                 started = time.perf_counter()
                 with self.store.data_for(job) as data:
                     parts = local_contributions(job, data, "mpc")
                 steps = site_steps(parts, job.release_gates([p.plan for p in parts]),
                                   job.min_cohort)
                 local_seconds = time.perf_counter() - started
-                peer_timeout = request.peer_timeout_seconds or PEER_TIMEOUT_SECONDS
                 result = session.run(MpcJob(
                     job_id=job.job_id, pid=session.pid, party_names=job.party_names(),
                     steps=steps, peer_timeout=peer_timeout, job_timeout=timeout,
-                    setup_timeout=max(10.0, 2 * peer_timeout)))
+                    setup_timeout=max(10.0, 2 * peer_timeout), job_digest=canonical.digest))
                 end.update(bytes_sent=result.bytes_sent, rounds=result.rounds,
                            results=digest([list(s.totals) for s in result.steps]))
         finally:
@@ -129,17 +165,31 @@ class PartyNode:
         coordinator = caller.require(self.config.coordinators, Role.COORDINATOR)
         job = request.job
         compute = request.compute
-        self.intake.admit(job, "ckks", coordinator, compute.name)
         if not isinstance(request.states, dict):
             raise ProtocolError("malformed iterative states")
+        params = request.params
+        canonical = canonical_job(job, "ckks", compute=compute, run=RunParameters(
+            ckks_params={"poly_modulus_degree": params.poly_modulus_degree,
+                         "coeff_mod_bit_sizes": list(params.coeff_mod_bit_sizes),
+                         "scale_bits": params.scale_bits},
+            n_values=request.n_values,
+            public_context_sha256=hashlib.sha256(request.public_context).hexdigest(),
+            states=request.states))
+        self.intake.admit(job, canonical, "ckks", coordinator, compute.name)
         layout = Layout(n_values=request.n_values, params=request.params)
-        with audited(self.audit, job.job_id, compute=compute.name) as end:
-            outcome = contribute(job, self.store, request.states, me=self.config.name,
-                                 public_context=request.public_context, layout=layout,
-                                 compute=compute, submitter=self.submitter,
-                                 key_pem=self.tls.key.read_bytes() if self.tls else None,
-                                 timeout=remaining(context), on_cancel=context.on_end)
-            end.update(bytes_sent=outcome.bytes_sent, ciphertexts=outcome.ciphertexts)
+        timeout = remaining(context)
+        release = self._agree(job, canonical, min(PEER_TIMEOUT_SECONDS, timeout), context)
+        try:
+            with audited(self.audit, job.job_id, compute=compute.name,
+                         digest=canonical.digest) as end:
+                outcome = contribute(job, self.store, request.states, me=self.config.name,
+                                     public_context=request.public_context, layout=layout,
+                                     compute=compute, submitter=self.submitter,
+                                     key_pem=self.tls.key.read_bytes() if self.tls else None,
+                                     timeout=remaining(context), on_cancel=context.on_end)
+                end.update(bytes_sent=outcome.bytes_sent, ciphertexts=outcome.ciphertexts)
+        finally:
+            release()
         return CkksReply(checkpoint_json=signed_head(self.audit),
                          bytes_sent=outcome.bytes_sent, ciphertexts=outcome.ciphertexts,
                          local_seconds=outcome.local_seconds,

@@ -17,7 +17,7 @@ import grpc
 from securecalc.core.config import Party
 from securecalc.core.limits import CKKS_SUM
 from securecalc.engines.ckks.layout import Layout
-from securecalc.errors import ProtocolError
+from securecalc.errors import PartyError, ProtocolError
 from securecalc.transport import chunks
 from securecalc.transport.channel import ChannelSet, PartyChannel, create_channel
 from securecalc.transport.codec import ckks_params_to_proto, job_to_proto
@@ -31,6 +31,7 @@ from securecalc.transport.interface import (
     HeadsRequest,
     MpcReply,
     MpcRequest,
+    NotYet,
     OpenJob,
     StudyClockLike,
     Submission,
@@ -216,6 +217,19 @@ class GrpcPeerLink:
             finally:
                 gate.decide(False)
         return None
+
+    def confirm(self, job_id: str, digest: str, *, timeout: float) -> bool:
+        stub = node_pb2_grpc.PartyNodeStub(self.channel)
+        try:
+            reply = stub.Confirm(node_pb2.JobConfirmation(job_id=job_id, digest=digest),
+                                 timeout=timeout)
+        except grpc.RpcError as exc:
+            code = exc.code() if hasattr(exc, "code") else None
+            if code == grpc.StatusCode.FAILED_PRECONDITION and exc.details() == NOT_YET:
+                raise NotYet() from None
+            raise PartyError(self.peer.name, f"confirmation refused or lost "
+                                             f"({code.name if code else 'error'})") from None
+        return bool(reply.same)
 
     def close(self) -> None:
         self.channel.close()

@@ -325,6 +325,15 @@ class MemoryPeerLink:
             return None
         return None
 
+    def confirm(self, job_id: str, digest: str, *, timeout: float) -> bool:
+        try:
+            return self.network.node(self.peer).confirm(self.caller, job_id, digest)
+        except (NotYet, PartyError):
+            raise
+        except SecureCalcError as exc:
+            raise PartyError(self.peer.name, f"confirmation refused ({type(exc).__name__})") \
+                from None
+
     def close(self) -> None:
         pass
 

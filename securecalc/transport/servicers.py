@@ -121,6 +121,14 @@ class NodeServicer(node_pb2_grpc.PartyNodeServicer):
                                                                 heads_from_proto(request)))
 
 
+    @rpc_boundary
+    def Confirm(self, request: node_pb2.JobConfirmation,
+                context: grpc.ServicerContext) -> node_pb2.ConfirmReply:
+        caller = caller_of(context, insecure=self.insecure)
+        return node_pb2.ConfirmReply(same=self.node.confirm(caller, request.job_id,
+                                                            request.digest))
+
+
 class ComputeServicer(compute_pb2_grpc.ComputeNodeServicer):
     def __init__(self, aggregator: Aggregator, *, insecure: bool):
         self.aggregator = aggregator

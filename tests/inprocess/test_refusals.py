@@ -171,8 +171,8 @@ def refused(message: str) -> tuple[int, str, None]:
     return 1, f"securecalc: error: hospital-b: {message}\n", None
 
 
-BOUNDS = "hospital-b offers column 'bmi' with bounds [15, 60]; the study's bounds {} must " \
-         "contain them"
+BOUNDS = "hospital-b offers column 'bmi' with bounds [15, 60]; the study declares {}: a " \
+         "study must restate the catalogue's bounds"
 
 
 @pytest.mark.timeout(300)
@@ -184,8 +184,8 @@ BOUNDS = "hospital-b offers column 'bmi' with bounds [15, 60]; the study's bound
      '[[analysis]]\nid = "m"\nkind = "mean"\ncolumn = "bmi"\n', BOUNDS.format("[15, 57]")),
     ("missing-level", schema(sex=("F", "M")),
      '[[analysis]]\nid = "n"\nkind = "count"\nwhere = "sex == \'F\'"\n',
-     "hospital-b offers column 'sex' with levels [\"F\", \"M\", \"U\"]; the study's levels "
-     "lack [\"U\"]"),
+     "hospital-b offers column 'sex' with levels [\"F\", \"M\", \"U\"]; the study declares "
+     "[\"F\", \"M\"]: a study must restate the catalogue's levels (in any order)"),
     ("wrong-type", schema(score="float"),
      '[[analysis]]\nid = "s"\nkind = "sum"\ncolumn = "score"\n',
      "hospital-b offers column 'score' as int with bounds [0, 10]; the study declares it "

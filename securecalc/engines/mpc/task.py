@@ -2,7 +2,8 @@
 timeouts) and what it reports (:class:`JobResult`): pure, picklable dataclasses.
 
 Nothing here imports mpyc. All parties use the same job id, names and steps; the workers
-check this agreement at start-up by exchanging a digest of :meth:`MpcJob.public_spec`.
+check this agreement at start-up by exchanging a digest of :meth:`MpcJob.public_spec`, which
+binds the canonical job digest the hospitals confirmed before reading any row.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ class MpcJob:
     peer_timeout: float = 15.0
     job_timeout: float = 300.0
     setup_timeout: float = 60.0
+    #: the canonical digest of the job the hospitals agreed on (:mod:`securecalc.core.canonical`)
+    job_digest: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "party_names", tuple(self.party_names))
@@ -102,6 +105,7 @@ class MpcJob:
         return (
             _DIGEST_VERSION,
             self.job_id,
+            self.job_digest,
             self.party_names,
             tuple(s.public_spec() for s in self.steps),
         )

@@ -7,6 +7,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class JobConfirmation(_message.Message):
+    __slots__ = ("job_id", "digest")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    digest: str
+    def __init__(self, job_id: _Optional[str] = ..., digest: _Optional[str] = ...) -> None: ...
+
+class ConfirmReply(_message.Message):
+    __slots__ = ("same",)
+    SAME_FIELD_NUMBER: _ClassVar[int]
+    same: bool
+    def __init__(self, same: _Optional[bool] = ...) -> None: ...
+
 class HeadsRequest(_message.Message):
     __slots__ = ("job_id", "checkpoint_json", "outcomes")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]

@@ -54,6 +54,11 @@ class PartyNodeStub:
                 request_serializer=securecalc_dot_v1_dot_node__pb2.HeadsRequest.SerializeToString,
                 response_deserializer=securecalc_dot_v1_dot_node__pb2.HeadsReply.FromString,
                 _registered_method=True)
+        self.Confirm = channel.unary_unary(
+                '/securecalc.v1.PartyNode/Confirm',
+                request_serializer=securecalc_dot_v1_dot_node__pb2.JobConfirmation.SerializeToString,
+                response_deserializer=securecalc_dot_v1_dot_node__pb2.ConfirmReply.FromString,
+                _registered_method=True)
 
 
 class PartyNodeServicer:
@@ -89,6 +94,15 @@ class PartyNodeServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Confirm(self, request, context):
+        """Node -> node: "I hold this job with this canonical digest", before either reads a row.
+        The callee answers whether it holds the same job (FAILED_PRECONDITION while it has not
+        received the job yet: the caller tries again).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PartyNodeServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -111,6 +125,11 @@ def add_PartyNodeServicer_to_server(servicer, server):
                     servicer.StoreHeads,
                     request_deserializer=securecalc_dot_v1_dot_node__pb2.HeadsRequest.FromString,
                     response_serializer=securecalc_dot_v1_dot_node__pb2.HeadsReply.SerializeToString,
+            ),
+            'Confirm': grpc.unary_unary_rpc_method_handler(
+                    servicer.Confirm,
+                    request_deserializer=securecalc_dot_v1_dot_node__pb2.JobConfirmation.FromString,
+                    response_serializer=securecalc_dot_v1_dot_node__pb2.ConfirmReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -221,6 +240,33 @@ class PartyNode:
             '/securecalc.v1.PartyNode/StoreHeads',
             securecalc_dot_v1_dot_node__pb2.HeadsRequest.SerializeToString,
             securecalc_dot_v1_dot_node__pb2.HeadsReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Confirm(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/securecalc.v1.PartyNode/Confirm',
+            securecalc_dot_v1_dot_node__pb2.JobConfirmation.SerializeToString,
+            securecalc_dot_v1_dot_node__pb2.ConfirmReply.FromString,
             options,
             channel_credentials,
             insecure,
