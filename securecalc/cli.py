@@ -90,8 +90,9 @@ def _node_approve(args: argparse.Namespace) -> int:
     request = approvals.approve(args.request)
     assert config.audit_log is not None
     AuditLog(config.audit_log, party=config.name).append(
-        "approval", request=request["id"], study=request["study"], operator=getpass.getuser(),
-        columns=request["columns"], analyses=[a["id"] for a in request["analyses"]])
+        "approval", request=request["id"], study=request["study"], digest=request["digest"],
+        operator=getpass.getuser(), columns=request["columns"],
+        analyses=[a["id"] for a in request["covers"]["analyses"]])
     print(describe(request))
     print(f"approved: {request['id']} (the coordinator can now run the study)")
     return 0

@@ -202,7 +202,7 @@ def describe_request(job: Job, canonical: CanonicalJob) -> dict[str, Any]:
     """Exactly what a study asks for, as an operator reviews it before approving: the
     approval id (the study's canonical digest), everything that digest covers, and a summary
     (columns read, epsilon per run)."""
-    return {"id": canonical.approval_id, "digest": canonical.study_digest,
+    return {"id": canonical.approval_id, "study": job.study, "digest": canonical.study_digest,
             "columns": job.columns(), "epsilon": job.epsilon, "covers": canonical.study}
 
 

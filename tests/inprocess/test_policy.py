@@ -140,7 +140,10 @@ def test_operator_approval(approving) -> None:  # type: ignore[no-untyped-def]
                              text=True)
     assert request_id in pending.stdout and "columns read:   age" in pending.stdout
     assert "engine:         mpc" in pending.stdout
-    assert "parties:        hospital-a, hospital-c, hospital-d" in pending.stdout
+    assert "parties:        hospital-a (" in pending.stdout
+    digest = request_id.rsplit("-", 1)[1]
+    assert f"digest:         sha256:{digest} (covers everything below)" in pending.stdout
+    assert "    - age: int [" in pending.stdout  # the declared schema is covered
     approved = subprocess.run([*cli, "approve", request_id, "--config", str(config)],
                               capture_output=True, text=True)
     assert approved.returncode == 0, approved.stderr

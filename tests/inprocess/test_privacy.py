@@ -101,5 +101,9 @@ def test_a_dp_node_refuses_exact_results_and_oversized_runs(cluster) -> None:  #
     with pytest.raises(PolicyError, match="hospital-b.*only differentially private"):
         cluster.run(cluster.study("exact", "mpc", SYNTH_SCHEMA_TOML, exact))
     greedy = exact + "epsilon = 1.5\n"
-    with pytest.raises(PolicyError, match="epsilon 1.5 in one run; this node allows 1"):
+    with pytest.raises(PolicyError, match="epsilon above 1 in m; this node allows at most 1 "
+                                          r"per analysis \(policy.max_epsilon\)"):
         cluster.run(cluster.study("greedy", "mpc", SYNTH_SCHEMA_TOML, greedy))
+    two = (exact + "epsilon = 0.75\n" + exact.replace('"m"', '"m2"') + "epsilon = 0.75\n")
+    with pytest.raises(PolicyError, match="epsilon 1.5 in one run; this node allows 1"):
+        cluster.run(cluster.study("greedy-2", "mpc", SYNTH_SCHEMA_TOML, two))
