@@ -8,6 +8,7 @@ from pathlib import Path
 from securecalc.audit.events import describe_error, digest, open_log
 from securecalc.coordinator.clock import StudyClock
 from securecalc.coordinator.heads import exchange_heads
+from securecalc.core.canonical import canonical_job
 from securecalc.core.config import StudyConfig, load_study_config
 from securecalc.core.job import Job
 from securecalc.core.results import StudyResult
@@ -44,6 +45,8 @@ def run_study(config: StudyConfig | str | Path, *, insecure: bool = False,
     log = open_log(config.audit_log or Path("audit") / "coordinator.jsonl", "coordinator",
                    key=tls.key if tls else None, cert=tls.cert if tls else None)
     log.append("study_start", job=job.job_id, study=config.name, engine=config.engine,
+               study_digest=canonical_job(job, config.engine,
+                                          compute=config.compute).study_digest,
                parties=list(job.party_names()),
                analyses=[{"id": a.id, "kind": a.kind, "columns": list(a.columns),
                           "where": a.where} for a in job.analyses])

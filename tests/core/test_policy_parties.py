@@ -8,7 +8,8 @@ import pytest
 
 from securecalc.core.config import Party
 from securecalc.core.job import Job
-from securecalc.core.policy import Policy, Roster, describe_request, request_id
+from securecalc.core.canonical import canonical_job
+from securecalc.core.policy import Policy, Roster, describe_request
 from securecalc.core.schema import schema_from_mapping
 from securecalc.core.study_model import parse_analyses
 from securecalc.errors import PolicyError
@@ -53,13 +54,21 @@ def test_accepted() -> None:
     Policy(require_all_hospitals=True).check_parties(job("abcd"), "mpc", None, ROSTER)
 
 
-def test_the_request_id_covers_engine_parties_and_compute() -> None:
-    base = request_id(job("abc"), "ckks", "compute")
-    assert request_id(job("abc"), "ckks", "compute") == base
-    assert request_id(job("abd"), "ckks", "compute") != base
-    assert request_id(job("abc"), "ckks", "other") != base
-    assert request_id(job("abc"), "mpc", None) != base
-    shown = describe_request(job("abc"), "ckks", "compute")
-    assert (shown["id"], shown["engine"], shown["parties"], shown["compute"]) == (
-        base, "ckks", ["a", "b", "c"], "compute")
-    assert request_id(replace(job("abc"), job_id="other-run"), "ckks", "compute") == base
+def approval_id(job: Job, engine: str, compute: str | None) -> str:
+    node = None if compute is None else Party(compute, "h:9")
+    return canonical_job(job, engine, compute=node).approval_id
+
+
+def test_the_approval_id_covers_engine_parties_and_compute_but_not_the_run() -> None:
+    base = approval_id(job("abc"), "ckks", "compute")
+    assert approval_id(job("abc"), "ckks", "compute") == base
+    assert approval_id(job("abd"), "ckks", "compute") != base
+    assert approval_id(job("abc"), "ckks", "other") != base
+    assert approval_id(job("abc"), "mpc", None) != base
+    canonical = canonical_job(job("abc"), "ckks", compute=Party("compute", "h:9"))
+    shown = describe_request(job("abc"), canonical)
+    assert shown["id"] == base and shown["digest"] == canonical.study_digest
+    covers = shown["covers"]
+    assert (covers["engine"], [p["name"] for p in covers["parties"]],
+            covers["compute"]["name"]) == ("ckks", ["a", "b", "c"], "compute")
+    assert approval_id(replace(job("abc"), job_id="other-run"), "ckks", "compute") == base
