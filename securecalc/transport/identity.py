@@ -78,7 +78,10 @@ def caller_of(context: grpc.ServicerContext, *, insecure: bool,
         _deny(context, f"the certificate of {name} states no role (it predates roles): "
                        "the study CA must reissue it with one (securecalc certs init "
                        "--hospitals/--compute/--coordinators)")
-    return Caller(name, stated, peer_certificate(context), pins)
+    try:
+        return Caller(name, stated, peer_certificate(context), pins)
+    except CallerRefused as exc:  # a pinned name with another key
+        _deny(context, str(exc))
 
 
 def _peer_role(context: grpc.ServicerContext) -> Role | None:

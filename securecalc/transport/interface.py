@@ -6,9 +6,10 @@ with mutual TLS (:mod:`securecalc.transport.grpc_network` and the servicers), an
 :mod:`securecalc.transport.memory` routes them between role objects in one process (tests).
 
 A transport authenticates every call and hands the role a :class:`Caller`: the name and role
-its certificate states, its certificate, and the callee's key pins. The role decides whether
-that caller may make the call (:meth:`Caller.require`), which first checks the certificate's
-key against the pin of its name: no call is allowed without that check. A refusal is
+its certificate states, its certificate, and the callee's key pins. No Caller exists whose
+certificate's key differs from the pin of its name (checked when it is built, before any
+message is read). The role decides whether that caller may make the call
+(:meth:`Caller.require`: name, role, and a pin for every hospital). A refusal is
 :class:`CallerRefused`, which reaches the caller as ``PartyError(<callee>, "refused: ...")``.
 """
 
@@ -62,30 +63,14 @@ class Caller:
     certificate: bytes | None = None
     pins: Mapping[str, str] | None = field(default=None, compare=False)
 
-    def require(self, allowed: Collection[str], role: Role) -> str:
-        """This caller's name if its key matches the pin of its name, and it is one of
-        ``allowed`` with ``role``; CallerRefused otherwise (insecure: the name only)."""
-        self._check_pin(role)
-        if self.role is not None and self.role != role:
-            raise CallerRefused(f"the certificate of {self.name} is a {self.role} certificate; "
-                                f"only a {role} may make this call")
-        if self.name not in allowed:
-            what = "certificate" if self.role is not None else "x-securecalc-party header"
-            raise CallerRefused(f"{what} names {self.name}, which is not a party of this job")
-        return self.name
-
-    def _check_pin(self, role: Role) -> None:
-        """The pinning invariant: a certificate whose name is pinned carries that key; a
-        hospital's name is always pinned. Nothing to check without a certificate (insecure
-        mode, or roles wired in one process)."""
+    def __post_init__(self) -> None:
+        """The pinning invariant, checked when the transport builds the caller (before any
+        message is read): a certificate whose name is pinned carries that key. Nothing to
+        check without a certificate (insecure mode, or roles wired in one process)."""
         if self.certificate is None:
             return
         pinned = (self.pins or {}).get(self.name)
         if pinned is None:
-            if role == Role.HOSPITAL or self.role == Role.HOSPITAL:
-                raise CallerRefused(
-                    f"{self.name} has no key pin in this party's configuration; every hospital "
-                    f"must be pinned ([pins] \"{self.name}\" = the output of {PIN_COMMAND})")
             return
         try:
             presented = pem_pin(self.certificate)
@@ -94,6 +79,22 @@ class Caller:
         if presented != pinned:
             raise CallerRefused(f"the certificate of {self.name} does not carry the key pinned "
                                 f"for {self.name} in this party's configuration")
+
+    def require(self, allowed: Collection[str], role: Role) -> str:
+        """This caller's name if it is one of ``allowed`` with ``role`` (and, for a hospital,
+        pinned); CallerRefused otherwise (insecure: the name only)."""
+        if self.certificate is not None and Role.HOSPITAL in (role, self.role) \
+                and self.name not in (self.pins or {}):
+            raise CallerRefused(
+                f"{self.name} has no key pin in this party's configuration; every hospital "
+                f"must be pinned ([pins] \"{self.name}\" = the output of {PIN_COMMAND})")
+        if self.role is not None and self.role != role:
+            raise CallerRefused(f"the certificate of {self.name} is a {self.role} certificate; "
+                                f"only a {role} may make this call")
+        if self.name not in allowed:
+            what = "certificate" if self.role is not None else "x-securecalc-party header"
+            raise CallerRefused(f"{what} names {self.name}, which is not a party of this job")
+        return self.name
 
 
 class CallContext(Protocol):
