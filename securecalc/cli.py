@@ -78,9 +78,11 @@ def _certs_sign(args: argparse.Namespace) -> int:
 
 
 def _certs_pin(args: argparse.Namespace) -> int:
-    from securecalc.pins import file_pin
+    from securecalc.pins import file_pin, file_pin_name
 
-    print(file_pin(Path(args.file)))
+    for file in args.files:
+        pin = file_pin(Path(file))
+        print(f'"{file_pin_name(Path(file))}" = "{pin}"' if args.toml else pin)
     return 0
 
 
@@ -379,7 +381,9 @@ def build_parser() -> argparse.ArgumentParser:
     sign.set_defaults(func=_certs_sign)
     pin = certs.add_parser("pin", help="print the key pin (sha256:...) of a certificate or "
                            "request, for the [pins] of the other parties")
-    pin.add_argument("file", help="a certificate (.crt) or certificate signing request (.csr)")
+    pin.add_argument("files", nargs="+", metavar="FILE",
+                     help="a certificate (.crt) or certificate signing request (.csr)")
+    pin.add_argument("--toml", action="store_true", help='print [pins] lines: "NAME" = "PIN"')
     pin.set_defaults(func=_certs_pin)
 
     node = commands.add_parser("node", help="a hospital party node").add_subparsers(

@@ -49,4 +49,35 @@ def file_pin(path: Path) -> str:
         raise CryptoError(f"{path}: {exc}") from None
 
 
-__all__ = ["file_pin", "key_pin", "pem_pin"]
+def file_pin_name(path: Path) -> str:
+    """The party a certificate or CSR in ``path`` names (its single SAN DNS name, else CN)."""
+    data = Path(path).read_bytes()
+    try:
+        subject: x509.Certificate | x509.CertificateSigningRequest = \
+            x509.load_pem_x509_certificate(data)
+    except ValueError:
+        try:
+            subject = x509.load_pem_x509_csr(data)
+        except ValueError:
+            raise CryptoError(f"{path}: not a PEM certificate or request") from None
+    try:
+        dns = subject.extensions.get_extension_for_class(
+            x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    except x509.ExtensionNotFound:
+        dns = []
+    if len(dns) == 1:
+        return dns[0]
+    cns = subject.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    if len(dns) > 1 or not cns:
+        raise CryptoError(f"{path}: does not name exactly one party")
+    return str(cns[0].value)
+
+
+def folder_pins(folder: Path) -> dict[str, str]:
+    """The pin of every party certificate ``<name>.crt`` in ``folder`` (not ``ca.crt``), by
+    name: the ``[pins]`` a test or demo cluster whose keys were all made in one place uses."""
+    certs = sorted(c for c in Path(folder).glob("*.crt") if c.stem != "ca")
+    return {c.stem: file_pin(c) for c in certs}
+
+
+__all__ = ["file_pin", "file_pin_name", "folder_pins", "key_pin", "pem_pin"]

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from securecalc.pins import file_pin
+from securecalc.pins import folder_pins
 from securecalc.synth import SYNTH_CATALOGUE_TOML
 
 DEMO_ANALYSES_TOML = '''\
@@ -86,10 +86,10 @@ def _tls_block(pki: Path, name: str) -> str:
 def pins_toml(pki: Path) -> str:
     """``[pins]`` with the key pin of every party certificate (``<name>.crt``) in ``pki``:
     what each party would have received from the others (empty without certificates)."""
-    certs = sorted(c for c in Path(pki).glob("*.crt") if c.stem != "ca")
-    if not certs:
+    pins = folder_pins(pki)
+    if not pins:
         return ""
-    return "[pins]\n" + "".join(f'"{c.stem}" = "{file_pin(c)}"\n' for c in certs)
+    return "[pins]\n" + "".join(f'"{name}" = "{pin}"\n' for name, pin in pins.items())
 
 
 def node_toml(name: str, listen: str, data: Path, pki: Path,
