@@ -158,9 +158,6 @@ class StudyConfig:
     #: decryption noise lives, is rounded away before anything is released
     ckks_release_bits: int = CKKS_RELEASE_BITS
     audit_log: Path | None = None
-    #: ``[pins]`` (optional): the nodes' key pins; the signed checkpoints they return must
-    #: carry these keys
-    pins: dict[str, str] = field(default_factory=dict, compare=False)
 
 
 # -- tables shared by the files ------------------------------------------------------------
@@ -412,7 +409,6 @@ class StudyFile(Model):
     compute: Annotated[Party | None, checked(_compute_party)] = Field(default=None,
                                                                       validate_default=True)
     tls: Tls = Field(default=None, validate_default=True)
-    pins: PinTable = Field(default=None, validate_default=True)
     schema_: SchemaTable = Field(default=None, validate_default=True, alias="schema")
     analysis: AnalysisList = Field(default=None, validate_default=True)
     audit: AuditTable = AuditTable()
@@ -434,7 +430,7 @@ class StudyFile(Model):
             peer_timeout_seconds=study.peer_timeout_seconds,
             min_cell_count=study.min_cell_count, min_cohort=study.min_cohort,
             ckks_release_bits=study.ckks_release_bits,
-            audit_log=self.audit.log_of("coordinator", str(path)), pins=dict(self.pins))
+            audit_log=self.audit.log_of("coordinator", str(path)))
 
 
 # -- loaders --------------------------------------------------------------------------------

@@ -86,7 +86,7 @@ def study_text(
     parties: int = 3,
     study_extra: str = "",
     compute: str | None = None,
-    tls: str = TLS,
+    tls: str = TLS.replace(PINS, ""),
     schema: str = SCHEMA,
     analyses: str = ANALYSES,
     extra: str = "",
