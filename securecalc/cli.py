@@ -23,6 +23,10 @@ if TYPE_CHECKING:
 INSECURE_HELP = ("development only: no TLS, identities are claimed, not proven, and roles "
                  "(hospital, compute, coordinator) are not checked")
 TORN_TAIL_STATUS = 3
+INIT_NOTE = ("certs init makes every party's private key in one place, so whoever runs it "
+             "holds them all: use it for demos and tests only. For a real study each party "
+             "runs `securecalc certs request` and the CA operator `securecalc certs sign`.")
+ROLES_HELP = "hospital, compute or coordinator"
 
 
 def _certs_init(args: argparse.Namespace) -> int:
@@ -39,6 +43,46 @@ def _certs_init(args: argparse.Namespace) -> int:
              coordinators=roles["coordinators"], days=args.days, force=args.force)
     written = "; ".join(f"{role}: {', '.join(names)}" for role, names in roles.items() if names)
     print(f"wrote a study CA and certificates ({written}) to {args.dir}")
+    print(f"note: {INIT_NOTE}")
+    return 0
+
+
+def _certs_ca(args: argparse.Namespace) -> int:
+    from securecalc.pki import init_ca
+
+    cert, _ = init_ca(Path(args.dir), force=args.force)
+    print(f"wrote a study CA ({cert} and its key) to {args.dir}; sign parties' requests "
+          "with securecalc certs sign")
+    return 0
+
+
+def _certs_request(args: argparse.Namespace) -> int:
+    from securecalc.csr import request_certificate
+
+    made = request_certificate(args.name, Path(args.out), role=args.role, force=args.force)
+    print(f"wrote {made.key} (this party's private key: keep it here) and {made.csr} "
+          "(send only this file to the study CA's operator)")
+    print(f"key pin of {args.name}: {made.pin}")
+    return 0
+
+
+def _certs_sign(args: argparse.Namespace) -> int:
+    from securecalc.csr import sign_request
+
+    ca = Path(args.ca)
+    signed = sign_request(ca / "ca.crt", ca / "ca.key", Path(args.csr), Path(args.out),
+                          role=args.role, days=args.days, force=args.force)
+    print(f"wrote {signed.cert}: {signed.role} certificate of {signed.name}")
+    print(f"key pin of {signed.name}: {signed.pin}")
+    return 0
+
+
+def _certs_pin(args: argparse.Namespace) -> int:
+    from securecalc.pins import file_pin, file_pin_name
+
+    for file in args.files:
+        pin = file_pin(Path(file))
+        print(f'"{file_pin_name(Path(file))}" = "{pin}"' if args.toml else pin)
     return 0
 
 
@@ -304,7 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     certs = commands.add_parser("certs", help="study certificates").add_subparsers(
         dest="action", required=True, metavar="ACTION")
-    init = certs.add_parser("init", help="create a study CA and one certificate per name")
+    init = certs.add_parser(
+        "init", help="demos and tests only: create a study CA and a key and certificate per "
+        "name in one place", description=INIT_NOTE)
     init.add_argument("--dir", required=True, help="folder to write ca.crt, NAME.crt, NAME.key")
     init.add_argument("--hospitals", help="comma-separated hospital party names, "
                       "e.g. hospital-a,hospital-b,hospital-c")
@@ -314,6 +360,32 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--days", type=int, default=90, help="certificate lifetime (max 90)")
     init.add_argument("--force", action="store_true", help="overwrite existing files")
     init.set_defaults(func=_certs_init)
+    ca = certs.add_parser("ca", help="create only a study CA (ca.crt, ca.key), to sign "
+                          "parties' requests")
+    ca.add_argument("--dir", required=True, help="folder to write ca.crt and ca.key")
+    ca.add_argument("--force", action="store_true", help="overwrite existing files")
+    ca.set_defaults(func=_certs_ca)
+    request = certs.add_parser("request", help="at a party: create its own key and a "
+                               "certificate signing request (only the request leaves)")
+    request.add_argument("--name", required=True, help="this party's name, e.g. hospital-a")
+    request.add_argument("--role", required=True, help=f"the role asked for: {ROLES_HELP}")
+    request.add_argument("--out", required=True, help="folder to write NAME.key and NAME.csr")
+    request.add_argument("--force", action="store_true", help="overwrite existing files")
+    request.set_defaults(func=_certs_request)
+    sign = certs.add_parser("sign", help="at the CA operator: sign a party's request")
+    sign.add_argument("--ca", required=True, help="folder holding ca.crt and ca.key")
+    sign.add_argument("--csr", required=True, help="the party's NAME.csr")
+    sign.add_argument("--role", required=True, help=f"the role the CA grants: {ROLES_HELP}")
+    sign.add_argument("--days", type=int, default=90, help="certificate lifetime (max 90)")
+    sign.add_argument("--out", required=True, help="the certificate to write, e.g. NAME.crt")
+    sign.add_argument("--force", action="store_true", help="overwrite an existing file")
+    sign.set_defaults(func=_certs_sign)
+    pin = certs.add_parser("pin", help="print the key pin (sha256:...) of a certificate or "
+                           "request, for the [pins] of the other parties")
+    pin.add_argument("files", nargs="+", metavar="FILE",
+                     help="a certificate (.crt) or certificate signing request (.csr)")
+    pin.add_argument("--toml", action="store_true", help='print [pins] lines: "NAME" = "PIN"')
+    pin.set_defaults(func=_certs_pin)
 
     node = commands.add_parser("node", help="a hospital party node").add_subparsers(
         dest="action", required=True, metavar="ACTION")

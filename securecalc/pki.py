@@ -1,7 +1,9 @@
 """A small private CA for a study: one CA, one certificate per party (node, compute, coordinator).
 
-Run once by whoever sets up the study (``init_pki``); each node then receives ``ca.crt`` plus
-its own ``<name>.crt`` and ``<name>.key``. The CA key is used only here, never by a running
+In production each party makes its own key and a CSR (:mod:`securecalc.csr`, ``securecalc
+certs request``) and the CA operator signs the CSR (``certs sign``): no private key leaves its
+machine. ``init_pki`` makes every key in one place and is meant for demos and tests only:
+whoever runs it holds every party's key. The CA key is used only here, never by a running
 node. Keys are ECDSA P-256, written 0600. Leaf certificates name the party in both the
 subject CN and a single SAN DNS name, state its role (:mod:`securecalc.roles`) as the subject's
 OU, carry serverAuth+clientAuth (a node is server and client at once), live at most 90 days,
@@ -129,6 +131,23 @@ def init_pki(
     parties = {name: _issue(ca_cert, ca_key, name, role, directory, days, now, force)
                for name, role in roles.items()}
     return PkiFiles(directory, ca_cert_path, ca_key_path, parties)
+
+
+def init_ca(directory: Path, *, days: int = DEFAULT_CA_DAYS, now: datetime | None = None,
+            ca_name: str = "securecalc study CA", force: bool = False) -> tuple[Path, Path]:
+    """Create only ``ca.crt``/``ca.key`` in ``directory``, for the request-and-sign path:
+    parties send CSRs (``certs request``), the CA operator signs them (``certs sign``)."""
+    _check_days(days, None, "days")
+    directory = Path(directory)
+    cert_path, key_path = directory / "ca.crt", directory / "ca.key"
+    if not force:
+        _refuse_existing([cert_path, key_path])
+    directory.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    _write_private(key_path, _key_pem(key), force)
+    _write_public(cert_path, _build_ca(key, ca_name, _utc(now), days)
+                  .public_bytes(serialization.Encoding.PEM), force)
+    return cert_path, key_path
 
 
 def issue_certificate(
@@ -287,11 +306,28 @@ def _issue(
     force: bool,
 ) -> PartyFiles:
     key = ec.generate_private_key(ec.SECP256R1())
-    public = key.public_key()
+    cert = build_leaf(ca_cert, ca_key, name, role, key.public_key(), days, now)
+    files = PartyFiles(cert=out_dir / f"{name}.crt", key=out_dir / f"{name}.key")
+    _write_private(files.key, _key_pem(key), force)
+    _write_public(files.cert, cert.public_bytes(serialization.Encoding.PEM), force)
+    return files
+
+
+def build_leaf(
+    ca_cert: x509.Certificate,
+    ca_key: ec.EllipticCurvePrivateKey,
+    name: str,
+    role: Role,
+    public: ec.EllipticCurvePublicKey,
+    days: int,
+    now: datetime,
+) -> x509.Certificate:
+    """The party certificate of ``name`` with ``role`` for the key ``public``, signed by the
+    CA: the one profile of every leaf (``init_pki``, ``issue_certificate``, signed CSRs)."""
     start = now - CLOCK_SKEW
     end = min(start + timedelta(days=days), ca_cert.not_valid_after_utc)
     ca_ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    cert = (
+    return (
         x509.CertificateBuilder()
         .subject_name(x509.Name([role_attribute(role),
                                  x509.NameAttribute(NameOID.COMMON_NAME, name)]))
@@ -329,10 +365,6 @@ def _issue(
         )
         .sign(ca_key, hashes.SHA256())
     )
-    files = PartyFiles(cert=out_dir / f"{name}.crt", key=out_dir / f"{name}.key")
-    _write_private(files.key, _key_pem(key), force)
-    _write_public(files.cert, cert.public_bytes(serialization.Encoding.PEM), force)
-    return files
 
 
 __all__ = [
@@ -340,6 +372,8 @@ __all__ = [
     "PartyFiles",
     "PkiFiles",
     "Role",
+    "build_leaf",
+    "init_ca",
     "init_pki",
     "issue_certificate",
     "load_ca",

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from securecalc.pins import folder_pins
 from securecalc.synth import SYNTH_CATALOGUE_TOML
 
 DEMO_ANALYSES_TOML = '''\
@@ -82,6 +83,15 @@ def _tls_block(pki: Path, name: str) -> str:
             f'key = "{pki / f"{name}.key"}"\n')
 
 
+def pins_toml(pki: Path) -> str:
+    """``[pins]`` with the key pin of every party certificate (``<name>.crt``) in ``pki``:
+    what each party would have received from the others (empty without certificates)."""
+    pins = folder_pins(pki)
+    if not pins:
+        return ""
+    return "[pins]\n" + "".join(f'"{name}" = "{pin}"\n' for name, pin in pins.items())
+
+
 def node_toml(name: str, listen: str, data: Path, pki: Path,
               hospitals: Sequence[str], catalogue: str = SYNTH_CATALOGUE_TOML) -> str:
     """node.toml of hospital ``name``, computing with the ``hospitals`` of its roster;
@@ -90,7 +100,7 @@ def node_toml(name: str, listen: str, data: Path, pki: Path,
     roster = ", ".join(f'"{h}"' for h in hospitals)
     return (f'[node]\nname = "{name}"\nlisten = "{listen}"\nhospitals = [{roster}]\n\n'
             f'[data]\npath = "{data}"\n\n' + _tls_block(pki, name) + "\n"
-            + catalogue.strip() + "\n")
+            + pins_toml(pki) + "\n" + catalogue.strip() + "\n")
 
 
 def toml_value(value: Any) -> str:
@@ -138,11 +148,13 @@ def node_sources_toml(name: str, listen: str, sources: Sequence[Mapping[str, Any
     roster = ", ".join(f'"{h}"' for h in hospitals)
     return (f'[node]\nname = "{name}"\nlisten = "{listen}"\nhospitals = [{roster}]\n\n'
             + sources_toml(sources) + "\n" + _tls_block(pki, name) + "\n"
-            + catalogue.strip() + "\n")
+            + pins_toml(pki) + "\n" + catalogue.strip() + "\n")
 
 
 def compute_toml(name: str, listen: str, pki: Path) -> str:
-    return f'[compute]\nname = "{name}"\nlisten = "{listen}"\n\n' + _tls_block(pki, name)
+    """compute.toml of the compute node ``name``, pinning every certificate in ``pki``."""
+    return (f'[compute]\nname = "{name}"\nlisten = "{listen}"\n\n' + _tls_block(pki, name)
+            + "\n" + pins_toml(pki))
 
 
 def study_toml(name: str, engine: str, parties: Sequence[tuple[str, str]], pki: Path,

@@ -54,7 +54,7 @@ def open_compute(config: ComputeConfig) -> Aggregator:
                      cert=tls.cert if tls else None)
     audit.append("compute_start", listen=config.listen, tls=tls is not None)
     return Aggregator(ComputeJobs(), audit, coordinators=config.coordinators,
-                      insecure=config.tls is None)
+                      insecure=config.tls is None, pins=config.pins)
 
 
 def start_compute(config: ComputeConfig) -> tuple[Server, int]:

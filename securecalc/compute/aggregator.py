@@ -4,6 +4,7 @@ sum to the coordinator, auditing each step; callers are checked by name and role
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 
 from securecalc.audit.events import digest, signed_head
 from securecalc.audit.log import AuditLog
@@ -20,14 +21,17 @@ MAX_FETCH_WAIT_SECONDS = 300.0
 
 class Aggregator:
     """The untrusted compute node's calls; ``insecure``: no signatures are checked
-    (development mode, callers are not authenticated)."""
+    (development mode, callers are not authenticated); ``pins``: the key pin of every
+    hospital that may submit (and of coordinators, optionally), checked by the transport's
+    :class:`Caller`."""
 
     def __init__(self, jobs: ComputeJobs, audit: AuditLog, *, coordinators: tuple[str, ...],
-                 insecure: bool):
+                 insecure: bool, pins: Mapping[str, str] | None = None):
         self.jobs = jobs
         self.audit = audit
         self.coordinators = coordinators
         self.insecure = insecure
+        self.pins: Mapping[str, str] = dict(pins or {})
 
     def open_job(self, caller: Caller, request: OpenJob) -> None:
         coordinator = caller.require(self.coordinators, Role.COORDINATOR)

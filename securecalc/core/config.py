@@ -51,6 +51,7 @@ from securecalc.core.model import (
     whole,
 )
 from securecalc.core.party import Party
+from securecalc.core.pins import PIN_COMMAND, PinTable, missing_pins
 from securecalc.core.policy import Policy, Roster
 from securecalc.core.schema import Schema
 from securecalc.core.source_model import Source, parse_sources
@@ -106,6 +107,10 @@ class NodeConfig:
     #: ``[[source]]`` tables: where the rows live, read through SQL (see
     #: :mod:`securecalc.core.source_model`); empty when ``[data] path`` is used
     sources: tuple[Source, ...] = ()
+    #: ``[pins]``: party name -> key pin (:mod:`securecalc.core.pins`); with TLS, every
+    #: hospital of the roster has one, and a caller whose key differs from its name's pin is
+    #: refused
+    pins: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def data_label(self) -> str:
@@ -131,6 +136,8 @@ class ComputeConfig:
     tls: TlsConfig | None
     coordinators: tuple[str, ...] = COORDINATORS
     audit_log: Path | None = None
+    #: ``[pins]``: the key pin of every hospital that may submit (with TLS, at least one)
+    pins: dict[str, str] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -261,15 +268,30 @@ def _policy(value: Any, info: ValidationInfo) -> Policy:
     return validate(Policy, value, path=config_path(info), prefix=("policy",))
 
 
+def _require_pins(names: tuple[str, ...], pins: dict[str, str], info: ValidationInfo,
+                  what: str) -> None:
+    """With TLS, every name of ``names`` must have a pin (insecure mode needs none)."""
+    if (info.context or {}).get("insecure"):
+        return
+    missing = missing_pins(names, pins)
+    if missing:
+        one = len(missing) == 1
+        raise invalid(f"{what}{'' if one else 's'} {', '.join(missing)} {'has' if one else 'have'} "
+                      "no key pin: add a line \"<name>\" = \"sha256:...\" per hospital "
+                      f"(print a pin with {PIN_COMMAND}); with TLS every hospital must be "
+                      "pinned", at=("pins",))
+
+
 class NodeFile(Model):
-    """node.toml: ``[node]``, ``[data]`` or ``[[source]]``, ``[tls]``, ``[catalogue]``,
-    ``[policy]``, ``[audit]``."""
+    """node.toml: ``[node]``, ``[data]`` or ``[[source]]``, ``[tls]``, ``[pins]``,
+    ``[catalogue]``, ``[policy]``, ``[audit]``."""
 
     node: NodeSection
     source: Annotated[tuple[Source, ...], checked(_sources)] = ()
     data: Annotated[DataTable | None, checked(_data)] = Field(default=None,
                                                               validate_default=True)
     tls: Tls = Field(default=None, validate_default=True)
+    pins: PinTable = Field(default=None, validate_default=True)
     audit: AuditTable = AuditTable()
     policy: Annotated[Policy, checked(_policy)] = Policy()
     catalogue: Annotated[Schema, checked(_catalogue)] = Field(default=None,
@@ -292,6 +314,12 @@ class NodeFile(Model):
                           "compute node must be a party of its own", at=("node", "compute"))
         return self
 
+    @model_validator(mode="after")
+    def _pinned(self, info: ValidationInfo) -> NodeFile:
+        if self.node.hospitals is not None:
+            _require_pins(self.node.hospitals, self.pins, info, "hospital")
+        return self
+
     def record(self, path: Path) -> NodeConfig:
         node = self.node
         assert node.hospitals is not None
@@ -302,7 +330,7 @@ class NodeFile(Model):
             audit_log=self.audit.log_of(node.name, str(path)), policy=self.policy,
             approvals_dir=(path.parent / "approvals" / node.name).resolve(),
             privacy_ledger=(path.parent / "privacy-ledger" / f"{node.name}.jsonl").resolve(),
-            catalogue=self.catalogue, sources=self.source)
+            catalogue=self.catalogue, sources=self.source, pins=dict(self.pins))
 
 
 # -- compute.toml ---------------------------------------------------------------------------
@@ -316,16 +344,26 @@ class ComputeSection(Model):
 
 
 class ComputeFile(Model):
-    """compute.toml: ``[compute]``, ``[tls]``, ``[audit]``."""
+    """compute.toml: ``[compute]``, ``[tls]``, ``[pins]``, ``[audit]``."""
 
     compute: ComputeSection
     tls: Tls = Field(default=None, validate_default=True)
+    pins: PinTable = Field(default=None, validate_default=True)
     audit: AuditTable = AuditTable()
+
+    @model_validator(mode="after")
+    def _pinned(self, info: ValidationInfo) -> ComputeFile:
+        if not (info.context or {}).get("insecure") and not self.pins:
+            raise invalid("missing table [pins]: pin the key of every hospital that submits "
+                          "here (\"<name>\" = \"sha256:...\", printed by "
+                          f"{PIN_COMMAND}); a hospital without a pin is refused", root=True)
+        return self
 
     def record(self, path: Path) -> ComputeConfig:
         return ComputeConfig(name=self.compute.name, listen=self.compute.listen, tls=self.tls,
                              coordinators=self.compute.coordinators,
-                             audit_log=self.audit.log_of(self.compute.name, str(path)))
+                             audit_log=self.audit.log_of(self.compute.name, str(path)),
+                             pins=dict(self.pins))
 
 
 # -- study.toml -----------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from securecalc.core.config import NodeConfig
 from securecalc.errors import ConfigError, DataError
 from securecalc.node.datastore import DataStore, FileStore
 from securecalc.node.party import PartyNode
+from securecalc.pins import pem_pin
 from securecalc.transport.interface import ComputeSubmitter, PeerLinks
 from securecalc.transport.tls import TlsFiles, certificate_name
 
@@ -27,10 +28,15 @@ def open_node(config: NodeConfig, *, links: PeerLinks,
     store = load_store(config)
     tls = TlsFiles(config.tls.ca, config.tls.cert, config.tls.key) if config.tls else None
     if tls is not None:
-        named = certificate_name(tls.load().cert)
+        cert = tls.load().cert
+        named = certificate_name(cert)
         if named != config.name:
             raise ConfigError(f"{tls.cert} names {named!r}, but this node is {config.name!r}",
                               field="node.name")
+        if config.pins.get(config.name) not in (None, pem_pin(cert)):
+            raise ConfigError(f"the key of {tls.cert} is not the one pinned for "
+                              f"{config.name}; print its pin with securecalc certs pin "
+                              f"{tls.cert}", field=f"pins.{config.name}")
     audit_path = config.audit_log or config.default_folder / "audit" / f"{config.name}.jsonl"
     audit = open_log(audit_path, config.name, key=tls.key if tls else None,
                      cert=tls.cert if tls else None)

@@ -1,8 +1,10 @@
 """Who is calling: the party named by the peer's certificate (or, insecure, by a header).
 
 With mutual TLS the handshake already proved the peer holds a certificate from our CA; these
-helpers bind that certificate's name to the parties of the job and its role (stated by the CA,
-:mod:`securecalc.roles`) to the method, so a hospital of another study (same CA), a party
+helpers bind that certificate's name to the parties of the job, its key to the pin this party
+configured for that name (:meth:`Caller.require`), and its role (stated by the CA,
+:mod:`securecalc.roles`) to the method, so a second certificate the CA issued for a pinned
+name, a hospital of another study (same CA), a party
 calling a method meant for another role, or a coordinator posing as a party is refused. In
 insecure (development) mode there is no certificate: names are claimed in a header and roles
 cannot be proven, so they are not checked.
@@ -11,7 +13,7 @@ cannot be proven, so they are not checked.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import NoReturn
 
 import grpc
@@ -50,18 +52,21 @@ def peer_name(context: grpc.ServicerContext, *, insecure: bool) -> str | None:
 
 
 def require_peer(context: grpc.ServicerContext, allowed: Collection[str], *, role: Role,
-                 insecure: bool) -> str:
-    """Return the caller's party name if its certificate states ``role`` and names a party in
-    ``allowed``; abort PERMISSION_DENIED otherwise (insecure: the name only)."""
+                 insecure: bool, pins: Mapping[str, str]) -> str:
+    """Return the caller's party name if its key matches its pin, its certificate states
+    ``role`` and names a party in ``allowed``; abort PERMISSION_DENIED otherwise (insecure:
+    the name only)."""
     try:
-        return caller_of(context, insecure=insecure).require(allowed, role)
+        return caller_of(context, insecure=insecure, pins=pins).require(allowed, role)
     except CallerRefused as exc:
         _deny(context, str(exc))
 
 
-def caller_of(context: grpc.ServicerContext, *, insecure: bool) -> Caller:
-    """The authenticated caller of this call, for a role to check; abort PERMISSION_DENIED
-    when it cannot be told (no name, no role, an unusable certificate)."""
+def caller_of(context: grpc.ServicerContext, *, insecure: bool,
+              pins: Mapping[str, str]) -> Caller:
+    """The authenticated caller of this call, carrying this server's key ``pins`` for the
+    role to check (:meth:`Caller.require`); abort PERMISSION_DENIED when it cannot be told
+    (no name, no role, an unusable certificate)."""
     name = peer_name(context, insecure=insecure)
     if name is None:
         what = f"no {PARTY_HEADER} header" if insecure else "no usable certificate name"
@@ -73,7 +78,10 @@ def caller_of(context: grpc.ServicerContext, *, insecure: bool) -> Caller:
         _deny(context, f"the certificate of {name} states no role (it predates roles): "
                        "the study CA must reissue it with one (securecalc certs init "
                        "--hospitals/--compute/--coordinators)")
-    return Caller(name, stated, peer_certificate(context))
+    try:
+        return Caller(name, stated, peer_certificate(context), pins)
+    except CallerRefused as exc:  # a pinned name with another key
+        _deny(context, str(exc))
 
 
 def _peer_role(context: grpc.ServicerContext) -> Role | None:

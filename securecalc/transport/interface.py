@@ -6,9 +6,11 @@ with mutual TLS (:mod:`securecalc.transport.grpc_network` and the servicers), an
 :mod:`securecalc.transport.memory` routes them between role objects in one process (tests).
 
 A transport authenticates every call and hands the role a :class:`Caller`: the name and role
-its certificate states. The role decides whether that caller may make the call
-(:meth:`Caller.require`); a refusal is :class:`CallerRefused`, which reaches the caller as
-``PartyError(<callee>, "refused: ...")``.
+its certificate states, its certificate, and the callee's key pins. No Caller exists whose
+certificate's key differs from the pin of its name (checked when it is built, before any
+message is read). The role decides whether that caller may make the call
+(:meth:`Caller.require`: name, role, and a pin for every hospital). A refusal is
+:class:`CallerRefused`, which reaches the caller as ``PartyError(<callee>, "refused: ...")``.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from typing import Any, Protocol
 
 from securecalc.core.config import Party
 from securecalc.core.job import Job
+from securecalc.core.pins import PIN_COMMAND
 from securecalc.engines.ckks.layout import CkksParams, Layout
-from securecalc.errors import SecureCalcError, StudyTimeout
+from securecalc.errors import CryptoError, SecureCalcError, StudyTimeout
+from securecalc.pins import pem_pin
 from securecalc.roles import Role
 from securecalc.transport.tls import TlsFiles
 
@@ -50,16 +54,40 @@ class Caller:
     """The authenticated party making a call: its certificate's name and stated role.
 
     ``role`` is None in insecure (development) mode, where names are claimed and roles
-    cannot be proven; ``certificate`` is the caller's PEM certificate (None without TLS).
+    cannot be proven; ``certificate`` is the caller's PEM certificate (None without TLS);
+    ``pins`` the callee's key pins (name -> ``sha256:...``, from its own configuration).
     """
 
     name: str
     role: Role | None
     certificate: bytes | None = None
+    pins: Mapping[str, str] | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        """The pinning invariant, checked when the transport builds the caller (before any
+        message is read): a certificate whose name is pinned carries that key. Nothing to
+        check without a certificate (insecure mode, or roles wired in one process)."""
+        if self.certificate is None:
+            return
+        pinned = (self.pins or {}).get(self.name)
+        if pinned is None:
+            return
+        try:
+            presented = pem_pin(self.certificate)
+        except CryptoError:
+            presented = None
+        if presented != pinned:
+            raise CallerRefused(f"the certificate of {self.name} does not carry the key pinned "
+                                f"for {self.name} in this party's configuration")
 
     def require(self, allowed: Collection[str], role: Role) -> str:
-        """This caller's name if it is one of ``allowed`` with ``role``; CallerRefused
-        otherwise (insecure: the name only)."""
+        """This caller's name if it is one of ``allowed`` with ``role`` (and, for a hospital,
+        pinned); CallerRefused otherwise (insecure: the name only)."""
+        if self.certificate is not None and Role.HOSPITAL in (role, self.role) \
+                and self.name not in (self.pins or {}):
+            raise CallerRefused(
+                f"{self.name} has no key pin in this party's configuration; every hospital "
+                f"must be pinned ([pins] \"{self.name}\" = the output of {PIN_COMMAND})")
         if self.role is not None and self.role != role:
             raise CallerRefused(f"the certificate of {self.name} is a {self.role} certificate; "
                                 f"only a {role} may make this call")

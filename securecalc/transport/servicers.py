@@ -1,6 +1,7 @@
 """The gRPC servicers: authenticate the caller, decode, call the role, encode.
 
-Every method is thin: the caller comes from its certificate (:func:`identity.caller_of`),
+Every method is thin: the caller comes from its certificate (:func:`identity.caller_of`, with
+this server's key pins, which the role's :meth:`Caller.require` checks),
 messages from the codecs, large objects from chunks, and every error takes the one mapping
 of :mod:`securecalc.transport.errors`. What a call does is the role's
 (:class:`securecalc.node.party.PartyNode`, :class:`securecalc.compute.aggregator.Aggregator`).
@@ -23,7 +24,7 @@ from securecalc.transport import chunks
 from securecalc.transport.codec import ckks_params_from_proto, job_from_proto
 from securecalc.transport.errors import rpc_boundary
 from securecalc.transport.identity import caller_of
-from securecalc.transport.interface import CkksRequest, MpcRequest, OpenJob, Submission
+from securecalc.transport.interface import Caller, CkksRequest, MpcRequest, OpenJob, Submission
 from securecalc.transport.messages import (
     ckks_reply_to_proto,
     heads_from_proto,
@@ -62,11 +63,15 @@ class NodeServicer(node_pb2_grpc.PartyNodeServicer):
     def __init__(self, node: PartyNode, *, insecure: bool):
         self.node = node
         self.insecure = insecure
+        self.pins = dict(node.config.pins)
+
+    def _caller(self, context: grpc.ServicerContext) -> Caller:
+        return caller_of(context, insecure=self.insecure, pins=self.pins)
 
     @rpc_boundary
     def RunMpc(self, request: node_pb2.MpcJobRequest,
                context: grpc.ServicerContext) -> node_pb2.MpcJobReply:
-        caller = caller_of(context, insecure=self.insecure)
+        caller = self._caller(context)
         spec = request.spec
         job = self.node.receive_job(caller, "mpc", spec.job_id,
                                     lambda: job_from_proto(spec, "mpc"))
@@ -77,7 +82,7 @@ class NodeServicer(node_pb2_grpc.PartyNodeServicer):
     @rpc_boundary
     def Exchange(self, request_iterator: Iterator[node_pb2.MpcFrame],
                  context: grpc.ServicerContext) -> node_pb2.ExchangeAck:
-        caller = caller_of(context, insecure=self.insecure)
+        caller = self._caller(context)
         job_id = dict(context.invocation_metadata()).get(JOB_HEADER)
         inbound = self.node.accept_stream(caller, job_id if isinstance(job_id, str) else "")
         context.send_initial_metadata(((ACCEPTED_HEADER, "1"),))
@@ -96,7 +101,7 @@ class NodeServicer(node_pb2_grpc.PartyNodeServicer):
     @rpc_boundary
     def RunCkks(self, request_iterator: Iterator[node_pb2.CkksJobChunk],
                 context: grpc.ServicerContext) -> node_pb2.CkksJobReply:
-        caller = caller_of(context, insecure=self.insecure)
+        caller = self._caller(context)
         first = next(request_iterator, None)
         if first is None or not first.HasField("spec"):
             raise ProtocolError("CKKS job without its specification")
@@ -116,7 +121,7 @@ class NodeServicer(node_pb2_grpc.PartyNodeServicer):
     @rpc_boundary
     def StoreHeads(self, request: node_pb2.HeadsRequest,
                    context: grpc.ServicerContext) -> node_pb2.HeadsReply:
-        caller = caller_of(context, insecure=self.insecure)
+        caller = self._caller(context)
         return node_pb2.HeadsReply(stored=self.node.store_heads(caller,
                                                                 heads_from_proto(request)))
 
@@ -133,11 +138,15 @@ class ComputeServicer(compute_pb2_grpc.ComputeNodeServicer):
     def __init__(self, aggregator: Aggregator, *, insecure: bool):
         self.aggregator = aggregator
         self.insecure = insecure
+        self.pins = dict(aggregator.pins)
+
+    def _caller(self, context: grpc.ServicerContext) -> Caller:
+        return caller_of(context, insecure=self.insecure, pins=self.pins)
 
     @rpc_boundary
     def OpenJob(self, request: compute_pb2.OpenJobRequest,
                 context: grpc.ServicerContext) -> compute_pb2.OpenJobReply:
-        caller = caller_of(context, insecure=self.insecure)
+        caller = self._caller(context)
         layout = Layout(n_values=request.n_values, params=ckks_params_from_proto(request.params))
         self.aggregator.open_job(caller, OpenJob(request.job_id, tuple(request.sites), layout,
                                                  request.params_context))
@@ -146,7 +155,7 @@ class ComputeServicer(compute_pb2_grpc.ComputeNodeServicer):
     @rpc_boundary
     def Submit(self, request_iterator: Iterator[compute_pb2.CiphertextChunk],
                context: grpc.ServicerContext) -> compute_pb2.SubmitReply:
-        caller = caller_of(context, insecure=self.insecure)
+        caller = self._caller(context)
         first = next(request_iterator, None)
         if first is None or not first.job_id:
             raise ProtocolError("submission without job id")
@@ -176,7 +185,7 @@ class ComputeServicer(compute_pb2_grpc.ComputeNodeServicer):
     @rpc_boundary
     def FetchSum(self, request: compute_pb2.FetchSumRequest,
                  context: grpc.ServicerContext) -> Iterator[compute_pb2.CiphertextChunk]:
-        caller = caller_of(context, insecure=self.insecure)
+        caller = self._caller(context)
         total = self.aggregator.fetch_sum(caller, request.job_id, request.wait_seconds,
                                           ServicerContext(context))
         for index, ciphertext in enumerate(total):
@@ -186,13 +195,13 @@ class ComputeServicer(compute_pb2_grpc.ComputeNodeServicer):
     @rpc_boundary
     def CloseJob(self, request: compute_pb2.CloseJobRequest,
                  context: grpc.ServicerContext) -> compute_pb2.CloseJobReply:
-        self.aggregator.close_job(caller_of(context, insecure=self.insecure), request.job_id)
+        self.aggregator.close_job(self._caller(context), request.job_id)
         return compute_pb2.CloseJobReply()
 
     @rpc_boundary
     def Checkpoint(self, request: compute_pb2.CheckpointRequest,
                    context: grpc.ServicerContext) -> compute_pb2.CheckpointReply:
-        head = self.aggregator.checkpoint(caller_of(context, insecure=self.insecure))
+        head = self.aggregator.checkpoint(self._caller(context))
         return compute_pb2.CheckpointReply(checkpoint_json=head)
 
 

@@ -43,7 +43,8 @@ pytestmark = pytest.mark.timeout(60)
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
 
-TLS = '[tls]\nca = "pki/ca.crt"\ncert = "pki/me.crt"\nkey = "pki/me.key"\n'
+PINS = "[pins]\n" + "".join(f'"hospital-{c}" = "sha256:{c * 64}"\n' for c in "abc")
+TLS = PINS + '[tls]\nca = "pki/ca.crt"\ncert = "pki/me.crt"\nkey = "pki/me.key"\n'
 CATALOGUE = '[catalogue.age]\ntype = "int"\nmin = 18\nmax = 95\n'
 NODE = ('[node]\nname = "hospital-a"\nlisten = "127.0.0.1:50051"\n'
         'hospitals = ["hospital-a", "hospital-b", "hospital-c"]\n\n[data]\npath = "data/a.csv"\n'
@@ -85,7 +86,7 @@ def study_text(
     parties: int = 3,
     study_extra: str = "",
     compute: str | None = None,
-    tls: str = TLS,
+    tls: str = TLS.replace(PINS, ""),
     schema: str = SCHEMA,
     analyses: str = ANALYSES,
     extra: str = "",

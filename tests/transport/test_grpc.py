@@ -21,6 +21,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 import securecalc
 from securecalc.errors import ConfigError, CryptoError, PartyError
+from securecalc.pins import folder_pins
 from securecalc.pki import PkiFiles, Role, init_pki, issue_certificate
 from securecalc.transport.channel import PARTY_HEADER, create_channel, wait_ready
 from securecalc.transport.chunks import join, split
@@ -48,19 +49,21 @@ def foreign(tmp_path_factory: pytest.TempPathFactory) -> PkiFiles:
 class Plumbing:
     """Test servicer: thin methods behind ``rpc_boundary`` and ``require_peer``."""
 
-    def __init__(self, allowed: set[str], insecure: bool):
+    def __init__(self, allowed: set[str], insecure: bool, pins: dict[str, str]):
         self.allowed = allowed
         self.insecure = insecure
+        self.pins = pins
         self.release = threading.Event()
 
     @rpc_boundary
     def whoami(self, request: bytes, context: grpc.ServicerContext) -> bytes:
         return require_peer(context, self.allowed, role=Role.HOSPITAL,
-                            insecure=self.insecure).encode()
+                            insecure=self.insecure, pins=self.pins).encode()
 
     @rpc_boundary
     def echo(self, request: bytes, context: grpc.ServicerContext) -> bytes:
-        require_peer(context, self.allowed, role=Role.HOSPITAL, insecure=self.insecure)
+        require_peer(context, self.allowed, role=Role.HOSPITAL, insecure=self.insecure,
+                     pins=self.pins)
         return request
 
     @rpc_boundary
@@ -70,7 +73,8 @@ class Plumbing:
 
     @rpc_boundary
     def upload(self, chunks: Iterator[bytes], context: grpc.ServicerContext) -> bytes:
-        require_peer(context, self.allowed, role=Role.HOSPITAL, insecure=self.insecure)
+        require_peer(context, self.allowed, role=Role.HOSPITAL, insecure=self.insecure,
+                     pins=self.pins)
         return str(len(join(chunks, max_bytes=64 * MiB))).encode()
 
     @rpc_boundary
@@ -93,7 +97,9 @@ class Plumbing:
 def serving(
     tls: TlsFiles | None, allowed: set[str] | None = None, **kwargs: Any
 ) -> Iterator[tuple[Plumbing, int]]:
-    servicer = Plumbing(set(PARTIES) if allowed is None else allowed, insecure=tls is None)
+    pins = folder_pins(tls.ca.parent) if tls is not None else {}
+    servicer = Plumbing(set(PARTIES) if allowed is None else allowed, insecure=tls is None,
+                        pins=pins)
     server, port = create_server("127.0.0.1:0", tls=tls, register=servicer.register, **kwargs)
     try:
         yield servicer, port
