@@ -125,11 +125,10 @@ class NodeServicer(node_pb2_grpc.PartyNodeServicer):
         return node_pb2.HeadsReply(stored=self.node.store_heads(caller,
                                                                 heads_from_proto(request)))
 
-
     @rpc_boundary
     def Confirm(self, request: node_pb2.JobConfirmation,
                 context: grpc.ServicerContext) -> node_pb2.ConfirmReply:
-        caller = caller_of(context, insecure=self.insecure)
+        caller = self._caller(context)
         return node_pb2.ConfirmReply(same=self.node.confirm(caller, request.job_id,
                                                             request.digest))
 

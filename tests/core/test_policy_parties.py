@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import pytest
 
+from securecalc.core.canonical import canonical_job
 from securecalc.core.config import Party
 from securecalc.core.job import Job
-from securecalc.core.canonical import canonical_job
 from securecalc.core.policy import Policy, Roster, describe_request
 from securecalc.core.schema import schema_from_mapping
 from securecalc.core.study_model import parse_analyses
