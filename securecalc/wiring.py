@@ -30,8 +30,8 @@ def grpc_node(config: NodeConfig) -> PartyNode:
     from securecalc.transport.grpc_network import GrpcComputeSubmitter, GrpcPeerLinks
 
     tls = TlsFiles(config.tls.ca, config.tls.cert, config.tls.key) if config.tls else None
-    return open_node(config, links=GrpcPeerLinks(tls, config.name),
-                     submitter=GrpcComputeSubmitter(tls, config.name))
+    return open_node(config, links=GrpcPeerLinks(tls, config.name, config.pins),
+                     submitter=GrpcComputeSubmitter(tls, config.name, config.pins))
 
 
 def start_node(config: NodeConfig) -> tuple[Server, int]:

@@ -170,23 +170,30 @@ def _confirm_all(links: PeerLinks, peers: Sequence[Party], held: _Held, job_id: 
 def _confirm_one(links: PeerLinks, peer: Party, job_id: str, digest: str, deadline: float,
                  closing: threading.Event) -> bool | None:
     """Tell ``peer`` this node's digest until it has the job: its verdict, or None."""
-    link = links.open(peer)
     pause = 0.05
+    link = None
     try:
         while not closing.is_set():
             left = deadline - time.monotonic()
             if left <= 0:
                 return None
             try:
+                link = link or links.open(peer)
                 return link.confirm(job_id, digest, timeout=min(left, 10.0))
             except NotYet:
-                closing.wait(pause)
-                pause = min(0.5, 2 * pause)
+                pass
             except SecureCalcError:
-                return None  # unreachable or refused: its silence fails the round
+                # unreachable, refused, no pin or another key: try again until the deadline
+                # (the round fails if the peer stays silent)
+                if link is not None:
+                    link.close()
+                link = None
+            closing.wait(pause)
+            pause = min(0.5, 2 * pause)
         return None
     finally:
-        link.close()
+        if link is not None:
+            link.close()
 
 
 __all__ = ["MISMATCH", "AgreementFailed", "Agreements", "agree"]

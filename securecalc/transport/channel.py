@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import collections
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import grpc
@@ -109,6 +109,26 @@ def create_channel(
     ``wait_ready`` or per-call deadlines.
     """
     credentials = client_credentials(tls, own_name)
+    return _open(address, credentials, expected_name=expected_name, own_name=own_name,
+                 max_message_bytes=max_message_bytes)
+
+
+def create_pinned_channel(address: str, *, tls: TlsFiles | None, expected_name: str,
+                          own_name: str, pins: Mapping[str, str],
+                          max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> PartyChannel:
+    """As :func:`create_channel`, for an address taken from a job: with TLS the channel
+    trusts only the certificate of ``expected_name`` whose key matches its pin in ``pins``
+    (:mod:`securecalc.transport.pinned`); PartyError when there is no pin or another key."""
+    if tls is None:
+        return create_channel(address, tls=None, expected_name=expected_name,
+                              own_name=own_name, max_message_bytes=max_message_bytes)
+    pin = pins.get(expected_name)
+    if pin is None:
+        raise PartyError(expected_name, "has no key pin in this node's [pins]: nothing is "
+                                        "sent to it")
+    from securecalc.transport.pinned import pinned_credentials
+
+    credentials = pinned_credentials(tls, address=address, name=expected_name, pin=pin)
     return _open(address, credentials, expected_name=expected_name, own_name=own_name,
                  max_message_bytes=max_message_bytes)
 
@@ -255,4 +275,4 @@ class _PartyHeader(
 
 
 __all__ = ["PARTY_HEADER", "ChannelSet", "PartyChannel", "channel_options", "client_credentials",
-           "create_channel", "wait_ready"]
+           "create_channel", "create_pinned_channel", "wait_ready"]

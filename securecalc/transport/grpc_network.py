@@ -19,7 +19,7 @@ from securecalc.core.limits import CKKS_SUM
 from securecalc.engines.ckks.layout import Layout
 from securecalc.errors import PartyError, ProtocolError
 from securecalc.transport import chunks
-from securecalc.transport.channel import ChannelSet, PartyChannel, create_channel
+from securecalc.transport.channel import ChannelSet, PartyChannel, create_pinned_channel
 from securecalc.transport.codec import ckks_params_to_proto, job_to_proto
 from securecalc.transport.devhooks import outgoing_frame_delay
 from securecalc.transport.errors import raise_from_rpc_error
@@ -171,14 +171,17 @@ class GrpcStudyNetwork:
 class GrpcPeerLinks:
     """A node's Exchange streams to its MPC peers."""
 
-    def __init__(self, tls: TlsFiles | None, me: str):
+    def __init__(self, tls: TlsFiles | None, me: str, pins: Mapping[str, str]):
         self.tls = tls
         self.me = me
+        self.pins = dict(pins)
         self.frame_delay = outgoing_frame_delay()
 
     def open(self, peer: Party) -> GrpcPeerLink:
-        return GrpcPeerLink(create_channel(peer.address, tls=self.tls, expected_name=peer.name,
-                                           own_name=self.me), peer)
+        """A link that reaches only ``peer``'s pinned key (its address comes from a job)."""
+        return GrpcPeerLink(create_pinned_channel(peer.address, tls=self.tls,
+                                                  expected_name=peer.name, own_name=self.me,
+                                                  pins=self.pins), peer)
 
 
 class GrpcPeerLink:
@@ -263,9 +266,10 @@ class _Gate:
 class GrpcComputeSubmitter:
     """A site's Submit stream to the compute node (a channel per submission)."""
 
-    def __init__(self, tls: TlsFiles | None, me: str):
+    def __init__(self, tls: TlsFiles | None, me: str, pins: Mapping[str, str]):
         self.tls = tls
         self.me = me
+        self.pins = dict(pins)
 
     def submit(self, compute: Party, submission: Submission, *, timeout: float,
                on_cancel: Callable[[Callable[[], None]], bool]) -> None:
@@ -279,8 +283,8 @@ class GrpcComputeSubmitter:
                 yield compute_pb2.CiphertextChunk(job_id=job_id,
                                                   signature=submission.signature)
 
-        with create_channel(compute.address, tls=self.tls, expected_name=compute.name,
-                            own_name=self.me) as channel:
+        with create_pinned_channel(compute.address, tls=self.tls, expected_name=compute.name,
+                                   own_name=self.me, pins=self.pins) as channel:
             call = compute_pb2_grpc.ComputeNodeStub(channel).Submit.future(stream(),
                                                                            timeout=timeout)
             if not on_cancel(call.cancel):
