@@ -33,12 +33,12 @@ from securecalc.coordinator.clock import StudyClock
 from securecalc.core.config import Party, StudyConfig
 from securecalc.core.job import Job
 from securecalc.core.results import StudyResult
-from securecalc.errors import SecureCalcError
+from securecalc.errors import PartyError, SecureCalcError
 from securecalc.pki import PartyFiles, issue_certificate
 from securecalc.roles import Role
 from securecalc.transport import chunks
 from securecalc.transport.codec import ckks_params_to_proto, job_from_proto, job_to_proto
-from securecalc.transport.errors import raise_from_rpc_error
+from securecalc.transport.errors import raise_from_rpc_error, relayed
 from securecalc.transport.grpc_network import GrpcStudyNetwork
 from securecalc.transport.interface import (
     CkksReply,
@@ -48,8 +48,7 @@ from securecalc.transport.interface import (
     StudyClockLike,
     StudyNetwork,
 )
-from securecalc.transport.memory import COORDINATOR, MemoryCall, MemoryNetwork, \
-    MemoryStudyNetwork
+from securecalc.transport.memory import COORDINATOR, MemoryCall, MemoryNetwork, MemoryStudyNetwork
 from securecalc.transport.messages import (
     ckks_reply_from_proto,
     mpc_reply_from_proto,
@@ -86,6 +85,8 @@ class Outcome:
     result: StudyResult | None
     error: str | None
     error_type: str | None
+    #: the id of the honest job (a CKKS round's job is ``<id>.<round>``)
+    job_id: str = ""
     #: per node: "ok", "cancelled" or the error text the coordinator read from it
     nodes: dict[str, str] = field(default_factory=dict)
 
@@ -105,13 +106,18 @@ class Outcome:
 class _Recorder:
     """Per-node outcomes of the fan-out calls of one run."""
 
-    def __init__(self, tamper: Tamper):
+    def __init__(self, tamper: Tamper, only: Sequence[str] | None = None):
         self.tamper = tamper
+        self.only = only
         self.nodes: dict[str, str] = {}
         self.lock = threading.Lock()
 
     def spec_for(self, node: str, job: Job) -> study_pb2.JobSpec:
         return self.tamper(node, job_to_proto(job))
+
+    def chosen(self, parties: Sequence[Party]) -> list[Party]:
+        """The parties the job is sent to (all, or ``only``)."""
+        return [p for p in parties if self.only is None or p.name in self.only]
 
     def record(self, node: str, outcome: str) -> None:
         with self.lock:
@@ -144,6 +150,7 @@ class _GrpcAdversaryNetwork(GrpcStudyNetwork):
         return future
 
     def run_mpc(self, parties: Sequence[Party], request: MpcRequest) -> dict[str, MpcReply]:
+        parties = self.recorder.chosen(parties)
         channels = self._channels(parties)
         calls = {}
         for party in parties:
@@ -159,6 +166,7 @@ class _GrpcAdversaryNetwork(GrpcStudyNetwork):
     def run_ckks(self, parties: Sequence[Party],
                  request: CkksRequest) -> dict[str, CkksReply]:
         compute = request.compute
+        parties = self.recorder.chosen(parties)
 
         def stream(spec: study_pb2.JobSpec) -> Iterator[node_pb2.CkksJobChunk]:
             yield node_pb2.CkksJobChunk(spec=node_pb2.CkksJobSpec(
@@ -190,13 +198,18 @@ class _MemoryAdversaryNetwork(MemoryStudyNetwork):
     def _recorded(self, party: Party, call: Callable[[], Any]) -> Any:
         try:
             reply = call()
-        except BaseException as exc:
-            self.recorder.record(party.name, f"{type(exc).__name__}: {exc}")
+        except PartyError as exc:
+            self.recorder.record(party.name, str(exc))
+            raise
+        except Exception as exc:  # as the gRPC client would read it
+            self.recorder.record(party.name, str(relayed(exc, party=party.name)))
             raise
         self.recorder.record(party.name, "ok")
         return reply
 
     def run_mpc(self, parties: Sequence[Party], request: MpcRequest) -> dict[str, MpcReply]:
+        parties = self.recorder.chosen(parties)
+
         def run(party: Party, context: MemoryCall) -> MpcReply:
             spec = self.recorder.spec_for(party.name, request.job)
 
@@ -213,6 +226,8 @@ class _MemoryAdversaryNetwork(MemoryStudyNetwork):
 
     def run_ckks(self, parties: Sequence[Party],
                  request: CkksRequest) -> dict[str, CkksReply]:
+        parties = self.recorder.chosen(parties)
+
         def run(party: Party, context: MemoryCall) -> CkksReply:
             spec = self.recorder.spec_for(party.name, request.job)
 
@@ -251,11 +266,13 @@ class RawCoordinator:
         return cls(lambda clock, recorder: _MemoryAdversaryNetwork(network, clock, recorder))
 
     def run(self, config: StudyConfig, tamper: Tamper = honest, *,
-            job_id: str | None = None, ungated: bool = False) -> Outcome:
+            job_id: str | None = None, ungated: bool = False,
+            only: Sequence[str] | None = None) -> Outcome:
         """Run ``config``'s study as its coordinator would, but send each node
         ``tamper(node, honest spec)``; finishing uses the honest job. ``ungated`` (CKKS: the
         key holder decrypts before any gate) finishes with thresholds of 1, so the outcome
-        shows every total the coordinator decrypted; the nodes still get the study's."""
+        shows every total the coordinator decrypted; the nodes still get the study's.
+        ``only``: send the job to these nodes alone (the others are never called)."""
         job = Job(study=config.name, job_id=job_id or uuid.uuid4().hex,
                   parties=config.parties, schema=config.schema, analyses=config.analyses,
                   min_cell_count=config.min_cell_count, min_cohort=config.min_cohort)
@@ -270,7 +287,7 @@ class RawCoordinator:
                 raise ValueError("only the CKKS key holder sees totals before the gates")
             job = replace(job, min_cohort=1, min_cell_count=1)
         clock = StudyClock(config.timeout_seconds, config.peer_timeout_seconds)
-        recorder = _Recorder(send)
+        recorder = _Recorder(send, only)
         try:
             with self._open(clock, recorder) as network:
                 if config.engine == "mpc":
@@ -282,8 +299,23 @@ class RawCoordinator:
 
                     result = run_ckks(config, job, network, clock)
         except SecureCalcError as exc:
-            return Outcome(None, str(exc), type(exc).__name__, dict(recorder.nodes))
-        return Outcome(result, None, None, dict(recorder.nodes))
+            return Outcome(None, str(exc), type(exc).__name__, job.job_id,
+                           dict(recorder.nodes))
+        return Outcome(result, None, None, job.job_id, dict(recorder.nodes))
+
+    def each_node_says(self, config: StudyConfig, tamper: Tamper = honest, *,
+                       wait: float = 4.0) -> dict[str, str | None]:
+        """What each node answers when it alone is sent its job, normalised (None: it
+        accepted, and waited for its peers until ``wait`` s ran out or finished). A refusal
+        at the intake is immediate; nothing here depends on which node answers first."""
+        quick = with_config(config, timeout_seconds=wait, peer_timeout_seconds=wait)
+        said: dict[str, str | None] = {}
+        for party in config.parties:
+            outcome = self.run(quick, tamper, only=[party.name])
+            text = outcome.nodes.get(party.name, outcome.error)
+            said[party.name] = None if text in ("ok", "cancelled") or "did not finish" in (
+                outcome.error or "") else normalised(text)
+        return said
 
 
 # --- mutations of a job spec -----------------------------------------------------------------
@@ -373,14 +405,27 @@ _VOLATILE = [
 ]
 
 
-def normalised(text: str | None) -> str | None:
+def normalised(text: str | None, parties: Sequence[str] = ()) -> str | None:
     """An error text without what varies from run to run (addresses, ports, job ids, paths,
-    durations)."""
+    durations), and with ``parties`` masked (which party answers first is timing)."""
     if text is None:
         return None
     for pattern, placeholder in _VOLATILE:
         text = pattern.sub(placeholder, text)
+    for party in parties:
+        text = text.replace(party, "PARTY")
     return text
+
+
+def said(outcome: Outcome) -> set[str | None]:
+    """Every refusal text of a run, normalised: the coordinator's error and each node's."""
+    return {normalised(outcome.error), *refusals(outcome).values()}
+
+
+def refusals(outcome: Outcome) -> dict[str, str]:
+    """Each node's own error text (normalised), for the nodes that refused or failed."""
+    return {node: normalised(text) or "" for node, text in outcome.nodes.items()
+            if text not in ("ok", "cancelled")}
 
 
 def with_config(config: StudyConfig, **changes: Any) -> StudyConfig:
@@ -392,6 +437,6 @@ def with_config(config: StudyConfig, **changes: Any) -> StudyConfig:
 
 __all__ = [
     "Outcome", "RawCoordinator", "Tamper", "analysis_table", "copy_spec", "honest",
-    "normalised", "per_node", "set_analysis", "set_column", "stand_in_certificate",
-    "with_all_where", "with_config", "with_where",
+    "normalised", "per_node", "refusals", "said", "set_analysis", "set_column",
+    "stand_in_certificate", "with_all_where", "with_config", "with_where",
 ]
