@@ -24,7 +24,8 @@ TIMED = (
     "tests/transport/test_grpc.py",
 )
 #: modules whose tests share processes started once per module
-SHARED_PROCESSES = ("tests/system/", "tests/sources/test_node_cluster.py")
+SHARED_PROCESSES = ("tests/system/", "tests/sources/test_node_cluster.py",
+                    "tests/adversary/")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
