@@ -31,6 +31,9 @@ from securecalc.transport.interface import NotYet, PeerLinks
 MISMATCH = ("the hospitals of this job were not sent the same job (their digests differ); "
             "no row was read")
 """The one message of a job that the hospitals do not agree on, at every node."""
+CANCELLED = "the coordinator cancelled the job before its hospitals agreed on it"
+"""Why a node stops waiting for its peers' confirmations when the coordinator's call ended
+(another node refused, the coordinator gave up): a consequence of another outcome."""
 #: ended jobs remembered, so a late confirmation gets "unknown job" rather than "not yet"
 ENDED_KEPT = 4096
 #: most jobs a node holds open for confirmation at once
@@ -158,8 +161,7 @@ def _confirm_all(links: PeerLinks, peers: Sequence[Party], held: _Held, job_id: 
     if agreed:
         return
     if cancelled:
-        raise AgreementFailed("the coordinator cancelled the job before its hospitals "
-                              "agreed on it")
+        raise AgreementFailed(CANCELLED)
     silent = sorted({p.name for p in peers if p.name not in held.confirmed}
                     | {p.name for p, a in zip(peers, answers, strict=True)
                        if a.result() is not True})
@@ -196,4 +198,4 @@ def _confirm_one(links: PeerLinks, peer: Party, job_id: str, digest: str, deadli
             link.close()
 
 
-__all__ = ["MISMATCH", "AgreementFailed", "Agreements", "agree"]
+__all__ = ["CANCELLED", "MISMATCH", "AgreementFailed", "Agreements", "agree"]

@@ -34,6 +34,7 @@ from securecalc.core.config import Party, StudyConfig
 from securecalc.core.job import Job
 from securecalc.core.results import StudyResult
 from securecalc.errors import PartyError, SecureCalcError
+from securecalc.node.agreement import CANCELLED
 from securecalc.pki import PartyFiles, issue_certificate
 from securecalc.roles import Role
 from securecalc.transport import chunks
@@ -267,15 +268,20 @@ class RawCoordinator:
 
     def run(self, config: StudyConfig, tamper: Tamper = honest, *,
             job_id: str | None = None, ungated: bool = False,
-            only: Sequence[str] | None = None) -> Outcome:
+            only: Sequence[str] | None = None,
+            finish_with: study_pb2.JobSpec | None = None) -> Outcome:
         """Run ``config``'s study as its coordinator would, but send each node
         ``tamper(node, honest spec)``; finishing uses the honest job. ``ungated`` (CKKS: the
         key holder decrypts before any gate) finishes with thresholds of 1, so the outcome
         shows every total the coordinator decrypted; the nodes still get the study's.
-        ``only``: send the job to these nodes alone (the others are never called)."""
+        ``only``: send the job to these nodes alone (the others are never called).
+        ``finish_with``: the job the coordinator plans, lays out and finishes with (a lead
+        that sends every node the same other job reads it as that job)."""
         job = Job(study=config.name, job_id=job_id or uuid.uuid4().hex,
                   parties=config.parties, schema=config.schema, analyses=config.analyses,
                   min_cell_count=config.min_cell_count, min_cohort=config.min_cohort)
+        if finish_with is not None:
+            job = job_from_proto(finish_with, config.engine)
 
         def send(node: str, spec: study_pb2.JobSpec) -> study_pb2.JobSpec:
             spec = copy_spec(spec)
@@ -423,9 +429,11 @@ def said(outcome: Outcome) -> set[str | None]:
 
 
 def refusals(outcome: Outcome) -> dict[str, str]:
-    """Each node's own error text (normalised), for the nodes that refused or failed."""
+    """Each node's own error text (normalised), for the nodes that refused or failed; a node
+    that stopped because the coordinator cancelled its call (after another node's refusal,
+    whichever came first) counts as cancelled."""
     return {node: normalised(text) or "" for node, text in outcome.nodes.items()
-            if text not in ("ok", "cancelled")}
+            if text not in ("ok", "cancelled") and CANCELLED not in text}
 
 
 def with_config(config: StudyConfig, **changes: Any) -> StudyConfig:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -372,6 +373,9 @@ def stand_ins(exact, tmp_path_factory) -> dict[str, str]:  # type: ignore[no-unt
     for name in ("hospital-b", "hospital-c"):
         folder = tmp_path_factory.mktemp(f"stand-in-{name}")
         stand_in_certificate(exact.pki, name, folder / "pki")
+        for public in exact.pki.glob("*.crt"):  # the others' certificates are public
+            if not (folder / "pki" / public.name).exists():
+                shutil.copy(public, folder / "pki" / public.name)
         data = write(folder / "empty.csv", "age,sex,sbp,y,cens\n")
         config = write(folder / f"{name}.toml",
                        node_toml(name, "127.0.0.1:0", data, folder / "pki", list(HOSPITALS),

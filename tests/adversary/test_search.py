@@ -234,9 +234,17 @@ def check_case(ours: Nodes, theirs: Nodes, engine: str, mutation: Mutation) -> N
     name = f"search-{uuid.uuid4().hex[:8]}"
     job_id = uuid.uuid4().hex
     config = ours.study(name, engine)
-    outcome = ours.coordinator.run(config, mutation.tamper, job_id=job_id)
     honest_spec = _spec(config, job_id)
     mutated = mutation.tamper("all", _spec(config, job_id))
+    finish_with = None
+    if mutation.target == "all":  # every node gets one other job: the lead reads it as such
+        try:
+            job_from_proto(mutated, engine)
+            finish_with = mutated
+        except SecureCalcError:
+            pass
+    outcome = ours.coordinator.run(config, mutation.tamper, job_id=job_id,
+                                   finish_with=finish_with)
     if outcome.refused:
         event(f"{engine}: refused")
         control = theirs.coordinator.run(theirs.study(name, engine), mutation.tamper,
