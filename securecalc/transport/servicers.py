@@ -35,8 +35,8 @@ from securecalc.transport.server import create_server
 from securecalc.transport.tls import TlsFiles
 
 JOB_HEADER = "x-securecalc-job"
-"""Metadata naming the job of an Exchange stream, so the receiving node can find the job (and
-check the caller is one of its parties) before reading anything."""
+"""Metadata naming the job of an Exchange or Submit stream, so the receiving node can find the
+job (and check the caller is one of its parties) before reading anything."""
 ACCEPTED_HEADER = "x-securecalc-accepted"
 """Initial metadata by which the receiving node accepts an Exchange stream."""
 
@@ -97,6 +97,7 @@ class NodeServicer(node_pb2_grpc.PartyNodeServicer):
     def RunCkks(self, request_iterator: Iterator[node_pb2.CkksJobChunk],
                 context: grpc.ServicerContext) -> node_pb2.CkksJobReply:
         caller = caller_of(context, insecure=self.insecure)
+        self.node.coordinator_of(caller)  # before the stream is read
         first = next(request_iterator, None)
         if first is None or not first.HasField("spec"):
             raise ProtocolError("CKKS job without its specification")
@@ -132,18 +133,21 @@ class ComputeServicer(compute_pb2_grpc.ComputeNodeServicer):
         caller = caller_of(context, insecure=self.insecure)
         layout = Layout(n_values=request.n_values, params=ckks_params_from_proto(request.params))
         self.aggregator.open_job(caller, OpenJob(request.job_id, tuple(request.sites), layout,
-                                                 request.params_context))
+                                                 request.params_context,
+                                                 request.lifetime_seconds))
         return compute_pb2.OpenJobReply()
 
     @rpc_boundary
     def Submit(self, request_iterator: Iterator[compute_pb2.CiphertextChunk],
                context: grpc.ServicerContext) -> compute_pb2.SubmitReply:
         caller = caller_of(context, insecure=self.insecure)
-        first = next(request_iterator, None)
-        if first is None or not first.job_id:
+        job_id = dict(context.invocation_metadata()).get(JOB_HEADER)
+        if not isinstance(job_id, str) or not job_id:
             raise ProtocolError("submission without job id")
-        job_id = first.job_id
-        layout = self.aggregator.accept(caller, job_id)  # before the rest is read
+        layout = self.aggregator.accept(caller, job_id)  # before anything is read
+        first = next(request_iterator, None)
+        if first is None or first.job_id != job_id:
+            raise ProtocolError("submission without job id")
         signature: list[bytes] = []
 
         def pieces() -> Iterator[tuple[int, bytes]]:
@@ -193,7 +197,7 @@ def serve_node(node: PartyNode, listen: str, *, tls: TlsFiles | None,
     """A started gRPC server for ``node`` on ``listen``, and the port it got."""
     servicer = NodeServicer(node, insecure=insecure)
     return create_server(
-        listen, tls=tls, max_workers=64,
+        listen, tls=tls,
         register=lambda server: node_pb2_grpc.add_PartyNodeServicer_to_server(servicer, server),
         services=("securecalc.v1.PartyNode",),
     )
@@ -204,7 +208,7 @@ def serve_compute(aggregator: Aggregator, listen: str, *, tls: TlsFiles | None,
     """A started gRPC server for the compute node ``aggregator`` on ``listen``."""
     servicer = ComputeServicer(aggregator, insecure=insecure)
     return create_server(
-        listen, tls=tls, max_workers=32,
+        listen, tls=tls,
         register=lambda server: compute_pb2_grpc.add_ComputeNodeServicer_to_server(servicer,
                                                                                    server),
         services=("securecalc.v1.ComputeNode",),
