@@ -113,12 +113,12 @@ class Watchdog:
 class Admission(grpc.ServerInterceptor):
     """The interceptor of every securecalc server (see the module's docstring)."""
 
-    def __init__(self, *, insecure: bool, per_caller: int = CALLS_PER_CALLER.value,
+    def __init__(self, identify: Callable[[grpc.ServicerContext], str], *,
+                 per_caller: int = CALLS_PER_CALLER.value,
                  first_message_seconds: float = FIRST_MESSAGE_SECONDS):
-        from securecalc.transport.identity import caller_of  # identity -> channel -> server
-
-        self._caller_of = caller_of
-        self.insecure = insecure
+        """``identify``: the caller's name from its certificate, aborting the call when it
+        has no usable name or role (:func:`identity.caller_of`)."""
+        self._identify = identify
         self.slots = CallerSlots(per_caller)
         self.first_message_seconds = first_message_seconds
         self.watchdog = Watchdog()
@@ -163,7 +163,7 @@ class Admission(grpc.ServerInterceptor):
 
     def _admitted(self, context: grpc.ServicerContext, method: str,
                   watch: bool = True) -> _Admitted:
-        name = self._caller_of(context, insecure=self.insecure).name  # aborts: no name, no role
+        name = self._identify(context)  # aborts: no name, no role
         if not self.slots.take(name):
             _LOG.warning("refused %s from %s: %d calls in progress", method, name,
                          self.slots.per_caller)

@@ -20,6 +20,7 @@ from securecalc.engines.ckks.layout import Layout
 from securecalc.errors import ProtocolError
 from securecalc.node.party import PartyNode
 from securecalc.transport import chunks
+from securecalc.transport.admission import Admission
 from securecalc.transport.codec import ckks_params_from_proto, job_from_proto
 from securecalc.transport.errors import rpc_boundary
 from securecalc.transport.identity import caller_of
@@ -192,6 +193,12 @@ class ComputeServicer(compute_pb2_grpc.ComputeNodeServicer):
         return compute_pb2.CheckpointReply(checkpoint_json=head)
 
 
+def admission(insecure: bool) -> Admission:
+    """Every call of a node or compute server: its caller bound, in a slot of its own, with a
+    deadline for its first message (:mod:`securecalc.transport.admission`)."""
+    return Admission(lambda context: caller_of(context, insecure=insecure).name)
+
+
 def serve_node(node: PartyNode, listen: str, *, tls: TlsFiles | None,
                insecure: bool) -> tuple[grpc.Server, int]:
     """A started gRPC server for ``node`` on ``listen``, and the port it got."""
@@ -199,7 +206,7 @@ def serve_node(node: PartyNode, listen: str, *, tls: TlsFiles | None,
     return create_server(
         listen, tls=tls,
         register=lambda server: node_pb2_grpc.add_PartyNodeServicer_to_server(servicer, server),
-        services=("securecalc.v1.PartyNode",),
+        services=("securecalc.v1.PartyNode",), admission=admission(insecure),
     )
 
 
@@ -211,5 +218,5 @@ def serve_compute(aggregator: Aggregator, listen: str, *, tls: TlsFiles | None,
         listen, tls=tls,
         register=lambda server: compute_pb2_grpc.add_ComputeNodeServicer_to_server(servicer,
                                                                                    server),
-        services=("securecalc.v1.ComputeNode",),
+        services=("securecalc.v1.ComputeNode",), admission=admission(insecure),
     )
