@@ -148,7 +148,7 @@ class Admission(grpc.ServerInterceptor):
         def serve(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
             with self._admitted(context, method) as first_message:
                 request = first_message(requests)
-                if request is None:  # cancelled by the watchdog, or a stream without request
+                if request is None:
                     context.abort(grpc.StatusCode.CANCELLED, "no request in time")
                 return behaviour(request, context)
         return serve
@@ -194,13 +194,12 @@ class _Admitted:
         self.context.cancel()
 
     def first(self, requests: Iterator[Any]) -> Any:
-        """The first request (None when the call ended first); disarms the deadline."""
+        """The first request (None when the call ended first: cancelled by the watchdog or
+        by its caller, or closed without a request); disarms the deadline."""
         try:
             return next(requests, None)
         except grpc.RpcError:
-            if self.fired:
-                return None
-            raise
+            return None
         finally:
             self._disarm()
 
