@@ -15,7 +15,14 @@ from typing import Any
 from securecalc.core.config import DEFAULT_COMPUTE
 from securecalc.launch import ServerGroup
 from securecalc.pki import init_pki
-from securecalc.studyfolder import compute_toml, node_sources_toml, node_toml, study_toml, write
+from securecalc.studyfolder import (
+    compute_toml,
+    node_sources_toml,
+    node_toml,
+    study_toml,
+    toml_value,
+    write,
+)
 from securecalc.synth import SYNTH_CATALOGUE_TOML
 
 #: a node's rows: a data file, or its ``[[source]]`` tables in parsed form
@@ -33,6 +40,8 @@ class LocalCluster:
     insecure: bool = False
     env: Mapping[str, str] | None = None
     addresses: dict[str, str] = field(default_factory=dict)
+    #: the coordinators every node and the compute node accept (each has a certificate)
+    coordinators: tuple[str, ...] = ("coordinator",)
 
     @classmethod
     def start(cls, root: Path, data: Mapping[str, NodeData], *, with_compute: bool = True,
@@ -40,7 +49,8 @@ class LocalCluster:
               insecure: bool = False, node_extra: Mapping[str, str] | None = None,
               rosters: Mapping[str, Sequence[str]] | None = None,
               ckks: str | None = None,
-              catalogue: str | Mapping[str, str] | None = None) -> LocalCluster:
+              catalogue: str | Mapping[str, str] | None = None,
+              coordinators: Sequence[str] = ("coordinator",)) -> LocalCluster:
         """Start a node per hospital in ``data`` (and a compute node).
 
         ``extra_names``: more hospital certificates, in no node's roster. ``node_extra``
@@ -48,14 +58,16 @@ class LocalCluster:
         ``hospitals`` (default: every hospital of ``data``). ``ckks``: every node's
         ``[policy] ckks`` (default: the node's default). ``catalogue``: the ``[catalogue.*]``
         tables of every node (a string) or per node (a mapping); by default, and for a node
-        the mapping omits, what synthetic data offer.
+        the mapping omits, what synthetic data offer. ``coordinators``: the coordinator
+        certificates made, which every node and the compute node list.
         """
         root.mkdir(parents=True, exist_ok=True)
         pki = root / "pki"
         init_pki(pki, hospitals=[*data, *extra_names], compute=["compute"],
-                 coordinators=["coordinator"], force=True)
+                 coordinators=list(coordinators), force=True)
         (root / "logs").mkdir(exist_ok=True)
-        cluster = cls(root, pki, ServerGroup(root / "logs"), insecure=insecure, env=env)
+        cluster = cls(root, pki, ServerGroup(root / "logs"), insecure=insecure, env=env,
+                      coordinators=tuple(coordinators))
         try:
             for name, path in data.items():
                 extra = (node_extra or {}).get(name, "")
@@ -66,7 +78,8 @@ class LocalCluster:
                 cluster.start_node(name, path, (rosters or {}).get(name, list(data)), extra,
                                    catalogue=offered)
             if with_compute:
-                config = write(root / "compute.toml", compute_toml("compute", "127.0.0.1:0", pki))
+                config = write(root / "compute.toml", cluster._listing_coordinators(
+                    compute_toml("compute", "127.0.0.1:0", pki), "[compute]\n"))
                 cluster.addresses["compute"] = cluster.servers.start(
                     "compute", ["compute", "serve", "--config", str(config), *cluster._flags],
                     env=env).address
@@ -83,11 +96,19 @@ class LocalCluster:
         text = (node_toml(name, "127.0.0.1:0", data, self.pki, hospitals, catalogue)
                 if isinstance(data, Path) else
                 node_sources_toml(name, "127.0.0.1:0", data, self.pki, hospitals, catalogue))
-        config = write(self.root / f"{name}.toml", text + "\n" + extra)
+        config = write(self.root / f"{name}.toml",
+                       self._listing_coordinators(text, "[node]\n") + "\n" + extra)
         self.addresses[name] = self.servers.start(
             name, ["node", "serve", "--config", str(config), *self._flags],
             env=self.env).address
         return self.addresses[name]
+
+    def _listing_coordinators(self, text: str, table: str) -> str:
+        """``text`` with this cluster's coordinators in its ``table`` (unless the default)."""
+        if self.coordinators == ("coordinator",):
+            return text
+        return text.replace(table, f"{table}coordinators = {toml_value(list(self.coordinators))}\n",
+                            1)
 
     @property
     def _flags(self) -> list[str]:
@@ -96,15 +117,16 @@ class LocalCluster:
     def study(self, name: str, engine: str, schema_toml: str, analyses_toml: str, *,
               parties: Sequence[str] | None = None, extra_study: str = "",
               address_override: Mapping[str, str] | None = None,
-              compute: str = DEFAULT_COMPUTE) -> Path:
+              compute: str = DEFAULT_COMPUTE, coordinator: str = "coordinator") -> Path:
         """Write a study file for this cluster and return its path (``compute``: the name the
-        study gives its compute node, at that name's address)."""
+        study gives its compute node, at that name's address; ``coordinator``: whose
+        certificate runs it)."""
         addresses = {**self.addresses, **(address_override or {})}
         parties = parties or [p for p in self.addresses if p != "compute"]
         compute_node = (compute, addresses[compute]) if engine == "ckks" else None
         text = study_toml(name, engine, [(p, addresses[p]) for p in parties], self.pki,
                           schema_toml, analyses_toml, compute=compute_node,
-                          extra_study=extra_study)
+                          extra_study=extra_study, coordinator=coordinator)
         return write(self.root / f"{name}.toml", text)
 
     def restart(self, name: str, env: Mapping[str, str] | None = None) -> str:

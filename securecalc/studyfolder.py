@@ -159,13 +159,14 @@ def compute_toml(name: str, listen: str, pki: Path) -> str:
 
 def study_toml(name: str, engine: str, parties: Sequence[tuple[str, str]], pki: Path,
                schema_toml: str, analyses_toml: str, *,
-               compute: tuple[str, str] | None = None, extra_study: str = "") -> str:
+               compute: tuple[str, str] | None = None, extra_study: str = "",
+               coordinator: str = "coordinator") -> str:
     lines = [f'[study]\nname = "{name}"\nengine = "{engine}"\n{extra_study}']
     for party, address in parties:
         lines.append(f'[[party]]\nname = "{party}"\naddress = "{address}"\n')
     if compute is not None:
         lines.append(f'[compute]\nname = "{compute[0]}"\naddress = "{compute[1]}"\n')
-    lines.append(_tls_block(pki, "coordinator"))
+    lines.append(_tls_block(pki, coordinator))
     lines.append(schema_toml.strip() + "\n")
     lines.append(analyses_toml)
     return "\n".join(lines)

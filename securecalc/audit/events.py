@@ -13,6 +13,7 @@ from typing import Any
 from securecalc.audit.chain import canonical
 from securecalc.audit.log import AuditLog
 from securecalc.audit.verify import check_checkpoint
+from securecalc.core.limits import NOTE_CHARS
 from securecalc.errors import ProtocolError, SecureCalcError, StorageError
 
 
@@ -28,6 +29,16 @@ def open_log(path: Path, party: str, *, key: Path | None, cert: Path | None) -> 
 def digest(value: Any) -> str:
     """A short fingerprint of released results, for the record."""
     return hashlib.sha256(canonical(value)).hexdigest()
+
+
+def bounded_note(note: str, limit: int = NOTE_CHARS.value) -> str:
+    """``note`` when it fits ``limit`` characters, else its start with its length and digest:
+    a release report is bounded by design, never refused for its size."""
+    if len(note) <= limit:
+        return note
+    tail = (f" ... [{len(note)} characters, sha256 "
+            f"{hashlib.sha256(note.encode()).hexdigest()}]")
+    return note[:max(limit - len(tail), 0)] + tail
 
 
 def describe_error(exc: BaseException) -> dict[str, str]:

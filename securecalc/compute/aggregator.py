@@ -36,7 +36,8 @@ class Aggregator:
     def open_job(self, caller: Caller, request: OpenJob) -> None:
         coordinator = caller.require(self.coordinators, Role.COORDINATOR)
         PARTIES.check(len(request.sites), "sites")  # the layout checks its ciphertext count
-        self.jobs.open(request.job_id, request.sites, request.layout, request.params_context)
+        self.jobs.open(request.job_id, request.sites, request.layout, request.params_context,
+                       coordinator=coordinator, lifetime_seconds=request.lifetime_seconds)
         self.audit.append("job_open", job=request.job_id, coordinator=coordinator,
                           sites=list(request.sites), n_values=request.layout.n_values,
                           ciphertexts=request.layout.n_ciphertexts)

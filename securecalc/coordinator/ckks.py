@@ -57,7 +57,7 @@ class _Round:
         params_context = self.holder.params_context_bytes()
         clock.enter("CKKS open job")
         network.open_job(compute, OpenJob(job.job_id, tuple(job.party_names()), layout,
-                                          params_context))
+                                          params_context, lifetime_seconds=clock.left()))
         try:
             clock.enter("CKKS encrypt and submit")
             replies = network.run_ckks(job.parties, CkksRequest(

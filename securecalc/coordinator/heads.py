@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from securecalc.audit.events import digest, signed_head, store_heads
+from securecalc.audit.events import bounded_note, digest, signed_head, store_heads
 from securecalc.audit.log import AuditLog
 from securecalc.core.config import StudyConfig
 from securecalc.core.job import Job
@@ -24,25 +24,29 @@ from securecalc.transport.tls import TlsFiles
 def release_outcomes(result: StudyResult, min_cell_count: int) -> list[ReleaseOutcome]:
     """Per analysis, what was released: withheld (no value), partly withheld (cells shown as
     ``"<k"``, or quantiles withheld, which the note names: "withheld for ...") or
-    released, with the digest of the value (never the value itself)."""
+    released, with the digest of the value (never the value itself). A note longer than a
+    node records (a noisy histogram of hundreds of bins) is cut to its start, its length
+    and its digest (:func:`bounded_note`), with the number of withheld cells first."""
     small = f"<{min_cell_count}"
 
-    def cells_withheld(value: Any) -> int:
-        if isinstance(value, dict):
-            return sum(cells_withheld(v) for v in value.values())
-        if isinstance(value, list):
-            return sum(cells_withheld(v) for v in value)
-        return int(value == small)
+    def cells(value: Any) -> tuple[int, int]:
+        """(withheld, all) leaf values."""
+        if isinstance(value, dict | list):
+            parts = [cells(v) for v in (value.values() if isinstance(value, dict) else value)]
+            return sum(p[0] for p in parts), sum(p[1] for p in parts)
+        return int(value == small), 1
 
     out = []
     for rid, r in result.results.items():
-        hidden = cells_withheld(r.value)
+        hidden, total = cells(r.value)
         status = ("withheld" if r.value is None and r.note and r.note.startswith("withheld")
                   else "partly withheld" if hidden or (r.note or "").startswith("withheld for")
                   else "released")
         note = r.note or (f"{hidden} cell(s) below min_cell_count ({min_cell_count}) withheld"
                           if hidden else "")
-        out.append(ReleaseOutcome(analysis_id=rid, status=status, note=note,
+        if r.note and hidden:
+            note = f"withheld {hidden} of {total} values below min_cell_count; {note}"
+        out.append(ReleaseOutcome(analysis_id=rid, status=status, note=bounded_note(note),
                                   digest=digest(r.value)))
     return out
 

@@ -14,7 +14,7 @@ from securecalc.core.job import Job
 from securecalc.core.results import StudyResult
 from securecalc.errors import PartyError
 from securecalc.transport.interface import Connect
-from securecalc.transport.tls import TlsFiles
+from securecalc.transport.tls import TlsFiles, certificate_name
 
 
 def new_job(config: StudyConfig) -> Job:
@@ -42,7 +42,7 @@ def run_study(config: StudyConfig | str | Path, *, insecure: bool = False,
     clock = StudyClock(config.timeout_seconds, config.peer_timeout_seconds)
     tls = TlsFiles(config.tls.ca, config.tls.cert, config.tls.key) if config.tls else None
     job = new_job(config)
-    log = open_log(config.audit_log or Path("audit") / "coordinator.jsonl", "coordinator",
+    log = open_log(config.audit_log or Path("audit") / "coordinator.jsonl", signer(tls),
                    key=tls.key if tls else None, cert=tls.cert if tls else None)
     log.append("study_start", job=job.job_id, study=config.name, engine=config.engine,
                study_digest=canonical_job(job, config.engine,
@@ -73,6 +73,12 @@ def run_study(config: StudyConfig | str | Path, *, insecure: bool = False,
         log.append("study_failed", job=job.job_id, **describe_error(exc))
         raise
     return result
+
+
+def signer(tls: TlsFiles | None) -> str:
+    """The name the coordinator signs its audit head under: its certificate's own, which every
+    node checks against the certificate of the call that hands the head over."""
+    return certificate_name(tls.cert.read_bytes()) if tls else "coordinator"
 
 
 def in_phase(error: PartyError, phase: str) -> PartyError:

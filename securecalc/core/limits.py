@@ -103,6 +103,16 @@ WHERE_COMPARISONS = Limit(
 NOTE_CHARS = Limit(
     "a release note the coordinator reports to a node", 1024, "characters",
     "notes name a rule and a few analysis ids or probabilities; the node audits them")
+REFUSALS_PER_HOUR = Limit(
+    "refused jobs a node records per coordinator and hour", 120, "refusals",
+    "each refusal is one short record; beyond this only their number is recorded")
+CALLS_PER_CALLER = Limit(
+    "calls one party may have in progress at a node or the compute node", 64, "calls",
+    "a quarter of the server's threads (256): one party cannot hold all of them; a "
+    "coordinator running 64 studies at once fits")
+OPEN_JOBS_PER_COORDINATOR = Limit(
+    "open CKKS jobs per coordinator at the compute node", 16, "jobs",
+    "a study has one job open at a time; one coordinator cannot fill the table of 64")
 IN_LIST = Limit(
     "values in an 'in [...]' list", 1024, "values",
     "as many as a category column has levels")
@@ -126,7 +136,8 @@ CKKS_SUM = Limit(
 LIMITS: tuple[Limit, ...] = (
     STUDY_FILE, ANALYSES, PARTIES, SCHEMA_COLUMNS, LEVELS, PROBS, EDGES, SURVIVAL_POINTS,
     COUNT_CELLS, STUDY_COUNTS, CKKS_GRID_POINTS, PREDICTORS, CORRELATION_COLUMNS, NAME_CHARS,
-    WHERE_CHARS, WHERE_DEPTH, WHERE_COMPARISONS, NOTE_CHARS, IN_LIST, GRPC_MESSAGE, CKKS_CONTEXT,
+    WHERE_CHARS, WHERE_DEPTH, WHERE_COMPARISONS, NOTE_CHARS, REFUSALS_PER_HOUR, CALLS_PER_CALLER,
+    OPEN_JOBS_PER_COORDINATOR, IN_LIST, GRPC_MESSAGE, CKKS_CONTEXT,
     CKKS_CIPHERTEXT, CKKS_CIPHERTEXTS, CKKS_SUM)
 
 
@@ -138,9 +149,10 @@ def markdown_table() -> str:
 
 
 __all__ = [
-    "ANALYSES", "CKKS_CIPHERTEXT", "CKKS_CIPHERTEXTS", "CKKS_CONTEXT", "CKKS_GRID_POINTS",
-    "CKKS_SUM", "CORRELATION_COLUMNS", "COUNT_CELLS", "EDGES", "GRPC_MESSAGE", "IN_LIST",
-    "LEVELS", "LIMITS", "NAME_CHARS", "PARTIES", "PREDICTORS", "PROBS", "SCHEMA_COLUMNS",
-    "STUDY_COUNTS", "STUDY_FILE", "SURVIVAL_POINTS", "WHERE_CHARS", "WHERE_COMPARISONS",
-    "WHERE_DEPTH", "Limit", "markdown_table",
+    "ANALYSES", "CALLS_PER_CALLER", "CKKS_CIPHERTEXT", "CKKS_CIPHERTEXTS", "CKKS_CONTEXT",
+    "CKKS_GRID_POINTS", "CKKS_SUM", "CORRELATION_COLUMNS", "COUNT_CELLS", "EDGES",
+    "GRPC_MESSAGE", "IN_LIST", "LEVELS", "LIMITS", "NAME_CHARS", "OPEN_JOBS_PER_COORDINATOR",
+    "PARTIES", "PREDICTORS", "PROBS", "REFUSALS_PER_HOUR", "SCHEMA_COLUMNS", "STUDY_COUNTS",
+    "STUDY_FILE", "SURVIVAL_POINTS", "WHERE_CHARS", "WHERE_COMPARISONS", "WHERE_DEPTH", "Limit",
+    "markdown_table",
 ]

@@ -11,13 +11,13 @@ import hashlib
 import time
 from collections.abc import Callable
 
-from securecalc.audit.events import audited, digest, signed_head, store_heads
+from securecalc.audit.events import audited, bounded_note, digest, signed_head, store_heads
 from securecalc.audit.log import AuditLog
 from securecalc.core.canonical import CanonicalJob, RunParameters, canonical_job
 from securecalc.core.config import NodeConfig
 from securecalc.core.defaults import PEER_TIMEOUT_SECONDS
 from securecalc.core.job import Job
-from securecalc.core.limits import ANALYSES, NAME_CHARS, NOTE_CHARS
+from securecalc.core.limits import ANALYSES, NAME_CHARS
 from securecalc.core.local import local_contributions
 from securecalc.engines.ckks.layout import Layout
 from securecalc.engines.mpc.adapter import site_steps
@@ -67,6 +67,11 @@ class PartyNode:
         # after its first MPC job, a node keeps the next job's worker process ready (a node
         # that only serves CKKS never starts one)
         self.spares = SparePool()
+
+    def coordinator_of(self, caller: Caller) -> str:
+        """The caller's name if it is one of this node's coordinators (CallerRefused else):
+        checked before a coordinator's stream is read."""
+        return caller.require(self.config.coordinators, Role.COORDINATOR)
 
     def receive_job(self, caller: Caller, engine: str, job_id: str,
                     decode: Callable[[], Job]) -> Job:
@@ -200,15 +205,16 @@ class PartyNode:
         coordinator = caller.require(self.config.coordinators, Role.COORDINATOR)
         ANALYSES.check(len(request.outcomes), "outcomes")  # before anything is logged
         for outcome in request.outcomes:
-            for text, limit in ((outcome.analysis_id, NAME_CHARS), (outcome.status, NAME_CHARS),
-                                (outcome.digest, NAME_CHARS), (outcome.note, NOTE_CHARS)):
-                limit.check(len(text), "outcomes")
+            for text in (outcome.analysis_id, outcome.status, outcome.digest):
+                NAME_CHARS.check(len(text), "outcomes")
         ca_pem = self.tls.ca.read_bytes() if self.tls else None
+        # heads signed by this node's parties or by the calling coordinator, under its name
+        signers = (*self.config.hospitals, self.config.compute, coordinator)
         stored = store_heads(self.audit, request.job_id, request.checkpoint_json,
-                             ca_pem=ca_pem)
-        if request.outcomes:
+                             ca_pem=ca_pem, allowed=None if self.tls is None else signers)
+        if request.outcomes:  # a long note is recorded cut, never refused (bounded_note)
             self.audit.append("release_reported", job=request.job_id, coordinator=coordinator,
                               outcomes=[{"analysis": o.analysis_id, "status": o.status,
-                                         "note": o.note, "digest": o.digest}
+                                         "note": bounded_note(o.note), "digest": o.digest}
                                         for o in request.outcomes])
         return stored

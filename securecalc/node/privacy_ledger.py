@@ -8,10 +8,18 @@ refunded: a run that fails halfway may already have released something, and a re
 another node cannot be told apart from a failure. A complete line that does not parse makes
 every charge fail (the ledger fails closed) until an operator repairs the file.
 
-A charge is appended all or nothing (StorageError when the disk is full or failing, and the
-run is refused). A last line without its newline is a charge whose append never completed,
-so its run never computed: it is moved to a quarantine file beside the ledger (see
-:func:`securecalc.audit.lines.quarantine`) and the ledger goes on.
+A line must be a charge this module could have written: a study and a job (strings) and an
+epsilon written as a plain decimal between 0 and what one job may spend. Anything else
+(``1e400``, NaN, a negative or a non-number) is damage: :meth:`PrivacyLedger.recover`, which a
+node runs at start, refuses it naming the file and the line, and changes nothing.
+
+A charge is appended all or nothing (StorageError when the disk is full or failing, and the run
+is refused). :meth:`PrivacyLedger.charge` calls its ``record`` (the node's audit record of the
+charge) after deciding and before appending, under the ledger's lock: a charge is never on the
+ledger without its audit record, and a failed audit write charges nothing. A last line without
+its newline is a charge whose append never completed, so its run never computed: it is moved to
+a quarantine file beside the ledger (see :func:`securecalc.audit.lines.quarantine`) and the
+ledger goes on.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,8 +37,29 @@ from pathlib import Path
 from securecalc.audit import durable
 from securecalc.audit.durable import SYSTEM, FileOps
 from securecalc.audit.lines import Quarantined, line_start, quarantine, read_range
-from securecalc.core.privacy import exact
+from securecalc.core.limits import ANALYSES
+from securecalc.core.privacy import MAX_EPSILON, exact
 from securecalc.errors import ConfigError, PolicyError
+
+#: an epsilon as :func:`show` writes it: a plain decimal, no exponent, sign, NaN or infinity
+_DECIMAL = re.compile(r"[0-9]{1,12}(\.[0-9]{1,340})?")
+#: the most one job can spend: every analysis at the largest epsilon
+MAX_CHARGE = Fraction(repr(MAX_EPSILON)) * ANALYSES.value
+
+
+def parse_entry(line: bytes) -> tuple[str, Fraction]:
+    """(study, epsilon) of one ledger line; ValueError unless it is a charge as written."""
+    entry = json.loads(line)
+    if not isinstance(entry, dict):
+        raise ValueError("not an object")
+    study, job, epsilon = entry.get("study"), entry.get("job"), entry.get("epsilon")
+    if not (isinstance(study, str) and isinstance(job, str) and isinstance(epsilon, str)
+            and _DECIMAL.fullmatch(epsilon)):
+        raise ValueError("not a charge")
+    value = Fraction(epsilon)
+    if value > MAX_CHARGE:
+        raise ValueError("epsilon out of range")
+    return study, value
 
 
 @dataclass(frozen=True)
@@ -65,28 +95,31 @@ class PrivacyLedger:
         return read_range(fd, 0, keep), moved
 
     def recover(self) -> Quarantined | None:
-        """Move a torn last line aside, as a node does at start; what was moved, if any."""
+        """Check every complete line, then move a torn last line aside, as a node does at
+        start; what was moved, if any. A damaged line raises ConfigError (file and line)
+        before anything is changed."""
         fd = self._open_locked()
         try:
+            size = os.fstat(fd).st_size
+            self._parse(read_range(fd, 0, line_start(fd, size)))
             return self._complete(fd)[1]
         finally:
             os.close(fd)
 
     def _entries(self, fd: int) -> list[tuple[str, Fraction]]:
+        return self._parse(self._complete(fd)[0])
+
+    def _parse(self, text: bytes) -> list[tuple[str, Fraction]]:
         out = []
-        for number, line in enumerate(self._complete(fd)[0].splitlines(), start=1):
+        for number, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
             try:
-                entry = json.loads(line)
-                study, epsilon = str(entry["study"]), Fraction(entry["epsilon"])
-                if epsilon < 0:
-                    raise ValueError
-            except (ValueError, KeyError, TypeError, ZeroDivisionError):
+                out.append(parse_entry(line))
+            except (ValueError, RecursionError):
                 raise ConfigError(f"line {number} is not a ledger entry; no differentially "
                                   "private study runs until the ledger is repaired",
                                   path=str(self.path)) from None
-            out.append((study, epsilon))
         return out
 
     def spent(self, study: str | None = None) -> Fraction:
@@ -110,10 +143,12 @@ class PrivacyLedger:
             os.close(fd)
 
     def charge(self, *, study: str, job_id: str, epsilon: float,
-               study_budget: float | None, total_budget: float | None) -> Charge:
+               study_budget: float | None, total_budget: float | None,
+               record: Callable[[Charge], None] = lambda charge: None) -> Charge:
         """Record that ``job_id`` of ``study`` spends ``epsilon``, or refuse (PolicyError)
         when that would exceed ``study_budget`` for the study or ``total_budget`` over all
-        studies. Nothing is recorded on a refusal."""
+        studies. Nothing is recorded on a refusal. ``record`` (the audit record) runs before
+        the ledger line is appended; when it raises, nothing is charged."""
         cost = exact(epsilon)
         fd = self._open_locked()
         try:
@@ -130,13 +165,15 @@ class PrivacyLedger:
                     f"study {study!r} would spend epsilon {show(cost)}; the studies on this "
                     f"node have spent {show(total_spent)} of the node's total "
                     f"{total_budget:g} (policy.dp_total_budget)")
+            charge = Charge(cost, study_spent + cost, total_spent + cost)
+            record(charge)
             line = json.dumps({"study": study, "job": job_id, "epsilon": show(cost),
                                "time": self._clock().isoformat()}, sort_keys=True)
             durable.append(fd, (line + "\n").encode(), path=self.path, what="privacy ledger",
                            ops=self._ops)
         finally:
             os.close(fd)
-        return Charge(cost, study_spent + cost, total_spent + cost)
+        return charge
 
 
 def show(value: Fraction) -> str:

@@ -40,10 +40,12 @@ def open_node(config: NodeConfig, *, links: PeerLinks,
     audit_path = config.audit_log or config.default_folder / "audit" / f"{config.name}.jsonl"
     audit = open_log(audit_path, config.name, key=tls.key if tls else None,
                      cert=tls.cert if tls else None)
+    node = PartyNode(config, store, audit, links=links, submitter=submitter)
+    # a damaged ledger stops the node here, naming its file and line, with nothing written;
+    # a charge cut off by a crash never ran and is moved aside
+    moved = node.intake.ledger.recover()
     audit.append("node_start", listen=config.listen, data=config.data_label,
                  coordinators=list(config.coordinators), tls=tls is not None)
-    node = PartyNode(config, store, audit, links=links, submitter=submitter)
-    moved = node.intake.ledger.recover()  # a charge cut off by a crash never ran
     if moved is not None:
         audit.append("ledger_repaired", **moved.describe())
     return node

@@ -118,7 +118,7 @@ class GrpcStudyNetwork:
         message = compute_pb2.OpenJobRequest(
             job_id=request.job_id, sites=list(request.sites), n_values=request.layout.n_values,
             params=ckks_params_to_proto(request.layout.params),
-            params_context=request.params_context)
+            params_context=request.params_context, lifetime_seconds=request.lifetime_seconds)
         self._prompt(compute, lambda t: stub.OpenJob(message, timeout=t))
 
     def fetch_sum(self, compute: Party, job_id: str, layout: Layout) -> list[bytes]:
@@ -285,8 +285,10 @@ class GrpcComputeSubmitter:
 
         with create_pinned_channel(compute.address, tls=self.tls, expected_name=compute.name,
                                    own_name=self.me, pins=self.pins) as channel:
-            call = compute_pb2_grpc.ComputeNodeStub(channel).Submit.future(stream(),
-                                                                           timeout=timeout)
+            from securecalc.transport.servicers import JOB_HEADER
+
+            call = compute_pb2_grpc.ComputeNodeStub(channel).Submit.future(
+                stream(), timeout=timeout, metadata=((JOB_HEADER, job_id),))
             if not on_cancel(call.cancel):
                 call.cancel()
             try:

@@ -193,6 +193,9 @@ class OpenJob:
     sites: tuple[str, ...]
     layout: Layout
     params_context: bytes
+    #: seconds the job may stay open (the study's remaining time; 0: the compute node's
+    #: default); the compute node caps it
+    lifetime_seconds: float = 0.0
 
 
 @dataclass(frozen=True)

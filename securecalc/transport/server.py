@@ -12,6 +12,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from securecalc.core.limits import GRPC_MESSAGE
 from securecalc.errors import ConfigError
+from securecalc.transport.admission import SERVER_THREADS, Admission
 from securecalc.transport.devhooks import server_interceptors
 from securecalc.transport.tls import TlsFiles
 
@@ -59,10 +60,11 @@ def create_server(
     *,
     tls: TlsFiles | None,
     register: Callable[[grpc.Server], None],
-    max_workers: int = 16,
+    max_workers: int = SERVER_THREADS,
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     health_servicer: health.HealthServicer | None = None,
     services: Iterable[str] = (),
+    admission: Admission | None = None,
 ) -> tuple[grpc.Server, int]:
     """Build, bind and start a server; return it and the bound port (``listen`` may use 0).
 
@@ -72,8 +74,10 @@ def create_server(
     ``register`` adds the servicers. The standard health service answers SERVING for the
     server as a whole and for each name in ``services``; pass your own ``health_servicer``
     to change per-service status later (see ``set_serving``). Stop with ``server.stop(grace)``.
-    Interceptors come only from installed development hooks (``transport.devhooks``; none in
-    production).
+    Every call passes ``admission`` first (its caller bound, a slot of its caller's, a deadline
+    for its first message; :mod:`securecalc.transport.admission`, which every node and compute
+    server has); further interceptors come only from installed development hooks
+    (``transport.devhooks``; none in production).
     """
     host, port = parse_host_port(listen)
     if max_message_bytes < 1:
@@ -83,7 +87,7 @@ def create_server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc-server"),
         options=server_options(max_message_bytes),
         maximum_concurrent_rpcs=None,
-        interceptors=server_interceptors(),
+        interceptors=[*([admission] if admission else []), *server_interceptors()],
     )
     register(server)
     health_servicer = health_servicer or health.HealthServicer()

@@ -10,7 +10,7 @@ of :mod:`securecalc.transport.errors`. What a call does is the role's
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 import grpc
 
@@ -21,6 +21,7 @@ from securecalc.engines.ckks.layout import Layout
 from securecalc.errors import ProtocolError
 from securecalc.node.party import PartyNode
 from securecalc.transport import chunks
+from securecalc.transport.admission import Admission
 from securecalc.transport.codec import ckks_params_from_proto, job_from_proto
 from securecalc.transport.errors import rpc_boundary
 from securecalc.transport.identity import caller_of
@@ -36,8 +37,8 @@ from securecalc.transport.server import create_server
 from securecalc.transport.tls import TlsFiles
 
 JOB_HEADER = "x-securecalc-job"
-"""Metadata naming the job of an Exchange stream, so the receiving node can find the job (and
-check the caller is one of its parties) before reading anything."""
+"""Metadata naming the job of an Exchange or Submit stream, so the receiving node can find the
+job (and check the caller is one of its parties) before reading anything."""
 ACCEPTED_HEADER = "x-securecalc-accepted"
 """Initial metadata by which the receiving node accepts an Exchange stream."""
 
@@ -102,6 +103,7 @@ class NodeServicer(node_pb2_grpc.PartyNodeServicer):
     def RunCkks(self, request_iterator: Iterator[node_pb2.CkksJobChunk],
                 context: grpc.ServicerContext) -> node_pb2.CkksJobReply:
         caller = self._caller(context)
+        self.node.coordinator_of(caller)  # before the stream is read
         first = next(request_iterator, None)
         if first is None or not first.HasField("spec"):
             raise ProtocolError("CKKS job without its specification")
@@ -148,18 +150,21 @@ class ComputeServicer(compute_pb2_grpc.ComputeNodeServicer):
         caller = self._caller(context)
         layout = Layout(n_values=request.n_values, params=ckks_params_from_proto(request.params))
         self.aggregator.open_job(caller, OpenJob(request.job_id, tuple(request.sites), layout,
-                                                 request.params_context))
+                                                 request.params_context,
+                                                 request.lifetime_seconds))
         return compute_pb2.OpenJobReply()
 
     @rpc_boundary
     def Submit(self, request_iterator: Iterator[compute_pb2.CiphertextChunk],
                context: grpc.ServicerContext) -> compute_pb2.SubmitReply:
         caller = self._caller(context)
-        first = next(request_iterator, None)
-        if first is None or not first.job_id:
+        job_id = dict(context.invocation_metadata()).get(JOB_HEADER)
+        if not isinstance(job_id, str) or not job_id:
             raise ProtocolError("submission without job id")
-        job_id = first.job_id
-        layout = self.aggregator.accept(caller, job_id)  # before the rest is read
+        layout = self.aggregator.accept(caller, job_id)  # before anything is read
+        first = next(request_iterator, None)
+        if first is None or first.job_id != job_id:
+            raise ProtocolError("submission without job id")
         signature: list[bytes] = []
 
         def pieces() -> Iterator[tuple[int, bytes]]:
@@ -204,14 +209,22 @@ class ComputeServicer(compute_pb2_grpc.ComputeNodeServicer):
         return compute_pb2.CheckpointReply(checkpoint_json=head)
 
 
+def admission(insecure: bool, pins: Mapping[str, str]) -> Admission:
+    """Every call of a node or compute server: its caller bound (name, role and pinned key),
+    in a slot of its own, with a deadline for its first message
+    (:mod:`securecalc.transport.admission`)."""
+    table = dict(pins)
+    return Admission(lambda context: caller_of(context, insecure=insecure, pins=table).name)
+
+
 def serve_node(node: PartyNode, listen: str, *, tls: TlsFiles | None,
                insecure: bool) -> tuple[grpc.Server, int]:
     """A started gRPC server for ``node`` on ``listen``, and the port it got."""
     servicer = NodeServicer(node, insecure=insecure)
     return create_server(
-        listen, tls=tls, max_workers=64,
+        listen, tls=tls,
         register=lambda server: node_pb2_grpc.add_PartyNodeServicer_to_server(servicer, server),
-        services=("securecalc.v1.PartyNode",),
+        services=("securecalc.v1.PartyNode",), admission=admission(insecure, servicer.pins),
     )
 
 
@@ -220,8 +233,8 @@ def serve_compute(aggregator: Aggregator, listen: str, *, tls: TlsFiles | None,
     """A started gRPC server for the compute node ``aggregator`` on ``listen``."""
     servicer = ComputeServicer(aggregator, insecure=insecure)
     return create_server(
-        listen, tls=tls, max_workers=32,
+        listen, tls=tls,
         register=lambda server: compute_pb2_grpc.add_ComputeNodeServicer_to_server(servicer,
                                                                                    server),
-        services=("securecalc.v1.ComputeNode",),
+        services=("securecalc.v1.ComputeNode",), admission=admission(insecure, servicer.pins),
     )

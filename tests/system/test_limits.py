@@ -125,8 +125,8 @@ def test_study_run_refuses_an_oversized_study_before_contacting_a_node(  # type:
 @pytest.mark.parametrize(("outcomes", "expected"), [
     ([node_pb2.ReleaseOutcome(analysis_id=f"a{i}", status="released") for i in range(300)],
      "field 'outcomes': 300 analyses; the limit is 256"),
-    ([node_pb2.ReleaseOutcome(analysis_id="a", status="withheld", note="x" * 5000)],
-     "field 'outcomes': 5000 characters; the limit is 1024"),
+    ([node_pb2.ReleaseOutcome(analysis_id="a" * 5000, status="withheld")],
+     "field 'outcomes': 5000 characters; the limit is 256"),
 ])
 def test_a_node_refuses_oversized_release_reports_before_logging_them(  # type: ignore[no-untyped-def]
         cluster, outcomes: list[node_pb2.ReleaseOutcome], expected: str) -> None:

@@ -314,9 +314,10 @@ def settled(cluster: LocalCluster, limit: float = 20.0, *,
 
 @contextmanager
 def holding(cluster: LocalCluster, name: str, n: int) -> Iterator[None]:
-    """``n`` calls that each hold a handler thread of server ``name`` (a client stream whose
-    first message never comes: RunCkks at a node, Submit at the compute node) until the block
-    ends, when they are cancelled."""
+    """``n`` calls of the coordinator that each hold a handler thread of server ``name`` until
+    the block ends, when they are cancelled: at a node, a RunCkks stream whose first message
+    comes only within the node's first-message deadline (30 s, longer than a measurement);
+    at the compute node, fetches of the sum of a job nobody contributes to."""
     release = threading.Event()
 
     def nothing() -> Iterator[Any]:
@@ -326,9 +327,20 @@ def holding(cluster: LocalCluster, name: str, n: int) -> Iterator[None]:
     with create_channel(cluster.addresses[name],
                         tls=TlsFiles.in_directory(cluster.pki, "coordinator"),
                         expected_name=name) as channel:
-        method = (compute_pb2_grpc.ComputeNodeStub(channel).Submit if name == "compute"
-                  else node_pb2_grpc.PartyNodeStub(channel).RunCkks)
-        calls = [method.future(nothing(), timeout=60) for _ in range(n)]
+        if name == "compute":
+            stub = compute_pb2_grpc.ComputeNodeStub(channel)
+            holder = KeyHolder.create()
+            layout = Layout(5, holder.params)
+            job_id = f"held-{time.monotonic_ns()}"
+            stub.OpenJob(compute_pb2.OpenJobRequest(
+                job_id=job_id, sites=list(TWO), n_values=layout.n_values,
+                params=ckks_params_to_proto(layout.params),
+                params_context=holder.params_context_bytes()), timeout=20)
+            request = compute_pb2.FetchSumRequest(job_id=job_id, wait_seconds=60)
+            calls = [stub.FetchSum(request, timeout=60) for _ in range(n)]
+        else:
+            method = node_pb2_grpc.PartyNodeStub(channel).RunCkks
+            calls = [method.future(nothing(), timeout=60) for _ in range(n)]
         try:
             yield
         finally:

@@ -22,6 +22,7 @@ from securecalc.transport.channel import create_channel
 from securecalc.transport.codec import ckks_params_to_proto
 from securecalc.transport.errors import raise_from_rpc_error
 from securecalc.transport.proto import compute_pb2, compute_pb2_grpc
+from securecalc.transport.servicers import JOB_HEADER
 from securecalc.transport.tls import TlsFiles
 
 HOSPITALS = ("hospital-a", "hospital-b", "hospital-c")
@@ -85,7 +86,7 @@ def submit(cluster, job_id: str, site: str, ciphertexts: list[bytes], *,  # type
 
     channel, stub = compute_stub(cluster, site)
     with channel:
-        call(cluster, stub.Submit, stream())
+        call(cluster, stub.Submit, stream(), metadata=((JOB_HEADER, job_id),))
 
 
 def fetch(cluster, job_id: str, n: int, wait: float = 1.0) -> list[bytes]:  # type: ignore[no-untyped-def]

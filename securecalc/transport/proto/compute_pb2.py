@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from securecalc.transport.proto import study_pb2 as securecalc_dot_v1_dot_study__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bsecurecalc/v1/compute.proto\x12\rsecurecalc.v1\x1a\x19securecalc/v1/study.proto\"!\n\x0f\x43loseJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\x0f\n\rCloseJobReply\"#\n\x11\x43heckpointRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"*\n\x0f\x43heckpointReply\x12\x17\n\x0f\x63heckpoint_json\x18\x01 \x01(\t\"\x84\x01\n\x0eOpenJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05sites\x18\x02 \x03(\t\x12\x10\n\x08n_values\x18\x03 \x01(\r\x12)\n\x06params\x18\x04 \x01(\x0b\x32\x19.securecalc.v1.CkksParams\x12\x16\n\x0eparams_context\x18\x05 \x01(\x0c\"\x0e\n\x0cOpenJobReply\"Q\n\x0f\x43iphertextChunk\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\r\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x11\n\tsignature\x18\x04 \x01(\x0c\"\x1f\n\x0bSubmitReply\x12\x10\n\x08received\x18\x01 \x01(\r\"7\n\x0f\x46\x65tchSumRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x14\n\x0cwait_seconds\x18\x02 \x01(\x01\x32\x84\x03\n\x0b\x43omputeNode\x12\x45\n\x07OpenJob\x12\x1d.securecalc.v1.OpenJobRequest\x1a\x1b.securecalc.v1.OpenJobReply\x12\x46\n\x06Submit\x12\x1e.securecalc.v1.CiphertextChunk\x1a\x1a.securecalc.v1.SubmitReply(\x01\x12L\n\x08\x46\x65tchSum\x12\x1e.securecalc.v1.FetchSumRequest\x1a\x1e.securecalc.v1.CiphertextChunk0\x01\x12N\n\nCheckpoint\x12 .securecalc.v1.CheckpointRequest\x1a\x1e.securecalc.v1.CheckpointReply\x12H\n\x08\x43loseJob\x12\x1e.securecalc.v1.CloseJobRequest\x1a\x1c.securecalc.v1.CloseJobReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bsecurecalc/v1/compute.proto\x12\rsecurecalc.v1\x1a\x19securecalc/v1/study.proto\"!\n\x0f\x43loseJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\x0f\n\rCloseJobReply\"#\n\x11\x43heckpointRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"*\n\x0f\x43heckpointReply\x12\x17\n\x0f\x63heckpoint_json\x18\x01 \x01(\t\"\x9e\x01\n\x0eOpenJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05sites\x18\x02 \x03(\t\x12\x10\n\x08n_values\x18\x03 \x01(\r\x12)\n\x06params\x18\x04 \x01(\x0b\x32\x19.securecalc.v1.CkksParams\x12\x16\n\x0eparams_context\x18\x05 \x01(\x0c\x12\x18\n\x10lifetime_seconds\x18\x06 \x01(\x01\"\x0e\n\x0cOpenJobReply\"Q\n\x0f\x43iphertextChunk\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\r\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x11\n\tsignature\x18\x04 \x01(\x0c\"\x1f\n\x0bSubmitReply\x12\x10\n\x08received\x18\x01 \x01(\r\"7\n\x0f\x46\x65tchSumRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x14\n\x0cwait_seconds\x18\x02 \x01(\x01\x32\x84\x03\n\x0b\x43omputeNode\x12\x45\n\x07OpenJob\x12\x1d.securecalc.v1.OpenJobRequest\x1a\x1b.securecalc.v1.OpenJobReply\x12\x46\n\x06Submit\x12\x1e.securecalc.v1.CiphertextChunk\x1a\x1a.securecalc.v1.SubmitReply(\x01\x12L\n\x08\x46\x65tchSum\x12\x1e.securecalc.v1.FetchSumRequest\x1a\x1e.securecalc.v1.CiphertextChunk0\x01\x12N\n\nCheckpoint\x12 .securecalc.v1.CheckpointRequest\x1a\x1e.securecalc.v1.CheckpointReply\x12H\n\x08\x43loseJob\x12\x1e.securecalc.v1.CloseJobRequest\x1a\x1c.securecalc.v1.CloseJobReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,15 +41,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CHECKPOINTREPLY']._serialized_start=162
   _globals['_CHECKPOINTREPLY']._serialized_end=204
   _globals['_OPENJOBREQUEST']._serialized_start=207
-  _globals['_OPENJOBREQUEST']._serialized_end=339
-  _globals['_OPENJOBREPLY']._serialized_start=341
-  _globals['_OPENJOBREPLY']._serialized_end=355
-  _globals['_CIPHERTEXTCHUNK']._serialized_start=357
-  _globals['_CIPHERTEXTCHUNK']._serialized_end=438
-  _globals['_SUBMITREPLY']._serialized_start=440
-  _globals['_SUBMITREPLY']._serialized_end=471
-  _globals['_FETCHSUMREQUEST']._serialized_start=473
-  _globals['_FETCHSUMREQUEST']._serialized_end=528
-  _globals['_COMPUTENODE']._serialized_start=531
-  _globals['_COMPUTENODE']._serialized_end=919
+  _globals['_OPENJOBREQUEST']._serialized_end=365
+  _globals['_OPENJOBREPLY']._serialized_start=367
+  _globals['_OPENJOBREPLY']._serialized_end=381
+  _globals['_CIPHERTEXTCHUNK']._serialized_start=383
+  _globals['_CIPHERTEXTCHUNK']._serialized_end=464
+  _globals['_SUBMITREPLY']._serialized_start=466
+  _globals['_SUBMITREPLY']._serialized_end=497
+  _globals['_FETCHSUMREQUEST']._serialized_start=499
+  _globals['_FETCHSUMREQUEST']._serialized_end=554
+  _globals['_COMPUTENODE']._serialized_start=557
+  _globals['_COMPUTENODE']._serialized_end=945
 # @@protoc_insertion_point(module_scope)

@@ -30,18 +30,20 @@ class CheckpointReply(_message.Message):
     def __init__(self, checkpoint_json: _Optional[str] = ...) -> None: ...
 
 class OpenJobRequest(_message.Message):
-    __slots__ = ("job_id", "sites", "n_values", "params", "params_context")
+    __slots__ = ("job_id", "sites", "n_values", "params", "params_context", "lifetime_seconds")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     SITES_FIELD_NUMBER: _ClassVar[int]
     N_VALUES_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     PARAMS_CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    LIFETIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     sites: _containers.RepeatedScalarFieldContainer[str]
     n_values: int
     params: _study_pb2.CkksParams
     params_context: bytes
-    def __init__(self, job_id: _Optional[str] = ..., sites: _Optional[_Iterable[str]] = ..., n_values: _Optional[int] = ..., params: _Optional[_Union[_study_pb2.CkksParams, _Mapping]] = ..., params_context: _Optional[bytes] = ...) -> None: ...
+    lifetime_seconds: float
+    def __init__(self, job_id: _Optional[str] = ..., sites: _Optional[_Iterable[str]] = ..., n_values: _Optional[int] = ..., params: _Optional[_Union[_study_pb2.CkksParams, _Mapping]] = ..., params_context: _Optional[bytes] = ..., lifetime_seconds: _Optional[float] = ...) -> None: ...
 
 class OpenJobReply(_message.Message):
     __slots__ = ()
