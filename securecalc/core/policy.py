@@ -77,6 +77,8 @@ class Roster:
     me: str
     hospitals: frozenset[str]
     compute: str
+    #: whether the node can reach its compute node's pinned key (always, without TLS)
+    compute_pinned: bool = True
 
 
 class Policy(Model):
@@ -143,6 +145,10 @@ class Policy(Model):
         if compute != roster.compute:
             raise PolicyError(f"study {job.study!r} sends ciphertexts to {compute!r}; this node "
                               f"sends them only to its compute node {roster.compute!r}")
+        if not roster.compute_pinned:
+            raise PolicyError(f"study {job.study!r} uses CKKS; this node has no key pin for its "
+                              f"compute node {roster.compute!r} and sends ciphertexts only to a "
+                              "pinned key (add it to [pins])")
         if self.ckks == "refuse":
             raise PolicyError(f"study {job.study!r} uses CKKS, which this node's policy "
                               "refuses (ckks = \"refuse\")")

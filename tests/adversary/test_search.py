@@ -162,7 +162,7 @@ class Mutation:
         return spec
 
 
-def _mutations() -> st.SearchStrategy[Callable[[study_pb2.JobSpec], None]]:
+def _mutations() -> st.SearchStrategy[tuple[str, Callable[[study_pb2.JobSpec], None]]]:
     ids = st.sampled_from(["n", "mean_y", "sum_sbp", "var_y", "hist"])
 
     def on_analysis(**keys: Any) -> Callable[[str], Callable[[study_pb2.JobSpec], None]]:
@@ -191,31 +191,40 @@ def _mutations() -> st.SearchStrategy[Callable[[study_pb2.JobSpec], None]]:
         return lambda spec: set_column(spec, column, **kw)
 
     return st.one_of(
-        st.builds(lambda w, a: on_analysis(where=w)(a), st.sampled_from(list(FILTERS)), ids),
-        st.builds(lambda c, a: on_analysis(column=c)(a),
+        st.builds(lambda w, a: named(f"{a}.where = {w!r}", on_analysis(where=w)(a)),
+                  st.sampled_from(list(FILTERS)), ids),
+        st.builds(lambda c, a: named(f"{a}.column = {c!r}", on_analysis(column=c)(a)),
                   st.sampled_from(["y", "sbp", "age"]), st.sampled_from(["mean_y", "var_y"])),
-        st.builds(thresholds, st.sampled_from([1, 5, 10, 11, 100]),
-                  st.sampled_from([1, 3, 5, 6])),
-        st.builds(lambda e: on_analysis(edges=e)("hist"),
+        st.builds(lambda c, k: named(f"min_cohort = {c}, min_cell_count = {k}",
+                                     thresholds(c, k)),
+                  st.sampled_from([1, 5, 10, 11, 100]), st.sampled_from([1, 3, 5, 6])),
+        st.builds(lambda e: named(f"hist.edges = {e}", on_analysis(edges=e)("hist")),
                   st.sampled_from([[18, 95], [18, 50, 95], [18, 90, 93, 94, 95],
                                    [18, 40, 60, 80, 95]])),
-        st.builds(lambda e, a: on_analysis(epsilon=e)(a), st.sampled_from([0.5, 1.0, 10.0]),
-                  ids),
-        st.builds(lambda lv: declared("sex", levels=lv),
+        st.builds(lambda e, a: named(f"{a}.epsilon = {e}", on_analysis(epsilon=e)(a)),
+                  st.sampled_from([0.5, 1.0, 10.0]), ids),
+        st.builds(lambda lv: named(f"schema.sex.levels = {lv}", declared("sex", levels=lv)),
                   st.sampled_from([["F", "M"], ["M", "F"], ["F", "M", "U"], ["F"]])),
-        st.builds(lambda b: declared("y", bounds=b),
+        st.builds(lambda b: named(f"schema.y bounds = {b}", declared("y", bounds=b)),
                   st.sampled_from([(0.0, 100.0), (0.0, 73.0), (-10.0, 200.0)])),
-        st.builds(lambda b: declared("age", bounds=b),
+        st.builds(lambda b: named(f"schema.age bounds = {b}", declared("age", bounds=b)),
                   st.sampled_from([(18, 95), (0, 120), (90, 95)])),
-        st.builds(lambda t: declared("sbp", type=t), st.sampled_from(["float", "int"])),
-        st.builds(parties, st.permutations([0, 1, 2])),
-        st.builds(job_id, st.integers(0, 3)),
+        st.builds(lambda t: named(f"schema.sbp.type = {t!r}", declared("sbp", type=t)),
+                  st.sampled_from(["float", "int"])),
+        st.builds(lambda o: named(f"party order {o}", parties(o)), st.permutations([0, 1, 2])),
+        st.builds(lambda i: named("a new job id", job_id(i)), st.integers(0, 3)),
     )
 
 
+def named(label: str, apply: Callable[[study_pb2.JobSpec], None]
+          ) -> tuple[str, Callable[[study_pb2.JobSpec], None]]:
+    """A mutation with what it changes, for the report of a failing case."""
+    return label, apply
+
+
 MUTATIONS = st.builds(
-    lambda apply, target, what: Mutation(what, target, apply), _mutations(),
-    st.sampled_from([*HOSPITALS, "all"]), st.just("mutation"))
+    lambda labelled, target: Mutation(labelled[0], target, labelled[1]), _mutations(),
+    st.sampled_from([*HOSPITALS, "all"]))
 
 
 # --- running a case ---------------------------------------------------------------------------

@@ -203,7 +203,7 @@ def test_node_config(tmp_path: Path) -> None:
     assert config.coordinators == ("coordinator",)
     assert config.hospitals == ("hospital-a", "hospital-b", "hospital-c")
     assert config.roster == Roster(me="hospital-a", compute="compute", hospitals=frozenset(
-        {"hospital-a", "hospital-b", "hospital-c"}))
+        {"hospital-a", "hospital-b", "hospital-c"}), compute_pinned=False)  # no "compute" pin
     assert config.policy.min_parties == 3 and config.policy.ckks == "epsilon"
     assert config.policy.require_all_hospitals is False
     with pytest.raises(dataclasses.FrozenInstanceError):

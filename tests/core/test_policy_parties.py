@@ -72,3 +72,13 @@ def test_the_approval_id_covers_engine_parties_and_compute_but_not_the_run() -> 
     assert (covers["engine"], [p["name"] for p in covers["parties"]],
             covers["compute"]["name"]) == ("ckks", ["a", "b", "c"], "compute")
     assert approval_id(replace(job("abc"), job_id="other-run"), "ckks", "compute") == base
+
+
+def test_ckks_needs_a_pinned_compute_node() -> None:
+    """A node sends ciphertexts only to a key it pinned: without a pin for its compute node
+    it refuses every CKKS study before anything is read."""
+    unpinned = Roster(me="a", hospitals=ROSTER.hospitals, compute="compute",
+                      compute_pinned=False)
+    with pytest.raises(PolicyError, match="no key pin for its compute node 'compute'"):
+        Policy(ckks="exact").check_parties(job("abc"), "ckks", "compute", unpinned)
+    Policy(ckks="exact").check_parties(job("abc"), "mpc", None, unpinned)  # MPC unaffected

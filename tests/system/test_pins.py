@@ -7,6 +7,7 @@ runs, and a node whose roster has a hospital without a pin does not start.
 """
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ import pytest
 from securecalc.cluster import LocalCluster
 from securecalc.coordinator.study import run_study
 from securecalc.engines.ckks import KeyHolder, Layout
+from securecalc.errors import SecureCalcError
 from securecalc.pki import Role, issue_certificate
 from securecalc.signing import sign_submission
 from securecalc.studyfolder import node_toml, write
@@ -188,3 +190,65 @@ def test_a_node_without_a_pin_for_a_roster_hospital_does_not_start(  # type: ign
     from securecalc.core.config import load_node_config
 
     assert load_node_config(insecure, insecure=True).pins == {}
+
+
+@pytest.fixture(scope="module")
+def rogue_server(cluster: LocalCluster, rogue: Path, cohort,  # type: ignore[no-untyped-def]
+                 tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A node run by the CA operator with its own ``hospital-b`` certificate (a key it holds):
+    the server a study would send hospital-a to, at an address of the operator's choosing."""
+    folder = tmp_path_factory.mktemp("rogue-node")
+    pki = folder / "pki"
+    pki.mkdir()
+    for public in cluster.pki.glob("*.crt"):  # the others' certificates are public
+        (pki / public.name).write_bytes(public.read_bytes())
+    for part in ("crt", "key"):
+        (pki / f"hospital-b.{part}").write_bytes((rogue / f"hospital-b.{part}").read_bytes())
+    config = write(folder / "hospital-b.toml",
+                   node_toml("hospital-b", "127.0.0.1:0", cohort["hospital-b"], pki,
+                             list(HOSPITALS)))
+    return cluster.servers.start("rogue-hospital-b",
+                                 ["node", "serve", "--config", str(config)]).address
+
+
+@pytest.mark.timeout(120)
+def test_an_outbound_channel_reaches_only_the_pinned_key(  # type: ignore[no-untyped-def]
+        cluster: LocalCluster, rogue_server: str) -> None:
+    """hospital-a's links to an address from a job (MPC frames, confirmations, ciphertexts)
+    are made only after the server there shows the pinned key: the rogue server holds a valid
+    CA-signed hospital-b certificate and gets no channel; the real hospital-b does."""
+    from securecalc.core.config import load_node_config
+    from securecalc.errors import PartyError
+    from securecalc.transport.channel import create_pinned_channel, wait_ready
+
+    me = load_node_config(cluster.root / "hospital-a.toml")
+    tls = TlsFiles(me.tls.ca, me.tls.cert, me.tls.key)  # type: ignore[union-attr]
+    with pytest.raises(PartyError, match="another key than its pin"):
+        create_pinned_channel(rogue_server, tls=tls, expected_name="hospital-b",
+                              own_name="hospital-a", pins=me.pins)
+    with pytest.raises(PartyError, match="no key pin"):
+        create_pinned_channel(rogue_server, tls=tls, expected_name="hospital-b",
+                              own_name="hospital-a", pins={})
+    real = cluster.addresses["hospital-b"]
+    with create_pinned_channel(real, tls=tls, expected_name="hospital-b",
+                               own_name="hospital-a", pins=me.pins) as channel:
+        wait_ready(channel, 20, "hospital-b")
+
+
+@pytest.mark.timeout(180)
+def test_a_study_that_sends_a_hospital_to_the_rogue_server_reads_nothing(  # type: ignore[no-untyped-def]
+        cluster: LocalCluster, rogue_server: str) -> None:
+    """The operator writes a study that puts its hospital-b at hospital-b's place: the study
+    fails, no row is read anywhere (the rogue server is the real hospital-b to nobody)."""
+    study = cluster.study("rogue-b", "mpc", SYNTH_SCHEMA_TOML, COUNT, extra_study=QUICK,
+                          address_override={"hospital-b": rogue_server})
+    with pytest.raises(SecureCalcError):
+        run_study(study)
+    for name in ("hospital-a", "hospital-c"):
+        records = [json.loads(line) for line in
+                   (cluster.root / "audit" / f"{name}.jsonl").read_text().splitlines()]
+        jobs = {r["data"]["job"] for r in records if r["event"] == "study_received"
+                and r["data"].get("study") == "rogue-b"}
+        assert jobs, f"{name} never received the study"
+        started = [r for r in records if r["event"] == "job_start" and r["data"]["job"] in jobs]
+        assert not started, f"{name} read its rows for a job with the rogue server"
