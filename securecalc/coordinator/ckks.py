@@ -62,7 +62,8 @@ class _Round:
             clock.enter("CKKS encrypt and submit")
             replies = network.run_ckks(job.parties, CkksRequest(
                 job=job, compute=compute, params=layout.params, n_values=layout.n_values,
-                public_context=self.public_context, states=states))
+                public_context=self.public_context, states=states,
+                peer_timeout_seconds=clock.peer_timeout))
             submitted = time.perf_counter()
             clock.enter("CKKS fetch")
             pieces = network.fetch_sum(compute, job.job_id, layout)

@@ -31,6 +31,7 @@ from securecalc.node.intake import Intake
 from securecalc.node.mpc_session import MpcSession, SessionRegistry
 from securecalc.roles import Role
 from securecalc.transport.interface import (
+    MAX_JOB_SECONDS,
     CallContext,
     Caller,
     CkksReply,
@@ -183,7 +184,10 @@ class PartyNode:
         self.intake.admit(job, canonical, "ckks", coordinator, compute.name)
         layout = Layout(n_values=request.n_values, params=request.params)
         timeout = remaining(context)
-        release = self._agree(job, canonical, min(PEER_TIMEOUT_SECONDS, timeout), context)
+        peer_timeout = request.peer_timeout_seconds or PEER_TIMEOUT_SECONDS
+        if not 0 < peer_timeout <= MAX_JOB_SECONDS:
+            raise ProtocolError("malformed peer timeout")
+        release = self._agree(job, canonical, min(peer_timeout, timeout), context)
         try:
             with audited(self.audit, job.job_id, compute=compute.name,
                          digest=canonical.digest) as end:

@@ -81,7 +81,8 @@ class GrpcStudyNetwork:
                                     compute_address=compute.address, compute_name=compute.name,
                                     params=ckks_params_to_proto(request.params),
                                     n_values=request.n_values,
-                                    states_json=states_to_json(request.states))
+                                    states_json=states_to_json(request.states),
+                                    peer_timeout_seconds=request.peer_timeout_seconds)
 
         def request_stream() -> Iterator[node_pb2.CkksJobChunk]:
             yield node_pb2.CkksJobChunk(spec=spec)

@@ -157,6 +157,7 @@ class CkksRequest:
     n_values: int
     public_context: bytes
     states: Mapping[str, Any] = field(default_factory=dict)
+    peer_timeout_seconds: float = 15.0
 
 
 @dataclass(frozen=True)

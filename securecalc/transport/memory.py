@@ -185,7 +185,7 @@ class MemoryStudyNetwork:
             return node.run_ckks(self.caller, CkksRequest(
                 job=job, compute=request.compute, params=request.params,
                 n_values=request.n_values, public_context=request.public_context,
-                states=states), context)
+                states=states, peer_timeout_seconds=request.peer_timeout_seconds), context)
 
         return self._fan_out(parties, run, watched=[*parties, request.compute])
 

@@ -116,7 +116,8 @@ class NodeServicer(node_pb2_grpc.PartyNodeServicer):
         request = CkksRequest(job=job, compute=Party(spec.compute_name, spec.compute_address),
                               params=ckks_params_from_proto(spec.params),
                               n_values=spec.n_values, public_context=public_context,
-                              states=states_from_json(spec.states_json))
+                              states=states_from_json(spec.states_json),
+                              peer_timeout_seconds=spec.peer_timeout_seconds)
         return ckks_reply_to_proto(self.node.run_ckks(caller, request,
                                                       ServicerContext(context)))
 

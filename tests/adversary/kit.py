@@ -173,7 +173,8 @@ class _GrpcAdversaryNetwork(GrpcStudyNetwork):
             yield node_pb2.CkksJobChunk(spec=node_pb2.CkksJobSpec(
                 spec=spec, compute_address=compute.address, compute_name=compute.name,
                 params=ckks_params_to_proto(request.params), n_values=request.n_values,
-                states_json=states_to_json(request.states)))
+                states_json=states_to_json(request.states),
+                peer_timeout_seconds=request.peer_timeout_seconds))
             for piece in chunks.split(request.public_context):
                 yield node_pb2.CkksJobChunk(context_chunk=piece)
 
@@ -239,7 +240,8 @@ class _MemoryAdversaryNetwork(MemoryStudyNetwork):
                 return node.run_ckks(self.caller, CkksRequest(
                     job=job, compute=request.compute, params=request.params,
                     n_values=request.n_values, public_context=request.public_context,
-                    states=states_from_json(states_to_json(request.states))), context)
+                    states=states_from_json(states_to_json(request.states)),
+                    peer_timeout_seconds=request.peer_timeout_seconds), context)
 
             return self._recorded(party, call)  # type: ignore[no-any-return]
 

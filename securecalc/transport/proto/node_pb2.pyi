@@ -102,20 +102,22 @@ class ExchangeAck(_message.Message):
     def __init__(self, frames: _Optional[int] = ...) -> None: ...
 
 class CkksJobSpec(_message.Message):
-    __slots__ = ("spec", "compute_address", "compute_name", "params", "n_values", "states_json")
+    __slots__ = ("spec", "compute_address", "compute_name", "params", "n_values", "states_json", "peer_timeout_seconds")
     SPEC_FIELD_NUMBER: _ClassVar[int]
     COMPUTE_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     COMPUTE_NAME_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     N_VALUES_FIELD_NUMBER: _ClassVar[int]
     STATES_JSON_FIELD_NUMBER: _ClassVar[int]
+    PEER_TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     spec: _study_pb2.JobSpec
     compute_address: str
     compute_name: str
     params: _study_pb2.CkksParams
     n_values: int
     states_json: str
-    def __init__(self, spec: _Optional[_Union[_study_pb2.JobSpec, _Mapping]] = ..., compute_address: _Optional[str] = ..., compute_name: _Optional[str] = ..., params: _Optional[_Union[_study_pb2.CkksParams, _Mapping]] = ..., n_values: _Optional[int] = ..., states_json: _Optional[str] = ...) -> None: ...
+    peer_timeout_seconds: float
+    def __init__(self, spec: _Optional[_Union[_study_pb2.JobSpec, _Mapping]] = ..., compute_address: _Optional[str] = ..., compute_name: _Optional[str] = ..., params: _Optional[_Union[_study_pb2.CkksParams, _Mapping]] = ..., n_values: _Optional[int] = ..., states_json: _Optional[str] = ..., peer_timeout_seconds: _Optional[float] = ...) -> None: ...
 
 class CkksJobChunk(_message.Message):
     __slots__ = ("spec", "context_chunk")
