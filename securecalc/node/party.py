@@ -89,31 +89,34 @@ class PartyNode:
         coordinator = caller.require(self.config.coordinators, Role.COORDINATOR)
         job = request.job
         canonical = canonical_job(job, "mpc")
-        self.intake.admit(job, canonical, "mpc", coordinator)
         timeout = remaining(context)
         peer_timeout = request.peer_timeout_seconds or PEER_TIMEOUT_SECONDS
-        release = self._agree(job, canonical, min(peer_timeout, timeout), context)
+        with self.agreements.arriving(job.job_id):
+            self.intake.admit(job, canonical, "mpc", coordinator)
+            release = self._agree(job, canonical, peer_timeout, context)
         try:
             return self._compute_mpc(job, canonical, peer_timeout, timeout, context)
         finally:
             release()
 
-    def _agree(self, job: Job, canonical: CanonicalJob, timeout: float,
+    def _agree(self, job: Job, canonical: CanonicalJob, peer_timeout: float,
                context: CallContext) -> Callable[[], None]:
         """The agreement round (:mod:`securecalc.node.agreement`), audited; the release of
         the job's hold."""
         try:
             return agree(self.agreements, self.links, me=self.config.name,
                          parties=job.parties, job_id=job.job_id, digest=canonical.digest,
-                         timeout=timeout, on_cancel=context.on_end)
+                         peer_timeout=peer_timeout, deadline=remaining(context),
+                         on_cancel=context.on_end)
         except SecureCalcError as exc:
             self.audit.append("agreement_failed", job=job.job_id, digest=canonical.digest,
                               reason=str(exc))
             raise
 
-    def confirm(self, caller: Caller, job_id: str, digest: str) -> bool:
+    def confirm(self, caller: Caller, job_id: str, digest: str) -> bool | None:
         """Another hospital of this node's roster holds ``job_id`` with ``digest``: whether
-        this node holds the same job (NotYet while it has not received it)."""
+        this node holds the same job (None while it admits the job, NotYet while it has not
+        received it)."""
         others = [h for h in self.config.hospitals if h != self.config.name]
         peer = caller.require(others, Role.HOSPITAL)  # before anything is read or held
         NAME_CHARS.check(len(job_id), "job_id")
@@ -181,13 +184,13 @@ class PartyNode:
             n_values=request.n_values,
             public_context_sha256=hashlib.sha256(request.public_context).hexdigest(),
             states=request.states))
-        self.intake.admit(job, canonical, "ckks", coordinator, compute.name)
-        layout = Layout(n_values=request.n_values, params=request.params)
-        timeout = remaining(context)
         peer_timeout = request.peer_timeout_seconds or PEER_TIMEOUT_SECONDS
         if not 0 < peer_timeout <= MAX_JOB_SECONDS:
             raise ProtocolError("malformed peer timeout")
-        release = self._agree(job, canonical, min(peer_timeout, timeout), context)
+        layout = Layout(n_values=request.n_values, params=request.params)
+        with self.agreements.arriving(job.job_id):
+            self.intake.admit(job, canonical, "ckks", coordinator, compute.name)
+            release = self._agree(job, canonical, peer_timeout, context)
         try:
             with audited(self.audit, job.job_id, compute=compute.name,
                          digest=canonical.digest) as end:

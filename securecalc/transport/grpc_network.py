@@ -222,7 +222,7 @@ class GrpcPeerLink:
                 gate.decide(False)
         return None
 
-    def confirm(self, job_id: str, digest: str, *, timeout: float) -> bool:
+    def confirm(self, job_id: str, digest: str, *, timeout: float) -> bool | None:
         stub = node_pb2_grpc.PartyNodeStub(self.channel)
         try:
             reply = stub.Confirm(node_pb2.JobConfirmation(job_id=job_id, digest=digest),
@@ -233,7 +233,7 @@ class GrpcPeerLink:
                 raise NotYet() from None
             raise PartyError(self.peer.name, f"confirmation refused or lost "
                                              f"({code.name if code else 'error'})") from None
-        return bool(reply.same)
+        return None if reply.pending else bool(reply.same)
 
     def close(self) -> None:
         self.channel.close()

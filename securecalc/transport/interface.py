@@ -279,10 +279,11 @@ class PeerLink(Protocol):
         the peer has not received the job it refuses at once and this tries again shortly,
         until ``closing`` is set. None when done or cancelled, else why the stream broke."""
 
-    def confirm(self, job_id: str, digest: str, *, timeout: float) -> bool:
+    def confirm(self, job_id: str, digest: str, *, timeout: float) -> bool | None:
         """Tell the peer this node holds ``job_id`` with the canonical ``digest``: True when
-        the peer holds the same job. :class:`NotYet` while the peer has not received it;
-        another :class:`SecureCalcError` when the peer refuses or cannot be reached."""
+        the peer holds the same job, None while it is still admitting the job.
+        :class:`NotYet` while the peer has not received it; another :class:`SecureCalcError`
+        when the peer refuses or cannot be reached."""
 
     def close(self) -> None: ...
 

@@ -325,7 +325,7 @@ class MemoryPeerLink:
             return None
         return None
 
-    def confirm(self, job_id: str, digest: str, *, timeout: float) -> bool:
+    def confirm(self, job_id: str, digest: str, *, timeout: float) -> bool | None:
         try:
             return self.network.node(self.peer).confirm(self.caller, job_id, digest)
         except (NotYet, PartyError):

@@ -131,9 +131,8 @@ class NodeServicer(node_pb2_grpc.PartyNodeServicer):
     @rpc_boundary
     def Confirm(self, request: node_pb2.JobConfirmation,
                 context: grpc.ServicerContext) -> node_pb2.ConfirmReply:
-        caller = self._caller(context)
-        return node_pb2.ConfirmReply(same=self.node.confirm(caller, request.job_id,
-                                                            request.digest))
+        verdict = self.node.confirm(self._caller(context), request.job_id, request.digest)
+        return node_pb2.ConfirmReply(same=bool(verdict), pending=verdict is None)
 
 
 class ComputeServicer(compute_pb2_grpc.ComputeNodeServicer):

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from securecalc.transport.proto import study_pb2 as securecalc_dot_v1_dot_study__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18securecalc/v1/node.proto\x12\rsecurecalc.v1\x1a\x19securecalc/v1/study.proto\"1\n\x0fJobConfirmation\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06\x64igest\x18\x02 \x01(\t\"\x1c\n\x0c\x43onfirmReply\x12\x0c\n\x04same\x18\x01 \x01(\x08\"h\n\x0cHeadsRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63heckpoint_json\x18\x02 \x03(\t\x12/\n\x08outcomes\x18\x03 \x03(\x0b\x32\x1d.securecalc.v1.ReleaseOutcome\"S\n\x0eReleaseOutcome\x12\x13\n\x0b\x61nalysis_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x0c\n\x04note\x18\x03 \x01(\t\x12\x0e\n\x06\x64igest\x18\x04 \x01(\t\"\x1c\n\nHeadsReply\x12\x0e\n\x06stored\x18\x01 \x01(\r\"S\n\rMpcJobRequest\x12$\n\x04spec\x18\x01 \x01(\x0b\x32\x16.securecalc.v1.JobSpec\x12\x1c\n\x14peer_timeout_seconds\x18\x02 \x01(\x01\"g\n\x0bStepOutcome\x12\x13\n\x0b\x61nalysis_id\x18\x01 \x01(\t\x12\x0e\n\x06totals\x18\x02 \x03(\t\x12\x0f\n\x07seconds\x18\x03 \x01(\x01\x12\x12\n\nbytes_sent\x18\x04 \x01(\x04\x12\x0e\n\x06rounds\x18\x05 \x01(\r\"\xa3\x01\n\x0bMpcJobReply\x12)\n\x05steps\x18\x01 \x03(\x0b\x32\x1a.securecalc.v1.StepOutcome\x12\x15\n\rlocal_seconds\x18\x02 \x01(\x01\x12\x15\n\rsetup_seconds\x18\x03 \x01(\x01\x12\x12\n\nbytes_sent\x18\x04 \x01(\x04\x12\x0e\n\x06rounds\x18\x05 \x01(\r\x12\x17\n\x0f\x63heckpoint_json\x18\x06 \x01(\t\"(\n\x08MpcFrame\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"\x1d\n\x0b\x45xchangeAck\x12\x0e\n\x06\x66rames\x18\x01 \x01(\x04\"\xd2\x01\n\x0b\x43kksJobSpec\x12$\n\x04spec\x18\x01 \x01(\x0b\x32\x16.securecalc.v1.JobSpec\x12\x17\n\x0f\x63ompute_address\x18\x02 \x01(\t\x12\x14\n\x0c\x63ompute_name\x18\x03 \x01(\t\x12)\n\x06params\x18\x04 \x01(\x0b\x32\x19.securecalc.v1.CkksParams\x12\x10\n\x08n_values\x18\x05 \x01(\r\x12\x13\n\x0bstates_json\x18\x06 \x01(\t\x12\x1c\n\x14peer_timeout_seconds\x18\x07 \x01(\x01\"O\n\x0c\x43kksJobChunk\x12(\n\x04spec\x18\x01 \x01(\x0b\x32\x1a.securecalc.v1.CkksJobSpec\x12\x15\n\rcontext_chunk\x18\x02 \x01(\x0c\"\x80\x01\n\x0c\x43kksJobReply\x12\x12\n\nbytes_sent\x18\x01 \x01(\x04\x12\x13\n\x0b\x63iphertexts\x18\x02 \x01(\r\x12\x15\n\rlocal_seconds\x18\x03 \x01(\x01\x12\x17\n\x0f\x65ncrypt_seconds\x18\x04 \x01(\x01\x12\x17\n\x0f\x63heckpoint_json\x18\x05 \x01(\t2\xe7\x02\n\tPartyNode\x12\x42\n\x06RunMpc\x12\x1c.securecalc.v1.MpcJobRequest\x1a\x1a.securecalc.v1.MpcJobReply\x12\x41\n\x08\x45xchange\x12\x17.securecalc.v1.MpcFrame\x1a\x1a.securecalc.v1.ExchangeAck(\x01\x12\x45\n\x07RunCkks\x12\x1b.securecalc.v1.CkksJobChunk\x1a\x1b.securecalc.v1.CkksJobReply(\x01\x12\x44\n\nStoreHeads\x12\x1b.securecalc.v1.HeadsRequest\x1a\x19.securecalc.v1.HeadsReply\x12\x46\n\x07\x43onfirm\x12\x1e.securecalc.v1.JobConfirmation\x1a\x1b.securecalc.v1.ConfirmReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18securecalc/v1/node.proto\x12\rsecurecalc.v1\x1a\x19securecalc/v1/study.proto\"1\n\x0fJobConfirmation\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06\x64igest\x18\x02 \x01(\t\"-\n\x0c\x43onfirmReply\x12\x0c\n\x04same\x18\x01 \x01(\x08\x12\x0f\n\x07pending\x18\x02 \x01(\x08\"h\n\x0cHeadsRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63heckpoint_json\x18\x02 \x03(\t\x12/\n\x08outcomes\x18\x03 \x03(\x0b\x32\x1d.securecalc.v1.ReleaseOutcome\"S\n\x0eReleaseOutcome\x12\x13\n\x0b\x61nalysis_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x0c\n\x04note\x18\x03 \x01(\t\x12\x0e\n\x06\x64igest\x18\x04 \x01(\t\"\x1c\n\nHeadsReply\x12\x0e\n\x06stored\x18\x01 \x01(\r\"S\n\rMpcJobRequest\x12$\n\x04spec\x18\x01 \x01(\x0b\x32\x16.securecalc.v1.JobSpec\x12\x1c\n\x14peer_timeout_seconds\x18\x02 \x01(\x01\"g\n\x0bStepOutcome\x12\x13\n\x0b\x61nalysis_id\x18\x01 \x01(\t\x12\x0e\n\x06totals\x18\x02 \x03(\t\x12\x0f\n\x07seconds\x18\x03 \x01(\x01\x12\x12\n\nbytes_sent\x18\x04 \x01(\x04\x12\x0e\n\x06rounds\x18\x05 \x01(\r\"\xa3\x01\n\x0bMpcJobReply\x12)\n\x05steps\x18\x01 \x03(\x0b\x32\x1a.securecalc.v1.StepOutcome\x12\x15\n\rlocal_seconds\x18\x02 \x01(\x01\x12\x15\n\rsetup_seconds\x18\x03 \x01(\x01\x12\x12\n\nbytes_sent\x18\x04 \x01(\x04\x12\x0e\n\x06rounds\x18\x05 \x01(\r\x12\x17\n\x0f\x63heckpoint_json\x18\x06 \x01(\t\"(\n\x08MpcFrame\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"\x1d\n\x0b\x45xchangeAck\x12\x0e\n\x06\x66rames\x18\x01 \x01(\x04\"\xd2\x01\n\x0b\x43kksJobSpec\x12$\n\x04spec\x18\x01 \x01(\x0b\x32\x16.securecalc.v1.JobSpec\x12\x17\n\x0f\x63ompute_address\x18\x02 \x01(\t\x12\x14\n\x0c\x63ompute_name\x18\x03 \x01(\t\x12)\n\x06params\x18\x04 \x01(\x0b\x32\x19.securecalc.v1.CkksParams\x12\x10\n\x08n_values\x18\x05 \x01(\r\x12\x13\n\x0bstates_json\x18\x06 \x01(\t\x12\x1c\n\x14peer_timeout_seconds\x18\x07 \x01(\x01\"O\n\x0c\x43kksJobChunk\x12(\n\x04spec\x18\x01 \x01(\x0b\x32\x1a.securecalc.v1.CkksJobSpec\x12\x15\n\rcontext_chunk\x18\x02 \x01(\x0c\"\x80\x01\n\x0c\x43kksJobReply\x12\x12\n\nbytes_sent\x18\x01 \x01(\x04\x12\x13\n\x0b\x63iphertexts\x18\x02 \x01(\r\x12\x15\n\rlocal_seconds\x18\x03 \x01(\x01\x12\x17\n\x0f\x65ncrypt_seconds\x18\x04 \x01(\x01\x12\x17\n\x0f\x63heckpoint_json\x18\x05 \x01(\t2\xe7\x02\n\tPartyNode\x12\x42\n\x06RunMpc\x12\x1c.securecalc.v1.MpcJobRequest\x1a\x1a.securecalc.v1.MpcJobReply\x12\x41\n\x08\x45xchange\x12\x17.securecalc.v1.MpcFrame\x1a\x1a.securecalc.v1.ExchangeAck(\x01\x12\x45\n\x07RunCkks\x12\x1b.securecalc.v1.CkksJobChunk\x1a\x1b.securecalc.v1.CkksJobReply(\x01\x12\x44\n\nStoreHeads\x12\x1b.securecalc.v1.HeadsRequest\x1a\x19.securecalc.v1.HeadsReply\x12\x46\n\x07\x43onfirm\x12\x1e.securecalc.v1.JobConfirmation\x1a\x1b.securecalc.v1.ConfirmReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,29 +35,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_JOBCONFIRMATION']._serialized_start=70
   _globals['_JOBCONFIRMATION']._serialized_end=119
   _globals['_CONFIRMREPLY']._serialized_start=121
-  _globals['_CONFIRMREPLY']._serialized_end=149
-  _globals['_HEADSREQUEST']._serialized_start=151
-  _globals['_HEADSREQUEST']._serialized_end=255
-  _globals['_RELEASEOUTCOME']._serialized_start=257
-  _globals['_RELEASEOUTCOME']._serialized_end=340
-  _globals['_HEADSREPLY']._serialized_start=342
-  _globals['_HEADSREPLY']._serialized_end=370
-  _globals['_MPCJOBREQUEST']._serialized_start=372
-  _globals['_MPCJOBREQUEST']._serialized_end=455
-  _globals['_STEPOUTCOME']._serialized_start=457
-  _globals['_STEPOUTCOME']._serialized_end=560
-  _globals['_MPCJOBREPLY']._serialized_start=563
-  _globals['_MPCJOBREPLY']._serialized_end=726
-  _globals['_MPCFRAME']._serialized_start=728
-  _globals['_MPCFRAME']._serialized_end=768
-  _globals['_EXCHANGEACK']._serialized_start=770
-  _globals['_EXCHANGEACK']._serialized_end=799
-  _globals['_CKKSJOBSPEC']._serialized_start=802
-  _globals['_CKKSJOBSPEC']._serialized_end=1012
-  _globals['_CKKSJOBCHUNK']._serialized_start=1014
-  _globals['_CKKSJOBCHUNK']._serialized_end=1093
-  _globals['_CKKSJOBREPLY']._serialized_start=1096
-  _globals['_CKKSJOBREPLY']._serialized_end=1224
-  _globals['_PARTYNODE']._serialized_start=1227
-  _globals['_PARTYNODE']._serialized_end=1586
+  _globals['_CONFIRMREPLY']._serialized_end=166
+  _globals['_HEADSREQUEST']._serialized_start=168
+  _globals['_HEADSREQUEST']._serialized_end=272
+  _globals['_RELEASEOUTCOME']._serialized_start=274
+  _globals['_RELEASEOUTCOME']._serialized_end=357
+  _globals['_HEADSREPLY']._serialized_start=359
+  _globals['_HEADSREPLY']._serialized_end=387
+  _globals['_MPCJOBREQUEST']._serialized_start=389
+  _globals['_MPCJOBREQUEST']._serialized_end=472
+  _globals['_STEPOUTCOME']._serialized_start=474
+  _globals['_STEPOUTCOME']._serialized_end=577
+  _globals['_MPCJOBREPLY']._serialized_start=580
+  _globals['_MPCJOBREPLY']._serialized_end=743
+  _globals['_MPCFRAME']._serialized_start=745
+  _globals['_MPCFRAME']._serialized_end=785
+  _globals['_EXCHANGEACK']._serialized_start=787
+  _globals['_EXCHANGEACK']._serialized_end=816
+  _globals['_CKKSJOBSPEC']._serialized_start=819
+  _globals['_CKKSJOBSPEC']._serialized_end=1029
+  _globals['_CKKSJOBCHUNK']._serialized_start=1031
+  _globals['_CKKSJOBCHUNK']._serialized_end=1110
+  _globals['_CKKSJOBREPLY']._serialized_start=1113
+  _globals['_CKKSJOBREPLY']._serialized_end=1241
+  _globals['_PARTYNODE']._serialized_start=1244
+  _globals['_PARTYNODE']._serialized_end=1603
 # @@protoc_insertion_point(module_scope)

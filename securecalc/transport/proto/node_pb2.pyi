@@ -16,10 +16,12 @@ class JobConfirmation(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., digest: _Optional[str] = ...) -> None: ...
 
 class ConfirmReply(_message.Message):
-    __slots__ = ("same",)
+    __slots__ = ("same", "pending")
     SAME_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
     same: bool
-    def __init__(self, same: _Optional[bool] = ...) -> None: ...
+    pending: bool
+    def __init__(self, same: _Optional[bool] = ..., pending: _Optional[bool] = ...) -> None: ...
 
 class HeadsRequest(_message.Message):
     __slots__ = ("job_id", "checkpoint_json", "outcomes")
