@@ -91,8 +91,8 @@ class NoisePlan:
         """Standard deviation of the total noise of ``parties`` shares, per slot."""
         out = []
         for s, g in zip(self.scales, self.grids, strict=True):
-            q = math.exp(-float(g / s))
-            out.append(float(g) * math.sqrt(parties * 2 * q) / (1 - q))
+            x = float(g / s)  # tiny for a fine grid: 1 - exp(-x) by expm1, never 0
+            out.append(float(g) * math.sqrt(parties * 2 * math.exp(-x)) / -math.expm1(-x))
         return tuple(out)
 
 

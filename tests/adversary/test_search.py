@@ -57,6 +57,9 @@ ANALYSES = (analysis("n", "count", where="sex == 'F'")
             + analysis("sum_sbp", "sum", column="sbp")
             + analysis("var_y", "variance", column="y")
             + analysis("hist", "histogram", column="age", edges=EDGES))
+#: the search is about agreement and semantics, not budgets (tests/adversary/test_attacks.py
+#: runs the budget attacks): a node total large enough for any number of cases
+SEARCH_BUDGET = 1_000_000
 QUICK = "timeout_seconds = 30\npeer_timeout_seconds = 3\n"
 
 #: filters a mutation may set, with what they mean on a row
@@ -303,7 +306,7 @@ def in_process(root: Path, variant: int) -> Nodes:
     addresses = {h: f"127.0.0.1:{7201 + i}" for i, h in enumerate(HOSPITALS)}
     for name in HOSPITALS:
         text = node_toml(name, addresses[name], files[name], UNUSED_PKI, list(HOSPITALS),
-                         CATALOGUE) + "\n" + policy(ckks="exact")
+                         CATALOGUE) + "\n" + policy(ckks="exact", dp_total_budget=SEARCH_BUDGET)
         network.add_node(load_node_config(write(root / f"{name}.toml", text), insecure=True))
     audit = open_log(root / "audit" / "compute.jsonl", "compute", key=None, cert=None)
     network.add_compute("compute", Aggregator(ComputeJobs(), audit,
@@ -346,7 +349,8 @@ def process_nodes(cluster_factory, tmp_path_factory) -> Iterator[tuple[Nodes, No
     for variant in (0, 1):
         files = write_sites(tmp_path_factory.mktemp("rows"), variant)
         cluster = cluster_factory(files, catalogue=CATALOGUE, ckks="exact",
-                                  node_extra={h: policy() for h in HOSPITALS})
+                                  node_extra={h: policy(dp_total_budget=SEARCH_BUDGET)
+                                              for h in HOSPITALS})
 
         def study(name: str, engine: str, cluster: Any = cluster) -> StudyConfig:
             return load_study_config(cluster.study(name, engine, SCHEMA, ANALYSES,

@@ -14,7 +14,9 @@ from securecalc.core.encoding import FRACTION_BITS, mpc_bound, mpc_encode
 from securecalc.core.plans import MAX_ROWS_PER_SITE, SumPlan
 from securecalc.core.privacy import (
     NOISE_CAP_SCALES,
+    NoisePlan,
     bernoulli_exp,
+    describe,
     discrete_laplace,
     noise_plan,
     parse_epsilon,
@@ -123,3 +125,15 @@ def test_kinds_without_a_noisy_form_refuse_epsilon_by_name() -> None:
     with pytest.raises(ConfigError, match=r"analysis\[0\]\.epsilon.*must be a number"):
         analysis_from_mapping({"id": "q", "kind": "mean", "column": "age", "epsilon": -2},
                               index=0, schema=SCHEMA)
+
+
+def test_the_noise_of_a_fine_grid_is_described_not_divided_by_zero() -> None:
+    """A mean at epsilon 0.5 on a column with wide bounds: its sum slot's grid (2**-48) is so
+    much finer than its scale that exp(-grid/scale) rounds to 1. Found by the adversary
+    search: the coordinator failed after every node had charged the run."""
+    plan = NoisePlan(epsilon=0.5, scales=(Fraction(4), Fraction(200)),
+                     grids=(Fraction(1), Fraction(1, 2**48)))
+    count_std, sum_std = plan.std(3)
+    assert math.isfinite(sum_std) and sum_std == pytest.approx(200 * math.sqrt(6), rel=1e-9)
+    assert count_std == pytest.approx(math.sqrt(6 * math.exp(-0.25)) / -math.expm1(-0.25))
+    assert "noise" in describe(plan, 3)
