@@ -35,6 +35,7 @@ from typing import Any
 from securecalc.core.job import Job
 from securecalc.core.party import Party
 from securecalc.core.where import parse_where
+from securecalc.errors import ProtocolError
 
 #: the version of the canonical form: a change of the form changes every digest
 CANONICAL_VERSION = 1
@@ -88,8 +89,11 @@ def canonical_job(job: Job, engine: str, *, compute: Party | None = None,
                   run: RunParameters | None = None) -> CanonicalJob:
     """``job`` (validated) on ``engine`` in canonical form; ``compute``: the compute node a
     CKKS job sends ciphertexts to."""
-    study = _study_part(job, engine, compute)
-    run_part = {"job_id": job.job_id, **(run or RunParameters()).plain()}
+    try:
+        study = _study_part(job, engine, compute)
+        run_part = normalised({"job_id": job.job_id, **(run or RunParameters()).plain()})
+    except (ValueError, TypeError):  # e.g. NaN in a CKKS round's state: no canonical form
+        raise ProtocolError("malformed job: it has no canonical form") from None
     study_digest = digest_of({"version": CANONICAL_VERSION, "study": study})
     whole = digest_of({"version": CANONICAL_VERSION, "study": study, "run": run_part})
     return CanonicalJob(study=study, run=run_part, study_digest=study_digest, digest=whole)

@@ -158,3 +158,12 @@ def test_canonical_bytes_are_sorted_compact_and_refuse_nan() -> None:
         b'{"a":[2.5,true,null],"b":1}'
     with pytest.raises(ValueError):
         canonical_bytes({"x": float("nan")})
+
+
+def test_a_run_without_a_canonical_form_is_a_protocol_error() -> None:
+    from securecalc.errors import ProtocolError
+
+    ckks = job_from_mapping(honest(), "ckks")
+    with pytest.raises(ProtocolError, match="no canonical form"):
+        canonical_job(ckks, "ckks", compute=COMPUTE,
+                      run=RunParameters(states={"r": {"beta": [float("nan")]}}))
