@@ -107,7 +107,8 @@ def test_a_coordinator_certificate_cannot_submit_ciphertexts(in_process, cohort)
                          node_extra={"coordinator": '[policy]\nmin_parties = 2\n'
                                                     'ckks = "exact"\n'})
     study = parties.study("roles-ckks", "ckks", SYNTH_SCHEMA_TOML, NOISY,
-                          parties=["hospital-a", "hospital-b", "coordinator"])
+                          parties=["hospital-a", "hospital-b", "coordinator"],
+                          extra_study="peer_timeout_seconds = 3\n")
     with pytest.raises(SecureCalcError, match="did not confirm holding this job"):
         parties.run(study)
     compute = {e["event"] for e in parties.events("compute")}
