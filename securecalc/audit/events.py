@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,7 @@ from securecalc.audit.chain import canonical
 from securecalc.audit.log import AuditLog
 from securecalc.audit.verify import check_checkpoint
 from securecalc.core.limits import NOTE_CHARS
-from securecalc.errors import ProtocolError, SecureCalcError, StorageError
+from securecalc.errors import CryptoError, ProtocolError, SecureCalcError, StorageError
 
 
 def open_log(path: Path, party: str, *, key: Path | None, cert: Path | None) -> AuditLog:
@@ -74,10 +74,27 @@ def signed_head(log: AuditLog) -> str:
         return ""
 
 
+def _pin_problem(head: Mapping[str, Any], pins: Mapping[str, str]) -> str | None:
+    """Why a checkpoint's certificate does not carry the key pinned for its signer, or None
+    (a certificate the study CA signed for that name with another key is not the signer's)."""
+    signer = head.get("signer")
+    if not isinstance(signer, str) or signer not in pins:
+        return None
+    from securecalc.pins import pem_pin  # cryptography: only when a pinned head arrives
+
+    try:
+        found = pem_pin(str(head.get("certificate", "")).encode())
+    except CryptoError:
+        return "unusable certificate"
+    return None if found == pins[signer] else f"not signed with the key pinned for {signer}"
+
+
 def store_heads(log: AuditLog, job_id: str, heads: Sequence[str], *, ca_pem: bytes | None,
-                allowed: Sequence[str] | None = None) -> int:
+                allowed: Sequence[str] | None = None,
+                pins: Mapping[str, str] | None = None) -> int:
     """Verify other parties' checkpoints (signature, certificate from the study CA, signer
-    among ``allowed`` when given) and keep them in this log."""
+    among ``allowed`` when given, the key pinned for the signer in ``pins`` when it has one)
+    and keep them in this log."""
     verified: list[tuple[str, dict[str, Any]]] = []
     for raw in heads:
         try:
@@ -89,7 +106,7 @@ def store_heads(log: AuditLog, job_id: str, heads: Sequence[str], *, ca_pem: byt
             raise ProtocolError("checkpoint of a party outside the job")
         if head.get("signer") == log.party:
             continue
-        problem = check_checkpoint(head, ca_pem=ca_pem)
+        problem = check_checkpoint(head, ca_pem=ca_pem) or _pin_problem(head, pins or {})
         if problem:
             raise ProtocolError(f"checkpoint rejected: {problem}")
         # only what the signature and certificate vouch for: a coordinator relaying the

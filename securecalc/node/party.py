@@ -218,7 +218,8 @@ class PartyNode:
         # heads signed by this node's parties or by the calling coordinator, under its name
         signers = (*self.config.hospitals, self.config.compute, coordinator)
         stored = store_heads(self.audit, request.job_id, request.checkpoint_json,
-                             ca_pem=ca_pem, allowed=None if self.tls is None else signers)
+                             ca_pem=ca_pem, allowed=None if self.tls is None else signers,
+                             pins=self.config.pins)
         if request.outcomes:  # a long note is recorded cut, never refused (bounded_note)
             self.audit.append("release_reported", job=request.job_id, coordinator=coordinator,
                               outcomes=[{"analysis": o.analysis_id, "status": o.status,

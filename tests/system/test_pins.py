@@ -252,3 +252,30 @@ def test_a_study_that_sends_a_hospital_to_the_rogue_server_reads_nothing(  # typ
         assert jobs, f"{name} never received the study"
         started = [r for r in records if r["event"] == "job_start" and r["data"]["job"] in jobs]
         assert not started, f"{name} read its rows for a job with the rogue server"
+
+
+@pytest.mark.timeout(60)
+def test_a_head_signed_with_a_second_hospital_b_key_is_not_kept(  # type: ignore[no-untyped-def]
+        cluster: LocalCluster, rogue: Path, tmp_path: Path) -> None:
+    """Audit tampering by the CA operator: a checkpoint "of hospital-b" signed with its own
+    CA-signed hospital-b certificate, handed to hospital-a as the heads of a study. The node
+    keeps only heads signed with the keys it pinned; the real hospital-b's would be kept."""
+    from securecalc.audit.events import open_log
+
+    def head(folder: Path, name: str, job: str) -> str:
+        log = open_log(tmp_path / f"{name}.jsonl", "hospital-b", key=folder / "hospital-b.key",
+                       cert=folder / "hospital-b.crt")
+        log.append("job_end", job=job)
+        return json.dumps(log.checkpoint())
+
+    with channel_as(cluster, cluster.pki, "coordinator", "hospital-a") as channel:
+        stub = node_pb2_grpc.PartyNodeStub(channel)
+        error = refusal(lambda: stub.StoreHeads(node_pb2.HeadsRequest(
+            job_id="forged-head", checkpoint_json=[head(rogue, "forged", "x")]), timeout=20))
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error
+        kept = stub.StoreHeads(node_pb2.HeadsRequest(
+            job_id="genuine-head", checkpoint_json=[head(cluster.pki, "genuine", "y")]),
+            timeout=20)
+    assert kept.stored == 1  # the same head signed with the pinned key is kept
+    log = (cluster.root / "audit" / "hospital-a.jsonl").read_text()
+    assert '"forged-head"' not in log and '"genuine-head"' in log
