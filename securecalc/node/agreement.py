@@ -180,6 +180,8 @@ class _Round:
         with ThreadPoolExecutor(max_workers=min(len(self.peers), 16),
                                 thread_name_prefix="agree") as pool:
             answers = [pool.submit(self._confirm, p) for p in self.peers]
+            for answer in answers:  # an answer wakes the wait at once
+                answer.add_done_callback(lambda _: self._wake())
             outcome = self._wait(answers)
             self.closing.set()  # the confirmations still being sent stop
         if outcome == "agreed":
@@ -194,6 +196,10 @@ class _Round:
         raise AgreementFailed(f"{', '.join(silent)} did not confirm holding this job in time "
                               f"(a peer that has not received it is waited for "
                               f"{self.peer_timeout:g} s); no row was read")
+
+    def _wake(self) -> None:
+        with self.held.changed:
+            self.held.changed.notify_all()
 
     def _wait(self, answers: list[Future[bool | None]]) -> str:
         held, n = self.held, len(self.peers)
@@ -220,7 +226,7 @@ class _Round:
     def _confirm(self, peer: Party) -> bool | None:
         """Tell ``peer`` this node's digest until it holds the job: its verdict, or None
         (silent, unreachable or refusing for the peer timeout, or out of time)."""
-        pause = 0.05
+        pause = 0.005
         link = None
         heard = time.monotonic()  # when the peer last showed it has the job
         try:

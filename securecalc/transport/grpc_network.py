@@ -43,6 +43,7 @@ from securecalc.transport.messages import (
     mpc_reply_from_proto,
     states_to_json,
 )
+from securecalc.transport.pinned import forget
 from securecalc.transport.proto import compute_pb2, compute_pb2_grpc, node_pb2, node_pb2_grpc
 from securecalc.transport.tls import TlsFiles
 
@@ -215,6 +216,7 @@ class GrpcPeerLink:
                     pause = min(0.5, 2 * pause)
                     continue
                 if code != grpc.StatusCode.CANCELLED:
+                    forget(self.peer.address, self.peer.name)
                     return (f"stream to {self.peer.name} at {self.peer.address} broke "
                             f"({code.name if code else 'error'})")
                 return None
@@ -231,6 +233,7 @@ class GrpcPeerLink:
             code = exc.code() if hasattr(exc, "code") else None
             if code == grpc.StatusCode.FAILED_PRECONDITION and exc.details() == NOT_YET:
                 raise NotYet() from None
+            forget(self.peer.address, self.peer.name)  # a renewed certificate is fetched again
             raise PartyError(self.peer.name, f"confirmation refused or lost "
                                              f"({code.name if code else 'error'})") from None
         return None if reply.pending else bool(reply.same)

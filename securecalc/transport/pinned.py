@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import socket
 import ssl
+import threading
+import time
 
 import grpc
 from cryptography import x509
@@ -29,6 +31,21 @@ from securecalc.transport.tls import TlsFiles, certificate_name
 
 #: seconds the handshake that fetches a peer's certificate may take
 FETCH_SECONDS = 5.0
+#: seconds a verified certificate is reused for new channels to the same party and address
+#: (a renewed certificate, same key, is fetched again after this or after a failed call)
+REUSE_SECONDS = 300.0
+#: most verified certificates remembered
+REMEMBERED = 1024
+
+_verified: dict[tuple[str, str, str], tuple[bytes, float]] = {}
+_lock = threading.Lock()
+
+
+def forget(address: str, name: str) -> None:
+    """Fetch ``name``'s certificate at ``address`` again next time (a call to it failed)."""
+    with _lock:
+        for key in [k for k in _verified if k[:2] == (address, name)]:
+            del _verified[key]
 
 
 def pinned_credentials(tls: TlsFiles, *, address: str, name: str, pin: str,
@@ -36,6 +53,13 @@ def pinned_credentials(tls: TlsFiles, *, address: str, name: str, pin: str,
     """Client credentials for party ``name`` at ``address`` that trust only its certificate
     with the key ``pin``; PartyError (naming ``name``) when the server there holds another
     key or certificate name, or cannot be reached."""
+    material = tls.load()
+    with _lock:
+        cached = _verified.get((address, name, pin))
+    if cached is not None and time.monotonic() - cached[1] < REUSE_SECONDS:
+        return grpc.ssl_channel_credentials(root_certificates=cached[0],
+                                            private_key=material.key,
+                                            certificate_chain=material.cert)
     pem = _fetch_certificate(tls, address, name, timeout)
     presented = certificate_name(pem)
     if presented != name:
@@ -46,7 +70,10 @@ def pinned_credentials(tls: TlsFiles, *, address: str, name: str, pin: str,
         raise PartyError(name, f"the server at {address} holds a certificate for {name} with "
                                "another key than its pin: refused (a certificate the study "
                                "CA issued to someone else)")
-    material = tls.load()
+    with _lock:
+        if len(_verified) >= REMEMBERED:  # addresses come from jobs: keep the table bounded
+            _verified.clear()
+        _verified[(address, name, pin)] = (pem, time.monotonic())
     return grpc.ssl_channel_credentials(root_certificates=pem, private_key=material.key,
                                         certificate_chain=material.cert)
 
@@ -71,4 +98,4 @@ def _fetch_certificate(tls: TlsFiles, address: str, name: str, timeout: float) -
     return x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM)
 
 
-__all__ = ["FETCH_SECONDS", "pinned_credentials"]
+__all__ = ["FETCH_SECONDS", "REUSE_SECONDS", "forget", "pinned_credentials"]
