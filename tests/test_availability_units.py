@@ -86,3 +86,14 @@ def test_a_long_note_is_cut_with_its_length_and_digest() -> None:
     assert bounded_note("short") == "short"
     cut = bounded_note("x" * 5000)
     assert len(cut) <= 1024 and "[5000 characters, sha256 " in cut
+
+
+def test_a_refusal_record_keeps_the_jobs_canonical_digest() -> None:
+    from securecalc.node.refusals import short_received
+
+    received = {"job": "j", "digest": "a" * 64, "study_digest": "b" * 64,
+                "parties": ["x"] * 40, "analyses": [{"id": "m"}] * 3}
+    short = short_received(received)
+    assert short["digest"] == "a" * 64 and short["study_digest"] == "b" * 64
+    assert short["n_parties"] == 40 and len(short["parties"]) == 16 and short["analyses"] == 3
+    assert len(short["record_digest"]) == 64

@@ -28,8 +28,9 @@ WINDOW_SECONDS = 3600.0
 
 
 def short_received(received: Mapping[str, Any]) -> dict[str, Any]:
-    """A bounded summary of a ``study_received`` record: names cut, lists counted, and the
-    digest of the whole record, so that it can still be matched with what was sent."""
+    """A bounded summary of a ``study_received`` record: names cut, lists counted, the job's
+    canonical digest kept, and the digest of the whole record (``record_digest``), so that it
+    can still be matched with what was sent."""
     full = repr(sorted(received.items())).encode()
     out: dict[str, Any] = {key: (value[:REFUSAL_CHARS] if isinstance(value, str) else value)
                            for key, value in received.items()
@@ -38,7 +39,7 @@ def short_received(received: Mapping[str, Any]) -> dict[str, Any]:
     out["parties"] = [str(p)[:REFUSAL_CHARS] for p in parties[:LISTED_PARTIES]]
     out["n_parties"] = len(parties)
     out["analyses"] = len(received.get("analyses") or [])
-    out["digest"] = hashlib.sha256(full).hexdigest()
+    out["record_digest"] = hashlib.sha256(full).hexdigest()
     return out
 
 
