@@ -230,6 +230,11 @@ class MemoryStudyNetwork:
                 if not ok:
                     if self.clock.over:
                         raise self.clock.expired(waiting) from value
+                    if name in self.network.stopped:  # a stopped party's answer never comes
+                        party = next(p for p in parties if p.name == name)
+                        raise PartyError(name, f"stopped answering at {party.address}: no "
+                                         "answer to keepalive pings (frozen, crashed or cut "
+                                         "off)") from value
                     raise value
                 results[name] = value
         finally:
