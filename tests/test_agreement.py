@@ -120,3 +120,22 @@ def test_a_job_id_is_agreed_once() -> None:
         run(nodes, {"a": "d" * 64, "b": "d" * 64, "c": "d" * 64})
         again = run(nodes, {"a": "d" * 64, "b": "d" * 64, "c": "d" * 64}, peer_timeout=0.5)
     assert all("already ran" in v for v in again.values())
+
+
+def test_a_cancelled_call_stops_the_round_as_cancelled_not_silent() -> None:
+    """The coordinator cancels a node's call (another node refused): its confirmations stop,
+    and the node says it was cancelled, whatever its confirmations had heard so far."""
+    from securecalc.node.agreement import CANCELLED
+
+    nodes = {p.name: Agreements() for p in PARTIES}
+    cancels: list[Callable[[], None]] = []
+
+    def on_cancel(callback: Callable[[], None]) -> bool:
+        cancels.append(callback)
+        return True
+
+    threading.Timer(0.3, lambda: cancels[0]()).start()
+    with pytest.raises(SecureCalcError) as info:
+        agree(nodes["a"], Links("a", nodes), me="a", parties=PARTIES, job_id="j",
+              digest="d" * 64, peer_timeout=10.0, deadline=20.0, on_cancel=on_cancel)
+    assert str(info.value) == CANCELLED

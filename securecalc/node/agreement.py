@@ -209,16 +209,17 @@ class _Round:
                 answered = [a.result() for a in answers if a.done()]
                 if held.mismatch or False in answered:
                     return "mismatch"
-                if len(answered) == n and all(answered):
-                    if len(held.confirmed) == n:
-                        return "agreed"
+                everyone = len(answered) == n and all(answered)
+                if everyone and len(held.confirmed) == n:
+                    return "agreed"
+                if self.closing.is_set():  # before "silent": a cancelled confirmation is None
+                    return "cancelled"
+                if everyone:
                     answered_at = answered_at or time.monotonic()
                     if time.monotonic() - answered_at > self.peer_timeout:
                         return "silent"  # they hold our job but never told us so
                 elif len(answered) == n:
                     return "silent"
-                if self.closing.is_set():
-                    return "cancelled"
                 if time.monotonic() > self.deadline:
                     return "silent"
                 held.changed.wait(0.05)
