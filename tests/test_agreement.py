@@ -139,3 +139,15 @@ def test_a_cancelled_call_stops_the_round_as_cancelled_not_silent() -> None:
         agree(nodes["a"], Links("a", nodes), me="a", parties=PARTIES, job_id="j",
               digest="d" * 64, peer_timeout=10.0, deadline=20.0, on_cancel=on_cancel)
     assert str(info.value) == CANCELLED
+
+
+@pytest.mark.parametrize("seconds", [float("nan"), -1.0, 1e9])
+def test_a_malformed_peer_timeout_is_refused_on_every_engine(seconds: float) -> None:
+    """The coordinator's peer timeout bounds the round (and the MPC worker): a node refuses
+    NaN, a negative or an endless one, whichever engine the job is for."""
+    from securecalc.errors import ProtocolError
+    from securecalc.node.party import _peer_timeout
+
+    with pytest.raises(ProtocolError, match="malformed peer timeout"):
+        _peer_timeout(seconds)
+    assert _peer_timeout(0.0) == 15.0 and _peer_timeout(3.0) == 3.0

@@ -63,7 +63,7 @@ class Intake:
         try:
             policy.check_parties(job, engine, compute, self.config.roster)
             policy.check(job)
-            self.store.admit(job)  # the catalogue covers what the job reads; no row is read
+            self.store.admit(job)  # the job restates the catalogue it reads; no row is read
             if policy.approval and not self.approvals.is_approved(request):
                 path = self.approvals.record_pending(describe_request(job, canonical))
                 _LOG.warning("study %r awaits approval: %s", job.study, path)

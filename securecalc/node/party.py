@@ -90,7 +90,7 @@ class PartyNode:
         job = request.job
         canonical = canonical_job(job, "mpc")
         timeout = remaining(context)
-        peer_timeout = request.peer_timeout_seconds or PEER_TIMEOUT_SECONDS
+        peer_timeout = _peer_timeout(request.peer_timeout_seconds)
         with self.agreements.arriving(job.job_id):
             self.intake.admit(job, canonical, "mpc", coordinator)
             release = self._agree(job, canonical, peer_timeout, context)
@@ -184,9 +184,7 @@ class PartyNode:
             n_values=request.n_values,
             public_context_sha256=hashlib.sha256(request.public_context).hexdigest(),
             states=request.states))
-        peer_timeout = request.peer_timeout_seconds or PEER_TIMEOUT_SECONDS
-        if not 0 < peer_timeout <= MAX_JOB_SECONDS:
-            raise ProtocolError("malformed peer timeout")
+        peer_timeout = _peer_timeout(request.peer_timeout_seconds)
         layout = Layout(n_values=request.n_values, params=request.params)
         with self.agreements.arriving(job.job_id):
             self.intake.admit(job, canonical, "ckks", coordinator, compute.name)
@@ -226,3 +224,11 @@ class PartyNode:
                                          "note": bounded_note(o.note), "digest": o.digest}
                                         for o in request.outcomes])
         return stored
+
+
+def _peer_timeout(requested: float) -> float:
+    """The coordinator's peer timeout for a job (0: the default), checked on every engine."""
+    seconds = requested or PEER_TIMEOUT_SECONDS
+    if not 0 < seconds <= MAX_JOB_SECONDS:  # also NaN
+        raise ProtocolError("malformed peer timeout")
+    return seconds
